@@ -1,0 +1,56 @@
+# metarim — the contributor interface. `make demo` and `make test` each set up .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.metarim-installed
+PYTEST_ARGS ?=
+
+.PHONY: help venv demo test test-all lint format typecheck bench docs clean
+
+help:
+	@echo "make demo    run the main job (creates .venv on first use)"
+	@echo "make test    run the default test suite (creates .venv on first use)"
+	@echo "make lint    ruff check + ruff format --check + mypy"
+	@echo "make bench   run the benchmarks (machine otherwise idle, please)"
+	@echo "make docs    build the documentation site"
+	@echo "variables: TORCH_SPEC='$(TORCH_SPEC)' (e.g. TORCH_SPEC='torch==2.13.0' or a CUDA build), PYTHON=$(PYTHON)"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+
+# torch first and explicitly: an unpinned torch pulled in by a dependency would fetch a multi-GB CUDA build.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install "$(TORCH_SPEC)"
+	$(PY) -m pip install -e ".[dev,docs]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) examples/02_train_rim.py
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-all: $(STAMP)
+	$(PY) -m pytest -m "" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_env.py
+	$(PY) benchmarks/bench_rim.py
+	$(PY) benchmarks/bench_train.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache docs/_build
