@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml | $(PY)
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) examples/02_train_rim.py
+	$(PY) examples/01_make_env.py
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

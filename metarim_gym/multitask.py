@@ -69,7 +69,7 @@ class MultiTaskEnv(gym.Env[dict[str, Any], int]):
 
         self.tokenizer = MissionTokenizer(max_mission_len)
         self.observation_space = observation_space(max_mission_len)
-        self.action_space = spaces.Discrete(_N_ACTIONS)
+        self.action_space = spaces.Discrete(_N_ACTIONS)  # type: ignore[assignment]
 
         all_stages = self.stages if self.heldout is None else (*self.stages, self.heldout)
         self._envs: dict[tuple[str, str], gym.Env] = {}
@@ -81,6 +81,7 @@ class MultiTaskEnv(gym.Env[dict[str, Any], int]):
         self._stage_cum = [np.cumsum(s.probabilities).tolist() for s in all_stages]
 
         self._env: gym.Env | None = None
+        self._tasks_seeded = False
         self._task: Task | None = None
         self._episode_stage = -1
         self._mission_text: str | None = None
@@ -108,7 +109,7 @@ class MultiTaskEnv(gym.Env[dict[str, Any], int]):
             raise ValueError(f"task {task.name!r}: cannot make {task.env_id!r} with {task.kwargs}: {err}") from err
         obs_space = env.observation_space
         image = obs_space.spaces.get("image") if isinstance(obs_space, spaces.Dict) else None
-        if image is None or image.shape != (VIEW_SIZE, VIEW_SIZE, 3) or "direction" not in obs_space.spaces:
+        if image is None or image.shape != (VIEW_SIZE, VIEW_SIZE, 3) or "direction" not in obs_space.spaces:  # type: ignore[attr-defined]
             raise ValueError(
                 f"task {task.name!r} ({task.env_id}) does not fit the shared observation space: it needs a Dict "
                 f"with a {VIEW_SIZE}x{VIEW_SIZE}x3 'image' and 'direction' (got {obs_space})"
@@ -153,11 +154,16 @@ class MultiTaskEnv(gym.Env[dict[str, Any], int]):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict]:
         """Start an episode on a task sampled from the current stage.
 
-        :param seed: seeds this environment's ``np_random`` (task choice and the task's own seeds).
+        :param seed: seeds this environment's ``np_random`` (the task choice) and, from it, every task
+            environment's generator; later resets without a seed continue all these streams.
         :param options: ``{"stage": i}`` sets the stage before sampling.
         :return: observation and info.
         """
         super().reset(seed=seed)
+        if seed is not None or not self._tasks_seeded:  # task envs draw from ours; later resets continue streams
+            self._tasks_seeded = True
+            for env in self._envs.values():
+                env.np_random = np.random.default_rng(int(self.np_random.integers(2**63 - 1)))
         if options and "stage" in options:
             self.set_stage(options["stage"])
         stage = self._schedule.stage
@@ -167,7 +173,7 @@ class MultiTaskEnv(gym.Env[dict[str, Any], int]):
         self._episode_stage = stage
         self._env = self._stage_envs[stage][idx]
         self._task = (self.stages[stage] if stage < self.n_stages else self.heldout).tasks[idx]  # type: ignore[union-attr]
-        obs, info = self._env.reset(seed=int(self.np_random.integers(2**31 - 1)))
+        obs, info = self._env.reset()
         info["task"] = self._task.name
         info["stage"] = stage
         return self._observe(obs), info
@@ -185,7 +191,7 @@ class MultiTaskEnv(gym.Env[dict[str, Any], int]):
         info["task"] = self._task.name  # type: ignore[union-attr]
         info["stage"] = self._episode_stage
         if terminated or truncated:
-            info["is_success"] = bool(terminated and reward > 0)
+            info["is_success"] = bool(terminated and float(reward) > 0)
             self._schedule.on_episode_end()
         return self._observe(obs), reward, terminated, truncated, info
 

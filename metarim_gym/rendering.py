@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +35,11 @@ def record_frames(
         raise ValueError(f"env must use render_mode='rgb_array', got {env.render_mode!r}")
     rng = np.random.default_rng(seed)
     obs, _ = env.reset(seed=seed)
-    frames = [env.render()]
+    frames: list[np.ndarray] = [np.asarray(env.render())]
     for _ in range(steps):
         action = policy(obs) if policy is not None else int(rng.integers(env.action_space.n))  # type: ignore[attr-defined]
         obs, _, terminated, truncated, _ = env.step(action)
-        frames.append(env.render())
+        frames.append(np.asarray(env.render()))
         if terminated or truncated:
             obs, _ = env.reset()
     if owned:
@@ -47,7 +47,7 @@ def record_frames(
     return frames
 
 
-def save_gif(frames: list[np.ndarray], path: str | Path, fps: int = 10) -> Path:
+def save_gif(frames: Sequence[np.ndarray], path: str | Path, fps: int = 10) -> Path:
     """Write frames to an animated GIF (looping).
 
     :param frames: ``(H, W, 3)`` uint8 frames of equal size.
@@ -63,5 +63,5 @@ def save_gif(frames: list[np.ndarray], path: str | Path, fps: int = 10) -> Path:
         raise ValueError(f"fps must be a positive integer, got {fps!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    imageio.mimsave(path, frames, duration=1000 / fps, loop=0)
+    imageio.mimsave(path, list(frames), duration=1000 / fps, loop=0)  # type: ignore[arg-type]
     return path

@@ -28,7 +28,12 @@ class StageSchedule:
     """
 
     def __init__(
-        self, kind: str = "manual", n_stages: int = 1, shift_every: int | None = None, cycle: bool = False, start: int = 0
+        self,
+        kind: str = "manual",
+        n_stages: int = 1,
+        shift_every: int | None = None,
+        cycle: bool = False,
+        start: int = 0,
     ) -> None:
         if kind not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {kind!r}")
@@ -58,7 +63,9 @@ class StageSchedule:
         :param stage: ``0..n_stages - 1`` for a training stage, ``n_stages`` for the held-out stage.
         """
         if isinstance(stage, bool) or not isinstance(stage, int) or not 0 <= stage <= self.n_stages:
-            raise ValueError(f"stage must be an integer in 0..{self.n_stages} ({self.n_stages} = held out), got {stage!r}")
+            raise ValueError(
+                f"stage must be an integer in 0..{self.n_stages} ({self.n_stages} = held out), got {stage!r}"
+            )
         self.stage = stage
         self.count = 0
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class Task:
         return (self.env_id, repr(sorted(self.kwargs.items())))
 
 
-TaskLike = Union[Task, str, Mapping[str, Any]]
+TaskLike = Task | str | Mapping[str, Any]
 
 
 def as_task(task: TaskLike) -> Task:
@@ -95,7 +95,7 @@ class Stage:
         return tuple(t.weight / total for t in self.tasks)
 
 
-StageLike = Union[Stage, Sequence[TaskLike], TaskLike]
+StageLike = Stage | Sequence[TaskLike] | TaskLike
 
 
 def as_stage(stage: StageLike) -> Stage:
@@ -174,7 +174,7 @@ GOTO = Family(
 MULTITASK = Family(
     "MultiTask",
     stages=(
-        Stage((Task("MiniGrid-DoorKey-5x5-v0", weight=0.5), _mr(2, 4, weight=0.5)), name="DoorKey-5x5 + MultiRoom-N2-S4"),
+        Stage((Task("MiniGrid-DoorKey-5x5-v0", weight=0.5), _mr(2, 4, weight=0.5))),
         Stage(
             (
                 Task("MiniGrid-DoorKey-5x5-v0", weight=0.2),

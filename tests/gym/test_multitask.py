@@ -1,0 +1,158 @@
+"""The generic multi-task env: sampling, stages, info contract, bad input, docstrings, GIFs."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import metarim_gym
+from metarim_gym import FAMILIES, MultiTaskEnv, Task
+from metarim_gym.envs import DOC_SECTIONS
+from metarim_gym.rendering import record_frames, save_gif
+
+
+def test_tasks_sampled_by_weight_and_instances_reused() -> None:
+    env = MultiTaskEnv([[Task("MiniGrid-DoorKey-5x5-v0", weight=3), Task("MiniGrid-LavaGapS5-v0", weight=1)]])
+    counts: Counter[str] = Counter()
+    envs = set()
+    env.reset(seed=1)
+    for _ in range(2000):
+        _, info = env.reset()
+        counts[info["task"]] += 1
+        envs.add(id(env.task_env))
+    assert len(envs) == 2
+    assert 0.70 < counts["DoorKey-5x5"] / 2000 < 0.80
+
+
+def _place_next_to(env: gym.Env, cell_type: str) -> None:
+    """Put the agent on a free cell beside the first ``cell_type`` cell, facing it."""
+    inner = env.unwrapped.task_env
+    for x in range(inner.width):
+        for y in range(inner.height):
+            cell = inner.grid.get(x, y)
+            if cell is None or cell.type != cell_type:
+                continue
+            for direction, (dx, dy) in enumerate(((1, 0), (0, 1), (-1, 0), (0, -1))):
+                if inner.grid.get(x - dx, y - dy) is None:
+                    inner.agent_pos, inner.agent_dir = (x - dx, y - dy), direction
+                    return
+    raise AssertionError(f"no free cell next to a {cell_type}")
+
+
+def test_info_contract_and_success() -> None:
+    env = gym.make("MetaRIM-DoorKey-v0")
+    _, info = env.reset(seed=0)
+    assert info == {"task": "DoorKey-5x5", "stage": 0}
+    _place_next_to(env, "goal")
+    _, reward, terminated, _, info = env.step(2)
+    assert terminated and reward > 0 and info["is_success"] is True and info["stage"] == 0
+
+
+def test_lava_is_failure_and_timeout_is_failure() -> None:
+    env = gym.make("MetaRIM-LavaCrossing-v0")
+    env.reset(seed=0)
+    _place_next_to(env, "lava")
+    _, reward, terminated, _, info = env.step(2)
+    assert terminated and reward == 0 and info["is_success"] is False
+    env.reset(seed=0)
+    truncated, steps = False, 0
+    while not truncated:
+        _, _, terminated, truncated, info = env.step(0)  # turning in place never ends the episode
+        steps += 1
+        assert "is_success" not in info or truncated
+    assert info["is_success"] is False and steps == env.unwrapped.task_env.max_steps
+
+
+def test_fixed_and_heldout_stages() -> None:
+    env = gym.make("MetaRIM-MultiRoom-v0", stage=2)
+    _, info = env.reset(seed=0)
+    assert info["stage"] == 2 and info["task"] == "MultiRoom-N4-S5"
+    env = gym.make("MetaRIM-MultiRoom-v0", stage="heldout")
+    for _ in range(3):
+        _, info = env.reset()
+        assert info["task"] == "MultiRoom-N6-S6" and info["stage"] == 3
+    env.unwrapped.set_stage(1)
+    assert env.unwrapped.get_stage() == 1
+    _, info = env.reset(options={"stage": 0})
+    assert info["stage"] == 0
+
+
+def test_mission_conditioned_goto_changes_tokens() -> None:
+    env = gym.make("MetaRIM-GoTo-v0", stage=1)
+    missions = set()
+    env.reset(seed=0)
+    for _ in range(20):
+        obs, _ = env.reset()
+        missions.add(env.unwrapped.tokenizer.decode(obs["mission"]))
+    assert len(missions) > 3 and all(m.startswith("go to") for m in missions)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"stages": []}, "stages"),
+        ({"stages": [[]]}, "empty stage"),
+        ({"stages": [[{"env_id": "MiniGrid-DoorKey-5x5-v0", "weight": 0}]]}, "weight"),
+        ({"stages": [[{"env_id": "MiniGrid-DoorKey-5x5-v0", "weight": -1}]]}, "weight"),
+        ({"stages": ["MiniGrid-DoorKey-5x5-v0"], "schedule": "sometimes"}, "schedule"),
+        ({"stages": ["MiniGrid-DoorKey-5x5-v0"], "schedule": "steps", "shift_every": 0}, "shift_every"),
+        ({"stages": ["MiniGrid-DoorKey-5x5-v0"], "stage": 4}, "stage"),
+        ({"stages": ["MiniGrid-DoorKey-5x5-v0"], "stage": "heldout"}, "held-out"),
+        ({"stages": ["MiniGrid-DoorKey-5x5-v0"], "render_mode": "ascii"}, "render_mode"),
+        ({"stages": ["CartPole-v1"]}, "does not fit the shared observation space"),
+        ({"stages": [{"env_id": "MiniGrid-DoorKey-5x5-v0", "colour": 1}]}, "unknown task keys"),
+        ({"stages": ["MiniGrid-DoorKey-5x5-v0"], "max_mission_len": 4}, "max_len"),
+    ],
+)
+def test_bad_input_raises_at_construction(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        MultiTaskEnv(**kwargs)
+
+
+def test_set_stage_rejects_unknown_stage() -> None:
+    env = gym.make("MetaRIM-DoorKey-v0").unwrapped
+    with pytest.raises(ValueError, match="stage"):
+        env.set_stage(7)
+    with pytest.raises(ValueError, match="stage"):
+        env.set_stage("last")
+
+
+@pytest.mark.parametrize("env_id", sorted(metarim_gym.ENV_IDS))
+def test_family_docstrings_have_all_sections(env_id: str) -> None:
+    cls = type(gym.make(env_id).unwrapped)
+    doc = cls.__doc__ or ""
+    positions = [doc.find(f"## {section}\n") for section in DOC_SECTIONS]
+    assert all(p >= 0 for p in positions) and positions == sorted(positions)
+    assert f'gym.make("{env_id}")' in doc
+    family = FAMILIES[metarim_gym.ENV_IDS[env_id][1]]
+    for stage in (*family.stages, family.heldout):
+        for task in stage.tasks:
+            assert task.name in doc and task.env_id in doc
+
+
+def test_gif(tmp_path: Path) -> None:
+    frames = record_frames("MetaRIM-DoorKey-v0", steps=5)
+    assert len(frames) == 6 and frames[0].shape[2] == 3
+    path = save_gif(frames, tmp_path / "sub" / "doorkey.gif")
+    assert path.read_bytes()[:6] in (b"GIF89a", b"GIF87a")
+    with pytest.raises(ValueError, match="render_mode"):
+        record_frames(gym.make("MetaRIM-DoorKey-v0"), steps=2)
+
+
+def test_unseeded_envs_differ_and_seeded_envs_agree() -> None:
+    layouts = set()
+    for _ in range(4):
+        env = gym.make("MetaRIM-DoorKey-v0")
+        obs, _ = env.reset()
+        layouts.add(obs["image"].tobytes() + bytes(env.unwrapped.task_env.agent_pos))
+    assert len(layouts) > 1
+    a, b = gym.make("MetaRIM-DoorKey-v0"), gym.make("MetaRIM-DoorKey-v0")
+    a.reset()
+    b.reset()
+    for seed in (5, None, None, None):  # after a seeded reset, unseeded resets continue identical streams
+        oa, ob = a.reset(seed=seed)[0], b.reset(seed=seed)[0]
+        assert all(np.array_equal(oa[k], ob[k]) for k in oa)
