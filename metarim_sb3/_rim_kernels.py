@@ -1,0 +1,515 @@
+"""Time loops of the RIM cell: a fused forward/backward pair and an eager autograd reference.
+
+Inputs are pre-projected (see :class:`metarim_sb3.rim.RIM`). Per step ``t`` the loops read
+
+* ``u[:, t]`` — the input row pushed through the value projection and each unit's input weights,
+  ``(x_t W_v) W_ih,j``, shape ``[N, B, G]``; the fused kernel computes it itself as ``x2 @ w_in``;
+* ``kq[t]`` — the input row's key multiplied by the attention scale, shape ``[B, dk]``.
+
+The null row has key 0 and value 0 (the projections carry no bias), so the input attention of unit ``j`` is a
+softmax over the two scores ``(0, s_j)``: the weight on the input row is ``sigmoid(s_j)`` and the attended input
+is ``sigmoid(s_j) * v_t``. Ranking units by least attention on the null row is ranking by ``s_j`` (the log-odds),
+which avoids the ties a saturated sigmoid would produce.
+
+Fast path (:func:`forward_loop`, :class:`RIMSequence`). On CPU the cost is per-op overhead and first-touch page
+faults, not FLOPs, so the loop issues few, cheap ops:
+
+* states are stored batch-first ``[B, N, H]`` (the packed API layout) and read unit-first through transposed
+  views; batched matmuls accept those strides without copies; per-step views are made in bulk before the loop;
+* ``tanh(x) = 2 sigmoid(2x) - 1`` (torch's CPU ``tanh`` is several times slower than ``sigmoid``); the caller
+  passes weights whose tanh-gate columns are doubled (exact in floating point), see ``RIM._derived``;
+* the communication attention runs with the batch innermost (``[N, features, B]``) so its small reductions
+  vectorise; its query weights arrive pre-multiplied by the score scale;
+* the backward first forms every per-step derivative factor for all steps at once, then walks the steps in
+  reverse with only the recurrent ops, and finally forms each weight gradient as one matmul over all
+  ``T * B`` rows (as fused LSTM kernels do);
+* large scratch tensors come from a small pool (:class:`_BufferPool`) and go back to it when the backward is done
+  (backward scratch) or when the autograd graph is freed (tensors saved by the forward).
+
+:func:`rim_sequence_eager` is the plain formulation (``tanh``, unscaled weights) in differentiable torch ops; it
+serves higher-order gradients and is the reference the tests compare the fast path with.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import weakref
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+
+class _BufferPool:
+    """Reuse of large CPU scratch tensors between calls.
+
+    A fresh multi-megabyte CPU tensor is returned to the OS when freed and page-faults again on its next first
+    touch, which costs as much as the arithmetic here. Buffers are flat; a request takes the smallest free
+    buffer that holds it without wasting more than half. Tensors handed back must have no other users.
+
+    :param max_bytes: cap on the bytes kept.
+    """
+
+    def __init__(self, max_bytes: int = 256 << 20) -> None:
+        self._free: list[Tensor] = []
+        self._bytes = 0
+        self._max_bytes = max_bytes
+        self._lock = threading.Lock()
+
+    def take(self, shape: tuple[int, ...], like: Tensor) -> Tensor:
+        """An uninitialised tensor of ``shape`` with ``like``'s dtype and device."""
+        numel = math.prod(shape)
+        if like.device.type != "cpu" or numel < 16384:
+            return torch.empty(shape, dtype=like.dtype, device=like.device)
+        with self._lock:
+            fits = [
+                (b.numel(), i)
+                for i, b in enumerate(self._free)
+                if b.dtype == like.dtype and numel <= b.numel() <= 2 * numel
+            ]
+            if fits:
+                buf = self._free.pop(min(fits)[1])
+                self._bytes -= buf.numel() * buf.element_size()
+                return buf[:numel].view(shape)
+        return torch.empty(numel, dtype=like.dtype).view(shape)
+
+    def give(self, tensors: list[Tensor]) -> None:
+        """Return tensors obtained from :meth:`take` (views of them are fine)."""
+        with self._lock:
+            held = {b.data_ptr() for b in self._free}
+            for t in tensors:
+                base = t if t._base is None else t._base
+                if base.device.type != "cpu" or base.dim() != 1 or base.numel() < 16384 or base.data_ptr() in held:
+                    continue
+                held.add(base.data_ptr())
+                self._free.append(base)
+                self._bytes += base.numel() * base.element_size()
+            while self._bytes > self._max_bytes:
+                old = self._free.pop(0)
+                self._bytes -= old.numel() * old.element_size()
+
+
+_POOL = _BufferPool()
+
+
+class _OneThread:
+    """Run the time loop's small ops on one intra-op thread (restored after).
+
+    Splitting a ``[6, 16, 64] x [6, 64, 320]`` bmm over two threads makes it slower, and much slower when the
+    cores are shared with other processes; the large matmuls outside the loops keep all threads.
+    """
+
+    def __enter__(self) -> None:
+        self.threads = torch.get_num_threads()
+        if self.threads > 1:
+            torch.set_num_threads(1)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.threads > 1:
+            torch.set_num_threads(self.threads)
+
+
+class CellConfig(NamedTuple):
+    """Static sizes of the cell.
+
+    :param n: number of units ``N``.
+    :param hs: unit state size ``H``.
+    :param k: number of active units per step.
+    :param gru: GRU cells if true, LSTM cells otherwise.
+    :param g: gate width (``4H`` LSTM, ``3H`` GRU).
+    :param dk: input-attention key size (all heads).
+    :param nh: communication heads.
+    :param dq: communication key size per head.
+    :param dv: communication value size per head.
+    :param cscale: communication score scale ``1 / sqrt(dq)``.
+    """
+
+    n: int
+    hs: int
+    k: int
+    gru: bool
+    g: int
+    dk: int
+    nh: int
+    dq: int
+    dv: int
+    cscale: float
+
+
+def _select(s: Tensor, k: int, out: Tensor | None = None) -> Tensor:
+    """Boolean ``[N, B]`` mask of the ``k`` largest scores along the unit dimension (``out`` must be all false)."""
+    out = torch.zeros_like(s, dtype=torch.bool) if out is None else out
+    return out.scatter_(0, s.topk(k, 0, sorted=False).indices, True)
+
+
+def forward_loop(
+    cfg: CellConfig,
+    x2: Tensor,
+    w_in: Tensor,
+    kq: Tensor,
+    keep: Tensor | None,
+    drop: Tensor | None,
+    h0: Tensor,
+    c0: Tensor,
+    weights: tuple[Tensor, Tensor, Tensor | None, Tensor, Tensor],
+) -> dict[str, Any]:
+    """Run the cell over ``T`` steps without autograd recording (fast formulation).
+
+    :param cfg: static sizes.
+    :param x2: input rows ``[T * B, D']`` (raw inputs, or their values when ``w_in`` holds only the cell weights).
+    :param w_in: ``[D', N * G]``; ``x2 @ w_in`` gives every unit's cell input (tanh-gate columns doubled).
+    :param kq: scaled input keys ``[T, B, dk]``.
+    :param keep: ``[T, B]`` 0/1 factors (0 where an episode starts), or ``None`` when no step resets.
+    :param drop: ``[T, N, B]`` dropout factors on the input-row attention, or ``None``.
+    :param h0: initial hidden states ``[B, N, H]``.
+    :param c0: initial cell states ``[B, N, H]`` (ignored for GRU cells, whose ``c`` is zeros).
+    :param weights: ``(w_hq, b_hq, b_in, w_c, w_o)`` as produced by ``RIM._derived(..., fast=True)``.
+    :return: a dict with the outputs ``hout [T, B, N, H]``, cell states ``cseq [T + 1, B, N, H]``, the active
+        masks ``m [T, N, B]``, the tensors the backward needs and ``pooled``, the scratch to give back.
+    """
+    w_hq, b_hq, b_in, w_c, w_o = weights
+    n, hs, g, nh, dq, dv = cfg.n, cfg.hs, cfg.g, cfg.nh, cfg.dq, cfg.dv
+    t_len, b = kq.shape[0], kq.shape[1]
+    nq, nv = nh * dq, nh * dv
+    take = _POOL.take
+    u = torch.mm(x2, w_in, out=take((t_len * b, n * g), kq)).view(t_len, b, n, g)
+    hout = torch.empty(t_len, b, n, hs, dtype=kq.dtype, device=kq.device)
+    cseq = take((t_len + 1, b, n, hs), kq)
+    if cfg.gru:
+        cseq.zero_()
+    else:
+        cseq[0] = c0
+    m_all = torch.zeros(t_len, n, b, dtype=torch.bool, device=kq.device)
+    # gate pre-activations, turned into activations in place, then the input-attention queries
+    ah_all = take((t_len, n, b, g + cfg.dk), kq)
+    s2_all = take((t_len, n, b, hs), kq)  # sigmoid(2 c~) (LSTM) / sigmoid(2 n_pre) (GRU)
+    p_all = take((t_len, n, b), kq)
+    z_all = take((n, t_len * b, hs), kq)
+    qkv_all = take((t_len, n, 2 * nq + nv, b), kq)
+    oc_all = take((n, nv, t_len * b), kq)
+    resets = keep.eq(0).any(1).tolist() if keep is not None else [False] * t_len
+    w_ct = w_c.transpose(1, 2)
+    pcs: list[Tensor] = []
+    # per-step views, made in bulk
+    us, kqs, ahs, m_s = u.transpose(1, 2).unbind(0), kq.unbind(0), ah_all.unbind(0), m_all.unbind(0)
+    m3s, ps, s2s = m_all.unsqueeze(-1).unbind(0), p_all.unbind(0), s2_all.unbind(0)
+    qs, gates = ah_all[..., g:].unbind(0), ah_all[..., :g].unbind(0)
+    chunks = [ah_all[..., j * hs : (j + 1) * hs].unbind(0) for j in range(g // hs)]
+    if cfg.gru:
+        u_rz, u_n = [x.transpose(1, 2).unbind(0) for x in (u[..., : 2 * hs], u[..., 2 * hs :])]
+        rz_s = ah_all[..., : 2 * hs].unbind(0)
+    hs_new, cs = hout.transpose(1, 2).unbind(0), cseq.transpose(1, 2).unbind(0)
+    zs = z_all.view(n, t_len, b, hs).unbind(1)
+    ocs = oc_all.view(n, nh, dv, t_len, b).unbind(3)
+    qkvs = qkv_all.unbind(0)
+    qcs = qkv_all[:, :, :nq].view(t_len, n, 1, nh, dq, b).unbind(0)
+    kcs = qkv_all[:, :, nq : 2 * nq].view(t_len, 1, n, nh, dq, b).unbind(0)
+    vcs = qkv_all[:, :, 2 * nq :].view(t_len, 1, n, nh, dv, b).unbind(0)
+    h = h0.transpose(0, 1)
+    with _OneThread():
+        for t in range(t_len):
+            c = cs[t]
+            if resets[t]:
+                kt = keep[t].view(1, b, 1)  # type: ignore[index]
+                h = h * kt
+                c.mul_(kt)
+            torch.baddbmm(b_hq, h, w_hq, out=ahs[t])
+            s = torch.linalg.vecdot(qs[t], kqs[t])
+            _select(s, cfg.k, m_s[t])
+            m3 = m3s[t]
+            p = torch.sigmoid(s, out=ps[t])
+            pd = (p * drop[t] if drop is not None else p).unsqueeze(-1)
+            if cfg.gru:
+                rz_s[t].addcmul_(pd, u_rz[t]).sigmoid_()
+                r_, zg = chunks[0][t], chunks[1][t]
+                n_pre = torch.addcmul(b_in, pd, u_n[t]).addcmul_(r_, chunks[2][t])  # type: ignore[arg-type]
+                nn_ = torch.sigmoid(n_pre, out=s2s[t]).mul(2.0).sub_(1.0)
+                ht = torch.addcmul(nn_, zg, h - nn_)
+            else:
+                gates[t].addcmul_(pd, us[t]).sigmoid_()
+                i_, f_, sg, o_ = chunks[0][t], chunks[1][t], chunks[2][t], chunks[3][t]
+                ct = (f_ * c).sub_(i_).addcmul_(i_, sg, value=2.0)  # f c + i tanh(x_g), tanh(x_g) = 2 sg - 1
+                s2 = torch.sigmoid(ct * 2.0, out=s2s[t])
+                ht = torch.addcmul(torch.neg(o_), o_, s2, value=2.0)  # o tanh(c~)
+                torch.where(m3, ct, c, out=cs[t + 1])
+            z = torch.where(m3, ht, h, out=zs[t])
+            # communication: every unit reads every unit's post-update state; batch innermost
+            torch.bmm(w_ct, z.transpose(1, 2), out=qkvs[t])
+            pc = torch.softmax(torch.linalg.vecdot(qcs[t], kcs[t], dim=3), 1)  # [N read, N written, nh, B]
+            pcs.append(pc)
+            oc = torch.sum(pc.unsqueeze(3) * vcs[t], 1, out=ocs[t])
+            comm = torch.bmm(oc.view(n, nv, b).transpose(1, 2), w_o)
+            h = torch.where(m3, ht.add_(comm), h, out=hs_new[t])
+    return dict(
+        hout=hout,
+        cseq=cseq,
+        m=m_all,
+        u=u,
+        ah=ah_all,
+        s2=s2_all,
+        p=p_all,
+        z=z_all,
+        qkv=qkv_all,
+        oc=oc_all,
+        pc=pcs,
+        resets=resets,
+        pooled=[u, cseq, ah_all, s2_all, p_all, z_all, qkv_all, oc_all],
+    )
+
+
+def backward_loop(
+    cfg: CellConfig,
+    sv: dict[str, Any],
+    x2: Tensor,
+    w_in: Tensor,
+    kq: Tensor,
+    keep: Tensor | None,
+    drop: Tensor | None,
+    h0: Tensor,
+    w_hq: Tensor,
+    w_c: Tensor,
+    w_o: Tensor,
+    d_out: Tensor,
+    d_ht: Tensor,
+    d_ct: Tensor,
+) -> tuple[Tensor | None, ...]:
+    """Reverse pass of :func:`forward_loop`.
+
+    :return: gradients for ``x2, w_in, kq, h0, c0, w_hq, b_hq, b_in, w_c, w_o``.
+    """
+    n, hs, g, dk, nh, dq, dv = cfg.n, cfg.hs, cfg.g, cfg.dk, cfg.nh, cfg.dq, cfg.dv
+    t_len, b = kq.shape[0], kq.shape[1]
+    rows, nq, nv = t_len * b, nh * dq, nh * dv
+    take = _POOL.take
+    # states before each step (after the episode resets)
+    hold = torch.cat((h0.view(1, b, n, hs), sv["hout"][:-1]), out=take((t_len, b, n, hs), kq))
+    if keep is not None and any(sv["resets"]):
+        hold.mul_(keep.view(t_len, b, 1, 1))
+    mf = sv["m"].to(kq.dtype).unsqueeze(-1)
+    p, ah, s2, u = sv["p"], sv["ah"], sv["s2"], sv["u"]
+    pd = (p * drop if drop is not None else p).unsqueeze(-1)
+    pdiff = torch.addcmul(p, p, p, value=-1.0)
+    if drop is not None:
+        pdiff.mul_(drop)
+    # per-step derivative factors, for all steps at once
+    ds2 = torch.addcmul(s2, s2, s2, value=-1.0, out=take(s2.shape, kq))
+    tmp = take(s2.shape, kq)
+    scratch = [hold, ds2, tmp]
+    if cfg.gru:
+        rz = ah[..., : 2 * hs]
+        dact = torch.addcmul(rz, rz, rz, value=-1.0, out=take(rz.shape, kq))
+        zg = rz[..., hs:]
+        f_n = torch.mul(torch.sub(1.0, zg, out=tmp), ds2, out=take(s2.shape, kq)).mul_(2.0)
+        torch.sub(hold.transpose(1, 2), torch.mul(s2, 2.0, out=tmp).sub_(1.0), out=tmp)
+        f_z = torch.mul(tmp, dact[..., hs:], out=take(s2.shape, kq))
+        f_r = torch.mul(ah[..., 2 * hs : g], dact[..., :hs], out=take(s2.shape, kq))
+        steps = tuple(
+            zip(f_n.unbind(0), f_z.unbind(0), f_r.unbind(0), rz[..., :hs].unbind(0), zg.unbind(0), strict=True)
+        )
+        scratch += [dact, f_n, f_z, f_r]
+    else:
+        act = ah[..., :g]
+        dact = torch.addcmul(act, act, act, value=-1.0, out=take(act.shape, kq))
+        i_, f_, sg, o_ = act.split(hs, -1)
+        fac = take(act.shape, kq)
+        torch.mul(torch.mul(sg, 2.0, out=tmp).sub_(1.0), dact[..., :hs], out=fac[..., :hs])
+        torch.mul(sv["cseq"][:-1].transpose(1, 2), dact[..., hs : 2 * hs], out=fac[..., hs : 2 * hs])
+        torch.mul(i_, dact[..., 2 * hs : 3 * hs], out=fac[..., 2 * hs : 3 * hs]).mul_(2.0)
+        torch.mul(torch.mul(s2, 2.0, out=tmp).sub_(1.0), dact[..., 3 * hs :], out=fac[..., 3 * hs :])
+        a_o = torch.mul(o_, ds2, out=tmp)  # o (1 - tanh(c~)^2) / 4
+        fac_ifg = fac[..., : 3 * hs].view(t_len, n, b, 3, hs)
+        steps = tuple(zip(a_o.unbind(0), f_.unbind(0), fac_ifg.unbind(0), fac[..., 3 * hs :].unbind(0), strict=True))
+        scratch += [dact, fac]
+    d_ah = take((n, t_len, b, g + dk), kq)
+    d_gi = take((n, t_len, b, g), kq) if cfg.gru else d_ah[..., :g]
+    d_qkv = take((n, 2 * nq + nv, rows), kq)
+    d_comm = take((n, rows, hs), kq)
+    d_s = take((t_len, n, b), kq)
+    d_u = take((t_len, b, n, g), kq)
+    scratch += [d_ah, d_gi, d_qkv, d_comm, d_s, d_u] if cfg.gru else [d_ah, d_qkv, d_comm, d_s, d_u]
+    w_hq_t, w_c_t = w_hq.transpose(1, 2), w_c.transpose(1, 2)
+    # per-step views, made in bulk
+    d_outs = d_out.reshape(t_len, b, n, hs).transpose(1, 2).unbind(0)
+    us, kqs, mfs = u.transpose(1, 2).unbind(0), kq.unbind(0), mf.unbind(0)
+    pdiffs, pds = pdiff.unbind(0), pd.unbind(0)
+    d_ahs, d_gis, d_ss, d_us = d_ah.unbind(1), d_gi.unbind(1), d_s.unbind(0), d_u.transpose(1, 2).unbind(0)
+    dghs, dqs = d_ah[..., :g].unbind(1), d_ah[..., g:].unbind(1)
+    d_comms = d_comm.view(n, t_len, b, hs).unbind(1)
+    d_qkv4 = d_qkv.view(n, 2 * nq + nv, t_len, b)
+    d_qkvs = d_qkv4.unbind(2)
+    d_qs = d_qkv4[:, :nq].view(n, nh, dq, t_len, b).unbind(3)
+    d_ks = d_qkv4[:, nq : 2 * nq].view(n, nh, dq, t_len, b).unbind(3)
+    d_vs = d_qkv4[:, 2 * nq :].view(n, nh, dv, t_len, b).unbind(3)
+    qkv = sv["qkv"]
+    qcs = qkv[:, :, :nq].view(t_len, n, 1, nh, dq, b).unbind(0)
+    kcs = qkv[:, :, nq : 2 * nq].view(t_len, 1, n, nh, dq, b).unbind(0)
+    vcs = qkv[:, :, 2 * nq :].view(t_len, 1, n, nh, dv, b).unbind(0)
+    pcs = sv["pc"]
+    dh = d_ht.reshape(b, n, hs).transpose(0, 1)
+    dc = d_ct.reshape(b, n, hs).transpose(0, 1)
+    with _OneThread():
+        for t in range(t_len - 1, -1, -1):
+            m_f = mfs[t]
+            dh = dh + d_outs[t]
+            dhm = torch.mul(dh, m_f, out=d_comms[t])
+            dh_old = dh - dhm
+            # communication attention, batch innermost
+            pc = pcs[t]
+            d_oc = torch.bmm(w_o, dhm.transpose(1, 2)).view(n, 1, nh, dv, b)
+            torch.sum(pc.unsqueeze(3) * d_oc, 0, out=d_vs[t])
+            d_pc = torch.linalg.vecdot(d_oc, vcs[t], dim=3).mul_(pc)
+            d_sc = torch.addcmul(d_pc, pc, d_pc.sum(1, keepdim=True), value=-1.0).unsqueeze(3)
+            torch.sum(d_sc * kcs[t], 1, out=d_qs[t])
+            torch.sum(d_sc * qcs[t], 0, out=d_ks[t])
+            d_h = torch.addcmul(dhm, torch.bmm(d_qkvs[t].transpose(1, 2), w_c_t), m_f)  # inactive units get nothing
+            dgh = dghs[t]
+            if cfg.gru:
+                f_n_t, f_z_t, f_r_t, r_t, zg_t = steps[t]
+                dgi = d_gis[t]
+                dn = torch.mul(d_h, f_n_t, out=dgi[..., 2 * hs :])
+                torch.mul(dn, f_r_t, out=dgi[..., :hs])
+                torch.mul(d_h, f_z_t, out=dgi[..., hs : 2 * hs])
+                dgh[..., : 2 * hs] = dgi[..., : 2 * hs]
+                torch.mul(dn, r_t, out=dgh[..., 2 * hs :])
+                dh_old.addcmul_(d_h, zg_t)
+            else:
+                a_o_t, f_t, fac_ifg_t, fac_o_t = steps[t]
+                dcm = dc * m_f
+                dct = torch.addcmul(dcm, d_h, a_o_t, value=4.0)
+                dc = (dc - dcm).addcmul_(dct, f_t)
+                torch.mul(dct.unsqueeze(2), fac_ifg_t, out=dgh[..., : 3 * hs].view(n, b, 3, hs))
+                torch.mul(d_h, fac_o_t, out=dgh[..., 3 * hs :])
+                dgi = dgh
+            ds = torch.mul(torch.linalg.vecdot(dgi, us[t]), pdiffs[t], out=d_ss[t])
+            torch.mul(dgi, pds[t], out=d_us[t])
+            torch.mul(ds.unsqueeze(-1), kqs[t], out=dqs[t])
+            dh = torch.baddbmm(dh_old, d_ahs[t], w_hq_t)
+            if sv["resets"][t]:
+                kt = keep[t].view(1, b, 1)  # type: ignore[index]
+                dh = dh * kt
+                dc = dc * kt
+    # weight gradients, once over all T * B rows
+    d_u2 = d_u.view(rows, n * g)
+    d_x2 = torch.mm(d_u2, w_in.t())
+    d_w_in = torch.mm(x2.t(), d_u2)
+    d_w_hq = torch.bmm(hold.view(rows, n, hs).transpose(0, 1).transpose(1, 2), d_ah.view(n, rows, g + dk))
+    d_b_hq = d_ah.sum((1, 2)).unsqueeze(1)
+    d_w_c = torch.bmm(sv["z"].transpose(1, 2), d_qkv.transpose(1, 2))
+    d_w_o = torch.bmm(sv["oc"], d_comm)
+    d_kq = (d_s.unsqueeze(-1) * ah[..., g:]).sum(1)
+    d_b_in = d_gi[..., 2 * hs :].sum((1, 2)).unsqueeze(1) if cfg.gru else None
+    d_h0 = dh.transpose(0, 1).reshape(b, n * hs)
+    d_c0 = torch.zeros_like(d_h0) if cfg.gru else dc.transpose(0, 1).reshape(b, n * hs)
+    _POOL.give(scratch)
+    return d_x2, d_w_in, d_kq, d_h0, d_c0, d_w_hq, d_b_hq, d_b_in, d_w_c, d_w_o
+
+
+class RIMSequence(torch.autograd.Function):
+    """The whole sequence as one autograd node with a hand-written backward (fast formulation).
+
+    Inputs after the non-differentiable ``cfg, keep, drop``: ``x2, w_in, kq, h0, c0, w_hq, b_hq, b_in, w_c,
+    w_o`` (see :func:`forward_loop`; ``h0``/``c0`` packed ``[B, N * H]``). Outputs: the sequence output
+    ``[T, B, N * H]``, final ``h`` and ``c`` ``[B, N * H]`` and the active masks ``[T, N, B]``.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        cfg: CellConfig,
+        keep: Tensor | None,
+        drop: Tensor | None,
+        x2: Tensor,
+        w_in: Tensor,
+        kq: Tensor,
+        h0: Tensor,
+        c0: Tensor,
+        w_hq: Tensor,
+        b_hq: Tensor,
+        b_in: Tensor | None,
+        w_c: Tensor,
+        w_o: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        t_len, b = kq.shape[0], kq.shape[1]
+        weights = (w_hq, b_hq, b_in, w_c, w_o)
+        h0_, c0_ = h0.view(b, cfg.n, cfg.hs), c0.view(b, cfg.n, cfg.hs)
+        sv = forward_loop(cfg, x2, w_in, kq, keep, drop, h0_, c0_, weights)
+        ctx.cfg, ctx.sv, ctx.keep, ctx.drop, ctx.has_b_in = cfg, sv, keep, drop, b_in is not None
+        ctx.save_for_backward(x2, w_in, kq, h0, w_hq, w_c, w_o)
+        ctx.mark_non_differentiable(sv["m"])
+        weakref.finalize(ctx, _POOL.give, sv.pop("pooled"))  # the saved scratch is reused once the graph is gone
+        out = sv["hout"].view(t_len, b, cfg.n * cfg.hs)
+        return out, out[-1].clone(), sv["cseq"][-1].view(b, -1).clone(), sv["m"]
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, d_out: Tensor, d_ht: Tensor, d_ct: Tensor, _d_m: Tensor) -> tuple[Tensor | None, ...]:
+        x2, w_in, kq, h0, w_hq, w_c, w_o = ctx.saved_tensors
+        grads = backward_loop(ctx.cfg, ctx.sv, x2, w_in, kq, ctx.keep, ctx.drop, h0, w_hq, w_c, w_o, d_out, d_ht, d_ct)
+        if not ctx.has_b_in:
+            grads = (*grads[:7], None, *grads[8:])
+        return (None, None, None, *grads)
+
+
+def _comm_eager(cfg: CellConfig, z: Tensor, w_c: Tensor, w_o: Tensor) -> Tensor:
+    """Multi-head attention among units (plain formulation): every unit reads every unit's ``z``."""
+    n, b = z.shape[0], z.shape[1]
+    nq = cfg.nh * cfg.dq
+    qkv = torch.bmm(z, w_c)
+    qc = qkv[..., :nq].reshape(n, b, cfg.nh, cfg.dq)
+    kc = qkv[..., nq : 2 * nq].reshape(n, b, cfg.nh, cfg.dq)
+    vc = qkv[..., 2 * nq :].reshape(n, b, cfg.nh, cfg.dv)
+    pc = torch.softmax((qc.unsqueeze(1) * kc.unsqueeze(0)).sum(-1) * cfg.cscale, 1)  # [N read, N written, B, nh]
+    oc = (pc.unsqueeze(-1) * vc.unsqueeze(0)).sum(1)
+    return torch.bmm(oc.reshape(n, b, cfg.nh * cfg.dv), w_o)
+
+
+def rim_sequence_eager(
+    cfg: CellConfig,
+    keep: Tensor | None,
+    drop: Tensor | None,
+    u: Tensor,
+    kq: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    w_hq: Tensor,
+    b_hq: Tensor,
+    b_ih: Tensor | None,
+    w_c: Tensor,
+    w_o: Tensor,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Plain formulation in differentiable ops; inputs from ``RIM._derived(..., fast=False)``."""
+    n, hs, g = cfg.n, cfg.hs, cfg.g
+    t_len, b = kq.shape[0], kq.shape[1]
+    h = h0.view(b, n, hs).transpose(0, 1)
+    c = torch.zeros_like(h) if cfg.gru else c0.view(b, n, hs).transpose(0, 1)
+    outs, masks = [], []
+    for t in range(t_len):
+        if keep is not None:
+            kt = keep[t].view(1, b, 1)
+            h, c = h * kt, c * kt
+        ah = torch.baddbmm(b_hq, h, w_hq)
+        s = (ah[..., g:] * kq[t]).sum(-1)
+        m3 = _select(s.detach(), cfg.k).unsqueeze(-1)
+        p = torch.sigmoid(s)
+        pd = (p * drop[t] if drop is not None else p).unsqueeze(-1)
+        if cfg.gru:
+            gi, gh = b_ih + pd * u[:, t], ah[..., :g]  # type: ignore[operator]
+            r = torch.sigmoid(gi[..., :hs] + gh[..., :hs])
+            zg = torch.sigmoid(gi[..., hs : 2 * hs] + gh[..., hs : 2 * hs])
+            nn_ = torch.tanh(gi[..., 2 * hs :] + r * gh[..., 2 * hs :])
+            ht, ct = (1.0 - zg) * nn_ + zg * h, c
+        else:
+            gates = ah[..., :g] + pd * u[:, t]
+            i_, f_ = torch.sigmoid(gates[..., : 2 * hs]).chunk(2, -1)
+            o_ = torch.sigmoid(gates[..., 3 * hs :])
+            ct = f_ * c + i_ * torch.tanh(gates[..., 2 * hs : 3 * hs])
+            ht = o_ * torch.tanh(ct)
+        z = torch.where(m3, ht, h.detach())  # the communication path never reaches inactive units
+        h = torch.where(m3, ht + _comm_eager(cfg, z, w_c, w_o), h)
+        c = torch.where(m3, ct, c)
+        outs.append(h)
+        masks.append(m3.squeeze(-1))
+    out = torch.stack(outs).transpose(1, 2).reshape(t_len, b, n * hs)
+    return out, out[-1], c.transpose(0, 1).reshape(b, n * hs), torch.stack(masks)

@@ -1,0 +1,303 @@
+"""Recurrent Independent Mechanisms (RIMs) as a drop-in recurrent core.
+
+Goyal, Lamb, Hoffmann, Sodhani, Levine, Bengio, Schölkopf, "Recurrent Independent Mechanisms",
+arXiv 1909.10893 (ICLR 2021).
+
+The state is split into ``N`` units of size ``H``, each with its own LSTM (or GRU) cell. At every step ``t``:
+
+1. **Input attention.** The input is a set of two rows, a null row (zeros) and ``x_t``. Keys and values are
+   projections shared by all units (no bias, so the null row's key and value are zero); each unit queries with
+   its own projection of ``h_j``. Scores are divided by ``sqrt(d_head)`` and averaged over the input heads; a
+   softmax over the two rows gives the weight ``p_j`` of the input row and the attended input ``A_j = p_j v_t``.
+   Dropout, when enabled, acts on these attention weights.
+2. **Selection.** The ``k`` units that put the least attention on the null row are active. The choice is not
+   differentiated through.
+3. **Independent dynamics.** Each unit updates its own cell from ``A_j``: ``(h~_j, c~_j) = Cell_j(A_j, (h_j, c_j))``.
+   All cells run as one batched matmul over units.
+4. **Communication.** Multi-head attention among units: each active unit reads the post-update states of all units
+   (``h~`` for active units, the kept ``h`` for inactive ones) and adds the projected result to ``h~_j``
+   (residual). Inactive units neither read nor receive gradient through this path.
+5. **Sparse update.** Inactive units keep ``h`` and ``c`` bit-for-bit; gradients still flow through time for them.
+6. The output is every unit's state, concatenated unit-major (unit ``j`` at ``[j*H:(j+1)*H]``).
+
+Speed: the input projections for the whole sequence are computed once outside the time loop (the attended
+input enters the cell only through ``p_j * (v_t W_ih,j)``), and when gradients are needed the loop runs inside
+one :class:`torch.autograd.Function` whose backward forms each weight gradient as one matmul over all steps
+(see :mod:`metarim_sb3._rim_kernels`). ``fused=False`` uses a plain autograd loop instead (needed only for
+higher-order gradients).
+
+Choices that are ours, not the paper's: LSTM gate order ``(i, f, o, g)`` with one bias per unit; a per-unit query
+bias (otherwise all units tie at a zero state); no bias in the key/value and communication projections (a key bias
+cancels from the two-row softmax and a value bias is absorbed by the cell bias); per-unit communication
+projections; dropout on the input attention only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from metarim_sb3._rim_kernels import _POOL, CellConfig, RIMSequence, forward_loop, rim_sequence_eager
+
+__all__ = ["RIM"]
+
+
+def _positive(name: str, value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+class RIM(nn.Module):
+    """A layer of ``n_units`` recurrent independent mechanisms, ``k`` of them active per step.
+
+    Duck-types a one-layer ``nn.LSTM`` (``input_size``, ``hidden_size``, ``num_layers``, state ``(h, c)`` each
+    ``(1, B, hidden_size)``), with ``hidden_size = n_units * unit_size``.
+
+    :param input_size: features of each input row.
+    :param n_units: number of units ``N``.
+    :param unit_size: state size ``H`` of each unit.
+    :param k: active units per step, ``1 <= k <= n_units``.
+    :param cell: ``"lstm"`` or ``"gru"`` (a GRU carries ``c`` as zeros).
+    :param input_key_size: input-attention key/query size (all heads).
+    :param input_value_size: input-attention value size; ``None`` means ``4 * unit_size``.
+    :param input_heads: input-attention heads; must divide ``input_key_size``.
+    :param comm_key_size: communication key/query size (all heads).
+    :param comm_value_size: communication value size (all heads).
+    :param comm_heads: communication heads; must divide both communication sizes.
+    :param dropout: dropout on the input-attention weights in training mode, in ``[0, 1)``.
+    :param fused: run the sequence through the hand-written backward (fast); ``False`` for plain autograd.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        n_units: int = 6,
+        unit_size: int = 32,
+        k: int = 4,
+        cell: str = "lstm",
+        input_key_size: int = 64,
+        input_value_size: int | None = None,
+        input_heads: int = 1,
+        comm_key_size: int = 32,
+        comm_value_size: int = 32,
+        comm_heads: int = 4,
+        dropout: float = 0.0,
+        *,
+        fused: bool = True,
+    ) -> None:
+        super().__init__()
+        if input_value_size is None:
+            input_value_size = 4 * unit_size if isinstance(unit_size, int) else unit_size
+        for name, value in (
+            ("input_size", input_size),
+            ("n_units", n_units),
+            ("unit_size", unit_size),
+            ("input_key_size", input_key_size),
+            ("input_value_size", input_value_size),
+            ("input_heads", input_heads),
+            ("comm_key_size", comm_key_size),
+            ("comm_value_size", comm_value_size),
+            ("comm_heads", comm_heads),
+        ):
+            _positive(name, value)
+        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= n_units:
+            raise ValueError(f"k must be an integer in 1..n_units={n_units}, got {k!r}")
+        if cell not in ("lstm", "gru"):
+            raise ValueError(f"cell must be 'lstm' or 'gru', got {cell!r}")
+        for size_name, size, heads_name, heads in (
+            ("input_key_size", input_key_size, "input_heads", input_heads),
+            ("comm_key_size", comm_key_size, "comm_heads", comm_heads),
+            ("comm_value_size", comm_value_size, "comm_heads", comm_heads),
+        ):
+            if size % heads:
+                raise ValueError(f"{heads_name}={heads} must divide {size_name}={size}")
+        if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+
+        self.input_size, self.n_units, self.unit_size, self.k, self.cell = input_size, n_units, unit_size, k, cell
+        self.hidden_size = n_units * unit_size
+        self.num_layers = 1
+        self.batch_first = False
+        self.dropout = float(dropout)
+        self.fused = fused
+        self.input_heads, self.comm_heads = input_heads, comm_heads
+        self.last_active: Tensor | None = None
+        gates = (3 if cell == "gru" else 4) * unit_size
+        self._cfg = CellConfig(
+            n=n_units,
+            hs=unit_size,
+            k=k,
+            gru=cell == "gru",
+            g=gates,
+            dk=input_key_size,
+            nh=comm_heads,
+            dq=comm_key_size // comm_heads,
+            dv=comm_value_size // comm_heads,
+            cscale=1.0 / math.sqrt(comm_key_size // comm_heads),
+        )
+        # mean over heads of per-head scores q_h . k_h / sqrt(d_head) == q . k / (heads * sqrt(d_head))
+        self._in_scale = 1.0 / (input_heads * math.sqrt(input_key_size // input_heads))
+
+        def param(*shape: int) -> nn.Parameter:
+            return nn.Parameter(torch.empty(*shape))
+
+        # mechanisms (per-unit recurrent cells), weights laid out [unit, in, out]
+        self.weight_ih = param(n_units, input_value_size, gates)
+        self.weight_hh = param(n_units, unit_size, gates)
+        if cell == "gru":
+            self.bias_ih = param(n_units, gates)
+            self.bias_hh = param(n_units, gates)
+        else:
+            self.bias = param(n_units, gates)
+        # attention (input attention, then communication)
+        self.query_weight = param(n_units, unit_size, input_key_size)
+        self.query_bias = param(n_units, input_key_size)
+        self.key_weight = param(input_size, input_key_size)
+        self.value_weight = param(input_size, input_value_size)
+        self.comm_query = param(n_units, unit_size, comm_key_size)
+        self.comm_key = param(n_units, unit_size, comm_key_size)
+        self.comm_value = param(n_units, unit_size, comm_value_size)
+        self.comm_out = param(n_units, comm_value_size, unit_size)
+        self._cache: tuple[tuple[object, ...], tuple[Tensor | None, ...]] | None = None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Uniform ``±1/sqrt(fan_in)`` everywhere; cells use ``±1/sqrt(unit_size)`` as ``nn.LSTM`` does."""
+        cell_bound = 1.0 / math.sqrt(self.unit_size)
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                if name.startswith(("weight_", "bias")) or name == "query_bias":
+                    p.uniform_(-cell_bound, cell_bound)
+                else:
+                    p.uniform_(-1.0 / math.sqrt(p.shape[-2]), 1.0 / math.sqrt(p.shape[-2]))
+        self._cache = None
+
+    def parameter_roles(self) -> dict[str, list[nn.Parameter]]:
+        """Split the parameters into ``modules`` (per-unit cells) and ``attention`` (input + communication)."""
+        cells = ["weight_ih", "weight_hh", *(("bias_ih", "bias_hh") if self.cell == "gru" else ("bias",))]
+        attention = ["query_weight", "query_bias", "key_weight", "value_weight"]
+        attention += ["comm_query", "comm_key", "comm_value", "comm_out"]
+        return {"modules": [getattr(self, n) for n in cells], "attention": [getattr(self, n) for n in attention]}
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.input_size}, n_units={self.n_units}, unit_size={self.unit_size}, k={self.k}, cell={self.cell!r}, "
+            f"input_heads={self.input_heads}, comm_heads={self.comm_heads}, dropout={self.dropout}"
+        )
+
+    def _derived(self, fuse_input: bool, fast: bool = True) -> tuple[Tensor | None, ...]:
+        """Weights as the loops consume them: ``(w_in, w_hq, b_hq, b_in, w_c, w_o)``.
+
+        ``w_in`` maps an input row to all units' cell inputs ``[D, N*G]`` (the value projection folded into the
+        cell input weights) when ``fuse_input``, else it is the cell input weights ``[dv, N*G]``. ``w_hq`` stacks
+        the recurrent and query weights ``[N, H, G + dk]`` (one matmul per step gives gates and queries).
+        ``fast`` prepares the fast kernel's formulation: tanh-gate columns doubled (``tanh(x) = 2 sigmoid(2x)
+        - 1``; doubling is exact), GRU input biases of the r/z gates merged into ``b_hq``, communication queries
+        pre-multiplied by the score scale. Otherwise the plain formulation for the eager loop.
+        """
+        n, hs, g = self.n_units, self.unit_size, self._cfg.g
+        gru = self.cell == "gru"
+        w_ih = self.weight_ih
+        b_hh = self.bias_hh if gru else self.bias
+        w_hq = torch.cat((self.weight_hh, self.query_weight), -1)
+        if fast:
+            scale = torch.ones(g, dtype=w_ih.dtype, device=w_ih.device)
+            scale[2 * hs : 3 * hs] = 2.0
+            w_ih = w_ih * scale
+            b_hq = (
+                torch.cat((b_hh + torch.cat((self.bias_ih[:, : 2 * hs], b_hh.new_zeros(n, hs)), 1), self.query_bias), 1)
+                if gru
+                else torch.cat((b_hh, self.query_bias), 1)
+            )
+            full = torch.cat((scale, scale.new_ones(self.query_weight.shape[-1])))
+            w_hq, b_hq = w_hq * full, b_hq * full
+            b_in = self.bias_ih[:, 2 * hs :].unsqueeze(1) * 2.0 if gru else None
+            w_cq = self.comm_query * self._cfg.cscale
+        else:
+            b_hq = torch.cat((b_hh, self.query_bias), 1)
+            b_in = self.bias_ih.unsqueeze(1) if gru else None
+            w_cq = self.comm_query
+        w_ih = w_ih.transpose(0, 1).reshape(-1, n * g)
+        w_in = self.value_weight @ w_ih if fuse_input else w_ih
+        w_c = torch.cat((w_cq, self.comm_key, self.comm_value), -1)
+        return w_in, w_hq, b_hq.unsqueeze(1), b_in, w_c, self.comm_out
+
+    def _derived_cached(self) -> tuple[Tensor | None, ...]:
+        """Fast-formulation :meth:`_derived` with the input fused, reused while no parameter changed (no grad)."""
+        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in self.parameters())
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, self._derived(True))
+        return self._cache[1]
+
+    def _check(self, x: Tensor, state: tuple[Tensor, Tensor], episode_starts: Tensor | None) -> None:
+        if not isinstance(x, Tensor) or x.dim() != 3 or x.shape[-1] != self.input_size:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"x must have shape (T, B, input_size={self.input_size}), got {shape}")
+        t_len, b = x.shape[0], x.shape[1]
+        if t_len == 0 or b == 0:
+            raise ValueError(f"x must have non-empty T and B dimensions, got {tuple(x.shape)}")
+        want = (1, b, self.hidden_size)
+        if not isinstance(state, (tuple, list)) or len(state) != 2:
+            raise ValueError("state must be a pair (h, c) of tensors")
+        for name, s in zip(("h", "c"), state, strict=True):
+            if not isinstance(s, Tensor) or tuple(s.shape) != want:
+                got = tuple(s.shape) if isinstance(s, Tensor) else type(s).__name__
+                raise ValueError(f"state {name} must have shape {want}, got {got}")
+        if episode_starts is not None and (
+            not isinstance(episode_starts, Tensor) or tuple(episode_starts.shape) != (t_len, b)
+        ):
+            got = tuple(episode_starts.shape) if isinstance(episode_starts, Tensor) else type(episode_starts).__name__
+            raise ValueError(f"episode_starts must have shape (T, B) = {(t_len, b)}, got {got}")
+
+    def forward(
+        self, x: Tensor, state: tuple[Tensor, Tensor], episode_starts: Tensor | None = None
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """Run the RIM over a sequence.
+
+        :param x: inputs ``(T, B, input_size)``.
+        :param state: ``(h, c)``, each ``(1, B, n_units * unit_size)``.
+        :param episode_starts: ``(T, B)``, nonzero where an episode starts at that step; the state of that batch
+            entry is zeroed before the step is computed.
+        :return: outputs ``(T, B, n_units * unit_size)`` and the final ``(h, c)``.
+        """
+        self._check(x, state, episode_starts)
+        t_len, b = x.shape[0], x.shape[1]
+        n, g = self.n_units, self._cfg.g
+        h0 = state[0].reshape(b, self.hidden_size).to(x.dtype).contiguous()
+        c0 = state[1].reshape(b, self.hidden_size).to(x.dtype).contiguous()
+        keep = None
+        if episode_starts is not None:
+            keep = (episode_starts == 0).to(device=x.device, dtype=x.dtype)
+        drop = None
+        if self.training and self.dropout > 0.0:
+            drop = torch.empty(t_len, n, b, dtype=x.dtype, device=x.device).bernoulli_(1.0 - self.dropout)
+            drop.div_(1.0 - self.dropout)
+        params_grad = any(p.requires_grad for p in self.parameters())
+        needs_grad = torch.is_grad_enabled() and (
+            params_grad or x.requires_grad or state[0].requires_grad or state[1].requires_grad
+        )
+        rows = x.reshape(t_len * b, self.input_size)
+        kq = (rows @ self.key_weight).mul_(self._in_scale).view(t_len, b, -1)
+        if needs_grad:
+            d_in, d_v = self.input_size, self.value_weight.shape[1]
+            fuse = d_in * d_v * n * g + t_len * b * d_in * n * g < t_len * b * d_v * (d_in + n * g)
+            w_in, *weights = self._derived(fuse, self.fused)
+        else:
+            fuse = True
+            w_in, *weights = self._derived_cached()
+        x2 = rows if fuse else rows @ self.value_weight
+        if not needs_grad:
+            with torch.no_grad():
+                sv = forward_loop(self._cfg, x2, w_in, kq, keep, drop, h0.view(b, n, -1), c0.view(b, n, -1), weights)
+            _POOL.give(sv["pooled"][:1] + sv["pooled"][2:])  # all but cseq, whose last step is returned
+            out, masks = sv["hout"].view(t_len, b, -1), sv["m"]
+            h_t, c_t = sv["hout"][-1].view(b, -1), sv["cseq"][-1].view(b, -1)
+        elif self.fused:
+            out, h_t, c_t, masks = RIMSequence.apply(self._cfg, keep, drop, x2, w_in, kq, h0, c0, *weights)
+        else:
+            u = (x2 @ w_in).view(t_len, b, n, g).permute(2, 0, 1, 3)
+            out, h_t, c_t, masks = rim_sequence_eager(self._cfg, keep, drop, u, kq, h0, c0, *weights)
+        self.last_active = masks.detach().transpose(1, 2).contiguous()
+        return out, (h_t.view(1, b, -1), c_t.view(1, b, -1))
