@@ -1,0 +1,159 @@
+"""Training throughput of RecurrentPPO with RIMPolicy vs LSTM baselines vs feed-forward PPO, side by side.
+
+Setup (identical for every row): ``MetaRIM-MultiRoom-v0`` fixed at stage 0, 8 envs in a ``DummyVecEnv``,
+``n_steps=128``, ``batch_size=128``, ``n_epochs=10``, the same :class:`~metarim_sb3.MiniGridExtractor`
+(``normalize_images=False``) and SB3's default ``net_arch``. Rows:
+
+- ``rim``: RecurrentPPO + :class:`~metarim_sb3.MultiInputRIMPolicy` (6 units x 32, k 4, actor and critic RIMs);
+- ``rim_shared``: the same with one RIM for actor and critic (``shared_lstm=True``: the critic reads the
+  detached actor output, as in sb3-contrib), i.e. half the recurrent compute;
+- ``lstm_sb3``: RecurrentPPO + sb3-contrib's stock ``RecurrentActorCriticPolicy``, ``lstm_hidden_size=192``;
+- ``lstm_fast``: RecurrentPPO + :class:`~metarim_sb3.MultiInputFastLstmPolicy`, ``lstm_hidden_size=192``;
+- ``ppo``: feed-forward PPO, ``MultiInputPolicy``.
+
+Each measurement is one ``learn()`` of ``--timesteps`` steps on a fresh model (after one untimed warm-up run per
+row); rows are interleaved and their order rotated on every repeat, in one process; the table shows medians.
+FPS = timesteps / wall time of ``learn()``; ``rollout s`` / ``train s`` split that time (collection vs updates).
+Targets: rim >= 1.5x lstm_sb3 and rim >= 0.4x ppo.
+
+    python benchmarks/bench_train.py [--timesteps 4096] [--repeats 3] [--threads 1] [--quick] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import torch as th
+from sb3_contrib import RecurrentPPO
+from sb3_contrib.common.recurrent.policies import RecurrentMultiInputActorCriticPolicy
+from stable_baselines3 import PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+import metarim_gym  # noqa: F401  (registers the ids)
+from metarim_sb3 import MiniGridExtractor, MultiInputFastLstmPolicy, MultiInputRIMPolicy
+
+ENV_ID = "MetaRIM-MultiRoom-v0"
+EXTRACTOR = dict(features_extractor_class=MiniGridExtractor, normalize_images=False)
+HYPER = dict(n_steps=128, batch_size=128, n_epochs=10)
+
+
+class PhaseTimer(BaseCallback):
+    """Wall time spent collecting rollouts (the rest of ``learn()`` is updates and logging)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rollout_s = 0.0
+        self._start = 0.0
+
+    def _on_rollout_start(self) -> None:
+        self._start = time.perf_counter()
+
+    def _on_rollout_end(self) -> None:
+        self.rollout_s += time.perf_counter() - self._start
+
+    def _on_step(self) -> bool:
+        return True
+
+
+def make_env(n_envs: int) -> DummyVecEnv:
+    return DummyVecEnv([lambda: gym.make(ENV_ID, stage=0) for _ in range(n_envs)])
+
+
+def builders(n_envs: int) -> dict[str, Callable[[], BaseAlgorithm]]:
+    def rim() -> BaseAlgorithm:
+        kwargs = dict(EXTRACTOR, n_units=6, unit_size=32, k=4)
+        return RecurrentPPO(MultiInputRIMPolicy, make_env(n_envs), policy_kwargs=kwargs, seed=0, **HYPER)
+
+    def rim_shared() -> BaseAlgorithm:
+        kwargs = dict(EXTRACTOR, n_units=6, unit_size=32, k=4, shared_lstm=True, enable_critic_lstm=False)
+        return RecurrentPPO(MultiInputRIMPolicy, make_env(n_envs), policy_kwargs=kwargs, seed=0, **HYPER)
+
+    def lstm_sb3() -> BaseAlgorithm:
+        kwargs = dict(EXTRACTOR, lstm_hidden_size=192)
+        return RecurrentPPO(
+            RecurrentMultiInputActorCriticPolicy, make_env(n_envs), policy_kwargs=kwargs, seed=0, **HYPER
+        )
+
+    def lstm_fast() -> BaseAlgorithm:
+        kwargs = dict(EXTRACTOR, lstm_hidden_size=192)
+        return RecurrentPPO(MultiInputFastLstmPolicy, make_env(n_envs), policy_kwargs=kwargs, seed=0, **HYPER)
+
+    def ppo() -> BaseAlgorithm:
+        return PPO("MultiInputPolicy", make_env(n_envs), policy_kwargs=dict(EXTRACTOR), seed=0, **HYPER)
+
+    return {"rim": rim, "rim_shared": rim_shared, "lstm_sb3": lstm_sb3, "lstm_fast": lstm_fast, "ppo": ppo}
+
+
+def measure(build: Callable[[], BaseAlgorithm], timesteps: int) -> dict[str, float]:
+    model = build()
+    timer = PhaseTimer()
+    start = time.perf_counter()
+    model.learn(timesteps, callback=timer)
+    total = time.perf_counter() - start
+    model.get_env().close()
+    return {"fps": model.num_timesteps / total, "total_s": total, "rollout_s": timer.rollout_s,
+            "train_s": total - timer.rollout_s}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--timesteps", type=int, default=4096, help="steps per measurement (default: 4096)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats (default: 3)")
+    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default: 1)")
+    parser.add_argument("--n-envs", type=int, default=8, help="DummyVecEnv size (default: 8)")
+    parser.add_argument("--rows", nargs="+", default=None, help="subset of rows: rim rim_shared lstm_sb3 lstm_fast ppo")
+    parser.add_argument("--quick", action="store_true", help="small budget: 2048 steps, 1 repeat, no warm-up")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
+    args = parser.parse_args()
+    if args.quick:
+        args.timesteps, args.repeats = 2048, 1
+    th.set_num_threads(args.threads)
+
+    rows = {name: b for name, b in builders(args.n_envs).items() if args.rows is None or name in args.rows}
+    if not args.quick:
+        for build in rows.values():  # warm-up: first-call costs (allocator, kernels, imports)
+            measure(build, 128 * args.n_envs)
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in rows}
+    names = list(rows)
+    for repeat in range(args.repeats):
+        shift = repeat % len(names)
+        for name in names[shift:] + names[:shift]:
+            runs[name].append(measure(rows[name], args.timesteps))
+            print(f"  repeat {repeat}: {name:10s} {runs[name][-1]['fps']:8.0f} fps", flush=True)
+
+    def median(name: str, key: str) -> float:
+        return statistics.median(r[key] for r in runs[name])
+
+    summary: dict[str, dict[str, Any]] = {
+        name: {key: median(name, key) for key in ("fps", "rollout_s", "train_s")} | {"runs": runs[name]}
+        for name in names
+    }
+    ref_lstm = summary.get("lstm_sb3", {}).get("fps")
+    ref_ppo = summary.get("ppo", {}).get("fps")
+    print(f"\n{ENV_ID} stage 0, {args.n_envs} envs, {HYPER}, {args.timesteps} steps x {args.repeats}, "
+          f"{args.threads} thread(s); medians")  # fmt: skip
+    print(f"{'row':10s} {'fps':>8s} {'rollout s':>10s} {'train s':>8s} {'x lstm_sb3':>11s} {'x ppo':>7s}")
+    for name, s in summary.items():
+        x_lstm = f"{s['fps'] / ref_lstm:11.2f}" if ref_lstm else f"{'-':>11s}"
+        x_ppo = f"{s['fps'] / ref_ppo:7.2f}" if ref_ppo else f"{'-':>7s}"
+        print(f"{name:10s} {s['fps']:8.0f} {s['rollout_s']:10.2f} {s['train_s']:8.2f} {x_lstm} {x_ppo}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"env_id": ENV_ID, "stage": 0, "n_envs": args.n_envs, **HYPER, "timesteps": args.timesteps,
+                "repeats": args.repeats, "threads": args.threads, "torch": th.__version__,
+                "machine": platform.machine(), "python": platform.python_version()}  # fmt: skip
+        args.json.write_text(json.dumps({"meta": meta, "results": summary}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

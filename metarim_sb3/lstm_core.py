@@ -1,0 +1,93 @@
+"""An ``nn.LSTM`` that resets its state inside a sequence, with the call signature of :class:`~metarim_sb3.rim.RIM`."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import torch as th
+from torch import nn
+
+LSTMState = tuple[th.Tensor, th.Tensor]
+
+
+class LSTMCore(nn.LSTM):
+    """
+    ``nn.LSTM`` (time-first) whose forward also takes ``episode_starts`` and zeroes the state of the
+    environments that start an episode at a time step, inside the call.
+
+    The parameters and their names are exactly those of ``nn.LSTM``, so weights can be copied to and
+    from sb3-contrib's recurrent policies with ``load_state_dict``. The results equal those of
+    sb3-contrib's per-step loop (up to float rounding), with far fewer kernel calls:
+
+    * ``T == 1`` (every rollout step): one fused ``lstm_cell`` call for a one-layer LSTM
+      (``nn.LSTM`` with one time step costs about 1.5x a cell call on CPU);
+    * no reset after ``t = 0`` (every training minibatch of sb3-contrib's recurrent buffer, which
+      splits sequences at episode starts): one fused ``nn.LSTM`` call over the whole sequence;
+    * otherwise: one fused call per segment between reset points.
+
+    Paper: Hochreiter & Schmidhuber, Neural Computation 9(8), 1997 (the LSTM).
+    Code: this module; the reset semantics are those of sb3-contrib's ``RecurrentActorCriticPolicy``.
+
+    :param input_size: Size of the input features.
+    :param hidden_size: Size of the hidden (and cell) state.
+    :param num_layers: Number of stacked layers.
+    :param kwargs: Other ``nn.LSTM`` arguments (``bias``, ``dropout``). ``batch_first``,
+        ``bidirectional`` and ``proj_size`` are not supported.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, **kwargs: Any) -> None:
+        for key in ("batch_first", "bidirectional", "proj_size"):
+            if kwargs.get(key):
+                raise ValueError(f"lstm_kwargs: {key!r} is not supported by LSTMCore (got {kwargs[key]!r})")
+        super().__init__(input_size, hidden_size, num_layers=num_layers, **kwargs)
+
+    def parameter_roles(self) -> dict[str, list[nn.Parameter]]:
+        """
+        Parameter roles, as :meth:`RIM.parameter_roles <metarim_sb3.rim.RIM.parameter_roles>`: all
+        weights are recurrent-cell ("modules") weights; an LSTM has no attention.
+
+        :return: ``{"modules": [...], "attention": []}``
+        """
+        return {"modules": list(self.parameters()), "attention": []}
+
+    def _run(self, x: th.Tensor, state: LSTMState) -> tuple[th.Tensor, LSTMState]:
+        if x.shape[0] == 1 and self.num_layers == 1 and self.bias:
+            w_ih, w_hh, b_ih, b_hh = cast(list[th.Tensor], self._flat_weights)
+            h, c = th.lstm_cell(x[0], (state[0][0], state[1][0]), w_ih, w_hh, b_ih, b_hh)
+            h = h.unsqueeze(0)
+            return h, (h, c.unsqueeze(0))
+        return super().forward(x, state)
+
+    def forward(  # type: ignore[override]
+        self,
+        x: th.Tensor,
+        state: LSTMState,
+        episode_starts: th.Tensor | None = None,
+    ) -> tuple[th.Tensor, LSTMState]:
+        """
+        Run the LSTM over a sequence, zeroing the state of an environment at each of its episode starts.
+
+        :param x: Input, shape ``(T, B, input_size)``.
+        :param state: ``(h, c)``, each ``(num_layers, B, hidden_size)``: the state before ``t = 0``.
+        :param episode_starts: ``(T, B)``, 1.0 where an episode starts at that step (the state is
+            zeroed before the step), else 0.0. ``None``: no reset.
+        :return: Output ``(T, B, hidden_size)`` (last layer) and the final ``(h, c)``.
+        """
+        if episode_starts is None:
+            return self._run(x, state)
+        keep = (1.0 - episode_starts).unsqueeze(-1)  # (T, B, 1)
+        h, c = state[0] * keep[0], state[1] * keep[0]
+        n_steps = x.shape[0]
+        if n_steps == 1 or not bool(episode_starts[1:].any()):
+            return self._run(x, (h, c))
+        # Resets inside the sequence: one fused call per segment (few segments in practice).
+        bounds = (th.nonzero(episode_starts[1:].any(dim=1)).flatten() + 1).tolist()
+        outputs = []
+        start = 0
+        for stop in [*bounds, n_steps]:
+            if start > 0:
+                h, c = h * keep[start], c * keep[start]
+            out, (h, c) = self._run(x[start:stop], (h, c))
+            outputs.append(out)
+            start = stop
+        return th.cat(outputs), (h, c)

@@ -1,0 +1,395 @@
+"""Recurrent actor-critic policies for sb3-contrib's ``RecurrentPPO``: a RIM core, and a fast LSTM baseline.
+
+Both replace sb3-contrib's per-time-step Python loop over training sequences by one core call per padded
+sequence batch (resets inside the core), and build the optimizer with named parameter groups
+(:data:`GROUP_NAMES`) in the constructor, so that fast/slow schedules can address them and ``load()`` round-trips.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch as th
+from gymnasium import spaces
+from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
+from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, FlattenExtractor, NatureCNN
+from stable_baselines3.common.type_aliases import Schedule
+from torch import nn
+
+from metarim_sb3.lstm_core import LSTMCore
+from metarim_sb3.rim import RIM
+from metarim_sb3.torch_layers import MiniGridExtractor, is_minigrid_space
+
+#: Names of the optimizer's parameter groups, in their fixed order.
+GROUP_NAMES = ("modules", "attention", "other")
+
+
+def _is_small_minigrid_space(observation_space: spaces.Space) -> bool:
+    """A MiniGrid index space, either with true bounds or small enough that it cannot be a pixel image."""
+    if not is_minigrid_space(observation_space):
+        return False
+    image = observation_space["image"] if isinstance(observation_space, spaces.Dict) else observation_space
+    assert isinstance(image, spaces.Box)
+    return not is_image_space(image) or max(image.shape) < 36
+
+
+class FastRecurrentPolicy(RecurrentActorCriticPolicy):
+    """
+    Base of :class:`RIMPolicy` and :class:`LstmPolicy`: a ``RecurrentActorCriticPolicy`` whose recurrent
+    cores (``lstm_actor``, ``lstm_critic``) take ``core(x, state, episode_starts)`` and reset inside, so a
+    whole padded sequence batch runs in one call. Subclasses implement :meth:`_make_core`.
+
+    Arguments are those of sb3-contrib's ``RecurrentActorCriticPolicy``, except:
+
+    :param features_extractor_class: ``None`` (default) picks one from the observation space:
+        :class:`~metarim_sb3.torch_layers.MiniGridExtractor` for MiniGrid index observations, else
+        ``CombinedExtractor`` (Dict), ``NatureCNN`` (image) or ``FlattenExtractor``. The ``Mlp``/``Cnn``/
+        ``MultiInput`` subclasses narrow this choice like SB3's policy aliases.
+    :param normalize_images: ``None`` (default): ``False`` with ``MiniGridExtractor`` (its inputs are
+        indices, not pixels), else ``True``.
+
+    Paper: Goyal et al., "Recurrent Independent Mechanisms", arXiv 1909.10893.
+    Code: this module, on top of sb3-contrib's ``RecurrentActorCriticPolicy``.
+    """
+
+    #: Default-extractor rule: "auto", "flatten" (Mlp), "cnn" or "multi" (MultiInput).
+    _extractor_rule: ClassVar[str] = "auto"
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Schedule,
+        net_arch: list[int] | dict[str, list[int]] | None = None,
+        activation_fn: type[nn.Module] = nn.Tanh,
+        ortho_init: bool = True,
+        use_sde: bool = False,
+        log_std_init: float = 0.0,
+        full_std: bool = True,
+        use_expln: bool = False,
+        squash_output: bool = False,
+        features_extractor_class: type[BaseFeaturesExtractor] | None = None,
+        features_extractor_kwargs: dict[str, Any] | None = None,
+        share_features_extractor: bool = True,
+        normalize_images: bool | None = None,
+        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        lstm_hidden_size: int = 256,
+        n_lstm_layers: int = 1,
+        shared_lstm: bool = False,
+        enable_critic_lstm: bool = True,
+        lstm_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        if shared_lstm and enable_critic_lstm:
+            raise ValueError("policy_kwargs: shared_lstm=True needs enable_critic_lstm=False")
+        if shared_lstm and not share_features_extractor:
+            raise ValueError("policy_kwargs: shared_lstm=True needs share_features_extractor=True")
+        if features_extractor_class is None:
+            features_extractor_class = self._default_features_extractor(observation_space)
+        uses_minigrid = issubclass(features_extractor_class, MiniGridExtractor)
+        if normalize_images is None:
+            normalize_images = not uses_minigrid
+        elif normalize_images and uses_minigrid and MiniGridExtractor.has_pixel_bounds(observation_space):
+            raise ValueError(
+                "policy_kwargs: normalize_images=True would divide MiniGrid cell indices by 255; "
+                "use normalize_images=False (or None) with MiniGridExtractor"
+            )
+        super().__init__(
+            observation_space,
+            action_space,
+            lr_schedule,
+            net_arch,
+            activation_fn,
+            ortho_init,
+            use_sde,
+            log_std_init,
+            full_std,
+            use_expln,
+            squash_output,
+            features_extractor_class,
+            features_extractor_kwargs,
+            share_features_extractor,
+            normalize_images,
+            optimizer_class,
+            optimizer_kwargs,
+            lstm_hidden_size,
+            n_lstm_layers,
+            shared_lstm,
+            enable_critic_lstm,
+            lstm_kwargs,
+        )
+        self.lstm_actor = self._make_core(self.features_dim, self.lstm_actor)  # type: ignore[assignment]
+        if self.lstm_critic is not None:
+            self.lstm_critic = self._make_core(self.features_dim, self.lstm_critic)  # type: ignore[assignment]
+        groups = self.param_groups_by_name()
+        self.optimizer = self.optimizer_class(  # type: ignore[call-arg]
+            [{"params": groups[name], "name": name} for name in GROUP_NAMES],
+            lr=lr_schedule(1),
+            **self.optimizer_kwargs,
+        )
+
+    @classmethod
+    def _default_features_extractor(cls, observation_space: spaces.Space) -> type[BaseFeaturesExtractor]:
+        rule = cls._extractor_rule
+        if rule == "flatten":
+            return FlattenExtractor
+        if _is_small_minigrid_space(observation_space) and (
+            rule == "auto" or (rule == "multi") == isinstance(observation_space, spaces.Dict)
+        ):
+            return MiniGridExtractor
+        if rule == "cnn" or (rule == "auto" and is_image_space(observation_space)):
+            return NatureCNN
+        if rule == "multi" or isinstance(observation_space, spaces.Dict):
+            return CombinedExtractor
+        return FlattenExtractor
+
+    def _make_core(self, input_size: int, template: nn.LSTM) -> nn.Module:
+        """
+        Build a recurrent core to replace ``template`` (the ``nn.LSTM`` the parent constructor built).
+
+        :param input_size: Size of the features the core receives.
+        :param template: The ``nn.LSTM`` being replaced.
+        :return: A module called as ``core(x, (h, c), episode_starts) -> (out, (h, c))`` with
+            ``input_size``, ``hidden_size``, ``num_layers`` and ``parameter_roles()``.
+        """
+        raise NotImplementedError
+
+    def param_groups_by_name(self) -> dict[str, list[nn.Parameter]]:
+        """
+        The policy's parameters by optimizer group (the groups of ``self.optimizer``, same order).
+
+        * ``"modules"``: the recurrent units' cells of the actor and critic cores (fast in Meta-RIMs);
+        * ``"attention"``: the cores' input and communication attention (slow in Meta-RIMs; empty for an LSTM);
+        * ``"other"``: everything else (features extractor, critic projection, MLP, action and value heads).
+
+        :return: ``{name: parameters}`` for every name of :data:`GROUP_NAMES`; each parameter is in exactly one.
+        """
+        cores = [self.lstm_actor] if self.lstm_critic is None else [self.lstm_actor, self.lstm_critic]
+        groups: dict[str, list[nn.Parameter]] = {name: [] for name in GROUP_NAMES}
+        seen: set[int] = set()
+        for core in cores:
+            roles = core.parameter_roles()  # type: ignore[operator]
+            for name in ("modules", "attention"):
+                for param in roles[name]:
+                    if id(param) in seen:
+                        raise ValueError(f"parameter_roles of {type(core).__name__} lists a parameter twice")
+                    seen.add(id(param))
+                    groups[name].append(param)
+        groups["other"] = [p for p in self.parameters() if id(p) not in seen]
+        return groups
+
+    @staticmethod
+    def _process_sequence(  # type: ignore[override]
+        features: th.Tensor,
+        lstm_states: tuple[th.Tensor, th.Tensor],
+        episode_starts: th.Tensor,
+        lstm: nn.Module,
+    ) -> tuple[th.Tensor, tuple[th.Tensor, th.Tensor]]:
+        """
+        Run the core over a batch of padded sequences in one call, resets included.
+
+        :param features: ``(n_seq * max_len, features_dim)``, sequence-major (as sb3-contrib's buffer pads it).
+        :param lstm_states: ``(h, c)``, each ``(num_layers, n_seq, hidden)``: the states before each sequence.
+        :param episode_starts: ``(n_seq * max_len,)``: 1.0 where the state must be zeroed before the step.
+        :param lstm: The core (:class:`~metarim_sb3.rim.RIM` or :class:`~metarim_sb3.lstm_core.LSTMCore`).
+        :return: Core output ``(n_seq * max_len, hidden)`` and the final states.
+        """
+        n_seq = lstm_states[0].shape[1]
+        x = features.reshape(n_seq, -1, features.shape[-1]).transpose(0, 1)
+        starts = episode_starts.reshape(n_seq, -1).transpose(0, 1)
+        out, states = lstm(x, lstm_states, starts)
+        return out.transpose(0, 1).reshape(-1, out.shape[-1]), states
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(
+            share_features_extractor=self.share_features_extractor,
+            normalize_images=self.normalize_images,
+            lstm_hidden_size=self.lstm_output_dim,
+            n_lstm_layers=self.lstm_actor.num_layers,
+            shared_lstm=self.shared_lstm,
+            enable_critic_lstm=self.enable_critic_lstm,
+            lstm_kwargs=self.lstm_kwargs,
+        )
+        return data
+
+
+class LstmPolicy(FastRecurrentPolicy):
+    """
+    sb3-contrib's recurrent policy with an :class:`~metarim_sb3.lstm_core.LSTMCore`: same parameters,
+    same names, same initial weights for a given seed and the same results up to float rounding as
+    ``RecurrentActorCriticPolicy``, but without the per-time-step Python loop in training (the fair
+    LSTM baseline for :class:`RIMPolicy`). Optimizer groups: LSTM weights in ``"modules"``,
+    ``"attention"`` empty, the rest in ``"other"``.
+
+    Named ``LstmPolicy`` / ``*FastLstmPolicy`` so as not to shadow sb3-contrib's ``MlpLstmPolicy`` /
+    ``MultiInputLstmPolicy``. Arguments: see :class:`FastRecurrentPolicy`.
+
+    Paper: Hochreiter & Schmidhuber, Neural Computation 9(8), 1997.
+    Code: this module, on top of sb3-contrib's ``RecurrentActorCriticPolicy``.
+    """
+
+    def _make_core(self, input_size: int, template: nn.LSTM) -> nn.Module:
+        core = LSTMCore(input_size, template.hidden_size, num_layers=template.num_layers, **self.lstm_kwargs)
+        core.load_state_dict(template.state_dict())  # keep the parent's initialisation (and RNG use)
+        return core.to(next(template.parameters()).device)
+
+
+class RIMPolicy(FastRecurrentPolicy):
+    """
+    Recurrent actor-critic policy whose actor (and critic) memory is a :class:`~metarim_sb3.rim.RIM`:
+    ``n_units`` independent recurrent units of ``unit_size``, ``k`` of them active per step, reading the
+    features through input attention and each other through communication attention. The state of all
+    units is packed as ``(1, n_envs, n_units * unit_size)``, so ``RecurrentPPO``'s buffers, ``predict()``
+    and timeout bootstrapping work unchanged. Optimizer groups: unit cells ``"modules"``, attention
+    ``"attention"``, everything else ``"other"`` (see :meth:`param_groups_by_name`).
+
+    Other arguments: see :class:`FastRecurrentPolicy` (``lstm_hidden_size`` is ``n_units * unit_size``
+    and may be omitted; ``n_lstm_layers`` must be 1; ``lstm_kwargs`` is not used).
+
+    :param n_units: Number of RIM units.
+    :param unit_size: Hidden size of each unit.
+    :param k: Number of active units per step, ``1 <= k <= n_units``.
+    :param cell: Unit cell type (``"lstm"`` or ``"gru"``).
+    :param input_key_size: Key/query size of the input attention.
+    :param input_value_size: Value size of the input attention (``None``: the RIM's default).
+    :param input_heads: Heads of the input attention.
+    :param comm_key_size: Key/query size of the communication attention.
+    :param comm_value_size: Value size of the communication attention.
+    :param comm_heads: Heads of the communication attention.
+    :param rim_dropout: Dropout in the RIM's attention.
+
+    Paper: Goyal et al., "Recurrent Independent Mechanisms", arXiv 1909.10893; Madan et al., "Fast and
+    Slow Learning of Recurrent Independent Mechanisms", arXiv 2105.08710.
+    Code: this module and :mod:`metarim_sb3.rim`.
+    """
+
+    _INT_KWARGS = (
+        "n_units",
+        "unit_size",
+        "k",
+        "input_key_size",
+        "input_heads",
+        "comm_key_size",
+        "comm_value_size",
+        "comm_heads",
+    )
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Schedule,
+        *,
+        n_units: int = 6,
+        unit_size: int = 32,
+        k: int = 4,
+        cell: str = "lstm",
+        input_key_size: int = 64,
+        input_value_size: int | None = None,
+        input_heads: int = 1,
+        comm_key_size: int = 32,
+        comm_value_size: int = 32,
+        comm_heads: int = 4,
+        rim_dropout: float = 0.0,
+        lstm_hidden_size: int | None = None,
+        n_lstm_layers: int = 1,
+        lstm_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        rim_kwargs: dict[str, Any] = dict(
+            n_units=n_units,
+            unit_size=unit_size,
+            k=k,
+            cell=cell,
+            input_key_size=input_key_size,
+            input_value_size=input_value_size,
+            input_heads=input_heads,
+            comm_key_size=comm_key_size,
+            comm_value_size=comm_value_size,
+            comm_heads=comm_heads,
+        )
+        for key in (*self._INT_KWARGS, "input_value_size"):
+            value = rim_kwargs[key]
+            if not (value is None and key == "input_value_size") and (
+                isinstance(value, bool) or not isinstance(value, int) or value <= 0
+            ):
+                raise ValueError(f"RIMPolicy policy_kwargs: {key} must be a positive integer, got {value!r}")
+        if not 1 <= k <= n_units:
+            raise ValueError(f"RIMPolicy policy_kwargs: k must be in 1..n_units={n_units}, got {k}")
+        if not 0.0 <= rim_dropout < 1.0:
+            raise ValueError(f"RIMPolicy policy_kwargs: rim_dropout must be in [0, 1), got {rim_dropout!r}")
+        hidden = n_units * unit_size
+        if lstm_hidden_size is not None and lstm_hidden_size != hidden:
+            raise ValueError(
+                f"RIMPolicy policy_kwargs: lstm_hidden_size={lstm_hidden_size} conflicts with "
+                f"n_units * unit_size = {hidden}; leave lstm_hidden_size out"
+            )
+        if n_lstm_layers != 1:
+            raise ValueError(f"RIMPolicy policy_kwargs: n_lstm_layers must be 1 for a RIM, got {n_lstm_layers}")
+        if lstm_kwargs:
+            raise ValueError(f"RIMPolicy policy_kwargs: lstm_kwargs is not used by a RIM, got {lstm_kwargs!r}")
+        self.rim_kwargs = {**rim_kwargs, "dropout": rim_dropout}
+        super().__init__(
+            observation_space,
+            action_space,
+            lr_schedule,
+            lstm_hidden_size=hidden,
+            n_lstm_layers=1,
+            lstm_kwargs=None,
+            **kwargs,
+        )
+
+    def _make_core(self, input_size: int, template: nn.LSTM) -> nn.Module:
+        try:
+            core = RIM(input_size, **self.rim_kwargs)
+        except ValueError as err:
+            raise ValueError(f"RIMPolicy policy_kwargs: {err}") from err
+        return core.to(next(template.parameters()).device)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        del data["lstm_kwargs"]
+        rim_kwargs = dict(self.rim_kwargs)
+        rim_kwargs["rim_dropout"] = rim_kwargs.pop("dropout")
+        data.update(rim_kwargs)
+        return data
+
+
+class MlpRIMPolicy(RIMPolicy):
+    """:class:`RIMPolicy` with ``FlattenExtractor`` by default (SB3's ``Mlp`` naming)."""
+
+    _extractor_rule = "flatten"
+
+
+class CnnRIMPolicy(RIMPolicy):
+    """:class:`RIMPolicy` for images: ``MiniGridExtractor`` for MiniGrid index grids, else ``NatureCNN``."""
+
+    _extractor_rule = "cnn"
+
+
+class MultiInputRIMPolicy(RIMPolicy):
+    """:class:`RIMPolicy` for Dict observations: ``MiniGridExtractor`` with an ``"image"`` key, else
+    ``CombinedExtractor``."""
+
+    _extractor_rule = "multi"
+
+
+class MlpFastLstmPolicy(LstmPolicy):
+    """:class:`LstmPolicy` with ``FlattenExtractor`` by default (sb3-contrib's ``MlpLstmPolicy``, fast path)."""
+
+    _extractor_rule = "flatten"
+
+
+class CnnFastLstmPolicy(LstmPolicy):
+    """:class:`LstmPolicy` for images: ``MiniGridExtractor`` for MiniGrid index grids, else ``NatureCNN``."""
+
+    _extractor_rule = "cnn"
+
+
+class MultiInputFastLstmPolicy(LstmPolicy):
+    """:class:`LstmPolicy` for Dict observations: ``MiniGridExtractor`` with an ``"image"`` key, else
+    ``CombinedExtractor``."""
+
+    _extractor_rule = "multi"
