@@ -51,6 +51,11 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_env.py
 	$(PY) benchmarks/bench_rim.py
 	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_callbacks.py
+
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache docs/_build
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache docs/_build docs/_generated docs/api \
+		docs/envs docs/results docs/_static/gallery

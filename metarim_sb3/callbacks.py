@@ -1,0 +1,314 @@
+"""Fast and slow learning of a RIM policy's parameter groups, as a stable-baselines3 callback.
+
+:class:`FastSlowCallback` steps the optimizer's named parameter groups (:data:`~metarim_sb3.policies.GROUP_NAMES`)
+at two time scales. Curriculum, held-out evaluation and unit-activity callbacks live in
+:mod:`metarim_sb3.curriculum` and :mod:`metarim_sb3.activity`.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import torch as th
+from stable_baselines3.common.callbacks import BaseCallback
+from torch.nn.utils import clip_grad_norm_
+from torch.utils.hooks import RemovableHandle
+
+__all__ = ["FastSlowCallback"]
+
+LearningRate = float | Callable[[float], float]
+
+# Hooks registered by a FastSlowCallback, per optimizer: removed by the next one even if a learn() call raised.
+_LIVE_HOOKS: weakref.WeakKeyDictionary[th.optim.Optimizer, list[RemovableHandle]] = weakref.WeakKeyDictionary()
+
+
+def _check_lr(name: str, value: LearningRate | None) -> None:
+    if value is None or callable(value):
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"FastSlowCallback: {name} must be a non-negative float or a schedule, got {value!r}")
+
+
+class FastSlowCallback(BaseCallback):
+    """
+    Meta-RIMs' fast and slow learning for ``RecurrentPPO`` with :class:`~metarim_sb3.policies.RIMPolicy` (or any
+    policy whose optimizer groups are named ``"modules"``, ``"attention"``, ``"other"``)::
+
+        model.learn(100_000, callback=FastSlowCallback(fast_lr=7e-4, slow_lr=3e-4, slow_every=4))
+
+    **Fast groups** are stepped at every PPO gradient step (every minibatch of every epoch) with ``fast_lr``.
+    **Slow groups** are stepped once per *meta-sequence* of ``slow_every`` rollouts with ``slow_lr``:
+
+    1. during ``backward``, a post-accumulate-grad hook on each slow parameter adds its gradient to a buffer of the
+       callback and sets ``.grad`` to ``None``, so SB3's ``clip_grad_norm_`` sees the fast gradients only and
+       Adam skips the slow parameters (their moments and step counts do not move);
+    2. an optimizer step pre-hook sets every group's learning rate right before each step (SB3 resets all groups
+       to the model's schedule once per ``train()``) and counts the gradient steps;
+    3. when the ``train()`` after the ``slow_every``-th rollout has finished (at the next ``on_rollout_start``, or
+       at ``on_training_end`` after the last one), the callback sets ``.grad`` of the slow parameters to the
+       accumulated sum divided by the number of accumulated gradient steps, ``.grad`` of the fast parameters to
+       ``None``, clips the slow gradient to the model's ``max_grad_norm``, and calls ``optimizer.step()`` once
+       more: only the slow parameters move. The buffers are zeroed and a new meta-sequence starts.
+
+    This is a first-order reading of Madan et al. (our choice; the paper publishes no code): the slow update
+    uses the gradients of the fast steps' losses at the parameters they were computed at.
+
+    Modes: ``"meta"`` (modules fast, attention slow), ``"reversed"`` (attention fast, modules slow), ``"joint"``
+    (every group at every step with ``fast_lr``: vanilla RIMs; identical to training without this callback when
+    ``fast_lr`` equals the model's learning rate). ``"other"`` (features extractor, heads) follows the fast
+    groups unless ``other="slow"``.
+
+    The callback may be reused for several ``learn()`` calls on the same model: a meta-sequence then carries
+    over. A new callback (for instance after ``RecurrentPPO.load`` and ``learn(reset_num_timesteps=False)``), or a
+    reused one after a ``learn()`` that raised, starts a new meta-sequence: a half-accumulated slow gradient is
+    dropped and the rollout count restarts. The optimizer state (Adam moments of both groups) is saved and loaded
+    with the model as usual. Hooks are removed at training end; if ``learn()`` raises they turn inert (they
+    check which ``learn()`` call is running) and are removed by the next ``FastSlowCallback`` on that optimizer.
+
+    Logs ``train/lr_fast``, ``train/lr_slow``, ``train/slow_updates`` (total so far) and ``train/grad_norm_<group>``:
+    the L2 norm of the gradient the optimizer applied to the group (after clipping), averaged over the gradient
+    steps of the last ``train()`` for fast groups, at the last slow update for slow groups. SB3's own
+    ``train/learning_rate`` still shows the model's schedule, which this callback overrides.
+
+    :param fast_lr: learning rate of the fast groups: a float or a schedule of ``progress_remaining`` (1 → 0);
+        ``None``: the model's own learning-rate schedule.
+    :param slow_lr: learning rate of the slow groups (float or schedule); ``None``: the same as ``fast_lr``.
+        Not used in ``"joint"`` mode.
+    :param slow_every: ``K``, rollouts per meta-sequence (one slow update each), ``>= 1``.
+    :param mode: ``"meta"``, ``"reversed"`` or ``"joint"``.
+    :param other: ``"fast"`` or ``"slow"``: the time scale of the ``"other"`` group.
+    :param verbose: ``2`` prints a line at every slow update.
+
+    Paper: Madan, Ke, Goyal, Schölkopf, Bengio, "Fast and Slow Learning of Recurrent Independent Mechanisms",
+    arXiv 2105.08710.
+    Code: this module (the update schedule is ours, see ``docs`` and the method notes).
+    """
+
+    MODES = ("meta", "reversed", "joint")
+
+    def __init__(
+        self,
+        fast_lr: LearningRate | None = None,
+        slow_lr: LearningRate | None = None,
+        slow_every: int = 4,
+        mode: str = "meta",
+        other: str = "fast",
+        verbose: int = 0,
+    ) -> None:
+        super().__init__(verbose)
+        _check_lr("fast_lr", fast_lr)
+        _check_lr("slow_lr", slow_lr)
+        if isinstance(slow_every, bool) or not isinstance(slow_every, int) or slow_every < 1:
+            raise ValueError(f"FastSlowCallback: slow_every must be an integer >= 1, got {slow_every!r}")
+        if mode not in self.MODES:
+            raise ValueError(f"FastSlowCallback: mode must be one of {self.MODES}, got {mode!r}")
+        if other not in ("fast", "slow"):
+            raise ValueError(f"FastSlowCallback: other must be 'fast' or 'slow', got {other!r}")
+        self.fast_lr, self.slow_lr = fast_lr, slow_lr
+        self.slow_every, self.mode, self.other = slow_every, mode, other
+        #: Slow updates applied so far by this callback.
+        self.slow_updates = 0
+        self._optimizer: th.optim.Optimizer | None = None
+        self._fast: list[tuple[str, dict[str, Any]]] = []
+        self._slow: list[tuple[str, dict[str, Any]]] = []
+        self._fast_params: list[th.nn.Parameter] = []
+        self._slow_params: list[th.nn.Parameter] = []
+        self._acc: list[th.Tensor] = []
+        self._acc_steps = 0  # PPO gradient steps accumulated in the current meta-sequence
+        self._rollouts = 0  # rollouts of the current meta-sequence (each followed by a train())
+        self._train_pending = False
+        self._train_steps = 0
+        self._norm_sums: dict[str, th.Tensor] = {}
+        self._in_slow_step = False
+        self._active = False
+        self._token: object = None
+
+    # ------------------------------------------------------------------ set-up
+    @property
+    def slow_group_names(self) -> tuple[str, ...]:
+        """Names of the slow groups in this configuration (empty in ``"joint"`` mode)."""
+        if self.mode == "joint":
+            return ()
+        names = ["attention" if self.mode == "meta" else "modules"]
+        return (*names, "other") if self.other == "slow" else tuple(names)
+
+    def _split_groups(self, optimizer: th.optim.Optimizer) -> None:
+        groups = optimizer.param_groups
+        names = [g.get("name") for g in groups]
+        slow_names = self.slow_group_names
+        if self.mode != "joint":
+            needed = ("modules", "attention", "other")
+            missing = [n for n in needed if n not in names]
+            if missing:
+                raise ValueError(
+                    f"FastSlowCallback: mode={self.mode!r} needs optimizer param groups named {needed} (as RIMPolicy "
+                    f"builds them); the policy's optimizer has groups {names}, missing {missing}"
+                )
+        self._fast, self._slow = [], []
+        for i, group in enumerate(groups):
+            name = group.get("name") or f"group{i}"
+            (self._slow if name in slow_names else self._fast).append((name, group))
+        self._fast_params = [p for _, g in self._fast for p in g["params"]]
+        self._slow_params = [p for _, g in self._slow for p in g["params"]]
+        if self.mode != "joint":
+            for side, params, group_names in (
+                ("slow", self._slow_params, slow_names),
+                ("fast", self._fast_params, [n for n, _ in self._fast]),
+            ):
+                if not params:
+                    raise ValueError(
+                        f"FastSlowCallback: mode={self.mode!r}, other={self.other!r}: the {side} groups "
+                        f"{list(group_names)} have no parameters (an LSTM policy has no attention); "
+                        "use mode='joint' or other='slow'"
+                    )
+
+    def _lr(self, name: str, value: LearningRate | None, fallback: Callable[[float], float]) -> float:
+        progress = self.model._current_progress_remaining
+        lr = fallback(progress) if value is None else value(progress) if callable(value) else value
+        lr = float(lr)
+        if not math.isfinite(lr) or lr < 0:
+            raise ValueError(f"FastSlowCallback: {name} gave {lr!r} at progress_remaining={progress}; must be >= 0")
+        return lr
+
+    def current_lrs(self) -> tuple[float, float]:
+        """
+        The learning rates the groups get now.
+
+        :return: ``(fast, slow)``; in ``"joint"`` mode both are the fast one.
+        """
+        fast = self._lr("fast_lr", self.fast_lr, self.model.lr_schedule)
+        if self.mode == "joint":
+            return fast, fast
+        return fast, self._lr("slow_lr", self.slow_lr, lambda _: fast)
+
+    def _on_training_start(self) -> None:
+        optimizer = self.model.policy.optimizer
+        old_slow = self._slow_params
+        interrupted = self._active  # on_training_end did not run: the previous learn() raised
+        self._split_groups(optimizer)
+        self.current_lrs()  # validates the schedules now rather than inside train()
+        for handle in _LIVE_HOOKS.pop(optimizer, []):
+            handle.remove()
+        same = len(old_slow) == len(self._slow_params) and all(
+            a is b for a, b in zip(old_slow, self._slow_params, strict=False)
+        )
+        if interrupted or not same or optimizer is not self._optimizer:
+            self._acc = [th.zeros_like(p, memory_format=th.preserve_format) for p in self._slow_params]
+            self._acc_steps = self._rollouts = 0
+        self._optimizer = optimizer
+        self._train_pending, self._train_steps, self._in_slow_step = False, 0, False
+        self._norm_sums = {}
+        handles = [optimizer.register_step_pre_hook(self._pre_step)]
+        for index, param in enumerate(self._slow_params):
+            if param.requires_grad:
+                handles.append(param.register_post_accumulate_grad_hook(self._make_grab(index)))
+        _LIVE_HOOKS[optimizer] = handles
+        self._token = self.model.start_time  # set anew by every learn() call
+        self._active = True
+
+    def _live(self) -> bool:
+        return self._active and self.model.start_time == self._token
+
+    # ------------------------------------------------------------------ hooks
+    def _make_grab(self, index: int) -> Callable[[th.Tensor], None]:
+        def grab(param: th.Tensor) -> None:
+            if self._in_slow_step or not self._live() or param.grad is None:
+                return
+            self._acc[index].add_(param.grad)
+            param.grad = None
+
+        return grab
+
+    def _pre_step(self, optimizer: th.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if not self._live():
+            return
+        lr_fast, lr_slow = self.current_lrs()
+        for _, group in self._fast:
+            group["lr"] = lr_fast
+        for _, group in self._slow:
+            group["lr"] = lr_slow
+        if self._in_slow_step:
+            return
+        self._train_steps += 1
+        if self._slow:
+            self._acc_steps += 1
+        self._add_norms(self._fast)
+
+    def _add_norms(self, groups: list[tuple[str, dict[str, Any]]]) -> None:
+        with th.no_grad():
+            for name, group in groups:
+                grads = [p.grad for p in group["params"] if p.grad is not None]
+                if grads:
+                    norm = th.linalg.vector_norm(th.stack(th._foreach_norm(grads)))
+                    self._norm_sums[name] = self._norm_sums[name] + norm if name in self._norm_sums else norm
+
+    # ------------------------------------------------------------------ rollout boundaries
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        self._rollouts += 1
+        self._train_pending = True  # SB3 calls train() right after this
+
+    def _on_rollout_start(self) -> None:
+        self._after_train()
+
+    def _on_training_end(self) -> None:
+        try:
+            if self._live():
+                self._after_train()
+        finally:
+            for handle in _LIVE_HOOKS.pop(self._optimizer, []) if self._optimizer is not None else []:
+                handle.remove()
+            self._active = False
+
+    def _after_train(self) -> None:
+        if not self._train_pending:
+            return
+        self._train_pending = False
+        lr_fast, lr_slow = self.current_lrs()
+        self.logger.record("train/lr_fast", lr_fast)
+        self.logger.record("train/lr_slow", lr_slow)
+        if self._train_steps:
+            for name, total in self._norm_sums.items():
+                self.logger.record(f"train/grad_norm_{name}", total.item() / self._train_steps)
+        self._norm_sums, self._train_steps = {}, 0
+        if self._slow and self._rollouts >= self.slow_every:
+            self._slow_update()
+        self.logger.record("train/slow_updates", self.slow_updates)
+
+    def _slow_update(self) -> None:
+        """Apply the averaged accumulated gradient to the slow groups with one dedicated optimizer step."""
+        steps, self._acc_steps, self._rollouts = self._acc_steps, 0, 0
+        if steps == 0:  # e.g. target_kl stopped every train() before its first step
+            return
+        assert self._optimizer is not None
+        for param in self._fast_params:
+            param.grad = None
+        with th.no_grad():
+            for param, acc in zip(self._slow_params, self._acc, strict=True):
+                param.grad = acc / steps
+                acc.zero_()
+            max_norm = getattr(self.model, "max_grad_norm", None)
+            if max_norm is not None:
+                clip_grad_norm_(self._slow_params, max_norm)
+        self._norm_sums = {}
+        self._add_norms(self._slow)
+        for name, norm in self._norm_sums.items():
+            self.logger.record(f"train/grad_norm_{name}", norm.item())
+        self._norm_sums = {}
+        self._in_slow_step = True
+        try:
+            self._optimizer.step()
+        finally:
+            self._in_slow_step = False
+            for param in self._slow_params:
+                param.grad = None
+        self.slow_updates += 1
+        if self.verbose >= 2:
+            print(
+                f"FastSlowCallback: slow update {self.slow_updates} at {self.model.num_timesteps} steps ({steps} grads)"
+            )
