@@ -15,6 +15,7 @@ from metarim_gym.schedules import StageSchedule
 from metarim_gym.spaces import MAX_MISSION_LEN, VIEW_SIZE, MissionTokenizer, observation_space
 from metarim_gym.tasks import Stage, StageLike, Task, as_stage
 
+#: The name that selects the held-out stage (``stage="heldout"``, ``set_stage("heldout")``).
 HELDOUT = "heldout"
 _N_ACTIONS = 7
 

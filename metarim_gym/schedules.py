@@ -14,6 +14,7 @@ forgetting). Stage ``n_stages`` denotes the held-out stage; automatic schedules 
 
 from __future__ import annotations
 
+#: The schedule names accepted by :class:`StageSchedule` and the ``schedule`` keyword of every MetaRIM env.
 SCHEDULES = ("manual", "steps", "episodes")
 
 

@@ -1,0 +1,196 @@
+"""Generate the results page from the files committed under ``results/`` (nothing on it is typed by hand).
+
+Each folder of ``results/`` (e.g. ``results/quick/``, written by ``metarim compare``) becomes one section: its
+``report.md`` if it has one, then every plot, every small CSV as a table (larger ones as downloads), and every
+small text file (commands, configs) verbatim. Only files tracked by git are used, so a local, uncommitted run
+never shows up by accident; set ``METARIM_DOCS_RESULTS=all`` to preview one. Outside a git checkout all files are
+used.
+
+Run by ``docs/conf.py`` at every build; by hand: ``python docs/_scripts/gen_results.py RESULTS_DIR OUT_DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+try:
+    from _common import write_if_changed
+except ImportError:  # imported as docs._scripts.gen_results
+    from ._common import write_if_changed  # type: ignore[no-redef]
+
+#: Environment variable: ``all`` also uses files git does not track (to preview a run before committing it).
+RESULTS_ENV = "METARIM_DOCS_RESULTS"
+IMAGE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg", ".gif")
+TEXT_SUFFIXES = (".txt", ".sh", ".yaml", ".yml", ".json", ".toml", ".cfg", ".log")
+#: CSVs up to this many data rows and columns are shown as tables; larger ones are offered as downloads.
+MAX_TABLE_ROWS, MAX_TABLE_COLS = 40, 12
+#: Text files up to this size are shown verbatim.
+MAX_TEXT_BYTES = 8_000
+_LANG = {".sh": "bash", ".yaml": "yaml", ".yml": "yaml", ".json": "json", ".toml": "toml"}
+
+
+def committed_files(results_dir: Path) -> list[Path]:
+    """The files under ``results_dir`` that the page may use (git-tracked ones, see the module docstring).
+
+    :param results_dir: the repository's ``results/`` folder.
+    :return: the files, sorted.
+    """
+    results_dir = Path(results_dir).resolve()
+    if not results_dir.is_dir():
+        return []
+    every = sorted(p for p in results_dir.rglob("*") if p.is_file())
+    if os.environ.get(RESULTS_ENV, "").lower() == "all":
+        return every
+    try:
+        out = subprocess.run(
+            ["git", "ls-files", "-z", "--", "."], cwd=results_dir, capture_output=True, check=True, timeout=30
+        ).stdout.decode()
+    except (OSError, subprocess.SubprocessError):
+        return every  # not a git checkout (e.g. an unpacked source archive): use what is there
+    return sorted(results_dir / p for p in out.split("\0") if p and (results_dir / p).is_file())
+
+
+def _first_heading_level(markdown: str) -> int | None:
+    in_code = False
+    for line in markdown.splitlines():
+        if line.startswith(("```", "~~~")):
+            in_code = not in_code
+        match = None if in_code else re.match(r"(#{1,6}) ", line)
+        if match:
+            return len(match.group(1))
+    return None
+
+
+def _csv_shape(path: Path) -> tuple[int, int]:
+    with path.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    return max(len(rows) - 1, 0), max((len(r) for r in rows), default=0)
+
+
+def _run_section(name: str, files: list[Path], run_src: Path, run_out: Path, kept: set[Path]) -> list[str]:
+    """One folder of ``results/``: copies what it shows next to the page and returns its Markdown.
+
+    Shown: ``report.md`` (or ``README.md``) and what it references, every plot at any depth, and the other files
+    at the folder's top level. Files deeper down (e.g. the per-run outputs under ``runs/``) are only counted.
+    """
+    rel = {f: f.relative_to(run_src) for f in files}
+    report = next((f for f in files if rel[f].as_posix().lower() in ("report.md", "readme.md")), None)
+    referenced_text = report.read_text() if report is not None else ""
+
+    def referenced(f: Path) -> bool:
+        pattern = r"(?<![\w./-])(\./)?" + re.escape(rel[f].as_posix()) + r"(?![\w/-])"
+        return report is not None and f is not report and re.search(pattern, referenced_text) is not None
+
+    top = [f for f in files if len(rel[f].parts) == 1 and f is not report]
+    nested_images = [f for f in files if len(rel[f].parts) > 1 and f.suffix.lower() in IMAGE_SUFFIXES]
+    shown_files = {f for f in files if f is report or f in top or f in nested_images or referenced(f)}
+    for f in shown_files:
+        write_if_changed(run_out / rel[f], f.read_bytes())
+        kept.add((run_out / rel[f]).resolve())
+    link = lambda f: f"{name}/{rel[f].as_posix()}" if name else rel[f].as_posix()  # noqa: E731
+    title = f"`results/{name}/`" if name else "`results/`"
+    lines = [f"## {title}", ""]
+    if report is not None:
+        level = _first_heading_level(referenced_text) or 3
+        offset = max(0, 3 - level)
+        lines += [f"```{{include}} {link(report)}", ":relative-images:", f":heading-offset: {offset}", "```", ""]
+    tables: list[str] = []
+    figures: list[str] = []
+    downloads: list[str] = []
+    texts: list[str] = []
+    for f in [*top, *nested_images]:
+        if f.suffix.lower() in IMAGE_SUFFIXES and referenced(f):
+            continue
+        suffix, shown = f.suffix.lower(), rel[f].as_posix()
+        if suffix in IMAGE_SUFFIXES:
+            figures += [f"```{{figure}} {link(f)}", f":alt: {shown}", "", f"`{shown}`", "```", ""]
+        elif suffix == ".csv":
+            n_rows, n_cols = _csv_shape(f)
+            if 0 < n_rows <= MAX_TABLE_ROWS and n_cols <= MAX_TABLE_COLS:
+                tables += [f"```{{csv-table}} {shown}", f":file: {link(f)}", ":header-rows: 1", "```", ""]
+            else:
+                downloads.append(f"- {{download}}`{shown} <{link(f)}>` ({n_rows} rows × {n_cols} columns)")
+        elif suffix in TEXT_SUFFIXES and f.stat().st_size <= MAX_TEXT_BYTES:
+            lang = _LANG.get(suffix, "text")
+            texts += [f"```{{literalinclude}} {link(f)}", f":language: {lang}", f":caption: {shown}", "```", ""]
+        else:
+            downloads.append(f"- {{download}}`{shown} <{link(f)}>`")
+    lines += tables + figures
+    if downloads:
+        lines += ["Larger files, to download:", "", *downloads, ""]
+    if texts:
+        lines += ["Commands, configuration and other text files in this folder:", "", *texts]
+    hidden = [f for f in files if f not in shown_files]
+    if hidden:
+        folders = sorted({rel[f].parts[0] for f in hidden})
+        where = ", ".join(f"`{d}/`" for d in folders)
+        lines += [f"Not shown: {len(hidden)} more committed files in {where} (per-run outputs).", ""]
+    return lines
+
+
+INTRO = """\
+# Results
+
+This page is generated at every docs build from the files committed under `results/` in the repository:
+the CSV tables and plots written by a real run of the experiment command, and the commands and configuration
+that produced them. No number on this page is typed by hand; to change one, re-run the experiment and commit its
+output. How to re-run it: {doc}`/guides/reproducing`.
+"""
+
+EMPTY = """\
+:::{note}
+**No results are committed yet.** When the output of a `metarim compare` run (CSV tables, plots, a report and
+the exact command) is committed under `results/`, it appears here at the next docs build. Until then this
+documentation quotes no performance numbers.
+:::
+"""
+
+
+def generate(results_dir: Path, out_dir: Path) -> Path:
+    """Write ``out_dir/index.md`` and copy the committed result files next to it.
+
+    :param results_dir: the repository's ``results/`` folder (may be missing).
+    :param out_dir: the page's folder inside the docs source.
+    :return: the page.
+    """
+    results_dir, out_dir = Path(results_dir).resolve(), Path(out_dir)
+    files = committed_files(results_dir)
+    lines = [INTRO]
+    kept: set[Path] = set()
+    if not files:
+        lines.append(EMPTY)
+    groups: dict[str, list[Path]] = {}
+    for f in files:
+        parts = f.relative_to(results_dir).parts
+        groups.setdefault(parts[0] if len(parts) > 1 else "", []).append(f)
+    for name in sorted(groups):
+        src = results_dir / name if name else results_dir
+        lines += _run_section(name, groups[name], src, out_dir / name, kept)
+    page = out_dir / "index.md"
+    write_if_changed(page, "<!-- Generated by docs/_scripts/gen_results.py; do not edit. -->\n\n" + "\n".join(lines))
+    kept.add(page.resolve())
+    if out_dir.is_dir():
+        for path in sorted(out_dir.rglob("*"), reverse=True):
+            if path.is_file() and path.resolve() not in kept:
+                path.unlink()
+            elif path.is_dir() and not any(path.iterdir()):
+                shutil.rmtree(path)
+    return page
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("results_dir", type=Path)
+    parser.add_argument("out_dir", type=Path)
+    args = parser.parse_args()
+    print(generate(args.results_dir, args.out_dir))
+
+
+if __name__ == "__main__":
+    main()
