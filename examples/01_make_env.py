@@ -1,6 +1,6 @@
 """Make a MetaRIM environment, watch the stage shift, and run a stock SB3 agent on it.
 
-    python examples/01_make_env.py [--steps 2000]
+python examples/01_make_env.py [--steps 2000]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def main() -> None:
     obs, info = env.reset(seed=0)
     print("observation keys:", sorted(obs), "| mission:", env.unwrapped.tokenizer.decode(obs["mission"]))
     for _ in range(1200):
-        obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        obs, _reward, terminated, truncated, info = env.step(env.action_space.sample())
         if terminated or truncated:
             print(f"episode ended: task={info['task']} stage={info['stage']} success={info['is_success']}")
             obs, info = env.reset()
