@@ -17,7 +17,7 @@ faults, not FLOPs, so the loop issues few, cheap ops:
 * states are stored batch-first ``[B, N, H]`` (the packed API layout) and read unit-first through transposed
   views; batched matmuls accept those strides without copies; per-step views are made in bulk before the loop;
 * ``tanh(x) = 2 sigmoid(2x) - 1`` (torch's CPU ``tanh`` is several times slower than ``sigmoid``); the caller
-  passes weights whose tanh-gate columns are doubled (exact in floating point), see ``RIM._derived``;
+  passes weights whose tanh-gate columns are doubled (exact in floating point), see :func:`derive_weights`;
 * the communication attention runs with the batch innermost (``[N, features, B]``) so its small reductions
   vectorise; its query weights arrive pre-multiplied by the score scale;
 * the backward first forms every per-step derivative factor for all steps at once, then walks the steps in
@@ -94,23 +94,6 @@ class _BufferPool:
 _POOL = _BufferPool()
 
 
-class _OneThread:
-    """Run the time loop's small ops on one intra-op thread (restored after).
-
-    Splitting a ``[6, 16, 64] x [6, 64, 320]`` bmm over two threads makes it slower, and much slower when the
-    cores are shared with other processes; the large matmuls outside the loops keep all threads.
-    """
-
-    def __enter__(self) -> None:
-        self.threads = torch.get_num_threads()
-        if self.threads > 1:
-            torch.set_num_threads(1)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.threads > 1:
-            torch.set_num_threads(self.threads)
-
-
 class CellConfig(NamedTuple):
     """Static sizes of the cell.
 
@@ -165,7 +148,7 @@ def forward_loop(
     :param drop: ``[T, N, B]`` dropout factors on the input-row attention, or ``None``.
     :param h0: initial hidden states ``[B, N, H]``.
     :param c0: initial cell states ``[B, N, H]`` (ignored for GRU cells, whose ``c`` is zeros).
-    :param weights: ``(w_hq, b_hq, b_in, w_c, w_o)`` as produced by ``RIM._derived(..., fast=True)``.
+    :param weights: ``(w_hq, b_hq, b_in, w_c, w_o)`` as produced by :func:`derive_weights`.
     :return: a dict with the outputs ``hout [T, B, N, H]``, cell states ``cseq [T + 1, B, N, H]``, the active
         masks ``m [T, N, B]``, the tensors the backward needs and ``pooled``, the scratch to give back.
     """
@@ -208,40 +191,39 @@ def forward_loop(
     kcs = qkv_all[:, :, nq : 2 * nq].view(t_len, 1, n, nh, dq, b).unbind(0)
     vcs = qkv_all[:, :, 2 * nq :].view(t_len, 1, n, nh, dv, b).unbind(0)
     h = h0.transpose(0, 1)
-    with _OneThread():
-        for t in range(t_len):
-            c = cs[t]
-            if resets[t]:
-                kt = keep[t].view(1, b, 1)  # type: ignore[index]
-                h = h * kt
-                c.mul_(kt)
-            torch.baddbmm(b_hq, h, w_hq, out=ahs[t])
-            s = torch.linalg.vecdot(qs[t], kqs[t])
-            _select(s, cfg.k, m_s[t])
-            m3 = m3s[t]
-            p = torch.sigmoid(s, out=ps[t])
-            pd = (p * drop[t] if drop is not None else p).unsqueeze(-1)
-            if cfg.gru:
-                rz_s[t].addcmul_(pd, u_rz[t]).sigmoid_()
-                r_, zg = chunks[0][t], chunks[1][t]
-                n_pre = torch.addcmul(b_in, pd, u_n[t]).addcmul_(r_, chunks[2][t])  # type: ignore[arg-type]
-                nn_ = torch.sigmoid(n_pre, out=s2s[t]).mul(2.0).sub_(1.0)
-                ht = torch.addcmul(nn_, zg, h - nn_)
-            else:
-                gates[t].addcmul_(pd, us[t]).sigmoid_()
-                i_, f_, sg, o_ = chunks[0][t], chunks[1][t], chunks[2][t], chunks[3][t]
-                ct = (f_ * c).sub_(i_).addcmul_(i_, sg, value=2.0)  # f c + i tanh(x_g), tanh(x_g) = 2 sg - 1
-                s2 = torch.sigmoid(ct * 2.0, out=s2s[t])
-                ht = torch.addcmul(torch.neg(o_), o_, s2, value=2.0)  # o tanh(c~)
-                torch.where(m3, ct, c, out=cs[t + 1])
-            z = torch.where(m3, ht, h, out=zs[t])
-            # communication: every unit reads every unit's post-update state; batch innermost
-            torch.bmm(w_ct, z.transpose(1, 2), out=qkvs[t])
-            pc = torch.softmax(torch.linalg.vecdot(qcs[t], kcs[t], dim=3), 1)  # [N read, N written, nh, B]
-            pcs.append(pc)
-            oc = torch.sum(pc.unsqueeze(3) * vcs[t], 1, out=ocs[t])
-            comm = torch.bmm(oc.view(n, nv, b).transpose(1, 2), w_o)
-            h = torch.where(m3, ht.add_(comm), h, out=hs_new[t])
+    for t in range(t_len):
+        c = cs[t]
+        if resets[t]:
+            kt = keep[t].view(1, b, 1)  # type: ignore[index]
+            h = h * kt
+            c.mul_(kt)
+        torch.baddbmm(b_hq, h, w_hq, out=ahs[t])
+        s = torch.linalg.vecdot(qs[t], kqs[t])
+        _select(s, cfg.k, m_s[t])
+        m3 = m3s[t]
+        p = torch.sigmoid(s, out=ps[t])
+        pd = (p * drop[t] if drop is not None else p).unsqueeze(-1)
+        if cfg.gru:
+            rz_s[t].addcmul_(pd, u_rz[t]).sigmoid_()
+            r_, zg = chunks[0][t], chunks[1][t]
+            n_pre = torch.addcmul(b_in, pd, u_n[t]).addcmul_(r_, chunks[2][t])  # type: ignore[arg-type]
+            nn_ = torch.sigmoid(n_pre, out=s2s[t]).mul(2.0).sub_(1.0)
+            ht = torch.addcmul(nn_, zg, h - nn_)
+        else:
+            gates[t].addcmul_(pd, us[t]).sigmoid_()
+            i_, f_, sg, o_ = chunks[0][t], chunks[1][t], chunks[2][t], chunks[3][t]
+            ct = (f_ * c).sub_(i_).addcmul_(i_, sg, value=2.0)  # f c + i tanh(x_g), tanh(x_g) = 2 sg - 1
+            s2 = torch.sigmoid(ct * 2.0, out=s2s[t])
+            ht = torch.addcmul(torch.neg(o_), o_, s2, value=2.0)  # o tanh(c~)
+            torch.where(m3, ct, c, out=cs[t + 1])
+        z = torch.where(m3, ht, h, out=zs[t])
+        # communication: every unit reads every unit's post-update state; batch innermost
+        torch.bmm(w_ct, z.transpose(1, 2), out=qkvs[t])
+        pc = torch.softmax(torch.linalg.vecdot(qcs[t], kcs[t], dim=3), 1)  # [N read, N written, nh, B]
+        pcs.append(pc)
+        oc = torch.sum(pc.unsqueeze(3) * vcs[t], 1, out=ocs[t])
+        comm = torch.bmm(oc.view(n, nv, b).transpose(1, 2), w_o)
+        h = torch.where(m3, ht.add_(comm), h, out=hs_new[t])
     return dict(
         hout=hout,
         cseq=cseq,
@@ -259,6 +241,67 @@ def forward_loop(
     )
 
 
+def rollout_step(
+    cfg: CellConfig,
+    x: Tensor,
+    w_in: Tensor,
+    kq: Tensor,
+    keep: Tensor | None,
+    drop: Tensor | None,
+    h0: Tensor,
+    c0: Tensor,
+    weights: tuple[Tensor, Tensor, Tensor | None, Tensor, Tensor],
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One step without autograd and without saving anything: :func:`forward_loop` at ``T = 1`` with fewer ops.
+
+    :param cfg: static sizes.
+    :param x: input rows ``[B, D]``; ``x @ w_in`` gives every unit's cell input.
+    :param w_in: ``[D, N * G]`` (value projection folded in, tanh-gate columns doubled).
+    :param kq: scaled keys ``[B, dk]``.
+    :param keep: ``[B]`` 0/1 factors (0 where an episode starts), or ``None``.
+    :param drop: ``[N, B]`` dropout factors, or ``None``.
+    :param h0: hidden states ``[B, N, H]``.
+    :param c0: cell states ``[B, N, H]`` (ignored for GRU cells).
+    :param weights: ``(w_hq, b_hq, b_in, w_c, w_o)`` from :func:`derive_weights`.
+    :return: new ``h`` and ``c`` ``[B, N, H]`` and the active mask ``[N, B]``.
+    """
+    w_hq, b_hq, b_in, w_c, w_o = weights
+    n, hs, g, nh, dq, dv = cfg.n, cfg.hs, cfg.g, cfg.nh, cfg.dq, cfg.dv
+    b, nq = x.shape[0], nh * dq
+    u = torch.mm(x, w_in).view(b, n, g).transpose(0, 1)
+    h = h0.transpose(0, 1)
+    c = torch.zeros_like(h) if cfg.gru else c0.transpose(0, 1)
+    if keep is not None:
+        h, c = h * keep.view(1, b, 1), c * keep.view(1, b, 1)
+    ah = torch.baddbmm(b_hq, h, w_hq)
+    s = torch.linalg.vecdot(ah[..., g:], kq)
+    m = _select(s, cfg.k)
+    m3 = m.unsqueeze(-1)
+    p = torch.sigmoid(s)
+    pd = (p * drop if drop is not None else p).unsqueeze(-1)
+    if cfg.gru:
+        r_, zg = ah[..., : 2 * hs].addcmul_(pd, u[..., : 2 * hs]).sigmoid_().split(hs, -1)
+        n_pre = torch.addcmul(b_in, pd, u[..., 2 * hs :]).addcmul_(r_, ah[..., 2 * hs : g])  # type: ignore[arg-type]
+        nn_ = torch.sigmoid(n_pre).mul_(2.0).sub_(1.0)
+        ht = torch.addcmul(nn_, zg, h - nn_)
+        ct = c
+    else:
+        i_, f_, sg, o_ = ah[..., :g].addcmul_(pd, u).sigmoid_().split(hs, -1)
+        ct = (f_ * c).sub_(i_).addcmul_(i_, sg, value=2.0)
+        ht = torch.addcmul(torch.neg(o_), o_, torch.sigmoid(ct * 2.0), value=2.0)
+    z = torch.where(m3, ht, h)
+    qkv = torch.bmm(w_c.transpose(1, 2), z.transpose(1, 2))
+    qc = qkv[:, :nq].view(n, 1, nh, dq, b)
+    kc = qkv[:, nq : 2 * nq].view(1, n, nh, dq, b)
+    pc = torch.softmax(torch.linalg.vecdot(qc, kc, dim=3), 1)
+    oc = (pc.unsqueeze(3) * qkv[:, 2 * nq :].view(1, n, nh, dv, b)).sum(1)
+    comm = torch.bmm(oc.view(n, nh * dv, b).transpose(1, 2), w_o)
+    h_new, c_new = torch.empty_like(h0), torch.empty_like(h0)
+    torch.where(m3, ht.add_(comm), h, out=h_new.transpose(0, 1))
+    torch.where(m3, ct, c, out=c_new.transpose(0, 1))
+    return h_new, c_new, m
+
+
 def backward_loop(
     cfg: CellConfig,
     sv: dict[str, Any],
@@ -274,8 +317,9 @@ def backward_loop(
     d_out: Tensor,
     d_ht: Tensor,
     d_ct: Tensor,
+    need_x2: bool = True,
 ) -> tuple[Tensor | None, ...]:
-    """Reverse pass of :func:`forward_loop`.
+    """Reverse pass of :func:`forward_loop` (``need_x2``: whether the input rows need a gradient).
 
     :return: gradients for ``x2, w_in, kq, h0, c0, w_hq, b_hq, b_in, w_c, w_o``.
     """
@@ -297,6 +341,7 @@ def backward_loop(
     ds2 = torch.addcmul(s2, s2, s2, value=-1.0, out=take(s2.shape, kq))
     tmp = take(s2.shape, kq)
     scratch = [hold, ds2, tmp]
+    steps: tuple[tuple[Tensor, ...], ...]
     if cfg.gru:
         rz = ah[..., : 2 * hs]
         dact = torch.addcmul(rz, rz, rz, value=-1.0, out=take(rz.shape, kq))
@@ -333,8 +378,8 @@ def backward_loop(
     # per-step views, made in bulk
     d_outs = d_out.reshape(t_len, b, n, hs).transpose(1, 2).unbind(0)
     us, kqs, mfs = u.transpose(1, 2).unbind(0), kq.unbind(0), mf.unbind(0)
-    pdiffs, pds = pdiff.unbind(0), pd.unbind(0)
-    d_ahs, d_gis, d_ss, d_us = d_ah.unbind(1), d_gi.unbind(1), d_s.unbind(0), d_u.transpose(1, 2).unbind(0)
+    pdiffs = pdiff.unbind(0)
+    d_ahs, d_gis, d_ss = d_ah.unbind(1), d_gi.unbind(1), d_s.unbind(0)
     dghs, dqs = d_ah[..., :g].unbind(1), d_ah[..., g:].unbind(1)
     d_comms = d_comm.view(n, t_len, b, hs).unbind(1)
     d_qkv4 = d_qkv.view(n, 2 * nq + nv, t_len, b)
@@ -349,50 +394,49 @@ def backward_loop(
     pcs = sv["pc"]
     dh = d_ht.reshape(b, n, hs).transpose(0, 1)
     dc = d_ct.reshape(b, n, hs).transpose(0, 1)
-    with _OneThread():
-        for t in range(t_len - 1, -1, -1):
-            m_f = mfs[t]
-            dh = dh + d_outs[t]
-            dhm = torch.mul(dh, m_f, out=d_comms[t])
-            dh_old = dh - dhm
-            # communication attention, batch innermost
-            pc = pcs[t]
-            d_oc = torch.bmm(w_o, dhm.transpose(1, 2)).view(n, 1, nh, dv, b)
-            torch.sum(pc.unsqueeze(3) * d_oc, 0, out=d_vs[t])
-            d_pc = torch.linalg.vecdot(d_oc, vcs[t], dim=3).mul_(pc)
-            d_sc = torch.addcmul(d_pc, pc, d_pc.sum(1, keepdim=True), value=-1.0).unsqueeze(3)
-            torch.sum(d_sc * kcs[t], 1, out=d_qs[t])
-            torch.sum(d_sc * qcs[t], 0, out=d_ks[t])
-            d_h = torch.addcmul(dhm, torch.bmm(d_qkvs[t].transpose(1, 2), w_c_t), m_f)  # inactive units get nothing
-            dgh = dghs[t]
-            if cfg.gru:
-                f_n_t, f_z_t, f_r_t, r_t, zg_t = steps[t]
-                dgi = d_gis[t]
-                dn = torch.mul(d_h, f_n_t, out=dgi[..., 2 * hs :])
-                torch.mul(dn, f_r_t, out=dgi[..., :hs])
-                torch.mul(d_h, f_z_t, out=dgi[..., hs : 2 * hs])
-                dgh[..., : 2 * hs] = dgi[..., : 2 * hs]
-                torch.mul(dn, r_t, out=dgh[..., 2 * hs :])
-                dh_old.addcmul_(d_h, zg_t)
-            else:
-                a_o_t, f_t, fac_ifg_t, fac_o_t = steps[t]
-                dcm = dc * m_f
-                dct = torch.addcmul(dcm, d_h, a_o_t, value=4.0)
-                dc = (dc - dcm).addcmul_(dct, f_t)
-                torch.mul(dct.unsqueeze(2), fac_ifg_t, out=dgh[..., : 3 * hs].view(n, b, 3, hs))
-                torch.mul(d_h, fac_o_t, out=dgh[..., 3 * hs :])
-                dgi = dgh
-            ds = torch.mul(torch.linalg.vecdot(dgi, us[t]), pdiffs[t], out=d_ss[t])
-            torch.mul(dgi, pds[t], out=d_us[t])
-            torch.mul(ds.unsqueeze(-1), kqs[t], out=dqs[t])
-            dh = torch.baddbmm(dh_old, d_ahs[t], w_hq_t)
-            if sv["resets"][t]:
-                kt = keep[t].view(1, b, 1)  # type: ignore[index]
-                dh = dh * kt
-                dc = dc * kt
+    for t in range(t_len - 1, -1, -1):
+        m_f = mfs[t]
+        dh = dh + d_outs[t]
+        dhm = torch.mul(dh, m_f, out=d_comms[t])
+        dh_old = dh - dhm
+        # communication attention, batch innermost
+        pc = pcs[t]
+        d_oc = torch.bmm(w_o, dhm.transpose(1, 2)).view(n, 1, nh, dv, b)
+        torch.sum(pc.unsqueeze(3) * d_oc, 0, out=d_vs[t])
+        d_pc = torch.linalg.vecdot(d_oc, vcs[t], dim=3).mul_(pc)
+        d_sc = torch.addcmul(d_pc, pc, d_pc.sum(1, keepdim=True), value=-1.0).unsqueeze(3)
+        torch.sum(d_sc * kcs[t], 1, out=d_qs[t])
+        torch.sum(d_sc * qcs[t], 0, out=d_ks[t])
+        d_h = torch.addcmul(dhm, torch.bmm(d_qkvs[t].transpose(1, 2), w_c_t), m_f)  # inactive units get nothing
+        dgh = dghs[t]
+        if cfg.gru:
+            f_n_t, f_z_t, f_r_t, r_t, zg_t = steps[t]
+            dgi = d_gis[t]
+            dn = torch.mul(d_h, f_n_t, out=dgi[..., 2 * hs :])
+            torch.mul(dn, f_r_t, out=dgi[..., :hs])
+            torch.mul(d_h, f_z_t, out=dgi[..., hs : 2 * hs])
+            dgh[..., : 2 * hs] = dgi[..., : 2 * hs]
+            torch.mul(dn, r_t, out=dgh[..., 2 * hs :])
+            dh_old.addcmul_(d_h, zg_t)
+        else:
+            a_o_t, f_t, fac_ifg_t, fac_o_t = steps[t]
+            dcm = dc * m_f
+            dct = torch.addcmul(dcm, d_h, a_o_t, value=4.0)
+            dc = (dc - dcm).addcmul_(dct, f_t)
+            torch.mul(dct.unsqueeze(2), fac_ifg_t, out=dgh[..., : 3 * hs].view(n, b, 3, hs))
+            torch.mul(d_h, fac_o_t, out=dgh[..., 3 * hs :])
+            dgi = dgh
+        ds = torch.mul(torch.linalg.vecdot(dgi, us[t]), pdiffs[t], out=d_ss[t])
+        torch.mul(ds.unsqueeze(-1), kqs[t], out=dqs[t])
+        dh = torch.baddbmm(dh_old, d_ahs[t], w_hq_t)
+        if sv["resets"][t]:
+            kt = keep[t].view(1, b, 1)  # type: ignore[index]
+            dh = dh * kt
+            dc = dc * kt
     # weight gradients, once over all T * B rows
+    torch.mul(d_gi.transpose(0, 1), pd, out=d_u.transpose(1, 2))
     d_u2 = d_u.view(rows, n * g)
-    d_x2 = torch.mm(d_u2, w_in.t())
+    d_x2 = torch.mm(d_u2, w_in.t()) if need_x2 else None
     d_w_in = torch.mm(x2.t(), d_u2)
     d_w_hq = torch.bmm(hold.view(rows, n, hs).transpose(0, 1).transpose(1, 2), d_ah.view(n, rows, g + dk))
     d_b_hq = d_ah.sum((1, 2)).unsqueeze(1)
@@ -406,39 +450,112 @@ def backward_loop(
     return d_x2, d_w_in, d_kq, d_h0, d_c0, d_w_hq, d_b_hq, d_b_in, d_w_c, d_w_o
 
 
-class RIMSequence(torch.autograd.Function):
-    """The whole sequence as one autograd node with a hand-written backward (fast formulation).
+def derive_weights(
+    cfg: CellConfig, fuse: bool, params: tuple[Tensor | None, ...]
+) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor, Tensor]:
+    """Weights in the fast kernel's formulation, from the module's parameters (no autograd).
 
-    Inputs after the non-differentiable ``cfg, keep, drop``: ``x2, w_in, kq, h0, c0, w_hq, b_hq, b_in, w_c,
-    w_o`` (see :func:`forward_loop`; ``h0``/``c0`` packed ``[B, N * H]``). Outputs: the sequence output
-    ``[T, B, N * H]``, final ``h`` and ``c`` ``[B, N * H]`` and the active masks ``[T, N, B]``.
+    :param cfg: static sizes.
+    :param fuse: fold the value projection into the cell input weights (the kernel then reads raw input rows).
+    :param params: ``(weight_ih, value_weight, weight_hh, query_weight, bias, query_bias, bias_ih, comm_query,
+        comm_key, comm_value, comm_out)``; ``bias`` is the LSTM bias or the GRU ``bias_hh``, ``bias_ih`` is ``None``
+        for LSTM cells.
+    :return: ``(w_in, w_hq, b_hq, b_in, w_c, w_o)``: input-to-cell weights ``[D', N * G]``; recurrent and query
+        weights ``[N, H, G + dk]`` with bias ``[N, 1, G + dk]``; the GRU candidate input bias ``[N, 1, H]``;
+        communication query/key/value weights ``[N, H, ...]`` (queries times the score scale); output weights.
+        Tanh-gate columns are doubled (``tanh(x) = 2 sigmoid(2x) - 1``); doubling is exact.
+    """
+    w_ih, w_v, w_hh, w_q, bias, b_q, b_ih, c_q, c_k, c_v, c_o = params
+    n, hs, g = cfg.n, cfg.hs, cfg.g
+    w_in = w_ih.transpose(0, 1).reshape(-1, n * g)  # type: ignore[union-attr]  # [dv, N * G]
+    if fuse:
+        w_in = w_v @ w_in  # type: ignore[operator]
+    w_in.view(-1, n, g)[..., 2 * hs : 3 * hs] *= 2.0
+    w_hq = torch.cat((w_hh, w_q), -1)  # type: ignore[arg-type]
+    w_hq[..., 2 * hs : 3 * hs] *= 2.0
+    if b_ih is not None:
+        bias = torch.cat((bias[:, : 2 * hs] + b_ih[:, : 2 * hs], bias[:, 2 * hs :]), 1)  # type: ignore[index]
+    b_hq = torch.cat((bias, b_q), -1).unsqueeze(1)  # type: ignore[arg-type]
+    b_hq[..., 2 * hs : 3 * hs] *= 2.0
+    b_in = (b_ih[:, 2 * hs :] * 2.0).unsqueeze(1) if b_ih is not None else None
+    w_c = torch.cat((c_q, c_k, c_v), -1)  # type: ignore[arg-type]
+    w_c[..., : cfg.nh * cfg.dq] *= cfg.cscale
+    w_c = w_c.transpose(1, 2).contiguous().transpose(1, 2)  # the loops read it transposed
+    return w_in, w_hq, b_hq, b_in, w_c, c_o  # type: ignore[return-value]
+
+
+def derive_weights_backward(
+    cfg: CellConfig, fuse: bool, params: tuple[Tensor | None, ...], grads: tuple[Tensor | None, ...]
+) -> tuple[Tensor | None, ...]:
+    """Map gradients w.r.t. :func:`derive_weights`'s outputs back to ``params`` (same order)."""
+    w_ih, w_v, b_ih = params[0], params[1], params[6]
+    d_w_in, d_w_hq, d_b_hq, d_b_in, d_w_c, d_w_o = grads
+    assert w_ih is not None and w_v is not None and d_w_in is not None and d_w_hq is not None
+    assert d_b_hq is not None and d_w_c is not None
+    n, hs, g = cfg.n, cfg.hs, cfg.g
+    nq = cfg.nh * cfg.dq
+    d_w_in.view(-1, n, g)[..., 2 * hs : 3 * hs] *= 2.0
+    d_w_v = None
+    if fuse:
+        d_w_v = d_w_in @ w_ih.transpose(0, 1).reshape(-1, n * g).t()
+        d_w_in = w_v.t() @ d_w_in
+    d_w_ih = d_w_in.view(-1, n, g).transpose(0, 1)
+    d_w_hq[..., 2 * hs : 3 * hs] *= 2.0
+    d_b = d_b_hq.squeeze(1)
+    d_b[:, 2 * hs : 3 * hs] *= 2.0
+    d_bias, d_b_q = d_b[:, :g], d_b[:, g:]
+    d_b_ih = None
+    if b_ih is not None and d_b_in is not None:
+        d_b_ih = torch.cat((d_bias[:, : 2 * hs], d_b_in.squeeze(1) * 2.0), 1)
+    d_w_c[..., :nq] *= cfg.cscale
+    return (
+        d_w_ih,
+        d_w_v,
+        d_w_hq[..., :g],
+        d_w_hq[..., g:],
+        d_bias,
+        d_b_q,
+        d_b_ih,
+        d_w_c[..., :nq],
+        d_w_c[..., nq : 2 * nq],
+        d_w_c[..., 2 * nq :],
+        d_w_o,
+    )
+
+
+class RIMSequence(torch.autograd.Function):
+    """The whole sequence, weight preparation included, as one autograd node with a hand-written backward.
+
+    ``apply(cfg, fuse, keep, drop, x2, kq, h0, c0, *params)``: ``x2`` are the input rows ``[T * B, D]`` when
+    ``fuse`` (the value projection is folded into the cell weights) else their values ``[T * B, dv]``; ``kq`` the
+    scaled keys ``[T, B, dk]``; ``h0``/``c0`` packed ``[B, N * H]``; ``params`` as in :func:`derive_weights`.
+    Outputs: the sequence output ``[T, B, N * H]``, final ``h`` and ``c`` ``[B, N * H]`` and the active masks
+    ``[T, N, B]``.
     """
 
     @staticmethod
     def forward(  # type: ignore[override]
         ctx: Any,
         cfg: CellConfig,
+        fuse: bool,
         keep: Tensor | None,
         drop: Tensor | None,
         x2: Tensor,
-        w_in: Tensor,
         kq: Tensor,
         h0: Tensor,
         c0: Tensor,
-        w_hq: Tensor,
-        b_hq: Tensor,
-        b_in: Tensor | None,
-        w_c: Tensor,
-        w_o: Tensor,
+        *params: Tensor | None,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         t_len, b = kq.shape[0], kq.shape[1]
-        weights = (w_hq, b_hq, b_in, w_c, w_o)
+        w_in, *weights = derive_weights(cfg, fuse, params)
         h0_, c0_ = h0.view(b, cfg.n, cfg.hs), c0.view(b, cfg.n, cfg.hs)
-        sv = forward_loop(cfg, x2, w_in, kq, keep, drop, h0_, c0_, weights)
-        ctx.cfg, ctx.sv, ctx.keep, ctx.drop, ctx.has_b_in = cfg, sv, keep, drop, b_in is not None
-        ctx.save_for_backward(x2, w_in, kq, h0, w_hq, w_c, w_o)
+        sv = forward_loop(cfg, x2, w_in, kq, keep, drop, h0_, c0_, tuple(weights))  # type: ignore[arg-type]
+        ctx.cfg, ctx.fuse, ctx.sv, ctx.keep, ctx.drop = cfg, fuse, sv, keep, drop
+        ctx.params = params
+        ctx.save_for_backward(x2, w_in, kq, h0, weights[0], weights[3], weights[4])
         ctx.mark_non_differentiable(sv["m"])
-        weakref.finalize(ctx, _POOL.give, sv.pop("pooled"))  # the saved scratch is reused once the graph is gone
+        # the saved scratch goes back to the pool once the graph (and this context) is gone
+        weakref.finalize(ctx, _POOL.give, sv.pop("pooled")).atexit = False
         out = sv["hout"].view(t_len, b, cfg.n * cfg.hs)
         return out, out[-1].clone(), sv["cseq"][-1].view(b, -1).clone(), sv["m"]
 
@@ -446,10 +563,27 @@ class RIMSequence(torch.autograd.Function):
     @once_differentiable
     def backward(ctx: Any, d_out: Tensor, d_ht: Tensor, d_ct: Tensor, _d_m: Tensor) -> tuple[Tensor | None, ...]:
         x2, w_in, kq, h0, w_hq, w_c, w_o = ctx.saved_tensors
-        grads = backward_loop(ctx.cfg, ctx.sv, x2, w_in, kq, ctx.keep, ctx.drop, h0, w_hq, w_c, w_o, d_out, d_ht, d_ct)
-        if not ctx.has_b_in:
-            grads = (*grads[:7], None, *grads[8:])
-        return (None, None, None, *grads)
+        d_x2, d_w_in, d_kq, d_h0, d_c0, d_w_hq, d_b_hq, d_b_in, d_w_c, d_w_o = backward_loop(
+            ctx.cfg,
+            ctx.sv,
+            x2,
+            w_in,
+            kq,
+            ctx.keep,
+            ctx.drop,
+            h0,
+            w_hq,
+            w_c,
+            w_o,
+            d_out,
+            d_ht,
+            d_ct,
+            ctx.needs_input_grad[4],
+        )
+        d_params = derive_weights_backward(
+            ctx.cfg, ctx.fuse, ctx.params, (d_w_in, d_w_hq, d_b_hq, d_b_in, d_w_c, d_w_o)
+        )
+        return (None, None, None, None, d_x2, d_kq, d_h0, d_c0, *d_params)
 
 
 def _comm_eager(cfg: CellConfig, z: Tensor, w_c: Tensor, w_o: Tensor) -> Tensor:
@@ -479,7 +613,7 @@ def rim_sequence_eager(
     w_c: Tensor,
     w_o: Tensor,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Plain formulation in differentiable ops; inputs from ``RIM._derived(..., fast=False)``."""
+    """Plain formulation in differentiable ops; weights from ``RIM._eager_weights`` (``b_ih`` the GRU input bias)."""
     n, hs, g = cfg.n, cfg.hs, cfg.g
     t_len, b = kq.shape[0], kq.shape[1]
     h = h0.view(b, n, hs).transpose(0, 1)

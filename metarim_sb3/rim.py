@@ -16,20 +16,23 @@ The state is split into ``N`` units of size ``H``, each with its own LSTM (or GR
    All cells run as one batched matmul over units.
 4. **Communication.** Multi-head attention among units: each active unit reads the post-update states of all units
    (``h~`` for active units, the kept ``h`` for inactive ones) and adds the projected result to ``h~_j``
-   (residual). Inactive units neither read nor receive gradient through this path.
+   (residual). Inactive units neither read nor receive gradient through this path (their states are read as
+   constants, as in the authors' implementation), so for ``k < N`` the gradient is that of this blocked graph.
 5. **Sparse update.** Inactive units keep ``h`` and ``c`` bit-for-bit; gradients still flow through time for them.
 6. The output is every unit's state, concatenated unit-major (unit ``j`` at ``[j*H:(j+1)*H]``).
 
-Speed: the input projections for the whole sequence are computed once outside the time loop (the attended
-input enters the cell only through ``p_j * (v_t W_ih,j)``), and when gradients are needed the loop runs inside
-one :class:`torch.autograd.Function` whose backward forms each weight gradient as one matmul over all steps
-(see :mod:`metarim_sb3._rim_kernels`). ``fused=False`` uses a plain autograd loop instead (needed only for
-higher-order gradients).
+Speed (see :mod:`metarim_sb3._rim_kernels`): the input projections of the whole sequence are computed once, outside
+the time loop (the attended input enters the cell only through ``p_j * (v_t W_ih,j)``, so the value projection folds
+into the cell input weights); with gradients, the sequence runs as one :class:`torch.autograd.Function` whose
+hand-written backward forms each weight gradient as one matmul over all steps; without gradients a single step
+(rollout) takes a lean path. ``fused=False`` runs a plain autograd loop instead (needed only for higher-order
+gradients).
 
-Choices that are ours, not the paper's: LSTM gate order ``(i, f, o, g)`` with one bias per unit; a per-unit query
-bias (otherwise all units tie at a zero state); no bias in the key/value and communication projections (a key bias
-cancels from the two-row softmax and a value bias is absorbed by the cell bias); per-unit communication
-projections; dropout on the input attention only.
+Choices that are ours, not the paper's: weights laid out ``[unit, in, out]`` (torch's LSTM/GRU gate order; one
+LSTM bias per unit); a per-unit query bias (otherwise all units tie at a zero state); no bias in the key/value and
+communication projections (a key bias cancels from the two-row softmax and a value bias is absorbed by the cell
+bias); per-unit communication projections; dropout on the input attention only; units are ranked by the log-odds
+of their input-row attention (the same order as least null attention, without ties from a saturated softmax).
 """
 
 from __future__ import annotations
@@ -39,7 +42,15 @@ import math
 import torch
 from torch import Tensor, nn
 
-from metarim_sb3._rim_kernels import _POOL, CellConfig, RIMSequence, forward_loop, rim_sequence_eager
+from metarim_sb3._rim_kernels import (
+    _POOL,
+    CellConfig,
+    RIMSequence,
+    derive_weights,
+    forward_loop,
+    rim_sequence_eager,
+    rollout_step,
+)
 
 __all__ = ["RIM"]
 
@@ -67,7 +78,8 @@ class RIM(nn.Module):
     :param comm_value_size: communication value size (all heads).
     :param comm_heads: communication heads; must divide both communication sizes.
     :param dropout: dropout on the input-attention weights in training mode, in ``[0, 1)``.
-    :param fused: run the sequence through the hand-written backward (fast); ``False`` for plain autograd.
+    :param fused: run the sequence through the hand-written backward (fast, first-order only); ``False`` for a
+        plain autograd loop (slower; supports higher-order gradients).
     """
 
     def __init__(
@@ -160,7 +172,9 @@ class RIM(nn.Module):
         self.comm_key = param(n_units, unit_size, comm_key_size)
         self.comm_value = param(n_units, unit_size, comm_value_size)
         self.comm_out = param(n_units, comm_value_size, unit_size)
-        self._cache: tuple[tuple[object, ...], tuple[Tensor | None, ...]] | None = None
+        self._cache: tuple[tuple[object, ...], tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor, Tensor]] | None = (
+            None
+        )
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -181,54 +195,51 @@ class RIM(nn.Module):
         attention += ["comm_query", "comm_key", "comm_value", "comm_out"]
         return {"modules": [getattr(self, n) for n in cells], "attention": [getattr(self, n) for n in attention]}
 
+    def __getstate__(self) -> dict[str, object]:
+        state = super().__getstate__()
+        state["_cache"] = None  # derived weights are rebuilt on demand, never pickled
+        return state
+
     def extra_repr(self) -> str:
         return (
             f"{self.input_size}, n_units={self.n_units}, unit_size={self.unit_size}, k={self.k}, cell={self.cell!r}, "
             f"input_heads={self.input_heads}, comm_heads={self.comm_heads}, dropout={self.dropout}"
         )
 
-    def _derived(self, fuse_input: bool, fast: bool = True) -> tuple[Tensor | None, ...]:
-        """Weights as the loops consume them: ``(w_in, w_hq, b_hq, b_in, w_c, w_o)``.
-
-        ``w_in`` maps an input row to all units' cell inputs ``[D, N*G]`` (the value projection folded into the
-        cell input weights) when ``fuse_input``, else it is the cell input weights ``[dv, N*G]``. ``w_hq`` stacks
-        the recurrent and query weights ``[N, H, G + dk]`` (one matmul per step gives gates and queries).
-        ``fast`` prepares the fast kernel's formulation: tanh-gate columns doubled (``tanh(x) = 2 sigmoid(2x)
-        - 1``; doubling is exact), GRU input biases of the r/z gates merged into ``b_hq``, communication queries
-        pre-multiplied by the score scale. Otherwise the plain formulation for the eager loop.
-        """
-        n, hs, g = self.n_units, self.unit_size, self._cfg.g
+    def _params(self) -> tuple[Tensor | None, ...]:
+        """Parameters in the order of :func:`metarim_sb3._rim_kernels.derive_weights`."""
         gru = self.cell == "gru"
-        w_ih = self.weight_ih
-        b_hh = self.bias_hh if gru else self.bias
-        w_hq = torch.cat((self.weight_hh, self.query_weight), -1)
-        if fast:
-            scale = torch.ones(g, dtype=w_ih.dtype, device=w_ih.device)
-            scale[2 * hs : 3 * hs] = 2.0
-            w_ih = w_ih * scale
-            b_hq = (
-                torch.cat((b_hh + torch.cat((self.bias_ih[:, : 2 * hs], b_hh.new_zeros(n, hs)), 1), self.query_bias), 1)
-                if gru
-                else torch.cat((b_hh, self.query_bias), 1)
-            )
-            full = torch.cat((scale, scale.new_ones(self.query_weight.shape[-1])))
-            w_hq, b_hq = w_hq * full, b_hq * full
-            b_in = self.bias_ih[:, 2 * hs :].unsqueeze(1) * 2.0 if gru else None
-            w_cq = self.comm_query * self._cfg.cscale
-        else:
-            b_hq = torch.cat((b_hh, self.query_bias), 1)
-            b_in = self.bias_ih.unsqueeze(1) if gru else None
-            w_cq = self.comm_query
-        w_ih = w_ih.transpose(0, 1).reshape(-1, n * g)
-        w_in = self.value_weight @ w_ih if fuse_input else w_ih
-        w_c = torch.cat((w_cq, self.comm_key, self.comm_value), -1)
-        return w_in, w_hq, b_hq.unsqueeze(1), b_in, w_c, self.comm_out
+        return (
+            self.weight_ih,
+            self.value_weight,
+            self.weight_hh,
+            self.query_weight,
+            self.bias_hh if gru else self.bias,
+            self.query_bias,
+            self.bias_ih if gru else None,
+            self.comm_query,
+            self.comm_key,
+            self.comm_value,
+            self.comm_out,
+        )
 
-    def _derived_cached(self) -> tuple[Tensor | None, ...]:
-        """Fast-formulation :meth:`_derived` with the input fused, reused while no parameter changed (no grad)."""
-        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in self.parameters())
+    def _eager_weights(self) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor, Tensor]:
+        """The plain formulation for :func:`rim_sequence_eager`: ``(w_ih [dv, N*G], w_hq, b_hq, b_ih, w_c, w_o)``."""
+        gru = self.cell == "gru"
+        w_ih = self.weight_ih.transpose(0, 1).reshape(-1, self.n_units * self._cfg.g)
+        w_hq = torch.cat((self.weight_hh, self.query_weight), -1)
+        b_hq = torch.cat((self.bias_hh if gru else self.bias, self.query_bias), -1).unsqueeze(1)
+        b_ih = self.bias_ih.unsqueeze(1) if gru else None
+        w_c = torch.cat((self.comm_query, self.comm_key, self.comm_value), -1)
+        return w_ih, w_hq, b_hq, b_ih, w_c, self.comm_out
+
+    def _fast_weights_cached(self) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor, Tensor]:
+        """:func:`derive_weights` (input fused), reused while no parameter changed; for calls without grad."""
+        params = self._params()
+        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params if p is not None)
         if self._cache is None or self._cache[0] != key:
-            self._cache = (key, self._derived(True))
+            with torch.no_grad():
+                self._cache = (key, derive_weights(self._cfg, True, params))
         return self._cache[1]
 
     def _check(self, x: Tensor, state: tuple[Tensor, Tensor], episode_starts: Tensor | None) -> None:
@@ -274,30 +285,38 @@ class RIM(nn.Module):
         if self.training and self.dropout > 0.0:
             drop = torch.empty(t_len, n, b, dtype=x.dtype, device=x.device).bernoulli_(1.0 - self.dropout)
             drop.div_(1.0 - self.dropout)
-        params_grad = any(p.requires_grad for p in self.parameters())
         needs_grad = torch.is_grad_enabled() and (
-            params_grad or x.requires_grad or state[0].requires_grad or state[1].requires_grad
+            x.requires_grad
+            or state[0].requires_grad
+            or state[1].requires_grad
+            or any(p.requires_grad for p in self.parameters())
         )
         rows = x.reshape(t_len * b, self.input_size)
         kq = (rows @ self.key_weight).mul_(self._in_scale).view(t_len, b, -1)
-        if needs_grad:
+        if not needs_grad:
+            w_in, w_hq, b_hq, b_in, w_c, w_o = self._fast_weights_cached()
+            weights = (w_hq, b_hq, b_in, w_c, w_o)
+            h0_, c0_ = h0.view(b, n, -1), c0.view(b, n, -1)
+            with torch.no_grad():
+                if t_len == 1:
+                    k0 = None if keep is None else keep[0]
+                    d0 = None if drop is None else drop[0]
+                    h_new, c_new, m = rollout_step(self._cfg, rows, w_in, kq[0], k0, d0, h0_, c0_, weights)
+                    out, masks = h_new.view(1, b, -1), m.unsqueeze(0)
+                    h_t, c_t = h_new.view(b, -1).clone(), c_new.view(b, -1)
+                else:
+                    sv = forward_loop(self._cfg, rows, w_in, kq, keep, drop, h0_, c0_, weights)
+                    out, masks = sv["hout"].view(t_len, b, -1), sv["m"]
+                    h_t, c_t = out[-1].clone(), sv["cseq"][-1].reshape(b, -1).clone()
+                    _POOL.give(sv["pooled"])
+        elif self.fused:
             d_in, d_v = self.input_size, self.value_weight.shape[1]
             fuse = d_in * d_v * n * g + t_len * b * d_in * n * g < t_len * b * d_v * (d_in + n * g)
-            w_in, *weights = self._derived(fuse, self.fused)
+            x2 = rows if fuse else rows @ self.value_weight
+            out, h_t, c_t, masks = RIMSequence.apply(self._cfg, fuse, keep, drop, x2, kq, h0, c0, *self._params())
         else:
-            fuse = True
-            w_in, *weights = self._derived_cached()
-        x2 = rows if fuse else rows @ self.value_weight
-        if not needs_grad:
-            with torch.no_grad():
-                sv = forward_loop(self._cfg, x2, w_in, kq, keep, drop, h0.view(b, n, -1), c0.view(b, n, -1), weights)
-            _POOL.give(sv["pooled"][:1] + sv["pooled"][2:])  # all but cseq, whose last step is returned
-            out, masks = sv["hout"].view(t_len, b, -1), sv["m"]
-            h_t, c_t = sv["hout"][-1].view(b, -1), sv["cseq"][-1].view(b, -1)
-        elif self.fused:
-            out, h_t, c_t, masks = RIMSequence.apply(self._cfg, keep, drop, x2, w_in, kq, h0, c0, *weights)
-        else:
-            u = (x2 @ w_in).view(t_len, b, n, g).permute(2, 0, 1, 3)
-            out, h_t, c_t, masks = rim_sequence_eager(self._cfg, keep, drop, u, kq, h0, c0, *weights)
+            w_ih, w_hq, b_hq, b_ih, w_c, w_o = self._eager_weights()
+            u = (rows @ self.value_weight @ w_ih).view(t_len, b, n, g).permute(2, 0, 1, 3)
+            out, h_t, c_t, masks = rim_sequence_eager(self._cfg, keep, drop, u, kq, h0, c0, w_hq, b_hq, b_ih, w_c, w_o)
         self.last_active = masks.detach().transpose(1, 2).contiguous()
         return out, (h_t.view(1, b, -1), c_t.view(1, b, -1))
