@@ -84,7 +84,7 @@ class FastSlowCallback(BaseCallback):
 
     Paper: Madan, Ke, Goyal, Schölkopf, Bengio, "Fast and Slow Learning of Recurrent Independent Mechanisms",
     arXiv 2105.08710.
-    Code: this module (the update schedule is ours, see ``docs`` and the method notes).
+    Code: this module (the update schedule is ours, not the paper's; the docs guide *Fast and slow learning* states it).
     """
 
     MODES = ("meta", "reversed", "joint")

@@ -1,0 +1,36 @@
+"""The ``metarim`` command and the pieces behind it, usable from Python too.
+
+- :func:`resolve_config`: agent + env presets (YAML in ``presets/``) + overrides -> one plain ``dict``;
+- :func:`run`: one training run, a pure function ``run(config, seed, out_dir) -> summary`` (checkpoints, resume,
+  curriculum, held-out evaluation, unit activity, logs: see :mod:`metarim_sb3.experiments.runner`);
+- :func:`plan` / :func:`run_grid`: a preset's agent x env x seed grid in worker processes;
+- :func:`build_report`: ``summary.csv``, plots and ``report.md`` from run folders;
+- :func:`evaluate_run`: success rate and return with 95 % CIs on one stage.
+
+Files: ``config.py`` (presets, overrides), ``runner.py`` (one run), ``monitoring.py`` (the run's callbacks),
+``rundir.py`` (run-folder layout), ``evaluate.py`` (evaluate, render), ``compare.py`` (grid), ``report.py`` and
+``plots.py`` (report), ``stats.py`` (IQM, bootstrap, Wilson), ``cli.py`` (argparse).
+"""
+
+from metarim_sb3.experiments.compare import plan, run_grid
+from metarim_sb3.experiments.config import AGENTS, ConfigError, compare_preset, resolve_config
+from metarim_sb3.experiments.evaluate import evaluate_model, evaluate_run
+from metarim_sb3.experiments.monitoring import NonFiniteError
+from metarim_sb3.experiments.report import build_report
+from metarim_sb3.experiments.rundir import RunError
+from metarim_sb3.experiments.runner import run
+
+__all__ = [
+    "AGENTS",
+    "ConfigError",
+    "NonFiniteError",
+    "RunError",
+    "build_report",
+    "compare_preset",
+    "evaluate_model",
+    "evaluate_run",
+    "plan",
+    "resolve_config",
+    "run",
+    "run_grid",
+]

@@ -1,0 +1,312 @@
+"""``metarim``: train, evaluate, compare, report and render Meta-RIM agents on shifting MiniGrid families.
+
+Exit codes: 0 success; 2 bad input (one line on stderr naming the problem and the allowed values; nothing is
+written); 3 training diverged (NaN/inf; the last good checkpoint is kept); 130 interrupted by SIGINT/SIGTERM
+(``train``/``compare``: a checkpoint was saved, continue with ``--resume`` / the same ``compare`` command).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+__all__ = ["main"]
+
+EPILOG = (
+    "exit codes: 0 ok, 2 bad input, 3 diverged (NaN; last good checkpoint kept), "
+    "130 interrupted (checkpoint saved; continue with --resume)"
+)
+COMPARE_EPILOG = (
+    "exit codes: 0 ok, 1 some run failed (see its error.log), 2 bad input, 130 interrupted (each run saved a "
+    "checkpoint; run the same command again to resume: complete runs are skipped)"
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description's line breaks; every option's help states its default itself."""
+
+
+def _fail(prog: str, message: str, code: int = 2) -> NoReturn:
+    print(f"{prog}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def _command() -> str:
+    return " ".join(shlex.quote(a) for a in ["metarim", *sys.argv[1:]])
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from metarim_sb3.experiments.config import AGENTS, compare_preset_names, env_ids
+
+    parser = _Parser(prog="metarim", description=__doc__, formatter_class=_Formatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    envs = env_ids()
+
+    p = sub.add_parser("train", help="train one agent on one env", formatter_class=_Formatter, epilog=EPILOG)
+    p.add_argument(
+        "--agent", choices=AGENTS, default=None, help="agent preset (required unless --resume; default: none)"
+    )
+    p.add_argument(
+        "--env",
+        choices=envs,
+        default=None,
+        metavar="ID",
+        help=f"environment id (default: MetaRIM-DoorKey-v0; with --resume: the run's); one of {', '.join(envs)}",
+    )
+    p.add_argument(
+        "--timesteps",
+        type=int,
+        default=None,
+        help="training budget in env steps (default: the preset's; with --resume: the run's)",
+    )
+    p.add_argument("--seed", type=int, default=None, help="seed (default: 0; with --resume: the run's)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="run folder (default: runs/<agent>-<family>-seed<seed>, e.g. runs/meta-rim-doorkey-seed0)",
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="YAML file of config overrides, keys as in config.yaml (default: none)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config key, dotted (e.g. ppo.learning_rate=3e-4); repeatable (default: none)",
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its last checkpoint (default: off)"
+    )
+    p.add_argument("--force", action="store_true", help="delete an existing run in --out and start over (default: off)")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: on when stderr is a terminal)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads; the small nets here gain little from more and lose much on shared cores "
+        "(default: %(default)s)",
+    )
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit (default: off)")
+
+    p = sub.add_parser(
+        "evaluate", help="success rate and return of a run on one stage, with 95%% CIs", formatter_class=_Formatter
+    )
+    p.add_argument("run", type=Path, help="run folder")
+    p.add_argument("--stage", default="heldout", help="'heldout' or a training stage index (default: %(default)s)")
+    p.add_argument("--episodes", type=int, default=100, help="episodes (default: %(default)s)")
+    p.add_argument(
+        "--seed", type=int, default=10_000, help="seed of the evaluation environments (default: %(default)s)"
+    )
+    p.add_argument("--n-envs", type=int, default=8, help="parallel evaluation environments (default: %(default)s)")
+
+    p = sub.add_parser(
+        "compare",
+        help="run an agent x env x seed grid in parallel, then report",
+        formatter_class=_Formatter,
+        epilog=COMPARE_EPILOG,
+    )
+    p.add_argument(
+        "--preset",
+        default="quick",
+        help=f"grid preset: {', '.join(compare_preset_names())} or a YAML file (default: %(default)s)",
+    )
+    p.add_argument("--seeds", type=int, default=None, help="seeds per agent and env (default: the preset's)")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: number of CPU cores)")
+    p.add_argument("--out", type=Path, default=None, help="results folder (default: results/<preset>)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key in every run, as in train (default: none)",
+    )
+    p.add_argument("--no-report", action="store_true", help="skip the report at the end (default: off)")
+
+    p = sub.add_parser("report", help="summary.csv, plots and report.md from run folders", formatter_class=_Formatter)
+    p.add_argument("runs", nargs="+", type=Path, help="run folders, or folders searched for them (recursively)")
+    p.add_argument("--out", type=Path, required=True, help="report folder (required)")
+
+    p = sub.add_parser(
+        "render", help="record an env (and optionally a trained model) to a GIF", formatter_class=_Formatter
+    )
+    p.add_argument(
+        "--env", choices=envs, default=None, metavar="ID", help="environment id (default: the --model run's)"
+    )
+    p.add_argument("--model", type=Path, default=None, help="run folder whose model acts (default: random actions)")
+    p.add_argument("--stage", default="0", help="'heldout' or a stage index (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=200, help="frames to record (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    p.add_argument("--out", type=Path, required=True, help="output .gif file (required)")
+    return parser
+
+
+def _train(args: argparse.Namespace, prog: str) -> int:
+    from metarim_sb3.experiments.config import apply_overrides, load_yaml, parse_set, resolve_config
+    from metarim_sb3.experiments.rundir import CHECKPOINT, DONE, RunError, read_run_config
+    from metarim_sb3.experiments.runner import run
+
+    overrides = parse_set(args.set)
+    if args.timesteps is not None and args.timesteps < 1:
+        raise RunError(f"--timesteps must be a positive integer, got {args.timesteps}")
+    if args.resume:
+        if args.out is None:
+            raise RunError("--resume needs --out RUN (the run folder to continue)")
+        if not (args.out / CHECKPOINT).exists():
+            raise RunError(f"cannot resume {args.out}: it has no {CHECKPOINT} (start it without --resume)")
+        saved = read_run_config(args.out)
+        seed = saved.pop("seed", 0)
+        for name, value, old in (("agent", args.agent, saved["agent"]), ("env", args.env, saved["env"]),
+                                 ("seed", args.seed, seed)):  # fmt: skip
+            if value is not None and value != old:
+                raise RunError(f"--{name} {value} differs from the run's {name} {old}; omit it with --resume")
+        file_layer = load_yaml(args.config) if args.config is not None else None
+        top = {"timesteps": args.timesteps} if args.timesteps is not None else None
+        config = apply_overrides(saved, file_layer, overrides, top)
+        out = args.out
+    else:
+        if args.agent is None:
+            raise RunError("the following argument is required: --agent (choose from meta-rim, rim, reversed, lstm)")
+        env = args.env or "MetaRIM-DoorKey-v0"
+        seed = 0 if args.seed is None else args.seed
+        config = resolve_config(args.agent, env, config_file=args.config, overrides=overrides, timesteps=args.timesteps)
+        out = args.out or Path("runs") / f"{args.agent}-{env.split('-')[1].lower()}-seed{seed}"
+        if args.print_config:
+            import yaml
+
+            print(yaml.safe_dump({**config, "seed": seed}, sort_keys=False), end="")
+            return 0
+        if out.exists() and not args.force:
+            if (out / DONE).exists():
+                raise RunError(
+                    f"--out {out} holds a finished run; pass --force to overwrite it or choose another --out"
+                )
+            if (out / CHECKPOINT).exists():
+                raise RunError(
+                    f"--out {out} holds an unfinished run; pass --resume to continue it or --force to restart"
+                )
+        if out.exists() and args.force:
+            shutil.rmtree(out)
+    if args.threads < 1:
+        raise RunError(f"--threads must be a positive integer, got {args.threads}")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    print(f"training {config['agent']} on {config['env']} for {config['timesteps']} steps, seed {seed} -> {out}")
+    result = run(config, seed, out, resume=args.resume, progress_bar=progress)
+    if result["status"] == "interrupted":
+        print(f"interrupted: checkpoint at {result['timesteps']} steps in {out}; continue with: "
+              f"metarim train --resume --out {shlex.quote(str(out))}", file=sys.stderr)  # fmt: skip
+        return 130
+    print(f"done: {result['timesteps']} steps in {result['wall_time_s']:.0f} s ({result['fps']:.0f} fps); "
+          f"final stage {result['final_stage']}; held-out success {result['heldout_success']:.2f} "
+          f"[{result['heldout_success_ci'][0]:.2f}, {result['heldout_success_ci'][1]:.2f}] -> {out}")  # fmt: skip
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from metarim_sb3.experiments.compare import plan, run_grid
+    from metarim_sb3.experiments.config import ConfigError, parse_set
+    from metarim_sb3.experiments.report import build_report
+
+    if args.seeds is not None and args.seeds < 1:
+        raise ConfigError(f"--seeds must be a positive integer, got {args.seeds}")
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers must be a positive integer, got {args.workers}")
+    name = Path(args.preset).stem if args.preset.endswith((".yaml", ".yml")) else args.preset
+    out = args.out or Path("results") / name
+    jobs = plan(args.preset, out, args.seeds, parse_set(args.set))
+    results, interrupted = run_grid(jobs, args.workers)
+    if interrupted:
+        print(f"interrupted: run the same command again to resume ({_command()})", file=sys.stderr)
+        return 130
+    failed = [r for r in results if r.get("status") != "done"]
+    if not args.no_report:
+        paths = build_report([j.out_dir for j in jobs], out, command=_command())
+        print(f"report: {paths['report']}")
+    return 1 if failed else 0
+
+
+def _dispatch(args: argparse.Namespace, prog: str) -> int:
+    if args.command == "train":
+        return _train(args, prog)
+    if args.command == "compare":
+        return _compare(args)
+    if args.command == "evaluate":
+        from metarim_sb3.experiments.evaluate import evaluate_run, format_table
+
+        summary = evaluate_run(args.run, args.stage, args.episodes, args.seed, args.n_envs)
+        print(format_table(summary))
+        stage = summary["stage"]
+        print(f"saved {args.run / f'eval_{stage}.json'} and {args.run / f'eval_{stage}_episodes.csv'}")
+        return 0
+    if args.command == "report":
+        from metarim_sb3.experiments.report import build_report
+
+        paths = build_report(args.runs, args.out, command=_command())
+        print("\n".join(f"{k}: {v}" for k, v in paths.items()))
+        return 0
+    if args.command == "render":
+        from metarim_sb3.experiments.evaluate import render_gif
+        from metarim_sb3.experiments.rundir import RunError
+
+        if args.env is None and args.model is None:
+            raise RunError("render needs --env ID or --model RUN")
+        if args.steps < 1:
+            raise RunError(f"--steps must be a positive integer, got {args.steps}")
+        path = render_gif(args.out, args.env, args.model, args.stage, args.steps, args.seed)
+        print(f"wrote {path}")
+        return 0
+    raise AssertionError(args.command)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """
+    Entry point of the ``metarim`` console script.
+
+    :param argv: arguments (default: ``sys.argv[1:]``).
+    :return: the exit code.
+    """
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    prog = f"metarim {args.command}"
+    from metarim_sb3.experiments.config import ConfigError
+    from metarim_sb3.experiments.monitoring import NonFiniteError
+    from metarim_sb3.experiments.rundir import RunError
+
+    try:
+        code = _dispatch(args, prog)
+    except (ConfigError, RunError) as err:
+        _fail(prog, str(err), 2)
+    except NonFiniteError as err:
+        _fail(prog, f"training diverged: {err}", 3)
+    except KeyboardInterrupt:
+        _fail(prog, "interrupted", 130)
+    raise SystemExit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""The agent x env x seed grid of a preset, run in parallel worker processes, then reported.
+
+Each cell is one :func:`metarim_sb3.experiments.runner.run` call in a worker process (``spawn`` context, one torch
+thread per worker), writing to ``OUT/runs/<env>/<agent>/seed_<s>``. Cells with a ``done.json`` are skipped and
+cells with a checkpoint are resumed, so an interrupted compare continues where it stopped. A worker's output goes
+to ``train.log`` in its run folder; a failed cell leaves its traceback in ``error.log`` and does not stop the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import os
+import signal
+import sys
+import time
+import traceback
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from metarim_sb3.experiments.config import compare_preset, merge, resolve_config
+from metarim_sb3.experiments.rundir import CHECKPOINT, DONE, read_json, write_yaml
+
+__all__ = ["Job", "default_workers", "plan", "run_grid"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One cell of the grid.
+
+    :param agent: agent name.
+    :param env: environment id.
+    :param seed: seed.
+    :param config: the resolved config.
+    :param out_dir: the run folder.
+    """
+
+    agent: str
+    env: str
+    seed: int
+    config: dict[str, Any]
+    out_dir: Path
+
+    @property
+    def label(self) -> str:
+        """Short display name."""
+        return f"{self.agent} seed {self.seed} on {self.env}"
+
+
+def default_workers() -> int:
+    """:return: the number of CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def plan(preset: str, out: Path, seeds: int | None = None, overrides: dict[str, Any] | None = None) -> list[Job]:
+    """
+    Resolve and check every run config of a preset before anything runs.
+
+    :param preset: a preset name or YAML file (:func:`~metarim_sb3.experiments.config.compare_preset`).
+    :param out: the results folder.
+    :param seeds: number of seeds (``None``: the preset's).
+    :param overrides: applied to every run config after the preset's ``overrides`` (e.g. ``--set``).
+    :return: the jobs, env-major then agent then seed.
+    """
+    grid = compare_preset(preset)
+    layer = merge(grid["overrides"], overrides or {})
+    jobs = []
+    for env in grid["envs"]:
+        for agent in grid["agents"]:
+            config = resolve_config(agent, env, overrides=layer, timesteps=grid["timesteps"][env])
+            for seed in range(seeds if seeds is not None else grid["seeds"]):
+                jobs.append(Job(agent, env, seed, config, out / "runs" / env / agent / f"seed_{seed}"))
+    return jobs
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    with contextlib.suppress(RuntimeError):  # already set if the process ran torch code
+        torch.set_num_interop_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # idle workers ignore Ctrl-C; run() handles it while training
+
+
+def _run_job(job: Job) -> dict[str, Any]:
+    """Worker entry point: one run, its output in ``train.log``; never raises."""
+    from metarim_sb3.experiments.runner import run
+
+    job.out_dir.mkdir(parents=True, exist_ok=True)
+    with open(job.out_dir / "train.log", "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        try:
+            return run(job.config, job.seed, job.out_dir, resume=(job.out_dir / CHECKPOINT).exists())
+        except Exception as err:  # reported by the parent; the other cells go on
+            (job.out_dir / "error.log").write_text(traceback.format_exc())
+            return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+
+
+def _describe(result: dict[str, Any]) -> str:
+    if result.get("status") == "done":
+        return (
+            f"done, {result['timesteps']} steps in {result['wall_time_s']:.0f} s ({result['fps']:.0f} fps), "
+            f"final stage {result['final_stage']}, held-out success {result['heldout_success']:.2f}"
+        )
+    if result.get("status") == "interrupted":
+        return f"interrupted at {result['timesteps']} steps (checkpoint saved)"
+    return f"FAILED: {result.get('error', '?')} (see error.log)"
+
+
+def run_grid(jobs: list[Job], workers: int | None = None, log: Any = None) -> tuple[list[dict[str, Any]], bool]:
+    """
+    Run the jobs that are not complete yet, ``workers`` at a time.
+
+    :param jobs: from :func:`plan`.
+    :param workers: worker processes (``None``: :func:`default_workers`), capped by the number of jobs to run.
+    :param log: stream for progress lines (default ``sys.stdout``).
+    :return: one result per job (the ``done.json`` of skipped ones) and whether the grid was interrupted.
+    """
+    log = log or sys.stdout
+    results: dict[int, dict[str, Any]] = {}
+    todo = []
+    for i, job in enumerate(jobs):
+        if (job.out_dir / DONE).exists():
+            results[i] = {**read_json(job.out_dir / DONE), "skipped": True}
+            print(f"[skip] {job.label}: complete ({job.out_dir / DONE})", file=log, flush=True)
+        else:
+            todo.append(i)
+    if not todo:
+        return [results[i] for i in range(len(jobs))], False
+    n_workers = max(1, min(workers or default_workers(), len(todo)))
+    print(f"running {len(todo)} of {len(jobs)} runs on {n_workers} worker(s)", file=log, flush=True)
+    for i in todo:
+        job = jobs[i]
+        job.out_dir.mkdir(parents=True, exist_ok=True)
+        write_yaml(job.out_dir / "job.yaml", {"agent": job.agent, "env": job.env, "seed": job.seed})
+
+    interrupted = False
+    executor = ProcessPoolExecutor(max_workers=n_workers, mp_context=mp.get_context("spawn"), initializer=_init_worker)
+
+    def on_signal(signum: int, frame: Any) -> None:
+        nonlocal interrupted
+        if interrupted and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        interrupted = True
+        print(f"\n{signal.Signals(signum).name}: stopping the runs (they save checkpoints)...", file=log, flush=True)
+        for future in futures:
+            future.cancel()
+        for process in list(getattr(executor, "_processes", {}).values()):  # workers may not share our group
+            with contextlib.suppress(OSError):
+                os.kill(process.pid, signal.SIGINT)
+
+    futures: dict[Future[dict[str, Any]], int] = {}
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    start = time.perf_counter()
+    try:
+        futures.update({executor.submit(_run_job, jobs[i]): i for i in todo})
+        finished = len(results)
+        for future in as_completed(futures):
+            i = futures[future]
+            if future.cancelled():
+                continue
+            try:
+                results[i] = future.result()
+            except Exception as err:  # a worker died (e.g. killed)
+                results[i] = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+            finished += 1
+            elapsed = time.perf_counter() - start
+            line = f"[{finished}/{len(jobs)} {elapsed:5.0f}s] {jobs[i].label}: {_describe(results[i])}"
+            print(line, file=log, flush=True)
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+    for i in range(len(jobs)):
+        results.setdefault(i, {"status": "interrupted", "timesteps": None})
+    return [results[i] for i in range(len(jobs))], interrupted

@@ -1,0 +1,296 @@
+"""Presets and resolved run configurations: YAML in, one plain ``dict`` out, every key checked.
+
+A run's configuration is built in layers, each a nested mapping merged over the previous one (RL Zoo style):
+
+1. ``presets/common.yaml``: ``default``, then the entry of the environment id (if any);
+2. ``presets/agents.yaml``: the agent's ``default``, then its entry for the environment id (if any);
+3. a user file (``--config FILE``) and ``--set key=value`` overrides (dotted keys, values parsed as YAML).
+
+Layer 3 may only change keys that layers 1-2 define (a typo fails instead of being silently ignored), except
+inside the free-form mappings :data:`OPEN_KEYS`. Values keep the type of the value they replace (an ``int`` may
+replace a ``float``). Files are read with ``yaml.safe_load``: nothing in them is evaluated.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "AGENTS",
+    "OPEN_KEYS",
+    "ConfigError",
+    "apply_overrides",
+    "compare_preset",
+    "compare_preset_names",
+    "env_ids",
+    "load_yaml",
+    "merge",
+    "parse_set",
+    "resolve_config",
+]
+
+#: The agents defined in ``presets/agents.yaml``, in display order.
+AGENTS = ("meta-rim", "rim", "reversed", "lstm")
+#: Mappings whose keys are free (passed through to a constructor): any key may be added below them.
+OPEN_KEYS = ("policy_kwargs", "env_kwargs")
+
+
+class ConfigError(ValueError):
+    """A bad preset name, config file or override: the message is one line naming the problem and what is allowed."""
+
+
+def _preset_text(name: str) -> str:
+    return resources.files("metarim_sb3.experiments").joinpath("presets", name).read_text(encoding="utf-8")
+
+
+def load_yaml(path: str | Path | None = None, *, preset: str | None = None) -> dict[str, Any]:
+    """
+    Read a YAML mapping with ``yaml.safe_load``.
+
+    :param path: a file to read.
+    :param preset: instead of ``path``, the name of a file in the package's ``presets`` folder.
+    :return: the mapping (empty for an empty file).
+    :raises ConfigError: if the file cannot be read, is not valid YAML, or is not a mapping.
+    """
+    where = f"preset {preset}" if preset is not None else f"config file {path}"
+    try:
+        text = _preset_text(preset) if preset is not None else Path(path).read_text(encoding="utf-8")  # type: ignore[arg-type]
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read {where}: {err.strerror if isinstance(err, OSError) else err}") from err
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"{where} is not valid YAML{line}: {getattr(err, 'problem', err)}") from err
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a YAML mapping (key: value lines), got a {type(data).__name__}")
+    return copy.deepcopy(data)  # YAML aliases share objects; never let a merge mutate two places
+
+
+def env_ids() -> tuple[str, ...]:
+    """:return: the environment ids the command accepts (every registered MetaRIM id)."""
+    from metarim_gym import ENV_IDS
+
+    return tuple(ENV_IDS)
+
+
+def _coerce(key: str, old: Any, new: Any) -> Any:
+    """Give ``new`` the type of ``old`` where that is lossless; refuse a change of kind."""
+    if old is None or new is None:
+        return new
+    if isinstance(old, bool):
+        if isinstance(new, bool):
+            return new
+        raise ConfigError(f"config key {key}: expected true or false, got {new!r}")
+    if isinstance(old, (int, float)):
+        if isinstance(new, str):  # YAML 1.1 reads "3e-4" as a string
+            try:
+                new = float(new) if not new.strip().lstrip("+-").isdigit() else int(new)
+            except ValueError:
+                raise ConfigError(f"config key {key}: expected a number, got {new!r}") from None
+        if isinstance(new, bool) or not isinstance(new, (int, float)):
+            raise ConfigError(f"config key {key}: expected a number, got {new!r}")
+        if isinstance(old, float):
+            new = float(new)
+            if not math.isfinite(new):
+                raise ConfigError(f"config key {key}: expected a finite number, got {new!r}")
+        elif isinstance(new, float):
+            if not new.is_integer():
+                raise ConfigError(f"config key {key}: expected an integer, got {new!r}")
+            new = int(new)
+        return new
+    if isinstance(old, str) and not isinstance(new, str):
+        raise ConfigError(f"config key {key}: expected a string, got {new!r}")
+    if isinstance(old, dict) and not isinstance(new, dict):
+        raise ConfigError(f"config key {key}: expected a mapping, got {new!r}")
+    if isinstance(old, list) and not isinstance(new, list):
+        raise ConfigError(f"config key {key}: expected a list, got {new!r}")
+    return new
+
+
+def merge(base: dict[str, Any], update: Mapping[str, Any], *, strict: bool = False, prefix: str = "") -> dict[str, Any]:
+    """
+    Deep-merge ``update`` into a copy of ``base``.
+
+    :param base: the lower layer.
+    :param update: the upper layer (mappings merge key by key; anything else replaces).
+    :param strict: refuse keys that ``base`` does not have (outside :data:`OPEN_KEYS`) and changes of type.
+    :param prefix: dotted path of ``base`` (for messages).
+    :return: the merged mapping.
+    :raises ConfigError: in strict mode, on an unknown key or a value of the wrong kind.
+    """
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"config keys must be strings, got {key!r} under {prefix or 'the top level'}")
+        path = f"{prefix}{key}"
+        open_here = strict and any(path == k or path.startswith(f"{k}.") for k in OPEN_KEYS)
+        if strict and key not in out and not open_here and not _under_open(prefix):
+            allowed = ", ".join(sorted(out)) or "(none)"
+            raise ConfigError(
+                f"unknown config key {path!r}; allowed keys{' under ' + prefix[:-1] if prefix else ''}: {allowed}"
+            )
+        old = out.get(key)
+        if isinstance(old, dict) and isinstance(value, Mapping):
+            out[key] = merge(old, value, strict=strict, prefix=f"{path}.")
+        else:
+            out[key] = _coerce(path, old, copy.deepcopy(value)) if strict and key in out else copy.deepcopy(value)
+    return out
+
+
+def _under_open(prefix: str) -> bool:
+    return any(prefix.startswith(f"{k}.") for k in OPEN_KEYS)
+
+
+def parse_set(items: list[str] | None) -> dict[str, Any]:
+    """
+    Turn ``--set key.sub=value`` strings into a nested mapping; values are parsed as YAML (``3``, ``0.5``,
+    ``true``, ``[64, 64]``, ``{a: 1}``), anything unparsable stays a string.
+
+    :param items: the ``key=value`` strings.
+    :return: the nested mapping.
+    :raises ConfigError: on a string without ``=`` or with an empty key.
+    """
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"--set expects key=value with a dotted key (e.g. ppo.learning_rate=3e-4), got {item!r}")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r} conflicts with another --set of {part!r}")
+        node[parts[-1]] = value
+    return out
+
+
+def apply_overrides(config: dict[str, Any], *layers: Mapping[str, Any] | None) -> dict[str, Any]:
+    """
+    Apply user layers (config file contents, ``--set`` mappings) to a resolved config, strictly.
+
+    :param config: the resolved config.
+    :param layers: mappings to merge in order (``None`` skipped).
+    :return: the new config.
+    """
+    for layer in layers:
+        if layer:
+            config = merge(config, layer, strict=True)
+    _check(config)
+    return config
+
+
+def _check(config: dict[str, Any]) -> None:
+    """Checks that need the whole config (types are checked by the strict merge)."""
+    if not isinstance(config.get("timesteps"), int) or config["timesteps"] < 1:
+        raise ConfigError(f"timesteps must be a positive integer, got {config.get('timesteps')!r}")
+    if config.get("env") not in env_ids():
+        raise ConfigError(f"unknown env {config.get('env')!r}; allowed: {', '.join(env_ids())}")
+    for key in ("n_envs",):
+        if not isinstance(config.get(key), int) or config[key] < 1:
+            raise ConfigError(f"{key} must be a positive integer, got {config.get(key)!r}")
+    every = config.get("checkpoint", {}).get("every")
+    if not isinstance(every, int) or every < 1:
+        raise ConfigError(f"checkpoint.every must be a positive integer, got {every!r}")
+
+
+def resolve_config(
+    agent: str,
+    env: str,
+    *,
+    config_file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    timesteps: int | None = None,
+) -> dict[str, Any]:
+    """
+    The full configuration of one run: presets for ``agent`` on ``env``, then the user's layers.
+
+    :param agent: one of :data:`AGENTS`.
+    :param env: one of :func:`env_ids`.
+    :param config_file: a YAML file of overrides (``--config``).
+    :param overrides: a nested mapping of overrides (e.g. from :func:`parse_set`), applied after the file.
+    :param timesteps: the training budget, if given (applied last).
+    :return: the resolved config: a plain, YAML-serialisable ``dict`` with ``agent`` and ``env`` set.
+    :raises ConfigError: on any bad name, file, key or value.
+    """
+    agents = load_yaml(preset="agents.yaml")
+    if agent not in agents:
+        raise ConfigError(f"unknown agent {agent!r}; allowed: {', '.join(a for a in AGENTS if a in agents)}")
+    if env not in env_ids():
+        raise ConfigError(f"unknown env {env!r}; allowed: {', '.join(env_ids())}")
+    common = load_yaml(preset="common.yaml")
+    config = merge({"agent": agent, "env": env}, common.get("default", {}))
+    config = merge(config, common.get(env) or {})
+    config = merge(config, agents[agent].get("default", {}))
+    config = merge(config, agents[agent].get(env) or {})
+    file_layer = load_yaml(config_file) if config_file is not None else None
+    for layer, name in ((file_layer, "--config"), (overrides, "--set")):
+        if layer and ("agent" in layer or "env" in layer):
+            raise ConfigError(f"{name} may not change agent or env; use --agent / --env")
+    top = {"timesteps": timesteps} if timesteps is not None else None
+    return apply_overrides(config, file_layer, overrides, top)
+
+
+def compare_preset_names() -> tuple[str, ...]:
+    """:return: the names of the grid presets in ``presets/compare.yaml``."""
+    return tuple(load_yaml(preset="compare.yaml"))
+
+
+def compare_preset(name_or_path: str) -> dict[str, Any]:
+    """
+    A grid preset: a name from ``presets/compare.yaml`` or a YAML file with the same keys.
+
+    Keys: ``agents`` (list), ``envs`` (list), ``seeds`` (int), ``timesteps`` (int, or a mapping env -> int),
+    ``overrides`` (a nested mapping applied to every run config), ``description`` (text).
+
+    :param name_or_path: the preset name or a file path.
+    :return: the preset with every key present.
+    :raises ConfigError: on an unknown name, a bad file or a bad value.
+    """
+    names = compare_preset_names()
+    if name_or_path in names:
+        preset = load_yaml(preset="compare.yaml")[name_or_path]
+    elif name_or_path.endswith((".yaml", ".yml")) or Path(name_or_path).is_file():
+        preset = load_yaml(name_or_path)
+    else:
+        raise ConfigError(f"unknown preset {name_or_path!r}; allowed: {', '.join(names)} or a YAML file")
+    allowed = {"description", "agents", "envs", "seeds", "timesteps", "overrides"}
+    unknown = sorted(set(preset) - allowed)
+    if unknown:
+        raise ConfigError(f"preset {name_or_path}: unknown keys {unknown}; allowed: {', '.join(sorted(allowed))}")
+    out: dict[str, Any] = {"description": "", "overrides": {}, **preset}
+    for key in ("agents", "envs"):
+        if not isinstance(out.get(key), list) or not out[key]:
+            raise ConfigError(f"preset {name_or_path}: {key} must be a non-empty list")
+    bad_agents = [a for a in out["agents"] if a not in AGENTS]
+    if bad_agents:
+        raise ConfigError(f"preset {name_or_path}: unknown agents {bad_agents}; allowed: {', '.join(AGENTS)}")
+    bad_envs = [e for e in out["envs"] if e not in env_ids()]
+    if bad_envs:
+        raise ConfigError(f"preset {name_or_path}: unknown envs {bad_envs}; allowed: {', '.join(env_ids())}")
+    if isinstance(out.get("seeds"), bool) or not isinstance(out.get("seeds"), int) or out["seeds"] < 1:
+        raise ConfigError(f"preset {name_or_path}: seeds must be a positive integer, got {out.get('seeds')!r}")
+    steps = out.get("timesteps")
+    per_env = steps if isinstance(steps, dict) else dict.fromkeys(out["envs"], steps)
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in (per_env.get(e) for e in out["envs"])):
+        raise ConfigError(f"preset {name_or_path}: timesteps must be a positive integer or a mapping env -> integer")
+    out["timesteps"] = {e: per_env[e] for e in out["envs"]}
+    if not isinstance(out["overrides"], dict):
+        raise ConfigError(f"preset {name_or_path}: overrides must be a mapping")
+    return out

@@ -1,0 +1,224 @@
+"""Use a trained model: evaluate it on one stage with confidence intervals, or render it to a GIF.
+
+Success rate: Wilson score 95 % interval (episodes are Bernoulli trials). Mean return: percentile bootstrap 95 %
+interval over episodes. Episodes run in ``n_envs`` parallel environments, split evenly between them (SB3's
+``evaluate_policy``, which carries the recurrent state and resets it at episode starts).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.evaluation import evaluate_policy
+
+from metarim_sb3.experiments.rundir import RunError, find_model, read_run_config, write_json
+from metarim_sb3.experiments.stats import bootstrap_ci, wilson_interval
+
+__all__ = ["evaluate_model", "evaluate_run", "format_table", "load_model", "parse_stage", "render_gif"]
+
+
+def parse_stage(stage: str | int) -> int | str:
+    """
+    :param stage: ``"heldout"`` or a stage index (as text or int).
+    :return: ``"heldout"`` or the index.
+    :raises RunError: for anything else.
+    """
+    if stage == "heldout" or (isinstance(stage, int) and not isinstance(stage, bool)):
+        return stage
+    if isinstance(stage, str) and stage.isdigit():
+        return int(stage)
+    raise RunError(f"bad --stage {stage!r}; allowed: heldout or a stage index 0, 1, ...")
+
+
+def _make_env(env_id: str, stage: int | str, n_envs: int, seed: int, env_kwargs: dict[str, Any] | None, **extra: Any):
+    import metarim_gym  # noqa: F401  (registers the MetaRIM ids)
+
+    kwargs = {**(env_kwargs or {}), "stage": stage, **extra}
+    try:
+        return make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=kwargs)
+    except ValueError as err:  # e.g. a stage index out of range: the env names the allowed values
+        raise RunError(f"{env_id}: {err}") from err
+
+
+def evaluate_model(
+    model: Any,
+    env_id: str,
+    *,
+    stage: int | str = "heldout",
+    episodes: int = 100,
+    seed: int = 10_000,
+    n_envs: int = 8,
+    env_kwargs: dict[str, Any] | None = None,
+    deterministic: bool = False,
+) -> dict[str, Any]:
+    """
+    Run ``episodes`` episodes of ``model`` on one stage of ``env_id``.
+
+    :param model: a trained (recurrent) SB3 model.
+    :param env_id: a MetaRIM id.
+    :param stage: ``"heldout"`` or a training stage index.
+    :param episodes: number of episodes.
+    :param seed: seed of the evaluation environments.
+    :param n_envs: parallel environments (at most ``episodes``).
+    :param env_kwargs: extra ``gymnasium.make`` arguments (the run's ``env_kwargs``).
+    :param deterministic: greedy actions instead of sampled ones.
+    :return: ``stage, episodes, success_rate, success_ci, mean_return, return_ci, mean_length`` and the
+        per-episode lists ``successes, returns, lengths``.
+    """
+    env = _make_env(env_id, stage, max(1, min(n_envs, episodes)), seed, env_kwargs)
+    successes: list[bool] = []
+
+    def collect(locals_: dict[str, Any], _globals: dict[str, Any]) -> None:
+        if locals_["done"]:
+            successes.append(bool(locals_["info"].get("is_success", False)))
+
+    try:
+        returns, lengths = evaluate_policy(
+            model,
+            env,
+            n_eval_episodes=episodes,
+            deterministic=deterministic,
+            return_episode_rewards=True,
+            callback=collect,
+        )
+    finally:
+        env.close()
+    returns_a, lengths_a = np.asarray(returns, dtype=float), np.asarray(lengths, dtype=float)
+    n_success = int(sum(successes))
+    return {
+        "stage": stage,
+        "episodes": len(successes),
+        "deterministic": deterministic,
+        "success_rate": n_success / max(len(successes), 1),
+        "success_ci": list(wilson_interval(n_success, len(successes))),
+        "mean_return": float(returns_a.mean()),
+        "return_ci": list(bootstrap_ci(returns_a, seed=seed)),
+        "mean_length": float(lengths_a.mean()),
+        "successes": [int(s) for s in successes],
+        "returns": returns_a.tolist(),
+        "lengths": lengths_a.astype(int).tolist(),
+    }
+
+
+def load_model(run_dir: str | Path, device: str = "cpu") -> tuple[Any, dict[str, Any]]:
+    """
+    :param run_dir: a run folder.
+    :param device: torch device.
+    :return: the run's final model (or latest checkpoint) and its config.
+    """
+    from sb3_contrib import RecurrentPPO
+
+    config = read_run_config(run_dir)
+    return RecurrentPPO.load(find_model(run_dir), device=device), config
+
+
+def evaluate_run(
+    run_dir: str | Path, stage: str | int = "heldout", episodes: int = 100, seed: int = 10_000, n_envs: int = 8
+) -> dict[str, Any]:
+    """
+    Evaluate a run's model and write ``eval_<stage>.json`` (summary) and ``eval_<stage>_episodes.csv``.
+
+    :param run_dir: the run folder.
+    :param stage: ``"heldout"`` or a training stage index.
+    :param episodes: number of episodes.
+    :param seed: seed of the evaluation environments.
+    :param n_envs: parallel environments.
+    :return: the summary (as :func:`evaluate_model`, without the per-episode lists, plus ``run``, ``agent``, ``env``).
+    """
+    if episodes < 1:
+        raise RunError(f"--episodes must be a positive integer, got {episodes}")
+    stage = parse_stage(stage)
+    model, config = load_model(run_dir, device=config_device(run_dir))
+    result = evaluate_model(
+        model,
+        config["env"],
+        stage=stage,
+        episodes=episodes,
+        seed=seed,
+        n_envs=n_envs,
+        env_kwargs=config.get("env_kwargs"),
+        deterministic=bool(config.get("deterministic_eval", False)),
+    )
+    run_dir = Path(run_dir)
+    with open(run_dir / f"eval_{stage}_episodes.csv", "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["episode", "success", "return", "length"])
+        for i, row in enumerate(zip(result["successes"], result["returns"], result["lengths"], strict=True)):
+            writer.writerow([i, *row])
+    summary = {k: v for k, v in result.items() if k not in ("successes", "returns", "lengths")}
+    summary = {"run": str(run_dir), "agent": config["agent"], "env": config["env"], "seed": seed, **summary}
+    write_json(run_dir / f"eval_{stage}.json", summary)
+    return summary
+
+
+def config_device(run_dir: str | Path) -> str:
+    """:return: the device of the run's config (``cpu`` if unset)."""
+    return str(read_run_config(run_dir).get("device", "cpu"))
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """
+    :param summary: an :func:`evaluate_run` result.
+    :return: a small aligned text table.
+    """
+    lo, hi = summary["success_ci"]
+    rlo, rhi = summary["return_ci"]
+    rows = [
+        ("run", summary["run"]),
+        ("agent / env", f"{summary['agent']} / {summary['env']}"),
+        ("stage", str(summary["stage"])),
+        ("episodes", str(summary["episodes"])),
+        ("success rate", f"{summary['success_rate']:.3f}  [{lo:.3f}, {hi:.3f}]  (95% Wilson)"),
+        ("mean return", f"{summary['mean_return']:.3f}  [{rlo:.3f}, {rhi:.3f}]  (95% bootstrap)"),
+        ("mean length", f"{summary['mean_length']:.1f}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def render_gif(
+    out: str | Path,
+    env_id: str | None = None,
+    run_dir: str | Path | None = None,
+    stage: str | int = 0,
+    steps: int = 200,
+    seed: int = 0,
+    fps: int = 8,
+) -> Path:
+    """
+    Record an episode stream to a GIF: the run's model acting (sampled actions), or random actions without one.
+
+    :param out: the ``.gif`` file.
+    :param env_id: a MetaRIM id (default: the run's env).
+    :param run_dir: a run folder whose model acts; ``None`` for random actions.
+    :param stage: ``"heldout"`` or a stage index.
+    :param steps: frames to record.
+    :param seed: seed of the environment and actions.
+    :param fps: GIF frame rate.
+    :return: the written path.
+    """
+    from metarim_gym.rendering import save_gif
+
+    stage = parse_stage(stage)
+    model, config = load_model(run_dir) if run_dir is not None else (None, {})
+    env_id = env_id or config.get("env")
+    if env_id is None:
+        raise RunError("render needs --env or --model")
+    env = _make_env(env_id, stage, 1, seed, config.get("env_kwargs"), render_mode="rgb_array")
+    obs = env.reset()
+    frames = [env.get_images()[0]]
+    state, start = None, np.ones(1, dtype=bool)
+    rng = np.random.default_rng(seed)
+    for _ in range(steps):
+        if model is not None:
+            action, state = model.predict(obs, state=state, episode_start=start, deterministic=False)
+        else:
+            action = rng.integers(env.action_space.n, size=1)  # type: ignore[attr-defined]
+        obs, _, start, _ = env.step(action)
+        frames.append(env.get_images()[0])
+    env.close()
+    return save_gif(frames, out, fps=fps)

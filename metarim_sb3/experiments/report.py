@@ -1,0 +1,333 @@
+"""``metarim report``: run folders in; ``summary.csv``, ``aggregate.csv``, four plots and ``report.md`` out.
+
+Numbers (all from files the runs wrote, see :mod:`metarim_sb3.experiments.rundir`):
+
+- **adaptation**: frames from entering a stage to reaching the success threshold in it (``mastery.csv``); visit 0
+  is learning stage 0 from scratch, visit ``k >= 1`` follows the ``k``-th shift. A visit that never reached the
+  threshold is *censored*: it counts with the frames it lasted (a lower bound) and the table says how many
+  visits were mastered. Aggregated per agent as the IQM over seeds and shifts with a stratified bootstrap 95 % CI
+  (strata: shifts).
+- **zero-shot**: success on the held-out stage after training (``final_eval.json``); mean over seeds with a
+  percentile-bootstrap 95 % CI over seeds.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from metarim_sb3.experiments.config import AGENTS
+from metarim_sb3.experiments.rundir import CONFIG, DONE, FINAL_EVAL, VERSIONS, RunError, read_json, read_run_config
+from metarim_sb3.experiments.stats import bootstrap_ci, stratified_bootstrap_ci
+
+__all__ = ["RunData", "build_report", "find_runs", "load_run"]
+
+
+@dataclass
+class RunData:
+    """Everything the report uses from one run folder."""
+
+    path: Path
+    config: dict[str, Any]
+    done: dict[str, Any] | None
+    curve: dict[str, np.ndarray]
+    visits: list[dict[str, Any]]
+    final_eval: dict[str, Any] | None
+    activity: dict[str, np.ndarray] | None
+    shifts: list[int] = field(default_factory=list)
+
+    @property
+    def agent(self) -> str:
+        """Agent name."""
+        return str(self.config["agent"])
+
+    @property
+    def env(self) -> str:
+        """Environment id."""
+        return str(self.config["env"])
+
+    @property
+    def seed(self) -> int:
+        """Seed."""
+        return int(self.config.get("seed", 0))
+
+    def adaptation(self) -> list[tuple[float, bool]]:
+        """:return: per stage visit, ``(frames, mastered)``; unmastered visits give the frames they lasted."""
+        out = []
+        for v in self.visits:
+            end = v["mastered_at"] if v["mastered_at"] is not None else v["left_at"]
+            out.append((float(end - v["entered_at"]), v["mastered_at"] is not None))
+        return out
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def _num(value: str | None) -> float:
+    try:
+        return float(value) if value not in (None, "") else math.nan  # type: ignore[arg-type]
+    except ValueError:
+        return math.nan
+
+
+def find_runs(paths: Iterable[str | Path]) -> list[Path]:
+    """
+    :param paths: run folders, or folders to search (recursively) for folders holding a ``config.yaml``.
+    :return: the run folders, sorted, without duplicates.
+    :raises RunError: if a path does not exist or no run folder is found.
+    """
+    found: set[Path] = set()
+    for p in map(Path, paths):
+        if not p.exists():
+            raise RunError(f"{p} does not exist; give run folders or folders that contain them")
+        found.update(c.parent for c in ([p / CONFIG] if (p / CONFIG).exists() else p.rglob(CONFIG)))
+    if not found:
+        raise RunError(f"no run folders (with {CONFIG}) under {', '.join(map(str, paths))}")
+    return sorted(found)
+
+
+def load_run(path: Path) -> RunData:
+    """
+    :param path: a run folder.
+    :return: its data (missing files give empty fields: an unfinished run still shows its curve).
+    """
+    rows = _read_csv(path / "curve.csv")
+    curve = {k: np.array([_num(r.get(k)) for r in rows]) for k in ("timesteps", "time_s", "stage", "success_rate")}
+    curve["episodes"] = np.array([_num(r.get("episodes")) for r in rows])
+    visits = [
+        {
+            "stage": int(_num(r["stage"])),
+            "entered_at": _num(r["entered_at"]),
+            "mastered_at": None if r["mastered_at"] in ("", None) else _num(r["mastered_at"]),
+            "left_at": _num(r["left_at"]),
+        }
+        for r in _read_csv(path / "mastery.csv")
+    ]
+    activity = None
+    if (path / "rim_activity.npz").exists():
+        with np.load(path / "rim_activity.npz") as data:
+            activity = {k: data[k] for k in data.files}
+    shifts = [int(_num(r["timestep"])) for r in _read_csv(path / "curriculum.csv")]
+    done = read_json(path / DONE) if (path / DONE).exists() else None
+    final = read_json(path / FINAL_EVAL) if (path / FINAL_EVAL).exists() else None
+    return RunData(path, read_run_config(path), done, curve, visits, final, activity, shifts)
+
+
+def _agent_order(agents: Iterable[str]) -> list[str]:
+    return sorted(set(agents), key=lambda a: (AGENTS.index(a) if a in AGENTS else len(AGENTS), a))
+
+
+def _fmt_ci(point: float, low: float, high: float, digits: int = 2) -> str:
+    if math.isnan(point):
+        return "n/a"
+    return f"{point:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def _fmt_frames(point: float, low: float, high: float) -> str:
+    if math.isnan(point):
+        return "n/a"
+    return f"{point / 1e3:.1f}k [{low / 1e3:.1f}k, {high / 1e3:.1f}k]"
+
+
+def _write_summary(runs: list[RunData], path: Path) -> None:
+    n_visits = max((len(r.visits) for r in runs), default=0)
+    header = ["env", "agent", "seed", "status", "timesteps", "wall_time_s", "fps", "final_stage", "shifts"]
+    header += ["heldout_success", "heldout_success_low", "heldout_success_high", "heldout_return"]
+    for k in range(n_visits):
+        header += [f"adapt_frames_{k}", f"adapt_mastered_{k}"]
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(header)
+        for r in runs:
+            d, f = r.done or {}, r.final_eval or {}
+            ci = f.get("success_ci", ["", ""])
+            row = [r.env, r.agent, r.seed, "done" if r.done else "incomplete", d.get("timesteps", "")]
+            row += [d.get("wall_time_s", ""), d.get("fps", ""), d.get("final_stage", ""), len(r.shifts)]
+            row += [f.get("success_rate", ""), ci[0], ci[1], f.get("mean_return", "")]
+            for frames, mastered in r.adaptation():
+                row += [int(frames), int(mastered)]
+            writer.writerow(row)
+
+
+def aggregate(runs: list[RunData]) -> list[dict[str, Any]]:
+    """
+    :param runs: loaded runs.
+    :return: one row per (env, agent): seeds, stage reached, adaptation IQM with CI, zero-shot mean with CI, time.
+    """
+    groups: dict[tuple[str, str], list[RunData]] = defaultdict(list)
+    for r in runs:
+        groups[(r.env, r.agent)].append(r)
+    rows = []
+    for env in sorted({r.env for r in runs}):
+        for agent in _agent_order(a for e, a in groups if e == env):
+            group = groups[(env, agent)]
+            adapt = [r.adaptation() for r in group]
+            n_shift = max((len(a) for a in adapt), default=0)
+            strata = [[a[k][0] for a in adapt if len(a) > k] for k in range(1, n_shift)]
+            mastered = sum(m for a in adapt for _, m in a[1:])
+            total = sum(len(a) - 1 for a in adapt if a)
+            initial = [a[0][0] for a in adapt if a]
+            success = [r.final_eval["success_rate"] for r in group if r.final_eval]
+            wall = [r.done["wall_time_s"] for r in group if r.done]
+            fps = [r.done["fps"] for r in group if r.done]
+            rows.append(
+                {
+                    "env": env,
+                    "agent": agent,
+                    "seeds": len(group),
+                    "complete": sum(r.done is not None for r in group),
+                    "final_stage_mean": float(np.mean([r.curve["stage"][-1] for r in group if r.curve["stage"].size]))
+                    if any(r.curve["stage"].size for r in group)
+                    else math.nan,
+                    "shifts_mean": float(np.mean([len(r.shifts) for r in group])),
+                    "initial_frames": stratified_bootstrap_ci([initial]) if initial else (math.nan,) * 3,
+                    "adapt_frames": stratified_bootstrap_ci(strata) if strata else (math.nan,) * 3,
+                    "adapt_mastered": f"{mastered}/{total}",
+                    "initial_mastered": f"{sum(a[0][1] for a in adapt if a)}/{len(initial)}",
+                    "heldout_success": (float(np.mean(success)), *bootstrap_ci(success))
+                    if success
+                    else (math.nan,) * 3,
+                    "wall_time_s": float(np.mean(wall)) if wall else math.nan,
+                    "fps": float(np.mean(fps)) if fps else math.nan,
+                }
+            )
+    return rows
+
+
+def _write_aggregate(rows: list[dict[str, Any]], path: Path) -> None:
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(
+            ["env", "agent", "seeds", "complete", "final_stage_mean", "shifts_mean"]
+            + [f"{k}{s}" for k in ("initial_frames_iqm", "adapt_frames_iqm") for s in ("", "_low", "_high")]
+            + [
+                "initial_mastered",
+                "adapt_mastered",
+                "heldout_success_mean",
+                "heldout_success_low",
+                "heldout_success_high",
+            ]
+            + ["wall_time_s", "fps"]
+        )
+        for r in rows:
+            writer.writerow(
+                [
+                    *(r["env"], r["agent"], r["seeds"], r["complete"], r["final_stage_mean"], r["shifts_mean"]),
+                    *(*r["initial_frames"], *r["adapt_frames"], r["initial_mastered"], r["adapt_mastered"]),
+                    *(*r["heldout_success"], r["wall_time_s"], r["fps"]),
+                ]
+            )
+
+
+def _markdown(runs: list[RunData], rows: list[dict[str, Any]], images: dict[str, str], command: str) -> str:
+    seeds = sorted({r.seed for r in runs})
+    budgets = sorted({int(r.config["timesteps"]) for r in runs})
+    threshold = sorted({float(r.config["curriculum"]["threshold"]) for r in runs})
+    versions: dict[str, Any] = {}
+    if (runs[0].path / VERSIONS).exists():
+        versions = read_json(runs[0].path / VERSIONS).get("started", {})
+    lines = [
+        "# metarim report",
+        "",
+        f"Produced by `{command}` on {time.strftime('%Y-%m-%d %H:%M')}." if command else "",
+        "",
+        f"{len(runs)} runs ({sum(r.done is not None for r in runs)} complete): agents "
+        f"{', '.join(_agent_order(r.agent for r in runs))}; envs {', '.join(sorted({r.env for r in runs}))}; "
+        f"seeds {seeds}; budget {', '.join(f'{b:,}' for b in budgets)} steps per run; success threshold "
+        f"{', '.join(map(str, threshold))}.",
+        "",
+        f"**Limits.** {len(seeds)} seed(s) per agent: a bootstrap over so few runs understates the uncertainty, "
+        "so treat differences as anecdotes unless they hold with 5+ seeds (`metarim compare --preset paper`). "
+        "Budgets are far below the papers'; nothing here reproduces a published number.",
+        "",
+        "| env | agent | runs | final stage | shifts | frames to threshold in stage 0: IQM [95% CI] (mastered) "
+        "| frames to threshold after a shift: IQM [95% CI] (mastered) | held-out success: mean [95% CI] "
+        "| wall time / run | steps/s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['env']} | {r['agent']} | {r['complete']}/{r['seeds']} | {r['final_stage_mean']:.1f} "
+            f"| {r['shifts_mean']:.1f} | {_fmt_frames(*r['initial_frames'])} ({r['initial_mastered']}) "
+            f"| {_fmt_frames(*r['adapt_frames'])} ({r['adapt_mastered']}) | {_fmt_ci(*r['heldout_success'])} "
+            f"| {r['wall_time_s']:.0f} s "
+            f"| {r['fps']:.0f} |"
+        )
+    sections = {
+        "learning_curves": (
+            "Learning curves",
+            "Training success rate (episodes of whatever stage the agent is in; drops mark shifts, ticks at the "
+            "bottom mark each run's shifts) against environment frames and against training wall time. Line: "
+            "mean over seeds; band: 95 % percentile-bootstrap CI over seeds. Wall time includes evaluations and "
+            "depends on how busy the machine was while each run ran: compare it only between runs made side by "
+            "side on an otherwise idle machine.",
+        ),
+        "adaptation": (
+            "Adaptation after a shift",
+            "Frames from entering a stage to reaching the success threshold in it. Bars: interquartile mean "
+            "(IQM) over seeds; whiskers: 95 % stratified-bootstrap CI (numpy re-implementation of the rliable "
+            "method). Hatched bars include censored visits (threshold not reached before the budget ran out: "
+            "counted with the frames they lasted, a lower bound). Lower is better.",
+        ),
+        "zero_shot": (
+            "Zero-shot transfer",
+            "Success rate on the held-out stage (never trained on) after training. Bars: mean over seeds with "
+            "95 % bootstrap CI; dots: seeds (each from the run's final evaluation, with a Wilson CI in "
+            "final_eval.json).",
+        ),
+        "unit_activity": (
+            "Unit activity",
+            "Fraction of rollout steps on which each RIM unit was active, per task (rows sum to k). Units are "
+            "numbered independently in each seed: compare patterns within a panel, not unit numbers across panels.",
+        ),
+    }
+    for key, (title, text) in sections.items():
+        lines += ["", f"## {title}", "", text, "", f"![{title}]({images[key]})"]
+    lines += ["", "## Files", "", "`summary.csv`: one row per run; `aggregate.csv`: the table above.", ""]
+    if versions:
+        lines += ["## Versions", "", ", ".join(f"{k} {v}" for k, v in versions.items()), ""]
+    return "\n".join(lines)
+
+
+def build_report(paths: Iterable[str | Path], out: str | Path, command: str = "") -> dict[str, Path]:
+    """
+    Write the report of the runs found under ``paths`` into ``out``.
+
+    :param paths: run folders or folders containing them.
+    :param out: the report folder (created).
+    :param command: the command that produced the report (quoted in ``report.md``).
+    :return: the written files by name (``summary``, ``aggregate``, the four plots, ``report``).
+    """
+    from metarim_sb3.experiments import plots
+
+    runs = [load_run(p) for p in find_runs(paths)]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = {"summary": out / "summary.csv", "aggregate": out / "aggregate.csv"}
+    _write_summary(runs, written["summary"])
+    rows = aggregate(runs)
+    _write_aggregate(rows, written["aggregate"])
+    images = {}
+    for name, draw in (
+        ("learning_curves", plots.learning_curves),
+        ("adaptation", plots.adaptation),
+        ("zero_shot", plots.zero_shot),
+        ("unit_activity", plots.unit_activity),
+    ):
+        written[name] = draw(runs, out / f"{name}.png")
+        images[name] = f"{name}.png"
+    written["report"] = out / "report.md"
+    written["report"].write_text(_markdown(runs, rows, images, command), encoding="utf-8")
+    return written

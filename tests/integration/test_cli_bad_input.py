@@ -1,0 +1,113 @@
+"""Bad input exits with code 2 and one line on stderr that names the problem and the allowed values; nothing is
+written or overwritten.
+
+The argument cases run ``cli.main(argv)`` in-process (what the console script calls; a subprocess per case would
+spend most of the suite's time importing torch); the run-folder cases and a sample of the argument cases run
+the real command in a subprocess.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from cli_helpers import ENV_ID, metarim
+
+from metarim_sb3.experiments import cli
+
+
+def _main(args: list[str | Path], capsys: pytest.CaptureFixture) -> subprocess.CompletedProcess:
+    """``cli.main(args)`` in this process, as a CompletedProcess."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, exit_info.value.code, captured.out, captured.err)
+
+
+def _one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["train", "--agent", "foo"], ["--agent", "meta-rim", "lstm"]),
+        (["train", "--agent", "rim", "--env", "MiniGrid-Empty-5x5-v0"], ["--env", ENV_ID]),
+        (["train", "--agent", "rim", "--set", "foo=1"], ["'foo'", "ppo", "timesteps"]),
+        (["train", "--agent", "rim", "--set", "ppo.lerning_rate=1e-3"], ["'ppo.lerning_rate'", "learning_rate"]),
+        (["train", "--agent", "rim", "--set", "ppo.learning_rate=fast"], ["ppo.learning_rate", "number"]),
+        (["train", "--agent", "rim", "--set", "novalue"], ["key=value"]),
+        (["train", "--agent", "rim", "--timesteps", "0"], ["timesteps"]),
+        (["train", "--agent", "rim", "--config", "/nonexistent/cfg.yaml"], ["cannot read", "cfg.yaml"]),
+        (["compare", "--preset", "huge"], ["'huge'", "quick", "paper"]),
+        (["compare", "--preset", "quick", "--workers", "0"], ["--workers"]),
+        (["train"], ["--agent", "meta-rim"]),
+        (["render", "--out", "x.gif"], ["--env", "--model"]),
+        (["frobnicate"], ["invalid choice", "train"]),
+    ],
+    ids=lambda v: "_".join(v) if isinstance(v, list) else None,
+)
+def test_bad_argument(
+    args: list[str], needles: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    _one_line_error(_main(args, capsys), *needles)
+    assert list(tmp_path.iterdir()) == []  # nothing written (e.g. no runs/ folder)
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["train", "--agent", "foo"], ["--agent", "meta-rim", "lstm"]),
+        (["train", "--agent", "rim", "--set", "foo=1"], ["'foo'", "ppo", "timesteps"]),
+        (["compare", "--preset", "huge"], ["'huge'", "quick", "paper"]),
+    ],
+    ids=["agent", "set", "preset"],
+)
+def test_bad_argument_subprocess(args: list[str], needles: list[str], tmp_path: Path) -> None:
+    _one_line_error(metarim(*args, cwd=tmp_path), *needles)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_invalid_config_files(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("ppo: [unclosed\n")
+    _one_line_error(_main(["train", "--agent", "rim", "--config", bad_yaml], capsys), "not valid YAML")
+    not_mapping = tmp_path / "list.yaml"
+    not_mapping.write_text("- 1\n- 2\n")
+    _one_line_error(_main(["train", "--agent", "rim", "--config", not_mapping], capsys), "mapping")
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("ppo:\n  n_stepz: 8\n")
+    _one_line_error(_main(["train", "--agent", "rim", "--config", unknown], capsys), "ppo.n_stepz", "n_steps")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "list.yaml", "unknown.yaml"]
+
+
+def test_resume_without_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "empty").mkdir()
+    _one_line_error(_main(["train", "--resume", "--out", tmp_path / "empty"], capsys), "no checkpoint.zip")
+    _one_line_error(_main(["train", "--resume", "--out", tmp_path / "missing"], capsys), "no checkpoint.zip")
+    assert not (tmp_path / "missing").exists()
+
+
+def test_finished_run_is_not_overwritten(finished_run: Path) -> None:
+    before = {p.name: p.stat().st_mtime_ns for p in finished_run.iterdir()}
+    result = metarim("train", "--agent", "rim", "--env", ENV_ID, "--out", finished_run, "--timesteps", "64")
+    _one_line_error(result, "finished run", "--force")
+    assert {p.name: p.stat().st_mtime_ns for p in finished_run.iterdir()} == before
+    # a finished run can only be resumed to a larger budget
+    _one_line_error(metarim("train", "--resume", "--out", finished_run), "complete at 512")
+    assert {p.name: p.stat().st_mtime_ns for p in finished_run.iterdir()} == before
+
+
+def test_bad_run_folders(finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    _one_line_error(_main(["evaluate", tmp_path], capsys), "not a run folder")
+    _one_line_error(_main(["evaluate", finished_run, "--stage", "hard"], capsys), "heldout")
+    _one_line_error(_main(["evaluate", finished_run, "--stage", "7", "--episodes", "1"], capsys), "stage")
+    _one_line_error(_main(["report", tmp_path, "--out", tmp_path / "rep"], capsys), "no run folders")
+    assert not (tmp_path / "rep").exists()
