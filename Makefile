@@ -51,11 +51,14 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Each benchmark prints a table and writes its figures to results/bench/ (committed; the docs results page shows them).
+BENCH_OUT ?= results/bench
+
 bench: $(STAMP)
-	$(PY) benchmarks/bench_env.py
-	$(PY) benchmarks/bench_rim.py
-	$(PY) benchmarks/bench_train.py
-	$(PY) benchmarks/bench_callbacks.py
+	$(PY) benchmarks/bench_env.py --json $(BENCH_OUT)/bench_env.json
+	$(PY) benchmarks/bench_rim.py --json $(BENCH_OUT)/bench_rim.json
+	$(PY) benchmarks/bench_train.py --json $(BENCH_OUT)/bench_train.json
+	$(PY) benchmarks/bench_callbacks.py --json $(BENCH_OUT)/bench_callbacks.json
 
 docs: $(STAMP)
 	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
