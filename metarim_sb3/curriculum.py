@@ -7,11 +7,9 @@ Both work with any environment that follows the MetaRIM stage protocol (:class:`
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 from collections import deque
-from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -23,6 +21,8 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, sync_envs_normalization
 
+from metarim_sb3._csvlog import append_csv_row
+
 __all__ = ["CurriculumCallback", "HeldOutEvalCallback"]
 
 
@@ -33,23 +33,6 @@ def _log_path(log_dir: str | None, logger: Logger, file_name: str) -> str | None
         return None
     os.makedirs(folder, exist_ok=True)
     return os.path.join(folder, file_name)
-
-
-def _append_csv_row(path: str, header: Sequence[str], row: Sequence[Any]) -> None:
-    """
-    Append one row to a CSV file (the header first if the file is new or empty), then close it, so that an
-    interrupted run keeps every row written so far.
-
-    :param path: the CSV file.
-    :param header: column names.
-    :param row: values, in the order of ``header``.
-    """
-    new = not os.path.exists(path) or os.path.getsize(path) == 0
-    with open(path, "a", newline="") as file:
-        writer = csv.writer(file)
-        if new:
-            writer.writerow(header)
-        writer.writerow(row)
 
 
 def _positive_int(owner: str, name: str, value: Any, minimum: int = 1) -> None:
@@ -205,7 +188,7 @@ class CurriculumCallback(BaseCallback):
         row = dict(timestep=self.model.num_timesteps, from_stage=old, to_stage=new, success_rate=rate)
         self.shifts.append(row)
         if self.csv_path is not None:
-            _append_csv_row(self.csv_path, self.CSV_HEADER, [row[k] for k in self.CSV_HEADER])
+            append_csv_row(self.csv_path, self.CSV_HEADER, [row[k] for k in self.CSV_HEADER])
         if self.verbose >= 1:
             print(f"CurriculumCallback: stage {old} -> {new} at {row['timestep']} steps (success {rate:.2f})")
         self.stage = new
@@ -330,7 +313,7 @@ class HeldOutEvalCallback(BaseCallback):
         for key in ("success_rate", "mean_reward", "mean_ep_length", "n_episodes"):
             self.logger.record(f"{self.log_prefix}/{key}", row[key])
         if self.csv_path is not None:
-            _append_csv_row(self.csv_path, self.CSV_HEADER, [row[k] for k in self.CSV_HEADER])
+            append_csv_row(self.csv_path, self.CSV_HEADER, [row[k] for k in self.CSV_HEADER])
         if self.verbose >= 1:
             print(
                 f"{self.log_prefix} at {row['timesteps']} steps: success {row['success_rate']:.2f}, "

@@ -21,14 +21,14 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from metarim_sb3._csvlog import append_csv_row
 
 __all__ = [
     "CHECKPOINT",
@@ -87,23 +87,6 @@ def write_yaml(path: str | Path, data: Any) -> None:
     :param data: YAML-serialisable data.
     """
     _atomic_write(Path(path), yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
-
-
-def append_csv_row(path: str | Path, header: Sequence[str], row: Sequence[Any]) -> None:
-    """
-    Append one row to a CSV file (after the header if the file is new), then close it: an interrupted run keeps
-    every row written so far.
-
-    :param path: the CSV file.
-    :param header: column names.
-    :param row: values, in the order of ``header``.
-    """
-    new = not os.path.exists(path) or os.path.getsize(path) == 0
-    with open(path, "a", newline="") as file:
-        writer = csv.writer(file)
-        if new:
-            writer.writerow(header)
-        writer.writerow(row)
 
 
 def read_json(path: str | Path) -> Any:
