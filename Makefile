@@ -59,6 +59,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_rim.py --json $(BENCH_OUT)/bench_rim.json
 	$(PY) benchmarks/bench_train.py --json $(BENCH_OUT)/bench_train.json
 	$(PY) benchmarks/bench_callbacks.py --json $(BENCH_OUT)/bench_callbacks.json
+	$(PY) benchmarks/report.py --dir $(BENCH_OUT)
 
 docs: $(STAMP)
 	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html

@@ -77,7 +77,8 @@ def _run_section(name: str, files: list[Path], run_src: Path, run_out: Path, kep
     """One folder of ``results/``: copies what it shows next to the page and returns its Markdown.
 
     Shown: ``report.md`` (or ``README.md``) and what it references, every plot at any depth, and the other files
-    at the folder's top level. Files deeper down (e.g. the per-run outputs under ``runs/``) are only counted.
+    at the folder's top level (small CSVs as tables, small text files verbatim unless the report names them, the
+    rest as downloads). Files deeper down (e.g. the per-run outputs under ``runs/``) are only counted.
     """
     rel = {f: f.relative_to(run_src) for f in files}
     report = next((f for f in files if rel[f].as_posix().lower() in ("report.md", "readme.md")), None)
@@ -116,14 +117,14 @@ def _run_section(name: str, files: list[Path], run_src: Path, run_out: Path, kep
                 tables += [f"```{{csv-table}} {shown}", f":file: {link(f)}", ":header-rows: 1", "```", ""]
             else:
                 downloads.append(f"- {{download}}`{shown} <{link(f)}>` ({n_rows} rows × {n_cols} columns)")
-        elif suffix in TEXT_SUFFIXES and f.stat().st_size <= MAX_TEXT_BYTES:
+        elif suffix in TEXT_SUFFIXES and f.stat().st_size <= MAX_TEXT_BYTES and not referenced(f):
             lang = _LANG.get(suffix, "text")
             texts += [f"```{{literalinclude}} {link(f)}", f":language: {lang}", f":caption: {shown}", "```", ""]
         else:
             downloads.append(f"- {{download}}`{shown} <{link(f)}>`")
     lines += tables + figures
     if downloads:
-        lines += ["Larger files, to download:", "", *downloads, ""]
+        lines += ["Data files, to download:", "", *downloads, ""]
     if texts:
         lines += ["Commands, configuration and other text files in this folder:", "", *texts]
     hidden = [f for f in files if f not in shown_files]
@@ -169,7 +170,8 @@ def generate(results_dir: Path, out_dir: Path) -> Path:
     for f in files:
         parts = f.relative_to(results_dir).parts
         groups.setdefault(parts[0] if len(parts) > 1 else "", []).append(f)
-    for name in sorted(groups):
+    # experiment reports first, then benchmark folders
+    for name in sorted(groups, key=lambda n: (n.startswith("bench"), n)):
         src = results_dir / name if name else results_dir
         lines += _run_section(name, groups[name], src, out_dir / name, kept)
     page = out_dir / "index.md"

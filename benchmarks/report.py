@@ -1,0 +1,136 @@
+"""Collect the JSON files written by the benchmarks into one Markdown report with each target and whether it is met.
+
+Run by ``make bench`` after the four benchmarks; by hand::
+
+    python benchmarks/report.py [--dir results/bench]
+
+Reads ``bench_env.json``, ``bench_rim.json``, ``bench_train.json`` and ``bench_callbacks.json`` (any missing file
+is reported as "not run") and writes ``report.md`` beside them. Every number comes from those files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+#: The targets each benchmark is held to.
+ENV_TARGET = 0.95
+RIM_TARGET = 2.0
+TRAIN_TARGET_LSTM, TRAIN_TARGET_PPO = 1.5, 0.4
+CALLBACK_TARGET = 0.05
+
+
+def _load(folder: Path, name: str) -> dict[str, Any] | None:
+    path = folder / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def env_section(data: dict[str, Any] | None) -> list[str]:
+    """:param data: ``bench_env.json``. :return: Markdown lines."""
+    lines = ["## Environments: `bench_env.py`", ""]
+    if data is None:
+        return [*lines, "Not run.", ""]
+    rows = [[f"`{r['id']}`", r["task"], f"{r['metarim_sps']:.0f}", f"{r['raw_sps']:.0f}", f"{r['ratio']:.3f}"]
+            for r in data["rows"]]  # fmt: skip
+    worst = min(r["ratio"] for r in data["rows"])
+    lines += [
+        f"Steps/s of each id fixed at stage 0 vs the raw MiniGrid task, {data['steps']} random-action steps, "
+        f"median of {data['repeats']} alternating repeats. Target: ratio >= {ENV_TARGET} — "
+        f"{_verdict(worst >= ENV_TARGET)} (worst {worst:.3f}).",
+        "",
+    ]
+    return lines + _table(["id", "raw task", "MetaRIM steps/s", "raw steps/s", "ratio"], rows)
+
+
+def rim_section(data: dict[str, Any] | None) -> list[str]:
+    """:param data: ``bench_rim.json``. :return: Markdown lines."""
+    lines = ["## RIM core: `bench_rim.py`", ""]
+    if data is None:
+        return [*lines, "Not run.", ""]
+    rows = [[r["case"], r["ref"], str(r["threads"]), f"{r['rim_ms']:.3f}", f"{r['ref_ms']:.3f}",
+             f"{r['ratio_median']:.2f}"] for r in data["results"]]  # fmt: skip
+    train = [r["ratio_median"] for r in data["results"] if r["case"].startswith("train")]
+    lines += [
+        "RIM (6 units x 64, k 4) vs `nn.LSTM(64, 384)`: forward + backward over T=32, and one no-grad rollout "
+        f"step; ratio = median of per-repeat ratios over {data['repeats']} repeats. Target: training ratio <= "
+        f"{RIM_TARGET} — {_verdict(max(train) <= RIM_TARGET)} (worst {max(train):.2f}).",
+        "",
+    ]
+    return lines + _table(["case", "reference", "threads", "RIM ms", "reference ms", "ratio"], rows)
+
+
+def train_section(data: dict[str, Any] | None) -> list[str]:
+    """:param data: ``bench_train.json``. :return: Markdown lines."""
+    lines = ["## Training throughput: `bench_train.py`", ""]
+    if data is None:
+        return [*lines, "Not run.", ""]
+    res, meta = data["results"], data["meta"]
+    lstm, ppo = res["lstm_sb3"]["fps"], res["ppo"]["fps"]
+    rim = res["rim"]["fps"]
+    rows = [[f"`{name}`", f"{r['fps']:.0f}", f"{r['rollout_s']:.2f}", f"{r['train_s']:.2f}", f"{r['fps'] / lstm:.2f}",
+             f"{r['fps'] / ppo:.2f}"] for name, r in res.items()]  # fmt: skip
+    lines += [
+        f"RecurrentPPO on `{meta['env_id']}` stage 0, {meta['n_envs']} envs, n_steps {meta['n_steps']}, batch "
+        f"{meta['batch_size']}, {meta['n_epochs']} epochs, {meta['timesteps']} steps x {meta['repeats']} "
+        f"interleaved repeats, {meta['threads']} torch thread(s); medians. Targets: `rim` >= {TRAIN_TARGET_LSTM}x "
+        f"`lstm_sb3` — {_verdict(rim / lstm >= TRAIN_TARGET_LSTM)} ({rim / lstm:.2f}x); `rim` >= "
+        f"{TRAIN_TARGET_PPO}x `ppo` — {_verdict(rim / ppo >= TRAIN_TARGET_PPO)} ({rim / ppo:.2f}x).",
+        "",
+    ]
+    return lines + _table(["row", "FPS", "rollout s", "train s", "x lstm_sb3", "x ppo"], rows)
+
+
+def callbacks_section(data: dict[str, Any] | None) -> list[str]:
+    """:param data: ``bench_callbacks.json``. :return: Markdown lines."""
+    lines = ["## Meta-RIMs callbacks: `bench_callbacks.py`", ""]
+    if data is None:
+        return [*lines, "Not run.", ""]
+    rows = [[r["variant"], f"{r['median_s']:.2f}", f"{r['steps_per_s']:.0f}", f"{r['ratio']:.3f}"]
+            for r in data["rows"]]  # fmt: skip
+    ok = data["overhead"] <= CALLBACK_TARGET
+    lines += [
+        f"`learn()` of {data['timesteps']} steps on `{data['env']}` with no callback vs FastSlowCallback + "
+        f"CurriculumCallback + UnitActivityCallback, {data['repeats']} alternating repeats. Target: overhead <= "
+        f"{CALLBACK_TARGET:.0%} — {_verdict(ok)} ({data['overhead']:+.1%} wall time; the callbacks' own measured "
+        f"time is {data['self_time']:.2%} of `learn()`).",
+        "",
+    ]
+    return lines + _table(["callbacks", "median s", "steps/s", "ratio"], rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dir", type=Path, default=Path("results/bench"), help="folder (default: %(default)s)")
+    args = parser.parse_args()
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (each benchmark alone on an otherwise idle machine, then "
+        "`python benchmarks/report.py`); the raw figures are in the JSON files of this folder. Every comparison "
+        "is a ratio measured side by side in one process.",
+        "",
+    ]
+    for section, name in ((env_section, "bench_env"), (rim_section, "bench_rim"), (train_section, "bench_train"),
+                          (callbacks_section, "bench_callbacks")):  # fmt: skip
+        lines += section(_load(args.dir, name))
+    names = ("bench_env", "bench_rim", "bench_train", "bench_callbacks")
+    lines += ["Raw data, per benchmark: " + ", ".join(f"`{n}.json`" for n in names) + ".", ""]
+    out = args.dir / "report.md"
+    out.write_text("\n".join(lines))
+    print(out)
+
+
+if __name__ == "__main__":
+    main()
