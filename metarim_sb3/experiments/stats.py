@@ -7,7 +7,10 @@
   ``scipy.stats.trim_mean(x, 0.25)``) with a **stratified bootstrap** CI: runs are resampled with replacement
   within each stratum (task, or shift), pooled, and the IQM recomputed — the method of Agarwal et al.,
   "Deep RL at the Edge of the Statistical Precipice" (NeurIPS 2021), re-implemented here rather than depending
-  on ``rliable``. With few seeds these intervals are wide and optimistic; reports say how many seeds they use.
+  on ``rliable``: rliable's stratified bootstrap takes a rectangular runs x tasks matrix, while our strata are
+  ragged (runs pass different numbers of shifts), and it would add arch, scipy, seaborn and pandas to the
+  dependencies. ``tests/sb3/test_stats.py`` checks these functions against known values. With few seeds these
+  intervals are wide and optimistic; reports say how many seeds they use.
 """
 
 from __future__ import annotations
