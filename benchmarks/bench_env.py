@@ -4,7 +4,7 @@ Both sides are unwrapped environments stepped with the same pre-drawn random act
 measured alternately (A, B, A, B, ...) in one process; the table reports medians and the ratio MetaRIM / raw.
 Target: ratio >= 0.95.
 
-    python benchmarks/bench_env.py [--steps 20000] [--repeats 5] [--json results/bench_env.json]
+    python benchmarks/bench_env.py [--steps 20000] [--repeats 9] [--json results/bench/bench_env.json]
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def _steps_per_second(env: gym.Env, actions: np.ndarray) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=20_000, help="steps per measurement (default: 20000)")
-    parser.add_argument("--repeats", type=int, default=5, help="alternating repeats per pair (default: 5)")
+    parser.add_argument("--repeats", type=int, default=9, help="alternating repeats per pair (default: 9)")
     parser.add_argument("--stage", type=int, default=0, help="stage to fix every MetaRIM id at (default: 0)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
     args = parser.parse_args()

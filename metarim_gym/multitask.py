@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
+import io
 import itertools
 from collections.abc import Sequence
 from typing import Any, SupportsFloat
@@ -79,6 +81,8 @@ class MultiTaskEnv(gym.Env[dict[str, Any], int]):
                 self._envs[task.key] = self._build(task)
         # per stage: tasks, their env instances and cumulative probabilities for sampling
         self._stage_envs = [[self._envs[t.key] for t in s.tasks] for s in all_stages]
+        # BabyAI levels print every rejected layout sample to stdout during reset; those resets run muted
+        self._stage_muted = [[_prints_on_reset(self._envs[t.key]) for t in s.tasks] for s in all_stages]
         self._stage_cum = [np.cumsum(s.probabilities).tolist() for s in all_stages]
 
         self._env: gym.Env | None = None
@@ -117,7 +121,8 @@ class MultiTaskEnv(gym.Env[dict[str, Any], int]):
             )
         if not isinstance(env.action_space, spaces.Discrete) or env.action_space.n != _N_ACTIONS:
             raise ValueError(f"task {task.name!r} must have Discrete({_N_ACTIONS}) actions, got {env.action_space}")
-        probe, _ = env.reset(seed=0)
+        with contextlib.redirect_stdout(io.StringIO()):  # BabyAI's rejected-sample prints (see _prints_on_reset)
+            probe, _ = env.reset(seed=0)
         self.tokenizer.encode(probe["mission"])  # unknown mission words fail here, at construction
         return env
 
@@ -174,7 +179,11 @@ class MultiTaskEnv(gym.Env[dict[str, Any], int]):
         self._episode_stage = stage
         self._env = self._stage_envs[stage][idx]
         self._task = (self.stages[stage] if stage < self.n_stages else self.heldout).tasks[idx]  # type: ignore[union-attr]
-        obs, info = self._env.reset()
+        if self._stage_muted[stage][idx]:
+            with contextlib.redirect_stdout(io.StringIO()):
+                obs, info = self._env.reset()
+        else:
+            obs, info = self._env.reset()
         info["task"] = self._task.name
         info["stage"] = stage
         return self._observe(obs), info
@@ -214,3 +223,14 @@ class MultiTaskEnv(gym.Env[dict[str, Any], int]):
         for env in self._envs.values():
             env.close()
         super().close()
+
+
+def _prints_on_reset(env: gym.Env) -> bool:
+    """Whether ``env`` is a BabyAI level, whose reset prints "Sampling rejected: ..." for every rejected layout.
+
+    :param env: an unwrapped task environment.
+    :return: ``True`` for BabyAI ``RoomGridLevel`` environments.
+    """
+    from minigrid.envs.babyai.core.roomgrid_level import RoomGridLevel
+
+    return isinstance(env, RoomGridLevel)
