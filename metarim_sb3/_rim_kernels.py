@@ -94,6 +94,10 @@ class _BufferPool:
 _POOL = _BufferPool()
 
 
+#: ``(w_in, w_hq, b_hq, b_in, w_c, w_o)``: the kernel's weights (see :func:`derive_weights`).
+Weights = tuple[Tensor, Tensor, Tensor, "Tensor | None", Tensor, Tensor]
+
+
 class CellConfig(NamedTuple):
     """Static sizes of the cell.
 
@@ -107,6 +111,9 @@ class CellConfig(NamedTuple):
     :param dq: communication key size per head.
     :param dv: communication value size per head.
     :param cscale: communication score scale ``1 / sqrt(dq)``.
+    :param groups: independent RIMs of these sizes run side by side on the same input (actor and critic cores):
+        every per-unit tensor holds ``groups * n`` units, group-major; selection and communication stay within
+        a group.
     """
 
     n: int
@@ -119,12 +126,14 @@ class CellConfig(NamedTuple):
     dq: int
     dv: int
     cscale: float
+    groups: int = 1
 
 
 def _select(s: Tensor, k: int, out: Tensor | None = None) -> Tensor:
-    """Boolean ``[N, B]`` mask of the ``k`` largest scores along the unit dimension (``out`` must be all false)."""
+    """Boolean mask of the ``k`` largest scores along the unit dimension, the second to last (``[..., N, B]``;
+    ``out`` must be all false)."""
     out = torch.zeros_like(s, dtype=torch.bool) if out is None else out
-    return out.scatter_(0, s.topk(k, 0, sorted=False).indices, True)
+    return out.scatter_(-2, s.topk(k, -2, sorted=False).indices, True)
 
 
 def forward_loop(
@@ -140,56 +149,59 @@ def forward_loop(
 ) -> dict[str, Any]:
     """Run the cell over ``T`` steps without autograd recording (fast formulation).
 
+    ``U = cfg.groups * cfg.n`` units in all (one group per independent RIM, group-major).
+
     :param cfg: static sizes.
     :param x2: input rows ``[T * B, D']`` (raw inputs, or their values when ``w_in`` holds only the cell weights).
-    :param w_in: ``[D', N * G]``; ``x2 @ w_in`` gives every unit's cell input (tanh-gate columns doubled).
-    :param kq: scaled input keys ``[T, B, dk]``.
+    :param w_in: ``[D', U * G]``; ``x2 @ w_in`` gives every unit's cell input (tanh-gate columns doubled).
+    :param kq: scaled input keys ``[T, groups, B, dk]``.
     :param keep: ``[T, B]`` 0/1 factors (0 where an episode starts), or ``None`` when no step resets.
-    :param drop: ``[T, N, B]`` dropout factors on the input-row attention, or ``None``.
-    :param h0: initial hidden states ``[B, N, H]``.
-    :param c0: initial cell states ``[B, N, H]`` (ignored for GRU cells, whose ``c`` is zeros).
-    :param weights: ``(w_hq, b_hq, b_in, w_c, w_o)`` as produced by :func:`derive_weights`.
-    :return: a dict with the outputs ``hout [T, B, N, H]``, cell states ``cseq [T + 1, B, N, H]``, the active
-        masks ``m [T, N, B]``, the tensors the backward needs and ``pooled``, the scratch to give back.
+    :param drop: ``[T, U, B]`` dropout factors on the input-row attention, or ``None``.
+    :param h0: initial hidden states ``[B, U, H]``.
+    :param c0: initial cell states ``[B, U, H]`` (ignored for GRU cells, whose ``c`` is zeros).
+    :param weights: ``(w_hq, b_hq, b_in, w_c, w_o)`` as produced by :func:`derive_weights` (and :func:`cat_groups`).
+    :return: a dict with the outputs ``hout [T, B, U, H]``, cell states ``cseq [T + 1, B, U, H]``, the active
+        masks ``m [T, U, B]``, the tensors the backward needs and ``pooled``, the scratch to give back.
     """
     w_hq, b_hq, b_in, w_c, w_o = weights
-    n, hs, g, nh, dq, dv = cfg.n, cfg.hs, cfg.g, cfg.nh, cfg.dq, cfg.dv
-    t_len, b = kq.shape[0], kq.shape[1]
-    nq, nv = nh * dq, nh * dv
+    n, gr, hs, g, nh, dq, dv = cfg.n, cfg.groups, cfg.hs, cfg.g, cfg.nh, cfg.dq, cfg.dv
+    t_len, b = kq.shape[0], kq.shape[2]
+    nu, nq, nv = gr * n, nh * dq, nh * dv
     take = _POOL.take
-    u = torch.mm(x2, w_in, out=take((t_len * b, n * g), kq)).view(t_len, b, n, g)
-    hout = torch.empty(t_len, b, n, hs, dtype=kq.dtype, device=kq.device)
-    cseq = take((t_len + 1, b, n, hs), kq)
+    u = torch.mm(x2, w_in, out=take((t_len * b, nu * g), kq)).view(t_len, b, nu, g)
+    hout = torch.empty(t_len, b, nu, hs, dtype=kq.dtype, device=kq.device)
+    cseq = take((t_len + 1, b, nu, hs), kq)
     if cfg.gru:
         cseq.zero_()
     else:
         cseq[0] = c0
-    m_all = torch.zeros(t_len, n, b, dtype=torch.bool, device=kq.device)
+    m_all = torch.zeros(t_len, nu, b, dtype=torch.bool, device=kq.device)
     # gate pre-activations, turned into activations in place, then the input-attention queries
-    ah_all = take((t_len, n, b, g + cfg.dk), kq)
-    s2_all = take((t_len, n, b, hs), kq)  # sigmoid(2 c~) (LSTM) / sigmoid(2 n_pre) (GRU)
-    p_all = take((t_len, n, b), kq)
-    z_all = take((n, t_len * b, hs), kq)
-    qkv_all = take((t_len, n, 2 * nq + nv, b), kq)
-    oc_all = take((n, nv, t_len * b), kq)
+    ah_all = take((t_len, nu, b, g + cfg.dk), kq)
+    s2_all = take((t_len, nu, b, hs), kq)  # sigmoid(2 c~) (LSTM) / sigmoid(2 n_pre) (GRU)
+    p_all = take((t_len, nu, b), kq)
+    z_all = take((nu, t_len * b, hs), kq)
+    qkv_all = take((t_len, nu, 2 * nq + nv, b), kq)
+    oc_all = take((nu, nv, t_len * b), kq)
     resets = keep.eq(0).any(1).tolist() if keep is not None else [False] * t_len
     w_ct = w_c.transpose(1, 2)
     pcs: list[Tensor] = []
-    # per-step views, made in bulk
-    us, kqs, ahs, m_s = u.transpose(1, 2).unbind(0), kq.unbind(0), ah_all.unbind(0), m_all.unbind(0)
-    m3s, ps, s2s = m_all.unsqueeze(-1).unbind(0), p_all.unbind(0), s2_all.unbind(0)
-    qs, gates = ah_all[..., g:].unbind(0), ah_all[..., :g].unbind(0)
+    # per-step views, made in bulk; [groups, n, ...] views where selection and attention stay within a group
+    us, kqs, ahs = u.transpose(1, 2).unbind(0), kq.unsqueeze(2).unbind(0), ah_all.unbind(0)
+    m_s, m3s = m_all.view(t_len, gr, n, b).unbind(0), m_all.unsqueeze(-1).unbind(0)
+    ps, pgs, s2s = p_all.unbind(0), p_all.view(t_len, gr, n, b).unbind(0), s2_all.unbind(0)
+    qs, gates = ah_all[..., g:].view(t_len, gr, n, b, cfg.dk).unbind(0), ah_all[..., :g].unbind(0)
     chunks = [ah_all[..., j * hs : (j + 1) * hs].unbind(0) for j in range(g // hs)]
     if cfg.gru:
         u_rz, u_n = [x.transpose(1, 2).unbind(0) for x in (u[..., : 2 * hs], u[..., 2 * hs :])]
         rz_s = ah_all[..., : 2 * hs].unbind(0)
     hs_new, cs = hout.transpose(1, 2).unbind(0), cseq.transpose(1, 2).unbind(0)
-    zs = z_all.view(n, t_len, b, hs).unbind(1)
-    ocs = oc_all.view(n, nh, dv, t_len, b).unbind(3)
+    zs = z_all.view(nu, t_len, b, hs).unbind(1)
+    ocs = oc_all.view(gr, n, nh, dv, t_len, b).unbind(4)
     qkvs = qkv_all.unbind(0)
-    qcs = qkv_all[:, :, :nq].view(t_len, n, 1, nh, dq, b).unbind(0)
-    kcs = qkv_all[:, :, nq : 2 * nq].view(t_len, 1, n, nh, dq, b).unbind(0)
-    vcs = qkv_all[:, :, 2 * nq :].view(t_len, 1, n, nh, dv, b).unbind(0)
+    qcs = qkv_all[:, :, :nq].view(t_len, gr, n, 1, nh, dq, b).unbind(0)
+    kcs = qkv_all[:, :, nq : 2 * nq].view(t_len, gr, 1, n, nh, dq, b).unbind(0)
+    vcs = qkv_all[:, :, 2 * nq :].view(t_len, gr, 1, n, nh, dv, b).unbind(0)
     h = h0.transpose(0, 1)
     for t in range(t_len):
         c = cs[t]
@@ -198,11 +210,11 @@ def forward_loop(
             h = h * kt
             c.mul_(kt)
         torch.baddbmm(b_hq, h, w_hq, out=ahs[t])
-        s = torch.linalg.vecdot(qs[t], kqs[t])
+        s = torch.linalg.vecdot(qs[t], kqs[t])  # [groups, n, B]
         _select(s, cfg.k, m_s[t])
         m3 = m3s[t]
-        p = torch.sigmoid(s, out=ps[t])
-        pd = (p * drop[t] if drop is not None else p).unsqueeze(-1)
+        torch.sigmoid(s, out=pgs[t])
+        pd = (ps[t] * drop[t] if drop is not None else ps[t]).unsqueeze(-1)
         if cfg.gru:
             rz_s[t].addcmul_(pd, u_rz[t]).sigmoid_()
             r_, zg = chunks[0][t], chunks[1][t]
@@ -217,12 +229,12 @@ def forward_loop(
             ht = torch.addcmul(torch.neg(o_), o_, s2, value=2.0)  # o tanh(c~)
             torch.where(m3, ct, c, out=cs[t + 1])
         z = torch.where(m3, ht, h, out=zs[t])
-        # communication: every unit reads every unit's post-update state; batch innermost
+        # communication: every unit reads every unit of its group (post-update states); batch innermost
         torch.bmm(w_ct, z.transpose(1, 2), out=qkvs[t])
-        pc = torch.softmax(torch.linalg.vecdot(qcs[t], kcs[t], dim=3), 1)  # [N read, N written, nh, B]
+        pc = torch.softmax(torch.linalg.vecdot(qcs[t], kcs[t], dim=4), 2)  # [groups, n read, n written, nh, B]
         pcs.append(pc)
-        oc = torch.sum(pc.unsqueeze(3) * vcs[t], 1, out=ocs[t])
-        comm = torch.bmm(oc.view(n, nv, b).transpose(1, 2), w_o)
+        oc = torch.sum(pc.unsqueeze(4) * vcs[t], 2, out=ocs[t])
+        comm = torch.bmm(oc.view(nu, nv, b).transpose(1, 2), w_o)
         h = torch.where(m3, ht.add_(comm), h, out=hs_new[t])
     return dict(
         hout=hout,
@@ -256,28 +268,28 @@ def rollout_step(
 
     :param cfg: static sizes.
     :param x: input rows ``[B, D]``; ``x @ w_in`` gives every unit's cell input.
-    :param w_in: ``[D, N * G]`` (value projection folded in, tanh-gate columns doubled).
-    :param kq: scaled keys ``[B, dk]``.
+    :param w_in: ``[D, U * G]`` (value projection folded in, tanh-gate columns doubled; ``U = groups * n``).
+    :param kq: scaled keys ``[groups, B, dk]``.
     :param keep: ``[B]`` 0/1 factors (0 where an episode starts), or ``None``.
-    :param drop: ``[N, B]`` dropout factors, or ``None``.
-    :param h0: hidden states ``[B, N, H]``.
-    :param c0: cell states ``[B, N, H]`` (ignored for GRU cells).
-    :param weights: ``(w_hq, b_hq, b_in, w_c, w_o)`` from :func:`derive_weights`.
-    :return: new ``h`` and ``c`` ``[B, N, H]`` and the active mask ``[N, B]``.
+    :param drop: ``[U, B]`` dropout factors, or ``None``.
+    :param h0: hidden states ``[B, U, H]``.
+    :param c0: cell states ``[B, U, H]`` (ignored for GRU cells).
+    :param weights: ``(w_hq, b_hq, b_in, w_c, w_o)`` from :func:`derive_weights` (and :func:`cat_groups`).
+    :return: new ``h`` and ``c`` ``[B, U, H]`` and the active mask ``[U, B]``.
     """
     w_hq, b_hq, b_in, w_c, w_o = weights
-    n, hs, g, nh, dq, dv = cfg.n, cfg.hs, cfg.g, cfg.nh, cfg.dq, cfg.dv
-    b, nq = x.shape[0], nh * dq
-    u = torch.mm(x, w_in).view(b, n, g).transpose(0, 1)
+    n, gr, hs, g, nh, dq, dv = cfg.n, cfg.groups, cfg.hs, cfg.g, cfg.nh, cfg.dq, cfg.dv
+    b, nq, nu = x.shape[0], nh * dq, gr * n
+    u = torch.mm(x, w_in).view(b, nu, g).transpose(0, 1)
     h = h0.transpose(0, 1)
     c = torch.zeros_like(h) if cfg.gru else c0.transpose(0, 1)
     if keep is not None:
         h, c = h * keep.view(1, b, 1), c * keep.view(1, b, 1)
     ah = torch.baddbmm(b_hq, h, w_hq)
-    s = torch.linalg.vecdot(ah[..., g:], kq)
-    m = _select(s, cfg.k)
+    s = torch.linalg.vecdot(ah[..., g:].view(gr, n, b, -1), kq.unsqueeze(1))
+    m = _select(s, cfg.k).view(nu, b)
     m3 = m.unsqueeze(-1)
-    p = torch.sigmoid(s)
+    p = torch.sigmoid(s).view(nu, b)
     pd = (p * drop if drop is not None else p).unsqueeze(-1)
     if cfg.gru:
         r_, zg = ah[..., : 2 * hs].addcmul_(pd, u[..., : 2 * hs]).sigmoid_().split(hs, -1)
@@ -291,11 +303,11 @@ def rollout_step(
         ht = torch.addcmul(torch.neg(o_), o_, torch.sigmoid(ct * 2.0), value=2.0)
     z = torch.where(m3, ht, h)
     qkv = torch.bmm(w_c.transpose(1, 2), z.transpose(1, 2))
-    qc = qkv[:, :nq].view(n, 1, nh, dq, b)
-    kc = qkv[:, nq : 2 * nq].view(1, n, nh, dq, b)
-    pc = torch.softmax(torch.linalg.vecdot(qc, kc, dim=3), 1)
-    oc = (pc.unsqueeze(3) * qkv[:, 2 * nq :].view(1, n, nh, dv, b)).sum(1)
-    comm = torch.bmm(oc.view(n, nh * dv, b).transpose(1, 2), w_o)
+    qc = qkv[:, :nq].view(gr, n, 1, nh, dq, b)
+    kc = qkv[:, nq : 2 * nq].view(gr, 1, n, nh, dq, b)
+    pc = torch.softmax(torch.linalg.vecdot(qc, kc, dim=4), 2)
+    oc = (pc.unsqueeze(4) * qkv[:, 2 * nq :].view(gr, 1, n, nh, dv, b)).sum(2)
+    comm = torch.bmm(oc.view(nu, nh * dv, b).transpose(1, 2), w_o)
     h_new, c_new = torch.empty_like(h0), torch.empty_like(h0)
     torch.where(m3, ht.add_(comm), h, out=h_new.transpose(0, 1))
     torch.where(m3, ct, c, out=c_new.transpose(0, 1))
@@ -323,12 +335,12 @@ def backward_loop(
 
     :return: gradients for ``x2, w_in, kq, h0, c0, w_hq, b_hq, b_in, w_c, w_o``.
     """
-    n, hs, g, dk, nh, dq, dv = cfg.n, cfg.hs, cfg.g, cfg.dk, cfg.nh, cfg.dq, cfg.dv
-    t_len, b = kq.shape[0], kq.shape[1]
-    rows, nq, nv = t_len * b, nh * dq, nh * dv
+    n, gr, hs, g, dk, nh, dq, dv = cfg.n, cfg.groups, cfg.hs, cfg.g, cfg.dk, cfg.nh, cfg.dq, cfg.dv
+    t_len, b = kq.shape[0], kq.shape[2]
+    rows, nq, nv, nu = t_len * b, nh * dq, nh * dv, gr * n
     take = _POOL.take
     # states before each step (after the episode resets)
-    hold = torch.cat((h0.view(1, b, n, hs), sv["hout"][:-1]), out=take((t_len, b, n, hs), kq))
+    hold = torch.cat((h0.view(1, b, nu, hs), sv["hout"][:-1]), out=take((t_len, b, nu, hs), kq))
     if keep is not None and any(sv["resets"]):
         hold.mul_(keep.view(t_len, b, 1, 1))
     mf = sv["m"].to(kq.dtype).unsqueeze(-1)
@@ -364,36 +376,37 @@ def backward_loop(
         torch.mul(i_, dact[..., 2 * hs : 3 * hs], out=fac[..., 2 * hs : 3 * hs]).mul_(2.0)
         torch.mul(torch.mul(s2, 2.0, out=tmp).sub_(1.0), dact[..., 3 * hs :], out=fac[..., 3 * hs :])
         a_o = torch.mul(o_, ds2, out=tmp)  # o (1 - tanh(c~)^2) / 4
-        fac_ifg = fac[..., : 3 * hs].view(t_len, n, b, 3, hs)
+        fac_ifg = fac[..., : 3 * hs].view(t_len, nu, b, 3, hs)
         steps = tuple(zip(a_o.unbind(0), f_.unbind(0), fac_ifg.unbind(0), fac[..., 3 * hs :].unbind(0), strict=True))
         scratch += [dact, fac]
-    d_ah = take((n, t_len, b, g + dk), kq)
-    d_gi = take((n, t_len, b, g), kq) if cfg.gru else d_ah[..., :g]
-    d_qkv = take((n, 2 * nq + nv, rows), kq)
-    d_comm = take((n, rows, hs), kq)
-    d_s = take((t_len, n, b), kq)
-    d_u = take((t_len, b, n, g), kq)
+    d_ah = take((nu, t_len, b, g + dk), kq)
+    d_gi = take((nu, t_len, b, g), kq) if cfg.gru else d_ah[..., :g]
+    d_qkv = take((nu, 2 * nq + nv, rows), kq)
+    d_comm = take((nu, rows, hs), kq)
+    d_s = take((t_len, nu, b), kq)
+    d_u = take((t_len, b, nu, g), kq)
     scratch += [d_ah, d_gi, d_qkv, d_comm, d_s, d_u] if cfg.gru else [d_ah, d_qkv, d_comm, d_s, d_u]
     w_hq_t, w_c_t = w_hq.transpose(1, 2), w_c.transpose(1, 2)
-    # per-step views, made in bulk
-    d_outs = d_out.reshape(t_len, b, n, hs).transpose(1, 2).unbind(0)
-    us, kqs, mfs = u.transpose(1, 2).unbind(0), kq.unbind(0), mf.unbind(0)
+    # per-step views, made in bulk; [groups, n, ...] views where selection and attention stay within a group
+    d_outs = d_out.reshape(t_len, b, nu, hs).transpose(1, 2).unbind(0)
+    us, kqs, mfs = u.transpose(1, 2).unbind(0), kq.unsqueeze(2).unbind(0), mf.unbind(0)
     pdiffs = pdiff.unbind(0)
     d_ahs, d_gis, d_ss = d_ah.unbind(1), d_gi.unbind(1), d_s.unbind(0)
-    dghs, dqs = d_ah[..., :g].unbind(1), d_ah[..., g:].unbind(1)
-    d_comms = d_comm.view(n, t_len, b, hs).unbind(1)
-    d_qkv4 = d_qkv.view(n, 2 * nq + nv, t_len, b)
+    d_sgs = d_s.view(t_len, gr, n, b, 1).unbind(0)
+    dghs, dqs = d_ah[..., :g].unbind(1), d_ah[..., g:].view(gr, n, t_len, b, dk).unbind(2)
+    d_comms = d_comm.view(nu, t_len, b, hs).unbind(1)
+    d_qkv4 = d_qkv.view(nu, 2 * nq + nv, t_len, b)
     d_qkvs = d_qkv4.unbind(2)
-    d_qs = d_qkv4[:, :nq].view(n, nh, dq, t_len, b).unbind(3)
-    d_ks = d_qkv4[:, nq : 2 * nq].view(n, nh, dq, t_len, b).unbind(3)
-    d_vs = d_qkv4[:, 2 * nq :].view(n, nh, dv, t_len, b).unbind(3)
+    d_qs = d_qkv4[:, :nq].view(gr, n, nh, dq, t_len, b).unbind(4)
+    d_ks = d_qkv4[:, nq : 2 * nq].view(gr, n, nh, dq, t_len, b).unbind(4)
+    d_vs = d_qkv4[:, 2 * nq :].view(gr, n, nh, dv, t_len, b).unbind(4)
     qkv = sv["qkv"]
-    qcs = qkv[:, :, :nq].view(t_len, n, 1, nh, dq, b).unbind(0)
-    kcs = qkv[:, :, nq : 2 * nq].view(t_len, 1, n, nh, dq, b).unbind(0)
-    vcs = qkv[:, :, 2 * nq :].view(t_len, 1, n, nh, dv, b).unbind(0)
+    qcs = qkv[:, :, :nq].view(t_len, gr, n, 1, nh, dq, b).unbind(0)
+    kcs = qkv[:, :, nq : 2 * nq].view(t_len, gr, 1, n, nh, dq, b).unbind(0)
+    vcs = qkv[:, :, 2 * nq :].view(t_len, gr, 1, n, nh, dv, b).unbind(0)
     pcs = sv["pc"]
-    dh = d_ht.reshape(b, n, hs).transpose(0, 1)
-    dc = d_ct.reshape(b, n, hs).transpose(0, 1)
+    dh = d_ht.reshape(b, nu, hs).transpose(0, 1)
+    dc = d_ct.reshape(b, nu, hs).transpose(0, 1)
     for t in range(t_len - 1, -1, -1):
         m_f = mfs[t]
         dh = dh + d_outs[t]
@@ -401,12 +414,12 @@ def backward_loop(
         dh_old = dh - dhm
         # communication attention, batch innermost
         pc = pcs[t]
-        d_oc = torch.bmm(w_o, dhm.transpose(1, 2)).view(n, 1, nh, dv, b)
-        torch.sum(pc.unsqueeze(3) * d_oc, 0, out=d_vs[t])
-        d_pc = torch.linalg.vecdot(d_oc, vcs[t], dim=3).mul_(pc)
-        d_sc = torch.addcmul(d_pc, pc, d_pc.sum(1, keepdim=True), value=-1.0).unsqueeze(3)
-        torch.sum(d_sc * kcs[t], 1, out=d_qs[t])
-        torch.sum(d_sc * qcs[t], 0, out=d_ks[t])
+        d_oc = torch.bmm(w_o, dhm.transpose(1, 2)).view(gr, n, 1, nh, dv, b)
+        torch.sum(pc.unsqueeze(4) * d_oc, 1, out=d_vs[t])
+        d_pc = torch.linalg.vecdot(d_oc, vcs[t], dim=4).mul_(pc)
+        d_sc = torch.addcmul(d_pc, pc, d_pc.sum(2, keepdim=True), value=-1.0).unsqueeze(4)
+        torch.sum(d_sc * kcs[t], 2, out=d_qs[t])
+        torch.sum(d_sc * qcs[t], 1, out=d_ks[t])
         d_h = torch.addcmul(dhm, torch.bmm(d_qkvs[t].transpose(1, 2), w_c_t), m_f)  # inactive units get nothing
         dgh = dghs[t]
         if cfg.gru:
@@ -423,11 +436,11 @@ def backward_loop(
             dcm = dc * m_f
             dct = torch.addcmul(dcm, d_h, a_o_t, value=4.0)
             dc = (dc - dcm).addcmul_(dct, f_t)
-            torch.mul(dct.unsqueeze(2), fac_ifg_t, out=dgh[..., : 3 * hs].view(n, b, 3, hs))
+            torch.mul(dct.unsqueeze(2), fac_ifg_t, out=dgh[..., : 3 * hs].view(nu, b, 3, hs))
             torch.mul(d_h, fac_o_t, out=dgh[..., 3 * hs :])
             dgi = dgh
-        ds = torch.mul(torch.linalg.vecdot(dgi, us[t]), pdiffs[t], out=d_ss[t])
-        torch.mul(ds.unsqueeze(-1), kqs[t], out=dqs[t])
+        torch.mul(torch.linalg.vecdot(dgi, us[t]), pdiffs[t], out=d_ss[t])
+        torch.mul(d_sgs[t], kqs[t], out=dqs[t])
         dh = torch.baddbmm(dh_old, d_ahs[t], w_hq_t)
         if sv["resets"][t]:
             kt = keep[t].view(1, b, 1)  # type: ignore[index]
@@ -435,24 +448,22 @@ def backward_loop(
             dc = dc * kt
     # weight gradients, once over all T * B rows
     torch.mul(d_gi.transpose(0, 1), pd, out=d_u.transpose(1, 2))
-    d_u2 = d_u.view(rows, n * g)
+    d_u2 = d_u.view(rows, nu * g)
     d_x2 = torch.mm(d_u2, w_in.t()) if need_x2 else None
     d_w_in = torch.mm(x2.t(), d_u2)
-    d_w_hq = torch.bmm(hold.view(rows, n, hs).transpose(0, 1).transpose(1, 2), d_ah.view(n, rows, g + dk))
+    d_w_hq = torch.bmm(hold.view(rows, nu, hs).transpose(0, 1).transpose(1, 2), d_ah.view(nu, rows, g + dk))
     d_b_hq = d_ah.sum((1, 2)).unsqueeze(1)
     d_w_c = torch.bmm(sv["z"].transpose(1, 2), d_qkv.transpose(1, 2))
     d_w_o = torch.bmm(sv["oc"], d_comm)
-    d_kq = (d_s.unsqueeze(-1) * ah[..., g:]).sum(1)
+    d_kq = (d_s.view(t_len, gr, n, b, 1) * ah[..., g:].view(t_len, gr, n, b, dk)).sum(2)
     d_b_in = d_gi[..., 2 * hs :].sum((1, 2)).unsqueeze(1) if cfg.gru else None
-    d_h0 = dh.transpose(0, 1).reshape(b, n * hs)
-    d_c0 = torch.zeros_like(d_h0) if cfg.gru else dc.transpose(0, 1).reshape(b, n * hs)
+    d_h0 = dh.transpose(0, 1).reshape(b, nu * hs)
+    d_c0 = torch.zeros_like(d_h0) if cfg.gru else dc.transpose(0, 1).reshape(b, nu * hs)
     _POOL.give(scratch)
     return d_x2, d_w_in, d_kq, d_h0, d_c0, d_w_hq, d_b_hq, d_b_in, d_w_c, d_w_o
 
 
-def derive_weights(
-    cfg: CellConfig, fuse: bool, params: tuple[Tensor | None, ...]
-) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor, Tensor]:
+def derive_weights(cfg: CellConfig, fuse: bool, params: tuple[Tensor | None, ...]) -> Weights:
     """Weights in the fast kernel's formulation, from the module's parameters (no autograd).
 
     :param cfg: static sizes.
@@ -523,14 +534,33 @@ def derive_weights_backward(
     )
 
 
+N_PARAMS = 11  #: parameters per RIM in the order of :func:`derive_weights`
+
+
+def cat_groups(parts: list[Weights]) -> Weights:
+    """Join the :func:`derive_weights` outputs of several RIMs of the same sizes into one group-major set.
+
+    :param parts: one ``(w_in, w_hq, b_hq, b_in, w_c, w_o)`` per RIM.
+    :return: the same tuple over all units (``w_in`` joined along its columns, the rest along units).
+    """
+    if len(parts) == 1:
+        return parts[0]
+    w_in = torch.cat([p[0] for p in parts], 1)
+    w_hq, b_hq, w_o = (torch.cat([p[i] for p in parts]) for i in (1, 2, 5))  # type: ignore[misc]
+    b_in = None if parts[0][3] is None else torch.cat([p[3] for p in parts if p[3] is not None])
+    w_c = torch.cat([p[4].transpose(1, 2) for p in parts]).transpose(1, 2)  # the loops read it transposed
+    return w_in, w_hq, b_hq, b_in, w_c, w_o
+
+
 class RIMSequence(torch.autograd.Function):
     """The whole sequence, weight preparation included, as one autograd node with a hand-written backward.
 
     ``apply(cfg, fuse, keep, drop, x2, kq, h0, c0, *params)``: ``x2`` are the input rows ``[T * B, D]`` when
     ``fuse`` (the value projection is folded into the cell weights) else their values ``[T * B, dv]``; ``kq`` the
-    scaled keys ``[T, B, dk]``; ``h0``/``c0`` packed ``[B, N * H]``; ``params`` as in :func:`derive_weights`.
-    Outputs: the sequence output ``[T, B, N * H]``, final ``h`` and ``c`` ``[B, N * H]`` and the active masks
-    ``[T, N, B]``.
+    scaled keys ``[T, groups, B, dk]``; ``h0``/``c0`` packed ``[B, U * H]`` with ``U = groups * N`` units;
+    ``params`` as in :func:`derive_weights`, once per group (``fuse`` must be true for several groups, whose value
+    projections differ). Outputs: the sequence output ``[T, B, U * H]``, final ``h`` and ``c`` ``[B, U * H]``
+    and the active masks ``[T, U, B]``.
     """
 
     @staticmethod
@@ -546,9 +576,10 @@ class RIMSequence(torch.autograd.Function):
         c0: Tensor,
         *params: Tensor | None,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        t_len, b = kq.shape[0], kq.shape[1]
-        w_in, *weights = derive_weights(cfg, fuse, params)
-        h0_, c0_ = h0.view(b, cfg.n, cfg.hs), c0.view(b, cfg.n, cfg.hs)
+        t_len, b, nu = kq.shape[0], kq.shape[2], cfg.groups * cfg.n
+        groups = [params[i : i + N_PARAMS] for i in range(0, len(params), N_PARAMS)]
+        w_in, *weights = cat_groups([derive_weights(cfg, fuse, p) for p in groups])
+        h0_, c0_ = h0.view(b, nu, cfg.hs), c0.view(b, nu, cfg.hs)
         sv = forward_loop(cfg, x2, w_in, kq, keep, drop, h0_, c0_, tuple(weights))  # type: ignore[arg-type]
         ctx.cfg, ctx.fuse, ctx.sv, ctx.keep, ctx.drop = cfg, fuse, sv, keep, drop
         ctx.params = params
@@ -556,7 +587,7 @@ class RIMSequence(torch.autograd.Function):
         ctx.mark_non_differentiable(sv["m"])
         # the saved scratch goes back to the pool once the graph (and this context) is gone
         weakref.finalize(ctx, _POOL.give, sv.pop("pooled")).atexit = False
-        out = sv["hout"].view(t_len, b, cfg.n * cfg.hs)
+        out = sv["hout"].view(t_len, b, nu * cfg.hs)
         return out, out[-1].clone(), sv["cseq"][-1].view(b, -1).clone(), sv["m"]
 
     @staticmethod
@@ -580,9 +611,16 @@ class RIMSequence(torch.autograd.Function):
             d_ct,
             ctx.needs_input_grad[4],
         )
-        d_params = derive_weights_backward(
-            ctx.cfg, ctx.fuse, ctx.params, (d_w_in, d_w_hq, d_b_hq, d_b_in, d_w_c, d_w_o)
-        )
+        assert d_w_in is not None and d_w_hq is not None and d_b_hq is not None and d_w_c is not None
+        assert d_w_o is not None
+        n, g = ctx.cfg.n, ctx.cfg.g
+        d_params: list[Tensor | None] = []
+        for i in range(ctx.cfg.groups):
+            units, cols = slice(i * n, (i + 1) * n), slice(i * n * g, (i + 1) * n * g)
+            d_b_in_i = None if d_b_in is None else d_b_in[units]
+            grads = (d_w_in[:, cols], d_w_hq[units], d_b_hq[units], d_b_in_i, d_w_c[units], d_w_o[units])
+            params = ctx.params[i * N_PARAMS : (i + 1) * N_PARAMS]
+            d_params += derive_weights_backward(ctx.cfg, ctx.fuse, params, grads)
         return (None, None, None, None, d_x2, d_kq, d_h0, d_c0, *d_params)
 
 

@@ -38,6 +38,7 @@ of their input-row attention (the same order as least null attention, without ti
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -46,13 +47,15 @@ from metarim_sb3._rim_kernels import (
     _POOL,
     CellConfig,
     RIMSequence,
+    Weights,
+    cat_groups,
     derive_weights,
     forward_loop,
     rim_sequence_eager,
     rollout_step,
 )
 
-__all__ = ["RIM"]
+__all__ = ["RIM", "run_together"]
 
 
 def _positive(name: str, value: int) -> None:
@@ -172,9 +175,8 @@ class RIM(nn.Module):
         self.comm_key = param(n_units, unit_size, comm_key_size)
         self.comm_value = param(n_units, unit_size, comm_value_size)
         self.comm_out = param(n_units, comm_value_size, unit_size)
-        self._cache: tuple[tuple[object, ...], tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor, Tensor]] | None = (
-            None
-        )
+        self._cache: tuple[tuple[object, ...], Weights] | None = None
+        self._group_cache: tuple[tuple[int, ...], Weights, list[Weights]] | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -197,7 +199,7 @@ class RIM(nn.Module):
 
     def __getstate__(self) -> dict[str, object]:
         state = super().__getstate__()
-        state["_cache"] = None  # derived weights are rebuilt on demand, never pickled
+        state["_cache"] = state["_group_cache"] = None  # derived weights are rebuilt on demand, never pickled
         return state
 
     def extra_repr(self) -> str:
@@ -233,7 +235,7 @@ class RIM(nn.Module):
         w_c = torch.cat((self.comm_query, self.comm_key, self.comm_value), -1)
         return w_ih, w_hq, b_hq, b_ih, w_c, self.comm_out
 
-    def _fast_weights_cached(self) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor, Tensor]:
+    def _fast_weights_cached(self) -> Weights:
         """:func:`derive_weights` (input fused), reused while no parameter changed; for calls without grad."""
         params = self._params()
         key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params if p is not None)
@@ -273,50 +275,123 @@ class RIM(nn.Module):
             entry is zeroed before the step is computed.
         :return: outputs ``(T, B, n_units * unit_size)`` and the final ``(h, c)``.
         """
-        self._check(x, state, episode_starts)
-        t_len, b = x.shape[0], x.shape[1]
-        n, g = self.n_units, self._cfg.g
-        h0 = state[0].reshape(b, self.hidden_size).to(x.dtype).contiguous()
-        c0 = state[1].reshape(b, self.hidden_size).to(x.dtype).contiguous()
-        keep = None
-        if episode_starts is not None:
-            keep = (episode_starts == 0).to(device=x.device, dtype=x.dtype)
-        drop = None
-        if self.training and self.dropout > 0.0:
-            drop = torch.empty(t_len, n, b, dtype=x.dtype, device=x.device).bernoulli_(1.0 - self.dropout)
-            drop.div_(1.0 - self.dropout)
-        needs_grad = torch.is_grad_enabled() and (
-            x.requires_grad
-            or state[0].requires_grad
-            or state[1].requires_grad
-            or any(p.requires_grad for p in self.parameters())
-        )
-        rows = x.reshape(t_len * b, self.input_size)
-        kq = (rows @ self.key_weight).mul_(self._in_scale).view(t_len, b, -1)
-        if not needs_grad:
-            w_in, w_hq, b_hq, b_in, w_c, w_o = self._fast_weights_cached()
-            weights = (w_hq, b_hq, b_in, w_c, w_o)
-            h0_, c0_ = h0.view(b, n, -1), c0.view(b, n, -1)
-            with torch.no_grad():
-                if t_len == 1:
-                    k0 = None if keep is None else keep[0]
-                    d0 = None if drop is None else drop[0]
-                    h_new, c_new, m = rollout_step(self._cfg, rows, w_in, kq[0], k0, d0, h0_, c0_, weights)
-                    out, masks = h_new.view(1, b, -1), m.unsqueeze(0)
-                    h_t, c_t = h_new.view(b, -1).clone(), c_new.view(b, -1)
-                else:
-                    sv = forward_loop(self._cfg, rows, w_in, kq, keep, drop, h0_, c0_, weights)
-                    out, masks = sv["hout"].view(t_len, b, -1), sv["m"]
-                    h_t, c_t = out[-1].clone(), sv["cseq"][-1].reshape(b, -1).clone()
-                    _POOL.give(sv["pooled"])
-        elif self.fused:
-            d_in, d_v = self.input_size, self.value_weight.shape[1]
-            fuse = d_in * d_v * n * g + t_len * b * d_in * n * g < t_len * b * d_v * (d_in + n * g)
-            x2 = rows if fuse else rows @ self.value_weight
-            out, h_t, c_t, masks = RIMSequence.apply(self._cfg, fuse, keep, drop, x2, kq, h0, c0, *self._params())
+        return _run((self,), x, (state,), episode_starts)[0]
+
+    def _group_key(self) -> tuple[object, ...]:
+        """What must agree between RIMs that run as one group (:func:`run_together`)."""
+        return (self._cfg, self.input_size, self.dropout, self.training, self.key_weight.dtype, self.key_weight.device)
+
+
+def run_together(
+    cores: Sequence[RIM],
+    x: Tensor,
+    states: Sequence[tuple[Tensor, Tensor]],
+    episode_starts: Tensor | None = None,
+) -> list[tuple[Tensor, tuple[Tensor, Tensor]]]:
+    """Run several RIMs over the same input, as one fused kernel when they can share it.
+
+    Independent RIMs of equal sizes that read the same input (a policy's actor and critic cores) run side by side:
+    their units are stacked into one set, with selection and communication kept within each RIM, so each time
+    step issues the same few ops as a single RIM does instead of once per RIM. Results, gradients and
+    ``last_active`` equal those of calling each RIM on its own. RIMs that differ in sizes, dropout, mode, dtype or
+    device, or that run unfused, are called one by one.
+
+    :param cores: the RIMs.
+    :param x: inputs ``(T, B, input_size)``, shared by all.
+    :param states: each RIM's ``(h, c)``, each ``(1, B, hidden_size)``.
+    :param episode_starts: ``(T, B)``, as in :meth:`RIM.forward`.
+    :return: each RIM's ``(output, (h, c))``, in order.
+    """
+    if len(cores) != len(states):
+        raise ValueError(f"states must hold one (h, c) per core: {len(cores)} cores, {len(states)} states")
+    key = cores[0]._group_key()
+    if len(cores) == 1 or not all(c.fused and c._group_key() == key for c in cores):
+        return [core(x, state, episode_starts) for core, state in zip(cores, states, strict=True)]
+    return _run(tuple(cores), x, tuple(states), episode_starts)
+
+
+def _group_weights(cores: tuple[RIM, ...]) -> Weights:
+    """The no-grad kernel weights of a group, reused while no parameter of any member changed."""
+    parts = [core._fast_weights_cached() for core in cores]
+    if len(cores) == 1:
+        return parts[0]
+    lead = cores[0]
+    key = tuple(id(core) for core in cores) + tuple(id(w) for part in parts for w in part)
+    cache = lead._group_cache
+    if cache is None or cache[0] != key:
+        cache = lead._group_cache = (key, cat_groups(parts), parts)  # parts kept alive so their ids stay theirs
+    return cache[1]
+
+
+def _run(
+    cores: tuple[RIM, ...],
+    x: Tensor,
+    states: tuple[tuple[Tensor, Tensor], ...],
+    episode_starts: Tensor | None,
+) -> list[tuple[Tensor, tuple[Tensor, Tensor]]]:
+    """:meth:`RIM.forward` for one RIM or a group of compatible RIMs (see :func:`run_together`)."""
+    lead, n_groups = cores[0], len(cores)
+    for state in states:
+        lead._check(x, state, episode_starts)
+    t_len, b = x.shape[0], x.shape[1]
+    n, g, hidden = lead.n_units, lead._cfg.g, lead.hidden_size
+    cfg = lead._cfg if n_groups == 1 else lead._cfg._replace(groups=n_groups)
+    nu = n_groups * n
+
+    def packed(i: int) -> Tensor:
+        parts = [state[i].reshape(b, hidden) for state in states]
+        return (parts[0] if n_groups == 1 else torch.cat(parts, 1)).to(x.dtype).contiguous()
+
+    h0, c0 = packed(0), packed(1)
+    keep = None
+    if episode_starts is not None:
+        keep = (episode_starts == 0).to(device=x.device, dtype=x.dtype)
+    drop = None
+    if lead.training and lead.dropout > 0.0:  # drawn per RIM, in order, as separate calls would
+        draws = [torch.empty(t_len, n, b, dtype=x.dtype, device=x.device).bernoulli_(1.0 - lead.dropout) for _ in cores]
+        drop = (draws[0] if n_groups == 1 else torch.cat(draws, 1)).div_(1.0 - lead.dropout)
+    needs_grad = torch.is_grad_enabled() and (
+        x.requires_grad
+        or any(s.requires_grad for state in states for s in state)
+        or any(p.requires_grad for core in cores for p in core.parameters())
+    )
+    rows = x.reshape(t_len * b, lead.input_size)
+    key_weight = lead.key_weight if n_groups == 1 else torch.cat([core.key_weight for core in cores], 1)
+    kq = (rows @ key_weight).mul_(lead._in_scale).view(t_len, b, n_groups, -1).transpose(1, 2)  # [T, groups, B, dk]
+    if not needs_grad:
+        w_in, w_hq, b_hq, b_in, w_c, w_o = _group_weights(cores)
+        weights = (w_hq, b_hq, b_in, w_c, w_o)
+        h0_, c0_ = h0.view(b, nu, -1), c0.view(b, nu, -1)
+        with torch.no_grad():
+            if t_len == 1:
+                k0 = None if keep is None else keep[0]
+                d0 = None if drop is None else drop[0]
+                h_new, c_new, m = rollout_step(cfg, rows, w_in, kq[0], k0, d0, h0_, c0_, weights)
+                out, masks = h_new.view(1, b, -1), m.unsqueeze(0)
+                h_t, c_t = h_new.view(b, -1).clone(), c_new.view(b, -1)
+            else:
+                sv = forward_loop(cfg, rows, w_in, kq, keep, drop, h0_, c0_, weights)
+                out, masks = sv["hout"].view(t_len, b, -1), sv["m"]
+                h_t, c_t = out[-1].clone(), sv["cseq"][-1].reshape(b, -1).clone()
+                _POOL.give(sv["pooled"])
+    elif lead.fused:
+        d_in, d_v = lead.input_size, lead.value_weight.shape[1]
+        # several RIMs have several value projections: fold them into the cell weights
+        fuse = n_groups > 1 or d_in * d_v * n * g + t_len * b * d_in * n * g < t_len * b * d_v * (d_in + n * g)
+        x2 = rows if fuse else rows @ lead.value_weight
+        params = [p for core in cores for p in core._params()]
+        out, h_t, c_t, masks = RIMSequence.apply(cfg, fuse, keep, drop, x2, kq, h0, c0, *params)
+    else:
+        w_ih, w_hq, b_hq, b_ih, w_c, w_o = lead._eager_weights()
+        u = (rows @ lead.value_weight @ w_ih).view(t_len, b, n, g).permute(2, 0, 1, 3)
+        out, h_t, c_t, masks = rim_sequence_eager(cfg, keep, drop, u, kq[:, 0], h0, c0, w_hq, b_hq, b_ih, w_c, w_o)
+    results = []
+    for i, core in enumerate(cores):
+        units, cols = slice(i * n, (i + 1) * n), slice(i * hidden, (i + 1) * hidden)
+        core.last_active = masks[:, units].detach().transpose(1, 2).contiguous()
+        if n_groups == 1:
+            results.append((out, (h_t.view(1, b, -1), c_t.view(1, b, -1))))
         else:
-            w_ih, w_hq, b_hq, b_ih, w_c, w_o = self._eager_weights()
-            u = (rows @ self.value_weight @ w_ih).view(t_len, b, n, g).permute(2, 0, 1, 3)
-            out, h_t, c_t, masks = rim_sequence_eager(self._cfg, keep, drop, u, kq, h0, c0, w_hq, b_hq, b_ih, w_c, w_o)
-        self.last_active = masks.detach().transpose(1, 2).contiguous()
-        return out, (h_t.view(1, b, -1), c_t.view(1, b, -1))
+            h_i, c_i = h_t[:, cols].reshape(1, b, hidden), c_t[:, cols].reshape(1, b, hidden)
+            results.append((out[..., cols], (h_i, c_i)))
+    return results

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from metarim_sb3._rim_kernels import RIMSequence
-from metarim_sb3.rim import RIM
+from metarim_sb3.rim import RIM, run_together
 
 CELLS = ("lstm", "gru")
 PATHS = ("fused", "eager", "no_grad")
@@ -458,7 +458,7 @@ def test_gradcheck_fused_function_with_dropout_and_resets(cell: str, fuse: bool)
     keep = torch.tensor([[1.0, 1.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
     drop = (torch.rand(t_len, cfg.n, b) > 0.3).double() / 0.7
     x2 = torch.randn(t_len * b, 5 if fuse else 6, dtype=torch.float64, requires_grad=True)
-    kq = torch.randn(t_len, b, 4, dtype=torch.float64, requires_grad=True)
+    kq = torch.randn(t_len, 1, b, 4, dtype=torch.float64, requires_grad=True)
     h0, c0 = (s[0].detach().requires_grad_() for s in state(rim, b, seed=16))
     params = [None if p is None else p.detach().clone().requires_grad_() for p in rim._params()]
     if not fuse:
@@ -492,6 +492,91 @@ def test_dropout_is_stochastic_in_training_and_deterministic_in_eval() -> None:
     rim.train()
     e, _ = rim(x, st)
     torch.testing.assert_close(c, e)
+
+
+# ------------------------------------------------------------------------------------- RIMs run together
+
+
+def _pair(cell: str, dropout: float, input_size: int) -> tuple[RIM, RIM]:
+    """Two independent RIMs of equal sizes (different weights), like a policy's actor and critic cores."""
+    kw: dict[str, object] = dict(dropout=dropout)
+    if input_size != 5:
+        kw.update(n_units=6, unit_size=8, k=4, input_key_size=8, input_value_size=16, comm_key_size=8)
+    make = tiny if input_size == 5 else (lambda cell, **k: RIM(input_size, cell=cell, **k).double())  # type: ignore[arg-type]
+    return make(cell, **kw), make(cell, **kw)
+
+
+def _one_by_one(cores: list[RIM], x: Tensor, states: list[tuple[Tensor, Tensor]], starts: Tensor | None) -> list:
+    return [core(x, st, starts) for core, st in zip(cores, states, strict=True)]
+
+
+@pytest.mark.parametrize("input_size", [5, 24])  # value projection outside the kernel when alone / always folded
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+@pytest.mark.parametrize("cell", CELLS)
+def test_run_together_equals_separate_calls_with_gradients(cell: str, dropout: float, input_size: int) -> None:
+    torch.manual_seed(21)
+    a, b_ = _pair(cell, dropout, input_size)
+    t_len, b = 6, 4
+    x = torch.randn(t_len, b, input_size, dtype=torch.float64, requires_grad=True)
+    starts = (torch.rand(t_len, b) < 0.25).float()
+    sts = [state(a, b, seed=1, requires_grad=True), state(b_, b, seed=2, requires_grad=True)]
+    w = torch.linspace(-1, 1, t_len * b * a.hidden_size, dtype=torch.float64).view(t_len, b, -1)
+
+    def grads(together: bool) -> tuple[list[Tensor], list[Tensor]]:
+        torch.manual_seed(5)  # the same dropout draws, in the same order
+        call = run_together if together else _one_by_one
+        results = call([a, b_], x, sts, starts)
+        loss = sum(((out * w * (i + 1)).sum() + h.square().sum() + c.sum()) for i, (out, (h, c)) in enumerate(results))
+        inputs = [x, *sts[0], *sts[1], *a.parameters(), *b_.parameters()]
+        got = torch.autograd.grad(loss, inputs, allow_unused=True)
+        values = [t.detach() for out, (h, c) in results for t in (out, h, c)] + [a.last_active, b_.last_active]
+        return values, [torch.zeros_like(i) if g is None else g for i, g in zip(inputs, got, strict=True)]
+
+    sep_values, sep_grads = grads(False)
+    tog_values, tog_grads = grads(True)
+    for s_, t_ in zip(sep_values, tog_values, strict=True):
+        assert s_ is not None and t_ is not None and s_.shape == t_.shape
+        torch.testing.assert_close(t_, s_, rtol=1e-10, atol=1e-12)
+    for s_, t_ in zip(sep_grads, tog_grads, strict=True):
+        torch.testing.assert_close(t_, s_, rtol=1e-9, atol=1e-11)
+    assert sum(g.abs().sum() for g in tog_grads[5:]) > 0  # parameters of both RIMs got gradients
+
+
+@pytest.mark.parametrize("t_len", [1, 5])  # the rollout step and the no-grad sequence loop
+@pytest.mark.parametrize("cell", CELLS)
+def test_run_together_without_grad_equals_separate_calls(cell: str, t_len: int) -> None:
+    torch.manual_seed(22)
+    a, b_ = _pair(cell, 0.0, 24)
+    x = torch.randn(t_len, 3, 24, dtype=torch.float64)
+    starts = torch.zeros(t_len, 3)
+    starts[0, 1] = 1.0
+    sts = [state(a, 3, seed=3), state(b_, 3, seed=4)]
+    with torch.no_grad():
+        separate = [a(x, sts[0], starts), b_(x, sts[1], starts)]
+        masks = [a.last_active, b_.last_active]
+        for _ in range(2):  # the second call reuses the cached group weights
+            together = run_together([a, b_], x, sts, starts)
+            for (out_s, (h_s, c_s)), (out_t, (h_t, c_t)) in zip(separate, together, strict=True):
+                torch.testing.assert_close(out_t, out_s, rtol=1e-10, atol=1e-12)
+                torch.testing.assert_close(h_t, h_s, rtol=1e-10, atol=1e-12)
+                torch.testing.assert_close(c_t, c_s, rtol=1e-10, atol=1e-12)
+            assert torch.equal(masks[0], a.last_active) and torch.equal(masks[1], b_.last_active)
+        with torch.no_grad():
+            b_.weight_hh.add_(0.1)  # a changed parameter invalidates the cached group weights
+        moved = run_together([a, b_], x, sts, starts)[1]
+        torch.testing.assert_close(moved[0], b_(x, sts[1], starts)[0], rtol=1e-10, atol=1e-12)
+
+
+def test_run_together_falls_back_for_rims_that_differ() -> None:
+    torch.manual_seed(23)
+    a, b_ = tiny(), tiny(k=3)
+    x = torch.randn(3, 2, 5, dtype=torch.float64)
+    sts = [state(a, 2), state(b_, 2)]
+    results = run_together([a, b_], x, sts)
+    for core, st, (out, _) in zip((a, b_), sts, results, strict=True):
+        torch.testing.assert_close(out, core(x, st)[0])
+    with pytest.raises(ValueError, match="states"):
+        run_together([a, b_], x, sts[:1])
 
 
 # --------------------------------------------------------------------------------------------- bad input
