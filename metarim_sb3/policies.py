@@ -12,13 +12,14 @@ from typing import Any, ClassVar
 import torch as th
 from gymnasium import spaces
 from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
+from sb3_contrib.common.recurrent.type_aliases import RNNStates
 from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, FlattenExtractor, NatureCNN
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
 from metarim_sb3.lstm_core import LSTMCore
-from metarim_sb3.rim import RIM
+from metarim_sb3.rim import RIM, run_together
 from metarim_sb3.torch_layers import MiniGridExtractor, is_minigrid_space
 
 #: Names of the optimizer's parameter groups, in their fixed order.
@@ -195,11 +196,106 @@ class FastRecurrentPolicy(RecurrentActorCriticPolicy):
         :param lstm: The core (:class:`~metarim_sb3.rim.RIM` or :class:`~metarim_sb3.lstm_core.LSTMCore`).
         :return: Core output ``(n_seq * max_len, hidden)`` and the final states.
         """
-        n_seq = lstm_states[0].shape[1]
+        return FastRecurrentPolicy._process_sequences(features, (lstm_states,), episode_starts, (lstm,))[0]
+
+    @staticmethod
+    def _process_sequences(
+        features: th.Tensor,
+        lstm_states: tuple[tuple[th.Tensor, th.Tensor], ...],
+        episode_starts: th.Tensor,
+        cores: tuple[nn.Module, ...],
+    ) -> list[tuple[th.Tensor, tuple[th.Tensor, th.Tensor]]]:
+        """
+        :meth:`_process_sequence` for several cores that read the same features (the actor and critic cores):
+        RIMs of equal sizes run as one kernel (:func:`~metarim_sb3.rim.run_together`), other cores one by one.
+
+        :param features: As in :meth:`_process_sequence`.
+        :param lstm_states: One ``(h, c)`` per core.
+        :param episode_starts: As in :meth:`_process_sequence`.
+        :param cores: The cores.
+        :return: One ``(output, states)`` per core, as :meth:`_process_sequence` returns them.
+        """
+        n_seq = lstm_states[0][0].shape[1]
         x = features.reshape(n_seq, -1, features.shape[-1]).transpose(0, 1)
         starts = episode_starts.reshape(n_seq, -1).transpose(0, 1)
-        out, states = lstm(x, lstm_states, starts)
-        return out.transpose(0, 1).reshape(-1, out.shape[-1]), states
+        if len(cores) > 1 and all(isinstance(core, RIM) for core in cores):
+            results = run_together(cores, x, lstm_states, starts)  # type: ignore[arg-type]
+        else:
+            results = [core(x, state, starts) for core, state in zip(cores, lstm_states, strict=True)]
+        return [(out.transpose(0, 1).reshape(-1, out.shape[-1]), states) for out, states in results]
+
+    def _recurrent_latents(
+        self, obs: th.Tensor, lstm_states: RNNStates, episode_starts: th.Tensor
+    ) -> tuple[th.Tensor, th.Tensor, RNNStates]:
+        """
+        The actor's and critic's recurrent outputs, as sb3-contrib's ``forward`` / ``evaluate_actions`` compute
+        them, except that actor and critic cores reading the same features run together.
+
+        :param obs: Observations.
+        :param lstm_states: Actor and critic states before the (padded) sequences.
+        :param episode_starts: Where episodes start.
+        :return: ``(latent_pi, latent_vf, new_states)`` before the MLP extractor.
+        """
+        features = self.extract_features(obs)
+        pi_features: th.Tensor
+        vf_features: th.Tensor
+        if self.share_features_extractor:
+            pi_features = vf_features = features  # type: ignore[assignment]
+        else:
+            pi_features, vf_features = features
+        states: tuple[tuple[th.Tensor, th.Tensor], tuple[th.Tensor, th.Tensor]] = (lstm_states.pi, lstm_states.vf)  # type: ignore[assignment]
+        if self.lstm_critic is not None and pi_features is vf_features:
+            cores = (self.lstm_actor, self.lstm_critic)
+            (latent_pi, states_pi), (latent_vf, states_vf) = self._process_sequences(
+                pi_features, states, episode_starts, cores
+            )
+            return latent_pi, latent_vf, RNNStates(states_pi, states_vf)
+        latent_pi, states_pi = self._process_sequence(pi_features, states[0], episode_starts, self.lstm_actor)
+        if self.lstm_critic is not None:
+            latent_vf, states_vf = self._process_sequence(vf_features, states[1], episode_starts, self.lstm_critic)
+        elif self.shared_lstm:  # re-use the actor's output, without backpropagating into it
+            latent_vf = latent_pi.detach()
+            states_vf = (states_pi[0].detach(), states_pi[1].detach())
+        else:
+            latent_vf, states_vf = self.critic(vf_features), states_pi  # type: ignore[misc]
+        return latent_pi, latent_vf, RNNStates(states_pi, states_vf)
+
+    def forward(  # type: ignore[override]
+        self, obs: th.Tensor, lstm_states: RNNStates, episode_starts: th.Tensor, deterministic: bool = False
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor, RNNStates]:
+        """
+        Actions, values and log-probabilities for a rollout step (as sb3-contrib's, cores run together).
+
+        :param obs: Observations.
+        :param lstm_states: Actor and critic states.
+        :param episode_starts: Where episodes start (the state is zeroed there).
+        :param deterministic: Take the most likely actions.
+        :return: ``(actions, values, log_prob, new_states)``.
+        """
+        latent_pi, latent_vf, states = self._recurrent_latents(obs, lstm_states, episode_starts)
+        values = self.value_net(self.mlp_extractor.forward_critic(latent_vf))
+        distribution = self._get_action_dist_from_latent(self.mlp_extractor.forward_actor(latent_pi))
+        actions = distribution.get_actions(deterministic=deterministic)
+        log_prob = distribution.log_prob(actions)
+        return actions.reshape((-1, *self.action_space.shape)), values, log_prob, states  # type: ignore[misc]
+
+    def evaluate_actions(  # type: ignore[override]
+        self, obs: th.Tensor, actions: th.Tensor, lstm_states: RNNStates, episode_starts: th.Tensor
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        """
+        Values, log-likelihoods and entropies of ``actions`` over padded sequences (as sb3-contrib's, cores run
+        together).
+
+        :param obs: Observations.
+        :param actions: The actions taken.
+        :param lstm_states: Actor and critic states before each sequence.
+        :param episode_starts: Where episodes start.
+        :return: ``(values, log_prob, entropy)``.
+        """
+        latent_pi, latent_vf, _ = self._recurrent_latents(obs, lstm_states, episode_starts)
+        distribution = self._get_action_dist_from_latent(self.mlp_extractor.forward_actor(latent_pi))
+        values = self.value_net(self.mlp_extractor.forward_critic(latent_vf))
+        return values, distribution.log_prob(actions), distribution.entropy()  # type: ignore[return-value]
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()

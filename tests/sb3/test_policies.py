@@ -170,6 +170,39 @@ def test_rim_fast_path_equals_step_loop() -> None:
         assert th.allclose(grad, param.grad, atol=1e-4), name
 
 
+@pytest.mark.parametrize(
+    "critic", [dict(), dict(share_features_extractor=False), dict(shared_lstm=True, enable_critic_lstm=False)]
+)
+def test_rim_actor_and_critic_run_together_like_sb3_contrib_runs_them_apart(critic: dict) -> None:
+    """Our forward / evaluate_actions (actor and critic RIMs in one kernel) equal sb3-contrib's (one call each)."""
+    th.manual_seed(0)
+    policy = make_policy(MlpRIMPolicy, **TINY_RIM, **critic)
+    n_seq, length = 5, 9
+    obs, starts = sequences(n_seq, length, RESETS)
+    actions = th.randint(0, 3, (n_seq * length,))
+    states = random_states(policy, n_seq)
+    results, grads = [], []
+    for evaluate in (RecurrentActorCriticPolicy.evaluate_actions, MlpRIMPolicy.evaluate_actions):
+        policy.zero_grad()
+        values, log_prob, entropy = evaluate(policy, obs, actions, states, starts)
+        (values.sum() + log_prob.sum() + entropy.sum()).backward()
+        results.append((values, log_prob, entropy))
+        grads.append([p.grad.clone() for p in policy.parameters()])
+    for e, g in zip(*results, strict=True):
+        assert th.allclose(e, g, atol=1e-6)
+    for (name, _), e, g in zip(policy.named_parameters(), *grads, strict=True):
+        assert th.allclose(e, g, atol=1e-6), name
+    if policy.lstm_critic is not None:  # the critic RIM is trained through the joint kernel
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in policy.lstm_critic.parameters())
+    step_starts = th.tensor([1.0, 0.0, 0.0, 1.0, 0.0])
+    with th.no_grad():
+        ref = RecurrentActorCriticPolicy.forward(policy, obs[:n_seq], states, step_starts, deterministic=True)
+        got = policy(obs[:n_seq], states, step_starts, deterministic=True)
+    assert th.equal(ref[0], got[0]) and th.allclose(ref[1], got[1], atol=1e-6) and th.allclose(ref[2], got[2])
+    for a, b in zip((*ref[3].pi, *ref[3].vf), (*got[3].pi, *got[3].vf), strict=True):
+        assert th.allclose(a, b, atol=1e-6)
+
+
 @pytest.mark.parametrize("cls", [MlpRIMPolicy, MlpFastLstmPolicy])
 def test_training_log_probs_equal_rollout_log_probs(cls: type) -> None:
     """What RecurrentPPO relies on: evaluate_actions over a sequence reproduces the step-by-step rollout."""
