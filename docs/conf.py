@@ -34,8 +34,9 @@ extensions = [
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 root_doc = "index"
 smartquotes = False  # keep "--option" and quotes as written
-exclude_patterns = ["_build", "_scripts", "_generated/**", ".gitignore", "Thumbs.db", ".DS_Store"]
-# Fragments under _generated/ are pulled in with {include}; they are not pages of their own.
+exclude_patterns = ["_build", "_scripts", "_generated/**", "results/*/**", ".gitignore", "Thumbs.db", ".DS_Store"]
+# Fragments under _generated/ and the reports copied under results/NAME/ are pulled in with {include}; they are not
+# pages of their own (built alone they would be orphan duplicates in the search results).
 
 myst_enable_extensions = ["colon_fence", "deflist", "dollarmath", "attrs_inline", "attrs_block", "substitution"]
 

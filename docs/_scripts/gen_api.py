@@ -180,7 +180,10 @@ def package_page(package: str, toctree: bool = True) -> str:
         summary = rst_inline_to_myst(doc.split("\n\n")[0].replace("\n", " "), table=False)
         lines.append(f"- {{doc}}`{module}`: {summary}" if summary else f"- {{doc}}`{module}`")
     if toctree:
-        lines += ["", "```{toctree}", ":hidden:", "", *public_modules(package), "```"]
+        # Sidebar titles without the package prefix: "metarim_sb3.experiments.monitoring" breaks mid-word in the
+        # sidebar, "experiments.monitoring" fits.
+        entries = [f"{m.removeprefix(package + '.')} <{m}>" for m in public_modules(package)]
+        lines += ["", "```{toctree}", ":hidden:", "", *entries, "```"]
     return "\n".join([*lines, ""])
 
 
@@ -208,7 +211,8 @@ def index_page() -> str:
         "",
     ]
     lines += [f"- {{doc}}`{p}`: {PACKAGE_SUMMARY.get(p, '')}" for p in PACKAGES]
-    lines += ["", "```{toctree}", ":hidden:", "", *PACKAGES, "```", ""]
+    # explicit titles: plain sidebar entries, like the packages' modules (see package_page)
+    lines += ["", "```{toctree}", ":hidden:", "", *(f"{p} <{p}>" for p in PACKAGES), "```", ""]
     return "\n".join(lines)
 
 

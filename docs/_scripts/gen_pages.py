@@ -25,9 +25,21 @@ CLI_MODULE = "metarim_sb3.experiments.cli"
 
 
 def _prose_line(line: str) -> str:
-    """One line of docstring prose as Markdown: reST literals and roles converted, stray ``*`` escaped."""
+    """One line of docstring prose as Markdown: reST literals and roles converted, stray ``*`` escaped.
+
+    A reST bullet (``* item``) stays a list item, and the ``::`` that introduces a reST literal block becomes
+    ``:`` (``Usage::`` -> ``Usage:``), as reST itself renders it.
+    """
+    bullet = re.match(r"(\s*)[*-] (?=\S)", line)
+    prefix = f"{bullet.group(1)}- " if bullet else ""
+    line = line[bullet.end() :] if bullet else line
+    if line.rstrip().endswith("::"):
+        stripped = line.rstrip()[:-2]
+        line = "" if not stripped.strip() else stripped.rstrip() if stripped.endswith(" ") else stripped + ":"
     parts = re.split(r"(``[^`]+``|:[a-z]+:`[^`]+`)", line)
-    return "".join(rst_inline_to_myst(p, table=False) if i % 2 else p.replace("*", "\\*") for i, p in enumerate(parts))
+    return prefix + "".join(
+        rst_inline_to_myst(p, table=False) if i % 2 else p.replace("*", "\\*") for i, p in enumerate(parts)
+    )
 
 
 def _docstring_markdown(doc: str) -> str:
@@ -264,7 +276,10 @@ def generate_param_tables(out_dir: Path) -> list[Path]:
     for fragment, (module, name, skip) in PARAM_TABLES.items():
         obj = _import(module, name)
         names = list(docstring_params(obj)) if name == "RIMPolicy" and obj is not None else None
-        tables[fragment] = _unavailable(f"{module}.{name}") if obj is None else param_table(obj, names, skip)
+        if obj is None:
+            tables[fragment] = _unavailable(f"{module}.{name}")
+        else:  # the container's class lets custom.css keep the names and defaults on one line
+            tables[fragment] = f"```{{container}} param-table\n{param_table(obj, names, skip)}\n```"
     modes = fast_slow_modes_table()
     if modes is None:
         modes = _unavailable("metarim_sb3.callbacks.FastSlowCallback")
