@@ -32,7 +32,7 @@ from metarim_sb3.policies import (
     MultiInputRIMPolicy,
     RIMPolicy,
 )
-from metarim_sb3.rim import RIM
+from metarim_sb3.rim import RIM, run_together
 from metarim_sb3.torch_layers import MiniGridExtractor
 
 __version__ = "0.1.0"
@@ -56,4 +56,5 @@ __all__ = [
     "RIMPolicy",
     "UnitActivityCallback",
     "__version__",
+    "run_together",
 ]

@@ -181,10 +181,10 @@ def forward_loop(
     s2_all = take((t_len, nu, b, hs), kq)  # sigmoid(2 c~) (LSTM) / sigmoid(2 n_pre) (GRU)
     p_all = take((t_len, nu, b), kq)
     z_all = take((nu, t_len * b, hs), kq)
-    qkv_all = take((t_len, nu, 2 * nq + nv, b), kq)
-    oc_all = take((nu, nv, t_len * b), kq)
+    qkv_all = take((t_len, nu, b, nq + nq + nv), kq)  # columns (head, q | k | v) as derive_weights lays them
+    hm_all = take((t_len, gr * b * nh, n, 2 * dq + dv), kq)  # the same, one [n, q | k | v] matrix per head
+    oc_all = take((nu, t_len, b, nv), kq)
     resets = keep.eq(0).any(1).tolist() if keep is not None else [False] * t_len
-    w_ct = w_c.transpose(1, 2)
     pcs: list[Tensor] = []
     # per-step views, made in bulk; [groups, n, ...] views where selection and attention stay within a group
     us, kqs, ahs = u.transpose(1, 2).unbind(0), kq.unsqueeze(2).unbind(0), ah_all.unbind(0)
@@ -197,11 +197,12 @@ def forward_loop(
         rz_s = ah_all[..., : 2 * hs].unbind(0)
     hs_new, cs = hout.transpose(1, 2).unbind(0), cseq.transpose(1, 2).unbind(0)
     zs = z_all.view(nu, t_len, b, hs).unbind(1)
-    ocs = oc_all.view(gr, n, nh, dv, t_len, b).unbind(4)
-    qkvs = qkv_all.unbind(0)
-    qcs = qkv_all[:, :, :nq].view(t_len, gr, n, 1, nh, dq, b).unbind(0)
-    kcs = qkv_all[:, :, nq : 2 * nq].view(t_len, gr, 1, n, nh, dq, b).unbind(0)
-    vcs = qkv_all[:, :, 2 * nq :].view(t_len, gr, 1, n, nh, dv, b).unbind(0)
+    qkvs, ocs = qkv_all.unbind(0), oc_all.unbind(1)
+    qkv_heads = qkv_all.view(t_len, gr, n, b, nh, 2 * dq + dv).permute(0, 1, 3, 4, 2, 5).unbind(0)
+    hms = hm_all.unbind(0)
+    hqs, hks = hm_all[..., :dq].unbind(0), hm_all[..., dq : 2 * dq].transpose(2, 3).unbind(0)
+    hvs = hm_all[..., 2 * dq :].unbind(0)
+    oc_heads = oc_all.view(gr, n, t_len, b, nh, dv).permute(2, 0, 3, 4, 1, 5).unbind(0)
     h = h0.transpose(0, 1)
     for t in range(t_len):
         c = cs[t]
@@ -229,12 +230,14 @@ def forward_loop(
             ht = torch.addcmul(torch.neg(o_), o_, s2, value=2.0)  # o tanh(c~)
             torch.where(m3, ct, c, out=cs[t + 1])
         z = torch.where(m3, ht, h, out=zs[t])
-        # communication: every unit reads every unit of its group (post-update states); batch innermost
-        torch.bmm(w_ct, z.transpose(1, 2), out=qkvs[t])
-        pc = torch.softmax(torch.linalg.vecdot(qcs[t], kcs[t], dim=4), 2)  # [groups, n read, n written, nh, B]
+        # communication: every unit reads every unit of its group (post-update states), one small matmul per
+        # (group, batch entry, head)
+        torch.bmm(z, w_c, out=qkvs[t])
+        hms[t].view(gr, b, nh, n, -1).copy_(qkv_heads[t])
+        pc = torch.softmax(torch.bmm(hqs[t], hks[t]), 2)  # [groups * B * heads, n read, n written]
         pcs.append(pc)
-        oc = torch.sum(pc.unsqueeze(4) * vcs[t], 2, out=ocs[t])
-        comm = torch.bmm(oc.view(nu, nv, b).transpose(1, 2), w_o)
+        oc_heads[t].copy_(torch.bmm(pc, hvs[t]).view(gr, b, nh, n, dv))
+        comm = torch.bmm(ocs[t], w_o)
         h = torch.where(m3, ht.add_(comm), h, out=hs_new[t])
     return dict(
         hout=hout,
@@ -245,11 +248,11 @@ def forward_loop(
         s2=s2_all,
         p=p_all,
         z=z_all,
-        qkv=qkv_all,
+        hm=hm_all,
         oc=oc_all,
         pc=pcs,
         resets=resets,
-        pooled=[u, cseq, ah_all, s2_all, p_all, z_all, qkv_all, oc_all],
+        pooled=[u, cseq, ah_all, s2_all, p_all, z_all, qkv_all, hm_all, oc_all],
     )
 
 
@@ -279,7 +282,7 @@ def rollout_step(
     """
     w_hq, b_hq, b_in, w_c, w_o = weights
     n, gr, hs, g, nh, dq, dv = cfg.n, cfg.groups, cfg.hs, cfg.g, cfg.nh, cfg.dq, cfg.dv
-    b, nq, nu = x.shape[0], nh * dq, gr * n
+    b, nu = x.shape[0], gr * n
     u = torch.mm(x, w_in).view(b, nu, g).transpose(0, 1)
     h = h0.transpose(0, 1)
     c = torch.zeros_like(h) if cfg.gru else c0.transpose(0, 1)
@@ -302,12 +305,10 @@ def rollout_step(
         ct = (f_ * c).sub_(i_).addcmul_(i_, sg, value=2.0)
         ht = torch.addcmul(torch.neg(o_), o_, torch.sigmoid(ct * 2.0), value=2.0)
     z = torch.where(m3, ht, h)
-    qkv = torch.bmm(w_c.transpose(1, 2), z.transpose(1, 2))
-    qc = qkv[:, :nq].view(gr, n, 1, nh, dq, b)
-    kc = qkv[:, nq : 2 * nq].view(gr, 1, n, nh, dq, b)
-    pc = torch.softmax(torch.linalg.vecdot(qc, kc, dim=4), 2)
-    oc = (pc.unsqueeze(4) * qkv[:, 2 * nq :].view(gr, 1, n, nh, dv, b)).sum(2)
-    comm = torch.bmm(oc.view(nu, nh * dv, b).transpose(1, 2), w_o)
+    hm = torch.bmm(z, w_c).view(gr, n, b, nh, -1).permute(0, 2, 3, 1, 4).reshape(gr * b * nh, n, -1)
+    pc = torch.softmax(torch.bmm(hm[..., :dq], hm[..., dq : 2 * dq].transpose(1, 2)), 2)
+    oc = torch.bmm(pc, hm[..., 2 * dq :]).view(gr, b, nh, n, dv).permute(0, 3, 1, 2, 4).reshape(nu, b, nh * dv)
+    comm = torch.bmm(oc, w_o)
     h_new, c_new = torch.empty_like(h0), torch.empty_like(h0)
     torch.where(m3, ht.add_(comm), h, out=h_new.transpose(0, 1))
     torch.where(m3, ct, c, out=c_new.transpose(0, 1))
@@ -337,7 +338,7 @@ def backward_loop(
     """
     n, gr, hs, g, dk, nh, dq, dv = cfg.n, cfg.groups, cfg.hs, cfg.g, cfg.dk, cfg.nh, cfg.dq, cfg.dv
     t_len, b = kq.shape[0], kq.shape[2]
-    rows, nq, nv, nu = t_len * b, nh * dq, nh * dv, gr * n
+    rows, nv, nu = t_len * b, nh * dv, gr * n
     take = _POOL.take
     # states before each step (after the episode resets)
     hold = torch.cat((h0.view(1, b, nu, hs), sv["hout"][:-1]), out=take((t_len, b, nu, hs), kq))
@@ -381,12 +382,14 @@ def backward_loop(
         scratch += [dact, fac]
     d_ah = take((nu, t_len, b, g + dk), kq)
     d_gi = take((nu, t_len, b, g), kq) if cfg.gru else d_ah[..., :g]
-    d_qkv = take((nu, 2 * nq + nv, rows), kq)
+    c_h = 2 * dq + dv
+    d_qkv = take((nu, t_len, b, nh * c_h), kq)
+    d_hm = take((gr * b * nh, n, c_h), kq)
     d_comm = take((nu, rows, hs), kq)
     d_s = take((t_len, nu, b), kq)
     d_u = take((t_len, b, nu, g), kq)
-    scratch += [d_ah, d_gi, d_qkv, d_comm, d_s, d_u] if cfg.gru else [d_ah, d_qkv, d_comm, d_s, d_u]
-    w_hq_t, w_c_t = w_hq.transpose(1, 2), w_c.transpose(1, 2)
+    scratch += [d_ah, d_gi, d_qkv, d_hm, d_comm, d_s, d_u] if cfg.gru else [d_ah, d_qkv, d_hm, d_comm, d_s, d_u]
+    w_hq_t, w_c_t, w_o_t = w_hq.transpose(1, 2), w_c.transpose(1, 2), w_o.transpose(1, 2)
     # per-step views, made in bulk; [groups, n, ...] views where selection and attention stay within a group
     d_outs = d_out.reshape(t_len, b, nu, hs).transpose(1, 2).unbind(0)
     us, kqs, mfs = u.transpose(1, 2).unbind(0), kq.unsqueeze(2).unbind(0), mf.unbind(0)
@@ -395,15 +398,12 @@ def backward_loop(
     d_sgs = d_s.view(t_len, gr, n, b, 1).unbind(0)
     dghs, dqs = d_ah[..., :g].unbind(1), d_ah[..., g:].view(gr, n, t_len, b, dk).unbind(2)
     d_comms = d_comm.view(nu, t_len, b, hs).unbind(1)
-    d_qkv4 = d_qkv.view(nu, 2 * nq + nv, t_len, b)
-    d_qkvs = d_qkv4.unbind(2)
-    d_qs = d_qkv4[:, :nq].view(gr, n, nh, dq, t_len, b).unbind(4)
-    d_ks = d_qkv4[:, nq : 2 * nq].view(gr, n, nh, dq, t_len, b).unbind(4)
-    d_vs = d_qkv4[:, 2 * nq :].view(gr, n, nh, dv, t_len, b).unbind(4)
-    qkv = sv["qkv"]
-    qcs = qkv[:, :, :nq].view(t_len, gr, n, 1, nh, dq, b).unbind(0)
-    kcs = qkv[:, :, nq : 2 * nq].view(t_len, gr, 1, n, nh, dq, b).unbind(0)
-    vcs = qkv[:, :, 2 * nq :].view(t_len, gr, 1, n, nh, dv, b).unbind(0)
+    d_qkvs = d_qkv.unbind(1)
+    d_qkv_heads = d_qkv.view(gr, n, t_len, b, nh, c_h).permute(2, 0, 3, 4, 1, 5).unbind(0)
+    d_hq, d_hk, d_hv = d_hm[..., :dq], d_hm[..., dq : 2 * dq], d_hm[..., 2 * dq :]
+    d_hm5 = d_hm.view(gr, b, nh, n, c_h)
+    hm = sv["hm"]
+    hqs, hks, hvs = hm[..., :dq].unbind(0), hm[..., dq : 2 * dq].unbind(0), hm[..., 2 * dq :].transpose(2, 3).unbind(0)
     pcs = sv["pc"]
     dh = d_ht.reshape(b, nu, hs).transpose(0, 1)
     dc = d_ct.reshape(b, nu, hs).transpose(0, 1)
@@ -413,14 +413,16 @@ def backward_loop(
         dhm = torch.mul(dh, m_f, out=d_comms[t])
         dh_old = dh - dhm
         # communication attention, batch innermost
+        # communication attention, one small matmul per (group, batch entry, head)
         pc = pcs[t]
-        d_oc = torch.bmm(w_o, dhm.transpose(1, 2)).view(gr, n, 1, nh, dv, b)
-        torch.sum(pc.unsqueeze(4) * d_oc, 1, out=d_vs[t])
-        d_pc = torch.linalg.vecdot(d_oc, vcs[t], dim=4).mul_(pc)
-        d_sc = torch.addcmul(d_pc, pc, d_pc.sum(2, keepdim=True), value=-1.0).unsqueeze(4)
-        torch.sum(d_sc * kcs[t], 2, out=d_qs[t])
-        torch.sum(d_sc * qcs[t], 1, out=d_ks[t])
-        d_h = torch.addcmul(dhm, torch.bmm(d_qkvs[t].transpose(1, 2), w_c_t), m_f)  # inactive units get nothing
+        d_o = torch.bmm(dhm, w_o_t).view(gr, n, b, nh, dv).permute(0, 2, 3, 1, 4).reshape(-1, n, dv)
+        torch.bmm(pc.transpose(1, 2), d_o, out=d_hv)
+        d_pc = torch.bmm(d_o, hvs[t]).mul_(pc)
+        d_sc = torch.addcmul(d_pc, pc, d_pc.sum(2, keepdim=True), value=-1.0)
+        torch.bmm(d_sc, hks[t], out=d_hq)
+        torch.bmm(d_sc.transpose(1, 2), hqs[t], out=d_hk)
+        d_qkv_heads[t].copy_(d_hm5)
+        d_h = torch.addcmul(dhm, torch.bmm(d_qkvs[t], w_c_t), m_f)  # inactive units get nothing
         dgh = dghs[t]
         if cfg.gru:
             f_n_t, f_z_t, f_r_t, r_t, zg_t = steps[t]
@@ -453,8 +455,8 @@ def backward_loop(
     d_w_in = torch.mm(x2.t(), d_u2)
     d_w_hq = torch.bmm(hold.view(rows, nu, hs).transpose(0, 1).transpose(1, 2), d_ah.view(nu, rows, g + dk))
     d_b_hq = d_ah.sum((1, 2)).unsqueeze(1)
-    d_w_c = torch.bmm(sv["z"].transpose(1, 2), d_qkv.transpose(1, 2))
-    d_w_o = torch.bmm(sv["oc"], d_comm)
+    d_w_c = torch.bmm(sv["z"].transpose(1, 2), d_qkv.view(nu, rows, -1))
+    d_w_o = torch.bmm(sv["oc"].view(nu, rows, nv).transpose(1, 2), d_comm)
     d_kq = (d_s.view(t_len, gr, n, b, 1) * ah[..., g:].view(t_len, gr, n, b, dk)).sum(2)
     d_b_in = d_gi[..., 2 * hs :].sum((1, 2)).unsqueeze(1) if cfg.gru else None
     d_h0 = dh.transpose(0, 1).reshape(b, nu * hs)
@@ -489,9 +491,9 @@ def derive_weights(cfg: CellConfig, fuse: bool, params: tuple[Tensor | None, ...
     b_hq = torch.cat((bias, b_q), -1).unsqueeze(1)  # type: ignore[arg-type]
     b_hq[..., 2 * hs : 3 * hs] *= 2.0
     b_in = (b_ih[:, 2 * hs :] * 2.0).unsqueeze(1) if b_ih is not None else None
-    w_c = torch.cat((c_q, c_k, c_v), -1)  # type: ignore[arg-type]
-    w_c[..., : cfg.nh * cfg.dq] *= cfg.cscale
-    w_c = w_c.transpose(1, 2).contiguous().transpose(1, 2)  # the loops read it transposed
+    # communication columns by head: (head, q | k | v), so one copy gives every head's [N, q | k | v] matrix
+    heads = [w.view(n, hs, cfg.nh, -1) for w in (c_q, c_k, c_v)]  # type: ignore[union-attr]
+    w_c = torch.cat((heads[0] * cfg.cscale, heads[1], heads[2]), -1).view(n, hs, -1)
     return w_in, w_hq, b_hq, b_in, w_c, c_o  # type: ignore[return-value]
 
 
@@ -518,7 +520,11 @@ def derive_weights_backward(
     d_b_ih = None
     if b_ih is not None and d_b_in is not None:
         d_b_ih = torch.cat((d_bias[:, : 2 * hs], d_b_in.squeeze(1) * 2.0), 1)
-    d_w_c[..., :nq] *= cfg.cscale
+    d_heads = d_w_c.view(n, hs, cfg.nh, -1)
+    dq = cfg.dq
+    d_c_q = d_heads[..., :dq].reshape(n, hs, nq) * cfg.cscale
+    d_c_k = d_heads[..., dq : 2 * dq].reshape(n, hs, nq)
+    d_c_v = d_heads[..., 2 * dq :].reshape(n, hs, -1)
     return (
         d_w_ih,
         d_w_v,
@@ -527,9 +533,9 @@ def derive_weights_backward(
         d_bias,
         d_b_q,
         d_b_ih,
-        d_w_c[..., :nq],
-        d_w_c[..., nq : 2 * nq],
-        d_w_c[..., 2 * nq :],
+        d_c_q,
+        d_c_k,
+        d_c_v,
         d_w_o,
     )
 
@@ -548,7 +554,7 @@ def cat_groups(parts: list[Weights]) -> Weights:
     w_in = torch.cat([p[0] for p in parts], 1)
     w_hq, b_hq, w_o = (torch.cat([p[i] for p in parts]) for i in (1, 2, 5))  # type: ignore[misc]
     b_in = None if parts[0][3] is None else torch.cat([p[3] for p in parts if p[3] is not None])
-    w_c = torch.cat([p[4].transpose(1, 2) for p in parts]).transpose(1, 2)  # the loops read it transposed
+    w_c = torch.cat([p[4] for p in parts])
     return w_in, w_hq, b_hq, b_in, w_c, w_o
 
 
