@@ -7,6 +7,7 @@ sequence batch (resets inside the core), and build the optimizer with named para
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, ClassVar
 
 import torch as th
@@ -49,6 +50,8 @@ class FastRecurrentPolicy(RecurrentActorCriticPolicy):
         ``MultiInput`` subclasses narrow this choice like SB3's policy aliases.
     :param normalize_images: ``None`` (default): ``False`` with ``MiniGridExtractor`` (its inputs are
         indices, not pixels), else ``True``.
+    :param optimizer_kwargs: As in SB3; an optimizer that takes ``foreach`` (Adam by default) gets
+        ``foreach=True`` unless this sets it (the multi-tensor update, which torch picks by itself only on CUDA).
 
     Paper: Goyal et al., "Recurrent Independent Mechanisms", arXiv 1909.10893.
     Code: this module, on top of sb3-contrib's ``RecurrentActorCriticPolicy``.
@@ -127,8 +130,18 @@ class FastRecurrentPolicy(RecurrentActorCriticPolicy):
         self.optimizer = self.optimizer_class(  # type: ignore[call-arg]
             [{"params": groups[name], "name": name} for name in GROUP_NAMES],
             lr=lr_schedule(1),
+            **self._default_optimizer_kwargs(),
             **self.optimizer_kwargs,
         )
+
+    def _default_optimizer_kwargs(self) -> dict[str, Any]:
+        """``foreach=True`` for optimizers that take it, unless ``optimizer_kwargs`` sets it: torch enables the
+        multi-tensor implementation by default only on CUDA, and on the CPU it is the faster one here too (the
+        policy has ~40 parameter tensors; same arithmetic, fewer Python-level calls)."""
+        if "foreach" in self.optimizer_kwargs:
+            return {}
+        accepts = "foreach" in inspect.signature(self.optimizer_class).parameters
+        return {"foreach": True} if accepts else {}
 
     @classmethod
     def _default_features_extractor(cls, observation_space: spaces.Space) -> type[BaseFeaturesExtractor]:

@@ -255,6 +255,16 @@ def test_param_groups(cls: type, critic: str) -> None:
     assert policy.mlp_extractor.policy_net[0].in_features == policy.lstm_actor.hidden_size
 
 
+@pytest.mark.parametrize("cls", [MlpRIMPolicy, MlpFastLstmPolicy])
+def test_optimizer_uses_foreach_unless_told_otherwise(cls: type) -> None:
+    kwargs = TINY_RIM if cls is MlpRIMPolicy else dict(lstm_hidden_size=8)
+    assert all(g["foreach"] is True for g in make_policy(cls, **kwargs).optimizer.param_groups)
+    told = make_policy(cls, **kwargs, optimizer_kwargs=dict(foreach=False, eps=1e-5))
+    assert all(g["foreach"] is False and g["eps"] == 1e-5 for g in told.optimizer.param_groups)
+    sgd = make_policy(cls, **kwargs, optimizer_class=th.optim.SGD)
+    assert isinstance(sgd.optimizer, th.optim.SGD) and all(g["foreach"] for g in sgd.optimizer.param_groups)
+
+
 def test_default_extractors() -> None:
     minigrid_space = metarim_gym.observation_space()
     image_box = spaces.Box(0, 255, (7, 7, 3), np.uint8)
