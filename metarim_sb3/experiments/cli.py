@@ -50,7 +50,8 @@ def _command() -> str:
 def _build_parser() -> argparse.ArgumentParser:
     from metarim_sb3.experiments.config import AGENTS, compare_preset_names, env_ids
 
-    parser = _Parser(prog="metarim", description=__doc__, formatter_class=_Formatter)
+    description = (__doc__ or "").replace("``", "")  # plain text in a terminal
+    parser = _Parser(prog="metarim", description=description, formatter_class=_Formatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     envs = env_ids()
 
