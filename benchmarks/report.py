@@ -47,7 +47,8 @@ def env_section(data: dict[str, Any] | None) -> list[str]:
     worst = min(r["ratio"] for r in data["rows"])
     lines += [
         f"Steps/s of each id fixed at stage 0 vs the raw MiniGrid task, {data['steps']} random-action steps, "
-        f"median of {data['repeats']} alternating repeats. Target: ratio >= {ENV_TARGET} — "
+        f"{data['repeats']} alternating repeats: medians of steps/s, ratio = median of the per-repeat ratios. "
+        f"Target: ratio >= {ENV_TARGET} — "
         f"{_verdict(worst >= ENV_TARGET)} (worst {worst:.3f}).",
         "",
     ]

@@ -136,6 +136,25 @@ def _select(s: Tensor, k: int, out: Tensor | None = None) -> Tensor:
     return out.scatter_(-2, s.topk(k, -2, sorted=False).indices, True)
 
 
+_HEAD_MASKS: dict[tuple[int, int, torch.dtype, torch.device], Tensor] = {}
+
+
+def _head_mask(nh: int, n: int, like: Tensor) -> Tensor:
+    """``[nh * n, nh * n]`` additive score mask: 0 within a head's ``n x n`` block, ``-inf`` across heads.
+
+    The communication attention of all heads runs as one ``[nh * n, nh * n]`` matmul per (group, batch entry): with
+    this mask its softmax is block-diagonal, i.e. each head's own attention, at the cost of fewer, larger matrices
+    than one ``n x n`` matrix per head (which small batched matmuls and softmaxes handle poorly).
+    """
+    key = (nh, n, like.dtype, like.device)
+    mask = _HEAD_MASKS.get(key)
+    if mask is None:
+        head = torch.arange(nh, device=like.device).repeat_interleave(n)
+        zero, minus_inf = torch.zeros((), dtype=like.dtype), torch.full((), -math.inf, dtype=like.dtype)
+        mask = _HEAD_MASKS[key] = torch.where(head[:, None] == head[None, :], zero, minus_inf).to(like.device)
+    return mask
+
+
 def forward_loop(
     cfg: CellConfig,
     x2: Tensor,
@@ -182,7 +201,7 @@ def forward_loop(
     p_all = take((t_len, nu, b), kq)
     z_all = take((nu, t_len * b, hs), kq)
     qkv_all = take((t_len, nu, b, nq + nq + nv), kq)  # columns (head, q | k | v) as derive_weights lays them
-    hm_all = take((t_len, gr * b * nh, n, 2 * dq + dv), kq)  # the same, one [n, q | k | v] matrix per head
+    hm_all = take((t_len, gr * b, nh * n, 2 * dq + dv), kq)  # the same, one [heads * n, q | k | v] matrix
     oc_all = take((nu, t_len, b, nv), kq)
     resets = keep.eq(0).any(1).tolist() if keep is not None else [False] * t_len
     pcs: list[Tensor] = []
@@ -202,6 +221,7 @@ def forward_loop(
     hms = hm_all.unbind(0)
     hqs, hks = hm_all[..., :dq].unbind(0), hm_all[..., dq : 2 * dq].transpose(2, 3).unbind(0)
     hvs = hm_all[..., 2 * dq :].unbind(0)
+    mask = _head_mask(nh, n, kq)
     oc_heads = oc_all.view(gr, n, t_len, b, nh, dv).permute(2, 0, 3, 4, 1, 5).unbind(0)
     h = h0.transpose(0, 1)
     for t in range(t_len):
@@ -230,11 +250,11 @@ def forward_loop(
             ht = torch.addcmul(torch.neg(o_), o_, s2, value=2.0)  # o tanh(c~)
             torch.where(m3, ct, c, out=cs[t + 1])
         z = torch.where(m3, ht, h, out=zs[t])
-        # communication: every unit reads every unit of its group (post-update states), one small matmul per
-        # (group, batch entry, head)
+        # communication: every unit reads every unit of its group (post-update states); all heads in one
+        # block-diagonal attention per (group, batch entry), see _head_mask
         torch.bmm(z, w_c, out=qkvs[t])
         hms[t].view(gr, b, nh, n, -1).copy_(qkv_heads[t])
-        pc = torch.softmax(torch.bmm(hqs[t], hks[t]), 2)  # [groups * B * heads, n read, n written]
+        pc = torch.softmax(torch.baddbmm(mask, hqs[t], hks[t]), 2)  # [groups * B, (head, n) read, (head, n) written]
         pcs.append(pc)
         oc_heads[t].copy_(torch.bmm(pc, hvs[t]).view(gr, b, nh, n, dv))
         comm = torch.bmm(ocs[t], w_o)
@@ -305,8 +325,8 @@ def rollout_step(
         ct = (f_ * c).sub_(i_).addcmul_(i_, sg, value=2.0)
         ht = torch.addcmul(torch.neg(o_), o_, torch.sigmoid(ct * 2.0), value=2.0)
     z = torch.where(m3, ht, h)
-    hm = torch.bmm(z, w_c).view(gr, n, b, nh, -1).permute(0, 2, 3, 1, 4).reshape(gr * b * nh, n, -1)
-    pc = torch.softmax(torch.bmm(hm[..., :dq], hm[..., dq : 2 * dq].transpose(1, 2)), 2)
+    hm = torch.bmm(z, w_c).view(gr, n, b, nh, -1).permute(0, 2, 3, 1, 4).reshape(gr * b, nh * n, -1)
+    pc = torch.softmax(torch.baddbmm(_head_mask(nh, n, hm), hm[..., :dq], hm[..., dq : 2 * dq].transpose(1, 2)), 2)
     oc = torch.bmm(pc, hm[..., 2 * dq :]).view(gr, b, nh, n, dv).permute(0, 3, 1, 2, 4).reshape(nu, b, nh * dv)
     comm = torch.bmm(oc, w_o)
     h_new, c_new = torch.empty_like(h0), torch.empty_like(h0)
@@ -384,7 +404,7 @@ def backward_loop(
     d_gi = take((nu, t_len, b, g), kq) if cfg.gru else d_ah[..., :g]
     c_h = 2 * dq + dv
     d_qkv = take((nu, t_len, b, nh * c_h), kq)
-    d_hm = take((gr * b * nh, n, c_h), kq)
+    d_hm = take((gr * b, nh * n, c_h), kq)
     d_comm = take((nu, rows, hs), kq)
     d_s = take((t_len, nu, b), kq)
     d_u = take((t_len, b, nu, g), kq)
@@ -413,9 +433,9 @@ def backward_loop(
         dhm = torch.mul(dh, m_f, out=d_comms[t])
         dh_old = dh - dhm
         # communication attention, batch innermost
-        # communication attention, one small matmul per (group, batch entry, head)
+        # communication attention: one block-diagonal [heads * n, heads * n] attention per (group, batch entry)
         pc = pcs[t]
-        d_o = torch.bmm(dhm, w_o_t).view(gr, n, b, nh, dv).permute(0, 2, 3, 1, 4).reshape(-1, n, dv)
+        d_o = torch.bmm(dhm, w_o_t).view(gr, n, b, nh, dv).permute(0, 2, 3, 1, 4).reshape(gr * b, nh * n, dv)
         torch.bmm(pc.transpose(1, 2), d_o, out=d_hv)
         d_pc = torch.bmm(d_o, hvs[t]).mul_(pc)
         d_sc = torch.addcmul(d_pc, pc, d_pc.sum(2, keepdim=True), value=-1.0)
