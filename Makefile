@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml | $(PY)
 
 venv: $(STAMP)
 
-# The main job: Meta-RIMs vs RIMs vs reversed vs LSTM on the shifting GoTo family (~10 min on 2 cores).
+# The main job: Meta-RIMs vs RIMs vs reversed vs LSTM on the shifting GoTo family (~9 min on 2 cores).
 # Completed runs are skipped, so an interrupted demo resumes; the report lands in results/quick/report.md.
 DEMO_ARGS ?= --preset quick --out results/quick
 
