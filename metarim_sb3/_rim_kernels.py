@@ -18,8 +18,11 @@ faults, not FLOPs, so the loop issues few, cheap ops:
   views; batched matmuls accept those strides without copies; per-step views are made in bulk before the loop;
 * ``tanh(x) = 2 sigmoid(2x) - 1`` (torch's CPU ``tanh`` is several times slower than ``sigmoid``); the caller
   passes weights whose tanh-gate columns are doubled (exact in floating point), see :func:`derive_weights`;
-* the communication attention runs with the batch innermost (``[N, features, B]``) so its small reductions
-  vectorise; its query weights arrive pre-multiplied by the score scale;
+* the communication attention of all heads runs as one block-diagonal ``[heads * N, heads * N]`` attention per
+  batch entry (a few small batched matmuls, see :func:`_head_mask`); its query weights arrive pre-multiplied by
+  the score scale and its projection columns ordered by head, so one copy per step lays out every head's matrix;
+* several RIMs of equal sizes on the same input (``CellConfig.groups``) run as one set of stacked units, with
+  selection and communication kept within each RIM;
 * the backward first forms every per-step derivative factor for all steps at once, then walks the steps in
   reverse with only the recurrent ops, and finally forms each weight gradient as one matmul over all
   ``T * B`` rows (as fused LSTM kernels do);
@@ -432,7 +435,6 @@ def backward_loop(
         dh = dh + d_outs[t]
         dhm = torch.mul(dh, m_f, out=d_comms[t])
         dh_old = dh - dhm
-        # communication attention, batch innermost
         # communication attention: one block-diagonal [heads * n, heads * n] attention per (group, batch entry)
         pc = pcs[t]
         d_o = torch.bmm(dhm, w_o_t).view(gr, n, b, nh, dv).permute(0, 2, 3, 1, 4).reshape(gr * b, nh * n, dv)

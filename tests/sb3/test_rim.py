@@ -499,11 +499,10 @@ def test_dropout_is_stochastic_in_training_and_deterministic_in_eval() -> None:
 
 def _pair(cell: str, dropout: float, input_size: int) -> tuple[RIM, RIM]:
     """Two independent RIMs of equal sizes (different weights), like a policy's actor and critic cores."""
-    kw: dict[str, object] = dict(dropout=dropout)
-    if input_size != 5:
-        kw.update(n_units=6, unit_size=8, k=4, input_key_size=8, input_value_size=16, comm_key_size=8)
-    make = tiny if input_size == 5 else (lambda cell, **k: RIM(input_size, cell=cell, **k).double())  # type: ignore[arg-type]
-    return make(cell, **kw), make(cell, **kw)
+    if input_size == 5:
+        return tiny(cell, dropout=dropout), tiny(cell, dropout=dropout)
+    sizes = dict(n_units=6, unit_size=8, k=4, input_key_size=8, input_value_size=16, comm_key_size=8)
+    return tuple(RIM(input_size, cell=cell, dropout=dropout, **sizes).double() for _ in range(2))  # type: ignore[return-value]
 
 
 def _one_by_one(cores: list[RIM], x: Tensor, states: list[tuple[Tensor, Tensor]], starts: Tensor | None) -> list:
