@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch as th
 from sb3_contrib import RecurrentPPO
+from stable_baselines3.common.save_util import load_from_zip_file
 
 import metarim_sb3
 from metarim_sb3 import GROUP_NAMES, MultiInputFastLstmPolicy, MultiInputRIMPolicy, RIMPolicy
@@ -68,6 +69,7 @@ CHILD = (
 import sys
 import torch as th
 from sb3_contrib import RecurrentPPO
+from stable_baselines3.common.save_util import load_from_zip_file
 
 th.set_num_threads(1)
 assert "metarim_sb3" not in sys.modules
@@ -163,3 +165,23 @@ def test_rim_constructor_parameters_complete() -> None:
         assert data[key] == value, key
     assert data["rim_dropout"] == 0.0 and data["normalize_images"] is False
     assert RIMPolicy(**data).lstm_actor.hidden_size == 24
+
+
+LEGACY = Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.mark.parametrize("name", ["legacy_rim.zip", "legacy_lstm.zip"])
+def test_models_saved_by_an_older_layout_still_load(name: str) -> None:
+    """Zips written before ``metarim_sb3.rim`` became a package (see ``tests/data/make_legacy_models.py``)."""
+    path = LEGACY / name
+    _, params, _ = load_from_zip_file(path, device="cpu")
+    assert params is not None
+    model = RecurrentPPO.load(path, device="cpu")
+    saved = params["policy"]
+    loaded = model.policy.state_dict()
+    assert loaded.keys() == saved.keys()
+    for key, value in saved.items():
+        assert th.equal(loaded[key], value), key
+    assert [g["name"] for g in model.policy.optimizer.param_groups] == list(GROUP_NAMES)
+    actions, states = episode(model)
+    assert actions.shape == (60,) and np.isfinite(states).all()
