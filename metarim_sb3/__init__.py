@@ -8,8 +8,9 @@ Policies for sb3-contrib's ``RecurrentPPO`` (pass the class, e.g. ``RecurrentPPO
   sb3-contrib's LSTM policy with the same fast sequence path as the RIM (the fair baseline). The ``Fast`` names
   avoid shadowing sb3-contrib's ``MlpLstmPolicy`` / ``MultiInputLstmPolicy``.
 
-Building blocks: :class:`RIM` (the core), :class:`LSTMCore`, :class:`MiniGridExtractor` (features extractor for
-MiniGrid / MetaRIM observations), :data:`GROUP_NAMES` (the optimizer's parameter groups).
+Building blocks: :class:`RIM` (the core), :class:`LSTMCore`, :class:`RecurrentCore` (the protocol both satisfy),
+:class:`MiniGridExtractor` (features extractor for MiniGrid / MetaRIM observations), :data:`GROUP_NAMES` (the
+optimizer's parameter groups, the role names of :mod:`metarim_sb3.rim`).
 
 Callbacks: :class:`FastSlowCallback` (the Meta-RIMs fast/slow training scheme), :class:`CurriculumCallback`
 (success-threshold stage shifts), :class:`HeldOutEvalCallback` (zero-shot evaluation on a fixed stage),
@@ -32,7 +33,7 @@ from metarim_sb3.policies import (
     MultiInputRIMPolicy,
     RIMPolicy,
 )
-from metarim_sb3.rim import RIM, run_together
+from metarim_sb3.rim import RIM, RecurrentCore, run_together
 from metarim_sb3.torch_layers import MiniGridExtractor
 
 __version__ = "0.1.0"
@@ -54,6 +55,7 @@ __all__ = [
     "MultiInputFastLstmPolicy",
     "MultiInputRIMPolicy",
     "RIMPolicy",
+    "RecurrentCore",
     "UnitActivityCallback",
     "__version__",
     "run_together",

@@ -1,4 +1,4 @@
-"""An ``nn.LSTM`` that resets its state inside a sequence, with the call signature of :class:`~metarim_sb3.rim.RIM`."""
+"""An ``nn.LSTM`` that resets its state inside a sequence (a :class:`~metarim_sb3.rim.protocol.RecurrentCore`)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,16 @@ from typing import Any, cast
 import torch as th
 from torch import nn
 
+from metarim_sb3.rim.protocol import ATTENTION, MODULES
+
 LSTMState = tuple[th.Tensor, th.Tensor]
 
 
 class LSTMCore(nn.LSTM):
     """
     ``nn.LSTM`` (time-first) whose forward also takes ``episode_starts`` and zeroes the state of the
-    environments that start an episode at a time step, inside the call.
+    environments that start an episode at a time step, inside the call; it satisfies the
+    :class:`~metarim_sb3.rim.protocol.RecurrentCore` protocol.
 
     The parameters and their names are exactly those of ``nn.LSTM``, so weights can be copied to and
     from sb3-contrib's recurrent policies with ``load_state_dict``. The results equal those of
@@ -43,12 +46,12 @@ class LSTMCore(nn.LSTM):
 
     def parameter_roles(self) -> dict[str, list[nn.Parameter]]:
         """
-        Parameter roles, as :meth:`RIM.parameter_roles <metarim_sb3.rim.RIM.parameter_roles>`: all
+        Parameter roles, as :meth:`RIM.parameter_roles <metarim_sb3.rim.module.RIM.parameter_roles>`: all
         weights are recurrent-cell ("modules") weights; an LSTM has no attention.
 
-        :return: ``{"modules": [...], "attention": []}``
+        :return: ``{MODULES: [...], ATTENTION: []}``
         """
-        return {"modules": list(self.parameters()), "attention": []}
+        return {MODULES: list(self.parameters()), ATTENTION: []}
 
     def _run(self, x: th.Tensor, state: LSTMState) -> tuple[th.Tensor, LSTMState]:
         if x.shape[0] == 1 and self.num_layers == 1 and self.bias:

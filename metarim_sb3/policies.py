@@ -20,11 +20,12 @@ from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
 from metarim_sb3.lstm_core import LSTMCore
-from metarim_sb3.rim import RIM, run_together
+from metarim_sb3.rim import ATTENTION, MODULES, OTHER, RIM, ROLE_NAMES, RecurrentCore, run_together
 from metarim_sb3.torch_layers import MiniGridExtractor, is_minigrid_space
 
-#: Names of the optimizer's parameter groups, in their fixed order.
-GROUP_NAMES = ("modules", "attention", "other")
+#: Names of the optimizer's parameter groups, in their fixed order (the parameter roles,
+#: :data:`metarim_sb3.rim.protocol.ROLE_NAMES`).
+GROUP_NAMES = ROLE_NAMES
 
 
 def _is_small_minigrid_space(observation_space: spaces.Space) -> bool:
@@ -85,6 +86,7 @@ class FastRecurrentPolicy(RecurrentActorCriticPolicy):
         enable_critic_lstm: bool = True,
         lstm_kwargs: dict[str, Any] | None = None,
     ) -> None:
+        """Build the policy; arguments: see the class docstring and sb3-contrib's ``RecurrentActorCriticPolicy``."""
         if shared_lstm and enable_critic_lstm:
             raise ValueError("policy_kwargs: shared_lstm=True needs enable_critic_lstm=False")
         if shared_lstm and not share_features_extractor:
@@ -100,35 +102,35 @@ class FastRecurrentPolicy(RecurrentActorCriticPolicy):
                 "use normalize_images=False (or None) with MiniGridExtractor"
             )
         super().__init__(
-            observation_space,
-            action_space,
-            lr_schedule,
-            net_arch,
-            activation_fn,
-            ortho_init,
-            use_sde,
-            log_std_init,
-            full_std,
-            use_expln,
-            squash_output,
-            features_extractor_class,
-            features_extractor_kwargs,
-            share_features_extractor,
-            normalize_images,
-            optimizer_class,
-            optimizer_kwargs,
-            lstm_hidden_size,
-            n_lstm_layers,
-            shared_lstm,
-            enable_critic_lstm,
-            lstm_kwargs,
+            observation_space=observation_space,
+            action_space=action_space,
+            lr_schedule=lr_schedule,
+            net_arch=net_arch,
+            activation_fn=activation_fn,
+            ortho_init=ortho_init,
+            use_sde=use_sde,
+            log_std_init=log_std_init,
+            full_std=full_std,
+            use_expln=use_expln,
+            squash_output=squash_output,
+            features_extractor_class=features_extractor_class,
+            features_extractor_kwargs=features_extractor_kwargs,
+            share_features_extractor=share_features_extractor,
+            normalize_images=normalize_images,
+            optimizer_class=optimizer_class,
+            optimizer_kwargs=optimizer_kwargs,
+            lstm_hidden_size=lstm_hidden_size,
+            n_lstm_layers=n_lstm_layers,
+            shared_lstm=shared_lstm,
+            enable_critic_lstm=enable_critic_lstm,
+            lstm_kwargs=lstm_kwargs,
         )
         self.lstm_actor = self._make_core(self.features_dim, self.lstm_actor)  # type: ignore[assignment]
         if self.lstm_critic is not None:
             self.lstm_critic = self._make_core(self.features_dim, self.lstm_critic)  # type: ignore[assignment]
         groups = self.param_groups_by_name()
         self.optimizer = self.optimizer_class(  # type: ignore[call-arg]
-            [{"params": groups[name], "name": name} for name in GROUP_NAMES],
+            [{"params": groups[name], "name": name} for name in ROLE_NAMES],
             lr=lr_schedule(1),
             **self._default_optimizer_kwargs(),
             **self.optimizer_kwargs,
@@ -164,8 +166,7 @@ class FastRecurrentPolicy(RecurrentActorCriticPolicy):
 
         :param input_size: Size of the features the core receives.
         :param template: The ``nn.LSTM`` being replaced.
-        :return: A module called as ``core(x, (h, c), episode_starts) -> (out, (h, c))`` with
-            ``input_size``, ``hidden_size``, ``num_layers`` and ``parameter_roles()``.
+        :return: A module that is a :class:`~metarim_sb3.rim.protocol.RecurrentCore`.
         """
         raise NotImplementedError
 
@@ -178,19 +179,22 @@ class FastRecurrentPolicy(RecurrentActorCriticPolicy):
         * ``"other"``: everything else (features extractor, critic projection, MLP, action and value heads).
 
         :return: ``{name: parameters}`` for every name of :data:`GROUP_NAMES`; each parameter is in exactly one.
+        :raises TypeError: if a core is not a :class:`~metarim_sb3.rim.protocol.RecurrentCore`.
         """
         cores = [self.lstm_actor] if self.lstm_critic is None else [self.lstm_actor, self.lstm_critic]
-        groups: dict[str, list[nn.Parameter]] = {name: [] for name in GROUP_NAMES}
+        groups: dict[str, list[nn.Parameter]] = {name: [] for name in ROLE_NAMES}
         seen: set[int] = set()
         for core in cores:
-            roles = core.parameter_roles()  # type: ignore[operator]
-            for name in ("modules", "attention"):
+            if not isinstance(core, RecurrentCore):
+                raise TypeError(f"{type(core).__name__} is not a RecurrentCore (see metarim_sb3.rim.RecurrentCore)")
+            roles = core.parameter_roles()
+            for name in (MODULES, ATTENTION):
                 for param in roles[name]:
                     if id(param) in seen:
                         raise ValueError(f"parameter_roles of {type(core).__name__} lists a parameter twice")
                     seen.add(id(param))
                     groups[name].append(param)
-        groups["other"] = [p for p in self.parameters() if id(p) not in seen]
+        groups[OTHER] = [p for p in self.parameters() if id(p) not in seen]
         return groups
 
     @staticmethod
@@ -206,7 +210,7 @@ class FastRecurrentPolicy(RecurrentActorCriticPolicy):
         :param features: ``(n_seq * max_len, features_dim)``, sequence-major (as sb3-contrib's buffer pads it).
         :param lstm_states: ``(h, c)``, each ``(num_layers, n_seq, hidden)``: the states before each sequence.
         :param episode_starts: ``(n_seq * max_len,)``: 1.0 where the state must be zeroed before the step.
-        :param lstm: The core (:class:`~metarim_sb3.rim.RIM` or :class:`~metarim_sb3.lstm_core.LSTMCore`).
+        :param lstm: The core (:class:`~metarim_sb3.rim.module.RIM` or :class:`~metarim_sb3.lstm_core.LSTMCore`).
         :return: Core output ``(n_seq * max_len, hidden)`` and the final states.
         """
         return FastRecurrentPolicy._process_sequences(features, (lstm_states,), episode_starts, (lstm,))[0]
@@ -220,7 +224,7 @@ class FastRecurrentPolicy(RecurrentActorCriticPolicy):
     ) -> list[tuple[th.Tensor, tuple[th.Tensor, th.Tensor]]]:
         """
         :meth:`_process_sequence` for several cores that read the same features (the actor and critic cores):
-        RIMs of equal sizes run as one kernel (:func:`~metarim_sb3.rim.run_together`), other cores one by one.
+        RIMs of equal sizes run as one kernel (:func:`~metarim_sb3.rim.module.run_together`), other cores one by one.
 
         :param features: As in :meth:`_process_sequence`.
         :param lstm_states: One ``(h, c)`` per core.
@@ -347,7 +351,7 @@ class LstmPolicy(FastRecurrentPolicy):
 
 class RIMPolicy(FastRecurrentPolicy):
     """
-    Recurrent actor-critic policy whose actor (and critic) memory is a :class:`~metarim_sb3.rim.RIM`:
+    Recurrent actor-critic policy whose actor (and critic) memory is a :class:`~metarim_sb3.rim.module.RIM`:
     ``n_units`` independent recurrent units of ``unit_size``, ``k`` of them active per step, reading the
     features through input attention and each other through communication attention. The state of all
     units is packed as ``(1, n_envs, n_units * unit_size)``, so ``RecurrentPPO``'s buffers, ``predict()``
@@ -374,17 +378,6 @@ class RIMPolicy(FastRecurrentPolicy):
     Code: this module and :mod:`metarim_sb3.rim`.
     """
 
-    _INT_KWARGS = (
-        "n_units",
-        "unit_size",
-        "k",
-        "input_key_size",
-        "input_heads",
-        "comm_key_size",
-        "comm_value_size",
-        "comm_heads",
-    )
-
     def __init__(
         self,
         observation_space: spaces.Space,
@@ -407,28 +400,26 @@ class RIMPolicy(FastRecurrentPolicy):
         lstm_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        rim_kwargs: dict[str, Any] = dict(
-            n_units=n_units,
-            unit_size=unit_size,
-            k=k,
-            cell=cell,
-            input_key_size=input_key_size,
-            input_value_size=input_value_size,
-            input_heads=input_heads,
-            comm_key_size=comm_key_size,
-            comm_value_size=comm_value_size,
-            comm_heads=comm_heads,
-        )
-        for key in (*self._INT_KWARGS, "input_value_size"):
-            value = rim_kwargs[key]
-            if not (value is None and key == "input_value_size") and (
-                isinstance(value, bool) or not isinstance(value, int) or value <= 0
-            ):
-                raise ValueError(f"RIMPolicy policy_kwargs: {key} must be a positive integer, got {value!r}")
-        if not 1 <= k <= n_units:
-            raise ValueError(f"RIMPolicy policy_kwargs: k must be in 1..n_units={n_units}, got {k}")
-        if not 0.0 <= rim_dropout < 1.0:
-            raise ValueError(f"RIMPolicy policy_kwargs: rim_dropout must be in [0, 1), got {rim_dropout!r}")
+        """Build the policy; arguments: see the class docstring (checked by :meth:`RIM.check_arguments
+        <metarim_sb3.rim.module.RIM.check_arguments>`)."""
+        try:
+            self.rim_kwargs = RIM.check_arguments(
+                n_units=n_units,
+                unit_size=unit_size,
+                k=k,
+                cell=cell,
+                input_key_size=input_key_size,
+                input_value_size=input_value_size,
+                input_heads=input_heads,
+                comm_key_size=comm_key_size,
+                comm_value_size=comm_value_size,
+                comm_heads=comm_heads,
+                dropout=rim_dropout,
+            )
+        except ValueError as err:  # each message starts with the argument's name; the policy's dropout is rim_dropout
+            prefix = "rim_" if str(err).startswith("dropout") else ""
+            raise ValueError(f"RIMPolicy policy_kwargs: {prefix}{err}") from err
+        n_units, unit_size = self.rim_kwargs["n_units"], self.rim_kwargs["unit_size"]
         hidden = n_units * unit_size
         if lstm_hidden_size is not None and lstm_hidden_size != hidden:
             raise ValueError(
@@ -439,7 +430,6 @@ class RIMPolicy(FastRecurrentPolicy):
             raise ValueError(f"RIMPolicy policy_kwargs: n_lstm_layers must be 1 for a RIM, got {n_lstm_layers}")
         if lstm_kwargs:
             raise ValueError(f"RIMPolicy policy_kwargs: lstm_kwargs is not used by a RIM, got {lstm_kwargs!r}")
-        self.rim_kwargs = {**rim_kwargs, "dropout": rim_dropout}
         super().__init__(
             observation_space,
             action_space,
@@ -451,11 +441,7 @@ class RIMPolicy(FastRecurrentPolicy):
         )
 
     def _make_core(self, input_size: int, template: nn.LSTM) -> nn.Module:
-        try:
-            core = RIM(input_size, **self.rim_kwargs)
-        except ValueError as err:
-            raise ValueError(f"RIMPolicy policy_kwargs: {err}") from err
-        return core.to(next(template.parameters()).device)
+        return RIM(input_size, **self.rim_kwargs).to(next(template.parameters()).device)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()

@@ -292,6 +292,8 @@ def test_default_extractors() -> None:
         (dict(comm_key_size=6, comm_heads=4), "comm_heads"),
         (dict(input_key_size=10, input_heads=3), "input_heads"),
         (dict(rim_dropout=1.5), "rim_dropout"),
+        (dict(rim_dropout=float("inf")), "rim_dropout"),
+        (dict(k=True), "k"),
         (dict(lstm_hidden_size=64), "lstm_hidden_size"),
         (dict(n_lstm_layers=2), "n_lstm_layers"),
         (dict(lstm_kwargs=dict(dropout=0.1)), "lstm_kwargs"),
@@ -301,6 +303,27 @@ def test_default_extractors() -> None:
 def test_rim_policy_bad_kwargs(kwargs: dict, key: str) -> None:
     with pytest.raises(ValueError, match=key):
         make_policy(MlpRIMPolicy, **{**TINY_RIM, **kwargs})
+
+
+def test_rim_policy_accepts_numpy_integers_and_saves_them_as_ints() -> None:
+    sizes = {key: np.int64(value) for key, value in TINY_RIM.items()}
+    policy = make_policy(MlpRIMPolicy, **sizes)
+    assert policy.lstm_actor.hidden_size == 32
+    data = policy._get_constructor_parameters()
+    assert all(type(data[key]) is int and data[key] == value for key, value in TINY_RIM.items())
+
+
+def test_constructors_document_themselves() -> None:
+    """``help(RIMPolicy)`` shows the policy's own constructor docstring, not ``nn.Module``'s."""
+    for cls in (RIMPolicy, LstmPolicy):
+        assert cls.__init__.__doc__ is not None and "Build the policy" in cls.__init__.__doc__
+
+
+def test_param_groups_need_recurrent_cores() -> None:
+    policy = make_policy(MlpRIMPolicy, **TINY_RIM)
+    policy.lstm_critic = th.nn.LSTM(4, 4)
+    with pytest.raises(TypeError, match="RecurrentCore"):
+        policy.param_groups_by_name()
 
 
 def test_bad_observation_space() -> None:

@@ -6,15 +6,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 import torch
 from torch import Tensor, nn
 
-from metarim_sb3._rim_kernels import RIMSequence
-from metarim_sb3.rim import RIM, run_together
+from metarim_sb3.lstm_core import LSTMCore
+from metarim_sb3.rim import ATTENTION, MODULES, RIM, ROLE_NAMES, RecurrentCore, run_together
+from metarim_sb3.rim._fused import RIMSequence
 
 CELLS = ("lstm", "gru")
-PATHS = ("fused", "eager", "no_grad")
+PATHS = ("fused", "reference", "no_grad")
 
 
 def tiny(cell: str = "lstm", **kw: object) -> RIM:
@@ -46,7 +48,7 @@ def state(rim: RIM, b: int, seed: int = 0, requires_grad: bool = False) -> tuple
 
 def run(rim: RIM, path: str, x: Tensor, st: tuple[Tensor, Tensor], starts: Tensor | None = None):
     """Call the RIM through one of its three code paths."""
-    rim.fused = path != "eager"
+    rim.fused = path != "reference"
     if path == "no_grad":
         with torch.no_grad():
             return rim(x, st, starts)
@@ -377,7 +379,7 @@ def _grads(rim: RIM, x: Tensor, st: tuple[Tensor, Tensor], starts: Tensor, seed:
 
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
 @pytest.mark.parametrize("cell", CELLS)
-def test_fused_backward_equals_autograd_of_eager_loop(cell: str, dropout: float) -> None:
+def test_fused_backward_equals_autograd_of_reference_loop(cell: str, dropout: float) -> None:
     torch.manual_seed(12)
     for rim in (
         tiny(cell, dropout=dropout),
@@ -390,8 +392,8 @@ def test_fused_backward_equals_autograd_of_eager_loop(cell: str, dropout: float)
         rim.fused = True
         fused = _grads(rim, x, st, starts, seed=3)
         rim.fused = False
-        eager = _grads(rim, x, st, starts, seed=3)
-        for a, e in zip(fused, eager, strict=True):
+        reference = _grads(rim, x, st, starts, seed=3)
+        for a, e in zip(fused, reference, strict=True):
             torch.testing.assert_close(a, e, rtol=1e-9, atol=1e-11)
 
 
@@ -600,11 +602,31 @@ def test_run_together_falls_back_for_rims_that_differ() -> None:
         ({"comm_value_size": 30}, "comm_value_size"),
         ({"dropout": 1.0}, "dropout"),
         ({"dropout": -0.1}, "dropout"),
+        ({"dropout": float("nan")}, "dropout"),
+        ({"dropout": True}, "dropout"),
+        ({"k": True}, "k"),
+        ({"n_units": True}, "n_units"),
+        ({"unit_size": 4.0}, "unit_size"),
+        ({"comm_heads": np.int64(0)}, "comm_heads"),
     ],
 )
 def test_bad_constructor_arguments_raise_value_error_naming_them(kwargs: dict[str, object], name: str) -> None:
     with pytest.raises(ValueError, match=name):
         RIM(8, **kwargs)  # type: ignore[arg-type]
+
+
+def test_numpy_integer_sizes_are_accepted_as_ints() -> None:
+    rim = RIM(np.int64(8), n_units=np.int32(3), unit_size=np.int64(4), k=np.int64(2), dropout=np.float32(0.25))
+    assert (rim.input_size, rim.n_units, rim.unit_size, rim.k, rim.hidden_size) == (8, 3, 4, 2, 12)
+    assert all(type(v) is int for v in (rim.input_size, rim.n_units, rim.unit_size, rim.k, rim.hidden_size))
+    assert type(rim.dropout) is float and rim.weight_ih.shape == (3, 16, 16)
+
+
+def test_rim_is_a_recurrent_core_and_roles_use_the_role_names() -> None:
+    rim = RIM(8, n_units=2, unit_size=4, k=1)
+    assert isinstance(rim, RecurrentCore) and isinstance(LSTMCore(8, 4), RecurrentCore)
+    assert not isinstance(nn.LSTM(8, 4), RecurrentCore)  # no episode resets, no parameter roles
+    assert list(rim.parameter_roles()) == [MODULES, ATTENTION] == list(ROLE_NAMES[:2])
 
 
 def test_bad_input_size_raises() -> None:

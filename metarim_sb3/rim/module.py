@@ -1,4 +1,4 @@
-"""Recurrent Independent Mechanisms (RIMs) as a drop-in recurrent core.
+"""The RIM layer, a drop-in recurrent core, and a runner for several RIMs that share an input.
 
 Goyal, Lamb, Hoffmann, Sodhani, Levine, Bengio, Schölkopf, "Recurrent Independent Mechanisms",
 arXiv 1909.10893 (ICLR 2021).
@@ -21,11 +21,13 @@ The state is split into ``N`` units of size ``H``, each with its own LSTM (or GR
 5. **Sparse update.** Inactive units keep ``h`` and ``c`` bit-for-bit; gradients still flow through time for them.
 6. The output is every unit's state, concatenated unit-major (unit ``j`` at ``[j*H:(j+1)*H]``).
 
-Speed (see :mod:`metarim_sb3._rim_kernels`): the input projections of the whole sequence are computed once, outside
+:mod:`metarim_sb3.rim.reference` states one step of this in plain autograd torch, parameters by name.
+
+Speed (see :mod:`metarim_sb3.rim._fused`): the input projections of the whole sequence are computed once, outside
 the time loop (the attended input enters the cell only through ``p_j * (v_t W_ih,j)``, so the value projection folds
 into the cell input weights); with gradients, the sequence runs as one :class:`torch.autograd.Function` whose
 hand-written backward forms each weight gradient as one matmul over all steps; without gradients a single step
-(rollout) takes a lean path. ``fused=False`` runs a plain autograd loop instead (needed only for higher-order
+(rollout) takes a lean path. ``fused=False`` runs the reference loop instead (needed only for higher-order
 gradients).
 
 Choices that are ours, not the paper's: weights laid out ``[unit, in, out]`` (torch's LSTM/GRU gate order; one
@@ -38,29 +40,25 @@ of their input-row attention (the same order as least null attention, without ti
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from metarim_sb3._rim_kernels import (
-    _POOL,
-    CellConfig,
-    RIMSequence,
-    Weights,
-    cat_groups,
-    derive_weights,
-    forward_loop,
-    rim_sequence_eager,
-    rollout_step,
-)
+from metarim_sb3.rim._fused import CellConfig, Params, RIMSequence, Weights, cat_groups, derive_weights, run_no_grad
+from metarim_sb3.rim.protocol import ATTENTION, MODULES
+from metarim_sb3.rim.reference import rim_sequence
 
 __all__ = ["RIM", "run_together"]
 
 
-def _positive(name: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+def _positive(name: str, value: object) -> int:
+    """``value`` as an ``int`` if it is a positive integer (numpy integers included, ``bool`` not)."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, (bool, torch.Tensor)) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 class RIM(nn.Module):
@@ -103,33 +101,25 @@ class RIM(nn.Module):
         fused: bool = True,
     ) -> None:
         super().__init__()
-        if input_value_size is None:
-            input_value_size = 4 * unit_size if isinstance(unit_size, int) else unit_size
-        for name, value in (
-            ("input_size", input_size),
-            ("n_units", n_units),
-            ("unit_size", unit_size),
-            ("input_key_size", input_key_size),
-            ("input_value_size", input_value_size),
-            ("input_heads", input_heads),
-            ("comm_key_size", comm_key_size),
-            ("comm_value_size", comm_value_size),
-            ("comm_heads", comm_heads),
-        ):
-            _positive(name, value)
-        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= n_units:
-            raise ValueError(f"k must be an integer in 1..n_units={n_units}, got {k!r}")
-        if cell not in ("lstm", "gru"):
-            raise ValueError(f"cell must be 'lstm' or 'gru', got {cell!r}")
-        for size_name, size, heads_name, heads in (
-            ("input_key_size", input_key_size, "input_heads", input_heads),
-            ("comm_key_size", comm_key_size, "comm_heads", comm_heads),
-            ("comm_value_size", comm_value_size, "comm_heads", comm_heads),
-        ):
-            if size % heads:
-                raise ValueError(f"{heads_name}={heads} must divide {size_name}={size}")
-        if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        args = self.check_arguments(
+            n_units=n_units,
+            unit_size=unit_size,
+            k=k,
+            cell=cell,
+            input_key_size=input_key_size,
+            input_value_size=input_value_size,
+            input_heads=input_heads,
+            comm_key_size=comm_key_size,
+            comm_value_size=comm_value_size,
+            comm_heads=comm_heads,
+            dropout=dropout,
+        )
+        input_size = _positive("input_size", input_size)
+        n_units, unit_size, k, cell = args["n_units"], args["unit_size"], args["k"], args["cell"]
+        input_key_size, input_heads = args["input_key_size"], args["input_heads"]
+        comm_key_size, comm_value_size, comm_heads = args["comm_key_size"], args["comm_value_size"], args["comm_heads"]
+        input_value_size = args["input_value_size"] or 4 * unit_size
+        dropout = args["dropout"]
 
         self.input_size, self.n_units, self.unit_size, self.k, self.cell = input_size, n_units, unit_size, k, cell
         self.hidden_size = n_units * unit_size
@@ -179,6 +169,63 @@ class RIM(nn.Module):
         self._group_cache: tuple[tuple[int, ...], Weights, list[Weights]] | None = None
         self.reset_parameters()
 
+    @staticmethod
+    def check_arguments(
+        n_units: int = 6,
+        unit_size: int = 32,
+        k: int = 4,
+        cell: str = "lstm",
+        input_key_size: int = 64,
+        input_value_size: int | None = None,
+        input_heads: int = 1,
+        comm_key_size: int = 32,
+        comm_value_size: int = 32,
+        comm_heads: int = 4,
+        dropout: float = 0.0,
+    ) -> dict[str, Any]:
+        """Check the constructor's arguments other than ``input_size`` (the one place they are checked).
+
+        Integer sizes may be any :class:`numbers.Integral` but ``bool`` (numpy integers included).
+
+        :return: the arguments as keyword arguments of :class:`RIM`, sizes as ``int``, ``dropout`` as ``float``
+            (``input_value_size`` stays ``None`` when given so).
+        :raises ValueError: naming the first bad argument and what is allowed.
+        """
+        values = dict(
+            n_units=n_units,
+            unit_size=unit_size,
+            input_key_size=input_key_size,
+            input_value_size=input_value_size,
+            input_heads=input_heads,
+            comm_key_size=comm_key_size,
+            comm_value_size=comm_value_size,
+            comm_heads=comm_heads,
+        )
+        args: dict[str, Any] = {
+            name: None if name == "input_value_size" and value is None else _positive(name, value)
+            for name, value in values.items()
+        }
+        n = args["n_units"]
+        if not isinstance(k, numbers.Integral) or isinstance(k, bool) or not 1 <= k <= n:
+            raise ValueError(f"k must be an integer in 1..n_units={n}, got {k!r}")
+        if cell not in ("lstm", "gru"):
+            raise ValueError(f"cell must be 'lstm' or 'gru', got {cell!r}")
+        for size_name, heads_name in (
+            ("input_key_size", "input_heads"),
+            ("comm_key_size", "comm_heads"),
+            ("comm_value_size", "comm_heads"),
+        ):
+            if args[size_name] % args[heads_name]:
+                raise ValueError(f"{heads_name}={args[heads_name]} must divide {size_name}={args[size_name]}")
+        if (
+            not isinstance(dropout, numbers.Real)
+            or isinstance(dropout, bool)
+            or not math.isfinite(dropout)
+            or not 0.0 <= dropout < 1.0
+        ):
+            raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
+        return {**args, "k": int(k), "cell": cell, "dropout": float(dropout)}
+
     def reset_parameters(self) -> None:
         """Uniform ``±1/sqrt(fan_in)`` everywhere; cells use ``±1/sqrt(unit_size)`` as ``nn.LSTM`` does."""
         cell_bound = 1.0 / math.sqrt(self.unit_size)
@@ -195,7 +242,7 @@ class RIM(nn.Module):
         cells = ["weight_ih", "weight_hh", *(("bias_ih", "bias_hh") if self.cell == "gru" else ("bias",))]
         attention = ["query_weight", "query_bias", "key_weight", "value_weight"]
         attention += ["comm_query", "comm_key", "comm_value", "comm_out"]
-        return {"modules": [getattr(self, n) for n in cells], "attention": [getattr(self, n) for n in attention]}
+        return {MODULES: [getattr(self, n) for n in cells], ATTENTION: [getattr(self, n) for n in attention]}
 
     def __getstate__(self) -> dict[str, object]:
         state = super().__getstate__()
@@ -208,32 +255,22 @@ class RIM(nn.Module):
             f"input_heads={self.input_heads}, comm_heads={self.comm_heads}, dropout={self.dropout}"
         )
 
-    def _params(self) -> tuple[Tensor | None, ...]:
-        """Parameters in the order of :func:`metarim_sb3._rim_kernels.derive_weights`."""
+    def _params(self) -> Params:
+        """The parameters as the fused kernel reads them."""
         gru = self.cell == "gru"
-        return (
-            self.weight_ih,
-            self.value_weight,
-            self.weight_hh,
-            self.query_weight,
-            self.bias_hh if gru else self.bias,
-            self.query_bias,
-            self.bias_ih if gru else None,
-            self.comm_query,
-            self.comm_key,
-            self.comm_value,
-            self.comm_out,
+        return Params(
+            weight_ih=self.weight_ih,
+            value_weight=self.value_weight,
+            weight_hh=self.weight_hh,
+            query_weight=self.query_weight,
+            bias=self.bias_hh if gru else self.bias,
+            query_bias=self.query_bias,
+            bias_ih=self.bias_ih if gru else None,
+            comm_query=self.comm_query,
+            comm_key=self.comm_key,
+            comm_value=self.comm_value,
+            comm_out=self.comm_out,
         )
-
-    def _eager_weights(self) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor, Tensor]:
-        """The plain formulation for :func:`rim_sequence_eager`: ``(w_ih [dv, N*G], w_hq, b_hq, b_ih, w_c, w_o)``."""
-        gru = self.cell == "gru"
-        w_ih = self.weight_ih.transpose(0, 1).reshape(-1, self.n_units * self._cfg.g)
-        w_hq = torch.cat((self.weight_hh, self.query_weight), -1)
-        b_hq = torch.cat((self.bias_hh if gru else self.bias, self.query_bias), -1).unsqueeze(1)
-        b_ih = self.bias_ih.unsqueeze(1) if gru else None
-        w_c = torch.cat((self.comm_query, self.comm_key, self.comm_value), -1)
-        return w_ih, w_hq, b_hq, b_ih, w_c, self.comm_out
 
     def _fast_weights_cached(self) -> Weights:
         """:func:`derive_weights` (input fused), reused while no parameter changed; for calls without grad."""
@@ -336,7 +373,6 @@ def _run(
     t_len, b = x.shape[0], x.shape[1]
     n, g, hidden = lead.n_units, lead._cfg.g, lead.hidden_size
     cfg = lead._cfg if n_groups == 1 else lead._cfg._replace(groups=n_groups)
-    nu = n_groups * n
 
     def packed(i: int) -> Tensor:
         parts = [state[i].reshape(b, hidden) for state in states]
@@ -359,21 +395,7 @@ def _run(
     key_weight = lead.key_weight if n_groups == 1 else torch.cat([core.key_weight for core in cores], 1)
     kq = (rows @ key_weight).mul_(lead._in_scale).view(t_len, b, n_groups, -1).transpose(1, 2)  # [T, groups, B, dk]
     if not needs_grad:
-        w_in, w_hq, b_hq, b_in, w_c, w_o = _group_weights(cores)
-        weights = (w_hq, b_hq, b_in, w_c, w_o)
-        h0_, c0_ = h0.view(b, nu, -1), c0.view(b, nu, -1)
-        with torch.no_grad():
-            if t_len == 1:
-                k0 = None if keep is None else keep[0]
-                d0 = None if drop is None else drop[0]
-                h_new, c_new, m = rollout_step(cfg, rows, w_in, kq[0], k0, d0, h0_, c0_, weights)
-                out, masks = h_new.view(1, b, -1), m.unsqueeze(0)
-                h_t, c_t = h_new.view(b, -1).clone(), c_new.view(b, -1)
-            else:
-                sv = forward_loop(cfg, rows, w_in, kq, keep, drop, h0_, c0_, weights)
-                out, masks = sv["hout"].view(t_len, b, -1), sv["m"]
-                h_t, c_t = out[-1].clone(), sv["cseq"][-1].reshape(b, -1).clone()
-                _POOL.give(sv["pooled"])
+        out, h_t, c_t, masks = run_no_grad(cfg, rows, kq, keep, drop, h0, c0, _group_weights(cores))
     elif lead.fused:
         d_in, d_v = lead.input_size, lead.value_weight.shape[1]
         # several RIMs have several value projections: fold them into the cell weights
@@ -381,10 +403,8 @@ def _run(
         x2 = rows if fuse else rows @ lead.value_weight
         params = [p for core in cores for p in core._params()]
         out, h_t, c_t, masks = RIMSequence.apply(cfg, fuse, keep, drop, x2, kq, h0, c0, *params)
-    else:
-        w_ih, w_hq, b_hq, b_ih, w_c, w_o = lead._eager_weights()
-        u = (rows @ lead.value_weight @ w_ih).view(t_len, b, n, g).permute(2, 0, 1, 3)
-        out, h_t, c_t, masks = rim_sequence_eager(cfg, keep, drop, u, kq[:, 0], h0, c0, w_hq, b_hq, b_ih, w_c, w_o)
+    else:  # unfused RIMs never run as a group (see run_together)
+        out, h_t, c_t, masks = rim_sequence(lead, x, h0, c0, keep, drop)
     results = []
     for i, core in enumerate(cores):
         units, cols = slice(i * n, (i + 1) * n), slice(i * hidden, (i + 1) * hidden)

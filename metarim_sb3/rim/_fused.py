@@ -1,6 +1,8 @@
-"""Time loops of the RIM cell: a fused forward/backward pair and an eager autograd reference.
+"""The fast RIM kernel: the whole sequence as one autograd node with a hand-written backward, and a lean rollout step.
 
-Inputs are pre-projected (see :class:`metarim_sb3.rim.RIM`). Per step ``t`` the loops read
+It computes what :mod:`metarim_sb3.rim.reference` states step by step (the tests hold the two equal, values and
+gradients), reformulated for speed. Inputs are pre-projected (see :class:`metarim_sb3.rim.module.RIM`). Per step
+``t`` the loops read
 
 * ``u[:, t]`` — the input row pushed through the value projection and each unit's input weights,
   ``(x_t W_v) W_ih,j``, shape ``[N, B, G]``; the fused kernel computes it itself as ``x2 @ w_in``;
@@ -26,17 +28,17 @@ faults, not FLOPs, so the loop issues few, cheap ops:
 * the backward first forms every per-step derivative factor for all steps at once, then walks the steps in
   reverse with only the recurrent ops, and finally forms each weight gradient as one matmul over all
   ``T * B`` rows (as fused LSTM kernels do);
-* large scratch tensors come from a small pool (:class:`_BufferPool`) and go back to it when the backward is done
-  (backward scratch) or when the autograd graph is freed (tensors saved by the forward).
+* large scratch tensors come from a small pool (``_pool``) and go back to it when the backward is done (backward
+  scratch) or when the autograd graph is freed (tensors saved by the forward).
 
-:func:`rim_sequence_eager` is the plain formulation (``tanh``, unscaled weights) in differentiable torch ops; it
-serves higher-order gradients and is the reference the tests compare the fast path with.
+Without gradients, :func:`run_no_grad` runs the loop (or, for one step, :func:`rollout_step`) and returns the
+scratch to the pool itself. Interface records: :class:`Params` (one RIM's parameters by name), :class:`Weights`
+(the kernel's derived weights), :class:`Saved` (what the forward keeps for the backward).
 """
 
 from __future__ import annotations
 
 import math
-import threading
 import weakref
 from typing import Any, NamedTuple
 
@@ -44,61 +46,87 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from metarim_sb3.rim._pool import POOL
 
-class _BufferPool:
-    """Reuse of large CPU scratch tensors between calls.
 
-    A fresh multi-megabyte CPU tensor is returned to the OS when freed and page-faults again on its next first
-    touch, which costs as much as the arithmetic here. Buffers are flat; a request takes the smallest free
-    buffer that holds it without wasting more than half. Tensors handed back must have no other users.
+class Params(NamedTuple):
+    """One RIM's parameters, as the kernel reads them (the module's attributes of the same names).
 
-    :param max_bytes: cap on the bytes kept.
+    ``bias`` is the LSTM bias or, for GRU cells, ``bias_hh``; ``bias_ih`` is ``None`` for LSTM cells.
     """
 
-    def __init__(self, max_bytes: int = 256 << 20) -> None:
-        self._free: list[Tensor] = []
-        self._bytes = 0
-        self._max_bytes = max_bytes
-        self._lock = threading.Lock()
-
-    def take(self, shape: tuple[int, ...], like: Tensor) -> Tensor:
-        """An uninitialised tensor of ``shape`` with ``like``'s dtype and device."""
-        numel = math.prod(shape)
-        if like.device.type != "cpu" or numel < 16384:
-            return torch.empty(shape, dtype=like.dtype, device=like.device)
-        with self._lock:
-            fits = [
-                (b.numel(), i)
-                for i, b in enumerate(self._free)
-                if b.dtype == like.dtype and numel <= b.numel() <= 2 * numel
-            ]
-            if fits:
-                buf = self._free.pop(min(fits)[1])
-                self._bytes -= buf.numel() * buf.element_size()
-                return buf[:numel].view(shape)
-        return torch.empty(numel, dtype=like.dtype).view(shape)
-
-    def give(self, tensors: list[Tensor]) -> None:
-        """Return tensors obtained from :meth:`take` (views of them are fine)."""
-        with self._lock:
-            held = {b.data_ptr() for b in self._free}
-            for t in tensors:
-                base = t if t._base is None else t._base
-                if base.device.type != "cpu" or base.dim() != 1 or base.numel() < 16384 or base.data_ptr() in held:
-                    continue
-                held.add(base.data_ptr())
-                self._free.append(base)
-                self._bytes += base.numel() * base.element_size()
-            while self._bytes > self._max_bytes:
-                old = self._free.pop(0)
-                self._bytes -= old.numel() * old.element_size()
+    weight_ih: Tensor
+    value_weight: Tensor
+    weight_hh: Tensor
+    query_weight: Tensor
+    bias: Tensor
+    query_bias: Tensor
+    bias_ih: Tensor | None
+    comm_query: Tensor
+    comm_key: Tensor
+    comm_value: Tensor
+    comm_out: Tensor
 
 
-_POOL = _BufferPool()
+N_PARAMS = len(Params._fields)  #: parameters per RIM, flattened in this order into :class:`RIMSequence`
 
 
-#: ``(w_in, w_hq, b_hq, b_in, w_c, w_o)``: the kernel's weights (see :func:`derive_weights`).
-Weights = tuple[Tensor, Tensor, Tensor, "Tensor | None", Tensor, Tensor]
+class Weights(NamedTuple):
+    """The kernel's weights, derived from :class:`Params` by :func:`derive_weights` (``U`` units, gate width ``G``).
+
+    Tanh-gate columns are doubled (``tanh(x) = 2 sigmoid(2x) - 1``; doubling is exact).
+
+    :param w_in: input-to-cell weights ``[D', U * G]`` (the value projection folded in, or not).
+    :param w_hq: recurrent and input-query weights side by side ``[U, H, G + dk]``.
+    :param b_hq: their bias ``[U, 1, G + dk]`` (for GRU cells the ``r``/``z`` input biases are added in).
+    :param b_in: the GRU candidate's input bias ``[U, 1, H]``; ``None`` for LSTM cells.
+    :param w_c: communication query/key/value weights ``[U, H, heads * (2 dq + dv)]``, columns ordered by head,
+        queries times the score scale.
+    :param w_o: communication output weights ``[U, heads * dv, H]``.
+    """
+
+    w_in: Tensor
+    w_hq: Tensor
+    b_hq: Tensor
+    b_in: Tensor | None
+    w_c: Tensor
+    w_o: Tensor
+
+
+class Saved(NamedTuple):
+    """What :func:`forward_loop` computes: the outputs, and what :func:`backward_loop` reads back.
+
+    ``U`` units in all, gate width ``G``; all but ``m``, ``pc`` and ``resets`` live in pooled scratch.
+
+    :param hout: outputs ``[T, B, U, H]``.
+    :param cseq: cell states ``[T + 1, B, U, H]`` (zeros for GRU cells).
+    :param m: active masks ``[T, U, B]``.
+    :param u: cell inputs ``[T, B, U, G]``.
+    :param ah: gate activations and input-attention queries ``[T, U, B, G + dk]``.
+    :param s2: ``sigmoid(2 c~)`` (LSTM) or ``sigmoid(2 n_pre)`` (GRU) ``[T, U, B, H]``.
+    :param p: input-row attention weights ``[T, U, B]``.
+    :param z: the states communication reads ``[U, T * B, H]``.
+    :param hm: communication queries, keys and values, one ``[heads * n, 2 dq + dv]`` matrix per (group, batch
+        entry) ``[T, groups * B, heads * n, 2 dq + dv]``.
+    :param oc: communication outputs before projection ``[U, T, B, heads * dv]``.
+    :param pc: communication attention per step, each ``[groups * B, heads * n, heads * n]``.
+    :param resets: per step, whether any batch entry resets there.
+    :param pooled: the scratch to give back to the pool when none of the above is needed any more.
+    """
+
+    hout: Tensor
+    cseq: Tensor
+    m: Tensor
+    u: Tensor
+    ah: Tensor
+    s2: Tensor
+    p: Tensor
+    z: Tensor
+    hm: Tensor
+    oc: Tensor
+    pc: list[Tensor]
+    resets: list[bool]
+    pooled: list[Tensor]
 
 
 class CellConfig(NamedTuple):
@@ -161,35 +189,33 @@ def _head_mask(nh: int, n: int, like: Tensor) -> Tensor:
 def forward_loop(
     cfg: CellConfig,
     x2: Tensor,
-    w_in: Tensor,
     kq: Tensor,
     keep: Tensor | None,
     drop: Tensor | None,
     h0: Tensor,
     c0: Tensor,
-    weights: tuple[Tensor, Tensor, Tensor | None, Tensor, Tensor],
-) -> dict[str, Any]:
+    weights: Weights,
+) -> Saved:
     """Run the cell over ``T`` steps without autograd recording (fast formulation).
 
     ``U = cfg.groups * cfg.n`` units in all (one group per independent RIM, group-major).
 
     :param cfg: static sizes.
     :param x2: input rows ``[T * B, D']`` (raw inputs, or their values when ``w_in`` holds only the cell weights).
-    :param w_in: ``[D', U * G]``; ``x2 @ w_in`` gives every unit's cell input (tanh-gate columns doubled).
     :param kq: scaled input keys ``[T, groups, B, dk]``.
     :param keep: ``[T, B]`` 0/1 factors (0 where an episode starts), or ``None`` when no step resets.
     :param drop: ``[T, U, B]`` dropout factors on the input-row attention, or ``None``.
     :param h0: initial hidden states ``[B, U, H]``.
     :param c0: initial cell states ``[B, U, H]`` (ignored for GRU cells, whose ``c`` is zeros).
-    :param weights: ``(w_hq, b_hq, b_in, w_c, w_o)`` as produced by :func:`derive_weights` (and :func:`cat_groups`).
-    :return: a dict with the outputs ``hout [T, B, U, H]``, cell states ``cseq [T + 1, B, U, H]``, the active
-        masks ``m [T, U, B]``, the tensors the backward needs and ``pooled``, the scratch to give back.
+    :param weights: from :func:`derive_weights` (and :func:`cat_groups`); ``x2 @ weights.w_in`` gives every unit's
+        cell input.
+    :return: the outputs and what the backward needs; give ``pooled`` back to the pool when done.
     """
-    w_hq, b_hq, b_in, w_c, w_o = weights
+    w_in, w_hq, b_hq, b_in, w_c, w_o = weights
     n, gr, hs, g, nh, dq, dv = cfg.n, cfg.groups, cfg.hs, cfg.g, cfg.nh, cfg.dq, cfg.dv
     t_len, b = kq.shape[0], kq.shape[2]
     nu, nq, nv = gr * n, nh * dq, nh * dv
-    take = _POOL.take
+    take = POOL.take
     u = torch.mm(x2, w_in, out=take((t_len * b, nu * g), kq)).view(t_len, b, nu, g)
     hout = torch.empty(t_len, b, nu, hs, dtype=kq.dtype, device=kq.device)
     cseq = take((t_len + 1, b, nu, hs), kq)
@@ -262,7 +288,7 @@ def forward_loop(
         oc_heads[t].copy_(torch.bmm(pc, hvs[t]).view(gr, b, nh, n, dv))
         comm = torch.bmm(ocs[t], w_o)
         h = torch.where(m3, ht.add_(comm), h, out=hs_new[t])
-    return dict(
+    return Saved(
         hout=hout,
         cseq=cseq,
         m=m_all,
@@ -282,28 +308,27 @@ def forward_loop(
 def rollout_step(
     cfg: CellConfig,
     x: Tensor,
-    w_in: Tensor,
     kq: Tensor,
     keep: Tensor | None,
     drop: Tensor | None,
     h0: Tensor,
     c0: Tensor,
-    weights: tuple[Tensor, Tensor, Tensor | None, Tensor, Tensor],
+    weights: Weights,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """One step without autograd and without saving anything: :func:`forward_loop` at ``T = 1`` with fewer ops.
+    """One step without autograd and without saving anything: :func:`forward_loop` at ``T = 1`` with fewer ops
+    (every rollout step takes this path, where per-op overhead is the whole cost).
 
     :param cfg: static sizes.
-    :param x: input rows ``[B, D]``; ``x @ w_in`` gives every unit's cell input.
-    :param w_in: ``[D, U * G]`` (value projection folded in, tanh-gate columns doubled; ``U = groups * n``).
+    :param x: input rows ``[B, D]``.
     :param kq: scaled keys ``[groups, B, dk]``.
     :param keep: ``[B]`` 0/1 factors (0 where an episode starts), or ``None``.
     :param drop: ``[U, B]`` dropout factors, or ``None``.
     :param h0: hidden states ``[B, U, H]``.
     :param c0: cell states ``[B, U, H]`` (ignored for GRU cells).
-    :param weights: ``(w_hq, b_hq, b_in, w_c, w_o)`` from :func:`derive_weights` (and :func:`cat_groups`).
+    :param weights: as for :func:`forward_loop`, with the value projection folded into ``w_in``.
     :return: new ``h`` and ``c`` ``[B, U, H]`` and the active mask ``[U, B]``.
     """
-    w_hq, b_hq, b_in, w_c, w_o = weights
+    w_in, w_hq, b_hq, b_in, w_c, w_o = weights
     n, gr, hs, g, nh, dq, dv = cfg.n, cfg.groups, cfg.hs, cfg.g, cfg.nh, cfg.dq, cfg.dv
     b, nu = x.shape[0], gr * n
     u = torch.mm(x, w_in).view(b, nu, g).transpose(0, 1)
@@ -338,9 +363,47 @@ def rollout_step(
     return h_new, c_new, m
 
 
+def run_no_grad(
+    cfg: CellConfig,
+    rows: Tensor,
+    kq: Tensor,
+    keep: Tensor | None,
+    drop: Tensor | None,
+    h0: Tensor,
+    c0: Tensor,
+    weights: Weights,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The sequence without autograd: :func:`rollout_step` for one step, else :func:`forward_loop` (its scratch goes
+    straight back to the pool).
+
+    :param cfg: static sizes (``U = groups * n`` units).
+    :param rows: input rows ``[T * B, D]``.
+    :param kq: scaled keys ``[T, groups, B, dk]``.
+    :param keep: ``[T, B]`` 0/1 factors, or ``None``.
+    :param drop: ``[T, U, B]`` dropout factors, or ``None``.
+    :param h0: initial hidden states ``[B, U * H]``.
+    :param c0: initial cell states ``[B, U * H]``.
+    :param weights: from :func:`derive_weights` with the value projection folded in (and :func:`cat_groups`).
+    :return: outputs ``[T, B, U * H]``, final ``h`` and ``c`` ``[B, U * H]`` and the active masks ``[T, U, B]``.
+    """
+    t_len, b, nu = kq.shape[0], kq.shape[2], cfg.groups * cfg.n
+    h0_, c0_ = h0.view(b, nu, -1), c0.view(b, nu, -1)
+    with torch.no_grad():
+        if t_len == 1:
+            k0 = None if keep is None else keep[0]
+            d0 = None if drop is None else drop[0]
+            h_new, c_new, m = rollout_step(cfg, rows, kq[0], k0, d0, h0_, c0_, weights)
+            return h_new.view(1, b, -1), h_new.view(b, -1).clone(), c_new.view(b, -1), m.unsqueeze(0)
+        sv = forward_loop(cfg, rows, kq, keep, drop, h0_, c0_, weights)
+        out = sv.hout.view(t_len, b, -1)
+        h_t, c_t = out[-1].clone(), sv.cseq[-1].reshape(b, -1).clone()
+        POOL.give(sv.pooled)
+        return out, h_t, c_t, sv.m
+
+
 def backward_loop(
     cfg: CellConfig,
-    sv: dict[str, Any],
+    sv: Saved,
     x2: Tensor,
     w_in: Tensor,
     kq: Tensor,
@@ -354,21 +417,22 @@ def backward_loop(
     d_ht: Tensor,
     d_ct: Tensor,
     need_x2: bool = True,
-) -> tuple[Tensor | None, ...]:
+) -> tuple[Tensor | None, Tensor, Tensor, Tensor, Weights]:
     """Reverse pass of :func:`forward_loop` (``need_x2``: whether the input rows need a gradient).
 
-    :return: gradients for ``x2, w_in, kq, h0, c0, w_hq, b_hq, b_in, w_c, w_o``.
+    :return: gradients for ``x2`` (``None`` unless ``need_x2``), ``kq``, ``h0`` and ``c0``, and for the weights (a
+        :class:`Weights` of gradients; ``b_in`` is ``None`` for LSTM cells).
     """
     n, gr, hs, g, dk, nh, dq, dv = cfg.n, cfg.groups, cfg.hs, cfg.g, cfg.dk, cfg.nh, cfg.dq, cfg.dv
     t_len, b = kq.shape[0], kq.shape[2]
     rows, nv, nu = t_len * b, nh * dv, gr * n
-    take = _POOL.take
+    take = POOL.take
     # states before each step (after the episode resets)
-    hold = torch.cat((h0.view(1, b, nu, hs), sv["hout"][:-1]), out=take((t_len, b, nu, hs), kq))
-    if keep is not None and any(sv["resets"]):
+    hold = torch.cat((h0.view(1, b, nu, hs), sv.hout[:-1]), out=take((t_len, b, nu, hs), kq))
+    if keep is not None and any(sv.resets):
         hold.mul_(keep.view(t_len, b, 1, 1))
-    mf = sv["m"].to(kq.dtype).unsqueeze(-1)
-    p, ah, s2, u = sv["p"], sv["ah"], sv["s2"], sv["u"]
+    mf = sv.m.to(kq.dtype).unsqueeze(-1)
+    p, ah, s2, u = sv.p, sv.ah, sv.s2, sv.u
     pd = (p * drop if drop is not None else p).unsqueeze(-1)
     pdiff = torch.addcmul(p, p, p, value=-1.0)
     if drop is not None:
@@ -396,7 +460,7 @@ def backward_loop(
         i_, f_, sg, o_ = act.split(hs, -1)
         fac = take(act.shape, kq)
         torch.mul(torch.mul(sg, 2.0, out=tmp).sub_(1.0), dact[..., :hs], out=fac[..., :hs])
-        torch.mul(sv["cseq"][:-1].transpose(1, 2), dact[..., hs : 2 * hs], out=fac[..., hs : 2 * hs])
+        torch.mul(sv.cseq[:-1].transpose(1, 2), dact[..., hs : 2 * hs], out=fac[..., hs : 2 * hs])
         torch.mul(i_, dact[..., 2 * hs : 3 * hs], out=fac[..., 2 * hs : 3 * hs]).mul_(2.0)
         torch.mul(torch.mul(s2, 2.0, out=tmp).sub_(1.0), dact[..., 3 * hs :], out=fac[..., 3 * hs :])
         a_o = torch.mul(o_, ds2, out=tmp)  # o (1 - tanh(c~)^2) / 4
@@ -425,9 +489,9 @@ def backward_loop(
     d_qkv_heads = d_qkv.view(gr, n, t_len, b, nh, c_h).permute(2, 0, 3, 4, 1, 5).unbind(0)
     d_hq, d_hk, d_hv = d_hm[..., :dq], d_hm[..., dq : 2 * dq], d_hm[..., 2 * dq :]
     d_hm5 = d_hm.view(gr, b, nh, n, c_h)
-    hm = sv["hm"]
+    hm = sv.hm
     hqs, hks, hvs = hm[..., :dq].unbind(0), hm[..., dq : 2 * dq].unbind(0), hm[..., 2 * dq :].transpose(2, 3).unbind(0)
-    pcs = sv["pc"]
+    pcs = sv.pc
     dh = d_ht.reshape(b, nu, hs).transpose(0, 1)
     dc = d_ct.reshape(b, nu, hs).transpose(0, 1)
     for t in range(t_len - 1, -1, -1):
@@ -466,7 +530,7 @@ def backward_loop(
         torch.mul(torch.linalg.vecdot(dgi, us[t]), pdiffs[t], out=d_ss[t])
         torch.mul(d_sgs[t], kqs[t], out=dqs[t])
         dh = torch.baddbmm(dh_old, d_ahs[t], w_hq_t)
-        if sv["resets"][t]:
+        if sv.resets[t]:
             kt = keep[t].view(1, b, 1)  # type: ignore[index]
             dh = dh * kt
             dc = dc * kt
@@ -477,107 +541,90 @@ def backward_loop(
     d_w_in = torch.mm(x2.t(), d_u2)
     d_w_hq = torch.bmm(hold.view(rows, nu, hs).transpose(0, 1).transpose(1, 2), d_ah.view(nu, rows, g + dk))
     d_b_hq = d_ah.sum((1, 2)).unsqueeze(1)
-    d_w_c = torch.bmm(sv["z"].transpose(1, 2), d_qkv.view(nu, rows, -1))
-    d_w_o = torch.bmm(sv["oc"].view(nu, rows, nv).transpose(1, 2), d_comm)
+    d_w_c = torch.bmm(sv.z.transpose(1, 2), d_qkv.view(nu, rows, -1))
+    d_w_o = torch.bmm(sv.oc.view(nu, rows, nv).transpose(1, 2), d_comm)
     d_kq = (d_s.view(t_len, gr, n, b, 1) * ah[..., g:].view(t_len, gr, n, b, dk)).sum(2)
     d_b_in = d_gi[..., 2 * hs :].sum((1, 2)).unsqueeze(1) if cfg.gru else None
     d_h0 = dh.transpose(0, 1).reshape(b, nu * hs)
     d_c0 = torch.zeros_like(d_h0) if cfg.gru else dc.transpose(0, 1).reshape(b, nu * hs)
-    _POOL.give(scratch)
-    return d_x2, d_w_in, d_kq, d_h0, d_c0, d_w_hq, d_b_hq, d_b_in, d_w_c, d_w_o
+    POOL.give(scratch)
+    return d_x2, d_kq, d_h0, d_c0, Weights(d_w_in, d_w_hq, d_b_hq, d_b_in, d_w_c, d_w_o)
 
 
-def derive_weights(cfg: CellConfig, fuse: bool, params: tuple[Tensor | None, ...]) -> Weights:
-    """Weights in the fast kernel's formulation, from the module's parameters (no autograd).
+def derive_weights(cfg: CellConfig, fuse: bool, params: Params) -> Weights:
+    """The kernel's weights (:class:`Weights`) from one RIM's parameters (no autograd).
 
     :param cfg: static sizes.
     :param fuse: fold the value projection into the cell input weights (the kernel then reads raw input rows).
-    :param params: ``(weight_ih, value_weight, weight_hh, query_weight, bias, query_bias, bias_ih, comm_query,
-        comm_key, comm_value, comm_out)``; ``bias`` is the LSTM bias or the GRU ``bias_hh``, ``bias_ih`` is ``None``
-        for LSTM cells.
-    :return: ``(w_in, w_hq, b_hq, b_in, w_c, w_o)``: input-to-cell weights ``[D', N * G]``; recurrent and query
-        weights ``[N, H, G + dk]`` with bias ``[N, 1, G + dk]``; the GRU candidate input bias ``[N, 1, H]``;
-        communication query/key/value weights ``[N, H, ...]`` (queries times the score scale); output weights.
-        Tanh-gate columns are doubled (``tanh(x) = 2 sigmoid(2x) - 1``); doubling is exact.
+    :param params: the RIM's parameters.
+    :return: the weights; tanh-gate columns doubled, communication query weights times the score scale.
     """
-    w_ih, w_v, w_hh, w_q, bias, b_q, b_ih, c_q, c_k, c_v, c_o = params
     n, hs, g = cfg.n, cfg.hs, cfg.g
-    w_in = w_ih.transpose(0, 1).reshape(-1, n * g)  # type: ignore[union-attr]  # [dv, N * G]
+    w_in = params.weight_ih.transpose(0, 1).reshape(-1, n * g)  # [dv, N * G]
     if fuse:
-        w_in = w_v @ w_in  # type: ignore[operator]
+        w_in = params.value_weight @ w_in
     w_in.view(-1, n, g)[..., 2 * hs : 3 * hs] *= 2.0
-    w_hq = torch.cat((w_hh, w_q), -1)  # type: ignore[arg-type]
+    w_hq = torch.cat((params.weight_hh, params.query_weight), -1)
     w_hq[..., 2 * hs : 3 * hs] *= 2.0
+    bias, b_ih = params.bias, params.bias_ih
     if b_ih is not None:
-        bias = torch.cat((bias[:, : 2 * hs] + b_ih[:, : 2 * hs], bias[:, 2 * hs :]), 1)  # type: ignore[index]
-    b_hq = torch.cat((bias, b_q), -1).unsqueeze(1)  # type: ignore[arg-type]
+        bias = torch.cat((bias[:, : 2 * hs] + b_ih[:, : 2 * hs], bias[:, 2 * hs :]), 1)
+    b_hq = torch.cat((bias, params.query_bias), -1).unsqueeze(1)
     b_hq[..., 2 * hs : 3 * hs] *= 2.0
     b_in = (b_ih[:, 2 * hs :] * 2.0).unsqueeze(1) if b_ih is not None else None
     # communication columns by head: (head, q | k | v), so one copy gives every head's [N, q | k | v] matrix
-    heads = [w.view(n, hs, cfg.nh, -1) for w in (c_q, c_k, c_v)]  # type: ignore[union-attr]
+    heads = [w.view(n, hs, cfg.nh, -1) for w in (params.comm_query, params.comm_key, params.comm_value)]
     w_c = torch.cat((heads[0] * cfg.cscale, heads[1], heads[2]), -1).view(n, hs, -1)
-    return w_in, w_hq, b_hq, b_in, w_c, c_o  # type: ignore[return-value]
+    return Weights(w_in, w_hq, b_hq, b_in, w_c, params.comm_out)
 
 
-def derive_weights_backward(
-    cfg: CellConfig, fuse: bool, params: tuple[Tensor | None, ...], grads: tuple[Tensor | None, ...]
-) -> tuple[Tensor | None, ...]:
-    """Map gradients w.r.t. :func:`derive_weights`'s outputs back to ``params`` (same order)."""
-    w_ih, w_v, b_ih = params[0], params[1], params[6]
-    d_w_in, d_w_hq, d_b_hq, d_b_in, d_w_c, d_w_o = grads
-    assert w_ih is not None and w_v is not None and d_w_in is not None and d_w_hq is not None
-    assert d_b_hq is not None and d_w_c is not None
+def derive_weights_backward(cfg: CellConfig, fuse: bool, params: Params, grads: Weights) -> list[Tensor | None]:
+    """Map gradients w.r.t. :func:`derive_weights`'s outputs back to the parameters.
+
+    :return: one gradient per field of :class:`Params`, in its order (``None`` for ``value_weight`` unless ``fuse``,
+        and for ``bias_ih`` of LSTM cells).
+    """
     n, hs, g = cfg.n, cfg.hs, cfg.g
     nq = cfg.nh * cfg.dq
+    d_w_in, d_w_hq, d_b_hq = grads.w_in, grads.w_hq, grads.b_hq
     d_w_in.view(-1, n, g)[..., 2 * hs : 3 * hs] *= 2.0
     d_w_v = None
     if fuse:
-        d_w_v = d_w_in @ w_ih.transpose(0, 1).reshape(-1, n * g).t()
-        d_w_in = w_v.t() @ d_w_in
+        d_w_v = d_w_in @ params.weight_ih.transpose(0, 1).reshape(-1, n * g).t()
+        d_w_in = params.value_weight.t() @ d_w_in
     d_w_ih = d_w_in.view(-1, n, g).transpose(0, 1)
     d_w_hq[..., 2 * hs : 3 * hs] *= 2.0
     d_b = d_b_hq.squeeze(1)
     d_b[:, 2 * hs : 3 * hs] *= 2.0
     d_bias, d_b_q = d_b[:, :g], d_b[:, g:]
     d_b_ih = None
-    if b_ih is not None and d_b_in is not None:
-        d_b_ih = torch.cat((d_bias[:, : 2 * hs], d_b_in.squeeze(1) * 2.0), 1)
-    d_heads = d_w_c.view(n, hs, cfg.nh, -1)
+    if params.bias_ih is not None and grads.b_in is not None:
+        d_b_ih = torch.cat((d_bias[:, : 2 * hs], grads.b_in.squeeze(1) * 2.0), 1)
+    d_heads = grads.w_c.view(n, hs, cfg.nh, -1)
     dq = cfg.dq
     d_c_q = d_heads[..., :dq].reshape(n, hs, nq) * cfg.cscale
     d_c_k = d_heads[..., dq : 2 * dq].reshape(n, hs, nq)
     d_c_v = d_heads[..., 2 * dq :].reshape(n, hs, -1)
-    return (
-        d_w_ih,
-        d_w_v,
-        d_w_hq[..., :g],
-        d_w_hq[..., g:],
-        d_bias,
-        d_b_q,
-        d_b_ih,
-        d_c_q,
-        d_c_k,
-        d_c_v,
-        d_w_o,
-    )
-
-
-N_PARAMS = 11  #: parameters per RIM in the order of :func:`derive_weights`
+    return [d_w_ih, d_w_v, d_w_hq[..., :g], d_w_hq[..., g:], d_bias, d_b_q, d_b_ih, d_c_q, d_c_k, d_c_v, grads.w_o]
 
 
 def cat_groups(parts: list[Weights]) -> Weights:
     """Join the :func:`derive_weights` outputs of several RIMs of the same sizes into one group-major set.
 
-    :param parts: one ``(w_in, w_hq, b_hq, b_in, w_c, w_o)`` per RIM.
-    :return: the same tuple over all units (``w_in`` joined along its columns, the rest along units).
+    :param parts: one :class:`Weights` per RIM.
+    :return: the same over all units (``w_in`` joined along its columns, the rest along units).
     """
     if len(parts) == 1:
         return parts[0]
-    w_in = torch.cat([p[0] for p in parts], 1)
-    w_hq, b_hq, w_o = (torch.cat([p[i] for p in parts]) for i in (1, 2, 5))  # type: ignore[misc]
-    b_in = None if parts[0][3] is None else torch.cat([p[3] for p in parts if p[3] is not None])
-    w_c = torch.cat([p[4] for p in parts])
-    return w_in, w_hq, b_hq, b_in, w_c, w_o
+    b_in = None if parts[0].b_in is None else torch.cat([p.b_in for p in parts if p.b_in is not None])
+    return Weights(
+        w_in=torch.cat([p.w_in for p in parts], 1),
+        w_hq=torch.cat([p.w_hq for p in parts]),
+        b_hq=torch.cat([p.b_hq for p in parts]),
+        b_in=b_in,
+        w_c=torch.cat([p.w_c for p in parts]),
+        w_o=torch.cat([p.w_o for p in parts]),
+    )
 
 
 class RIMSequence(torch.autograd.Function):
@@ -586,8 +633,8 @@ class RIMSequence(torch.autograd.Function):
     ``apply(cfg, fuse, keep, drop, x2, kq, h0, c0, *params)``: ``x2`` are the input rows ``[T * B, D]`` when
     ``fuse`` (the value projection is folded into the cell weights) else their values ``[T * B, dv]``; ``kq`` the
     scaled keys ``[T, groups, B, dk]``; ``h0``/``c0`` packed ``[B, U * H]`` with ``U = groups * N`` units;
-    ``params`` as in :func:`derive_weights`, once per group (``fuse`` must be true for several groups, whose value
-    projections differ). Outputs: the sequence output ``[T, B, U * H]``, final ``h`` and ``c`` ``[B, U * H]``
+    ``params`` each group's :class:`Params`, flattened in order (``fuse`` must be true for several groups, whose
+    value projections differ). Outputs: the sequence output ``[T, B, U * H]``, final ``h`` and ``c`` ``[B, U * H]``
     and the active masks ``[T, U, B]``.
     """
 
@@ -605,111 +652,37 @@ class RIMSequence(torch.autograd.Function):
         *params: Tensor | None,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         t_len, b, nu = kq.shape[0], kq.shape[2], cfg.groups * cfg.n
-        groups = [params[i : i + N_PARAMS] for i in range(0, len(params), N_PARAMS)]
-        w_in, *weights = cat_groups([derive_weights(cfg, fuse, p) for p in groups])
+        groups = [Params(*params[i : i + N_PARAMS]) for i in range(0, len(params), N_PARAMS)]  # type: ignore[arg-type]
+        weights = cat_groups([derive_weights(cfg, fuse, p) for p in groups])
         h0_, c0_ = h0.view(b, nu, cfg.hs), c0.view(b, nu, cfg.hs)
-        sv = forward_loop(cfg, x2, w_in, kq, keep, drop, h0_, c0_, tuple(weights))  # type: ignore[arg-type]
-        ctx.cfg, ctx.fuse, ctx.sv, ctx.keep, ctx.drop = cfg, fuse, sv, keep, drop
-        ctx.params = params
-        ctx.save_for_backward(x2, w_in, kq, h0, weights[0], weights[3], weights[4])
-        ctx.mark_non_differentiable(sv["m"])
+        sv = forward_loop(cfg, x2, kq, keep, drop, h0_, c0_, weights)
+        ctx.cfg, ctx.fuse, ctx.sv, ctx.keep, ctx.drop, ctx.groups = cfg, fuse, sv, keep, drop, groups
+        ctx.save_for_backward(x2, weights.w_in, kq, h0, weights.w_hq, weights.w_c, weights.w_o)
+        ctx.mark_non_differentiable(sv.m)
         # the saved scratch goes back to the pool once the graph (and this context) is gone
-        weakref.finalize(ctx, _POOL.give, sv.pop("pooled")).atexit = False
-        out = sv["hout"].view(t_len, b, nu * cfg.hs)
-        return out, out[-1].clone(), sv["cseq"][-1].view(b, -1).clone(), sv["m"]
+        weakref.finalize(ctx, POOL.give, sv.pooled).atexit = False
+        out = sv.hout.view(t_len, b, nu * cfg.hs)
+        return out, out[-1].clone(), sv.cseq[-1].view(b, -1).clone(), sv.m
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, d_out: Tensor, d_ht: Tensor, d_ct: Tensor, _d_m: Tensor) -> tuple[Tensor | None, ...]:
         x2, w_in, kq, h0, w_hq, w_c, w_o = ctx.saved_tensors
-        d_x2, d_w_in, d_kq, d_h0, d_c0, d_w_hq, d_b_hq, d_b_in, d_w_c, d_w_o = backward_loop(
-            ctx.cfg,
-            ctx.sv,
-            x2,
-            w_in,
-            kq,
-            ctx.keep,
-            ctx.drop,
-            h0,
-            w_hq,
-            w_c,
-            w_o,
-            d_out,
-            d_ht,
-            d_ct,
-            ctx.needs_input_grad[4],
+        sv, need_x2 = ctx.sv, ctx.needs_input_grad[4]
+        d_x2, d_kq, d_h0, d_c0, d_w = backward_loop(
+            ctx.cfg, sv, x2, w_in, kq, ctx.keep, ctx.drop, h0, w_hq, w_c, w_o, d_out, d_ht, d_ct, need_x2
         )
-        assert d_w_in is not None and d_w_hq is not None and d_b_hq is not None and d_w_c is not None
-        assert d_w_o is not None
         n, g = ctx.cfg.n, ctx.cfg.g
         d_params: list[Tensor | None] = []
-        for i in range(ctx.cfg.groups):
+        for i, params in enumerate(ctx.groups):
             units, cols = slice(i * n, (i + 1) * n), slice(i * n * g, (i + 1) * n * g)
-            d_b_in_i = None if d_b_in is None else d_b_in[units]
-            grads = (d_w_in[:, cols], d_w_hq[units], d_b_hq[units], d_b_in_i, d_w_c[units], d_w_o[units])
-            params = ctx.params[i * N_PARAMS : (i + 1) * N_PARAMS]
+            grads = Weights(
+                w_in=d_w.w_in[:, cols],
+                w_hq=d_w.w_hq[units],
+                b_hq=d_w.b_hq[units],
+                b_in=None if d_w.b_in is None else d_w.b_in[units],
+                w_c=d_w.w_c[units],
+                w_o=d_w.w_o[units],
+            )
             d_params += derive_weights_backward(ctx.cfg, ctx.fuse, params, grads)
         return (None, None, None, None, d_x2, d_kq, d_h0, d_c0, *d_params)
-
-
-def _comm_eager(cfg: CellConfig, z: Tensor, w_c: Tensor, w_o: Tensor) -> Tensor:
-    """Multi-head attention among units (plain formulation): every unit reads every unit's ``z``."""
-    n, b = z.shape[0], z.shape[1]
-    nq = cfg.nh * cfg.dq
-    qkv = torch.bmm(z, w_c)
-    qc = qkv[..., :nq].reshape(n, b, cfg.nh, cfg.dq)
-    kc = qkv[..., nq : 2 * nq].reshape(n, b, cfg.nh, cfg.dq)
-    vc = qkv[..., 2 * nq :].reshape(n, b, cfg.nh, cfg.dv)
-    pc = torch.softmax((qc.unsqueeze(1) * kc.unsqueeze(0)).sum(-1) * cfg.cscale, 1)  # [N read, N written, B, nh]
-    oc = (pc.unsqueeze(-1) * vc.unsqueeze(0)).sum(1)
-    return torch.bmm(oc.reshape(n, b, cfg.nh * cfg.dv), w_o)
-
-
-def rim_sequence_eager(
-    cfg: CellConfig,
-    keep: Tensor | None,
-    drop: Tensor | None,
-    u: Tensor,
-    kq: Tensor,
-    h0: Tensor,
-    c0: Tensor,
-    w_hq: Tensor,
-    b_hq: Tensor,
-    b_ih: Tensor | None,
-    w_c: Tensor,
-    w_o: Tensor,
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Plain formulation in differentiable ops; weights from ``RIM._eager_weights`` (``b_ih`` the GRU input bias)."""
-    n, hs, g = cfg.n, cfg.hs, cfg.g
-    t_len, b = kq.shape[0], kq.shape[1]
-    h = h0.view(b, n, hs).transpose(0, 1)
-    c = torch.zeros_like(h) if cfg.gru else c0.view(b, n, hs).transpose(0, 1)
-    outs, masks = [], []
-    for t in range(t_len):
-        if keep is not None:
-            kt = keep[t].view(1, b, 1)
-            h, c = h * kt, c * kt
-        ah = torch.baddbmm(b_hq, h, w_hq)
-        s = (ah[..., g:] * kq[t]).sum(-1)
-        m3 = _select(s.detach(), cfg.k).unsqueeze(-1)
-        p = torch.sigmoid(s)
-        pd = (p * drop[t] if drop is not None else p).unsqueeze(-1)
-        if cfg.gru:
-            gi, gh = b_ih + pd * u[:, t], ah[..., :g]  # type: ignore[operator]
-            r = torch.sigmoid(gi[..., :hs] + gh[..., :hs])
-            zg = torch.sigmoid(gi[..., hs : 2 * hs] + gh[..., hs : 2 * hs])
-            nn_ = torch.tanh(gi[..., 2 * hs :] + r * gh[..., 2 * hs :])
-            ht, ct = (1.0 - zg) * nn_ + zg * h, c
-        else:
-            gates = ah[..., :g] + pd * u[:, t]
-            i_, f_ = torch.sigmoid(gates[..., : 2 * hs]).chunk(2, -1)
-            o_ = torch.sigmoid(gates[..., 3 * hs :])
-            ct = f_ * c + i_ * torch.tanh(gates[..., 2 * hs : 3 * hs])
-            ht = o_ * torch.tanh(ct)
-        z = torch.where(m3, ht, h.detach())  # the communication path never reaches inactive units
-        h = torch.where(m3, ht + _comm_eager(cfg, z, w_c, w_o), h)
-        c = torch.where(m3, ct, c)
-        outs.append(h)
-        masks.append(m3.squeeze(-1))
-    out = torch.stack(outs).transpose(1, 2).reshape(t_len, b, n * hs)
-    return out, out[-1], c.transpose(0, 1).reshape(b, n * hs), torch.stack(masks)
