@@ -402,25 +402,25 @@ class RIMPolicy(FastRecurrentPolicy):
     ) -> None:
         """Build the policy; arguments: see the class docstring (checked by :meth:`RIM.check_arguments
         <metarim_sb3.rim.module.RIM.check_arguments>`)."""
+        self.rim_kwargs: dict[str, Any] = dict(
+            n_units=n_units,
+            unit_size=unit_size,
+            k=k,
+            cell=cell,
+            input_key_size=input_key_size,
+            input_value_size=input_value_size,
+            input_heads=input_heads,
+            comm_key_size=comm_key_size,
+            comm_value_size=comm_value_size,
+            comm_heads=comm_heads,
+            dropout=rim_dropout,
+        )
         try:
-            self.rim_kwargs = RIM.check_arguments(
-                n_units=n_units,
-                unit_size=unit_size,
-                k=k,
-                cell=cell,
-                input_key_size=input_key_size,
-                input_value_size=input_value_size,
-                input_heads=input_heads,
-                comm_key_size=comm_key_size,
-                comm_value_size=comm_value_size,
-                comm_heads=comm_heads,
-                dropout=rim_dropout,
-            )
+            RIM.check_arguments(**self.rim_kwargs)
         except ValueError as err:  # each message starts with the argument's name; the policy's dropout is rim_dropout
             prefix = "rim_" if str(err).startswith("dropout") else ""
             raise ValueError(f"RIMPolicy policy_kwargs: {prefix}{err}") from err
-        n_units, unit_size = self.rim_kwargs["n_units"], self.rim_kwargs["unit_size"]
-        hidden = n_units * unit_size
+        hidden = int(n_units) * int(unit_size)
         if lstm_hidden_size is not None and lstm_hidden_size != hidden:
             raise ValueError(
                 f"RIMPolicy policy_kwargs: lstm_hidden_size={lstm_hidden_size} conflicts with "

@@ -54,11 +54,26 @@ from metarim_sb3.rim.reference import rim_sequence
 __all__ = ["RIM", "run_together"]
 
 
-def _positive(name: str, value: object) -> int:
-    """``value`` as an ``int`` if it is a positive integer (numpy integers included, ``bool`` not)."""
-    if not isinstance(value, numbers.Integral) or isinstance(value, (bool, torch.Tensor)) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+def _positive(name: str, value: object, at_most: tuple[str, int] | None = None) -> int:
+    """``value`` as an ``int`` if it is a positive integer (numpy integers included, ``bool`` not), else ValueError.
+
+    :param at_most: ``(name, bound)`` of an inclusive upper bound, if any.
+    """
+    bound = "" if at_most is None else f" in 1..{at_most[0]}={at_most[1]}"
+    if (
+        not isinstance(value, numbers.Integral)
+        or isinstance(value, bool)
+        or not 1 <= int(value) <= (at_most[1] if at_most else int(value))
+    ):
+        raise ValueError(f"{name} must be a positive integer{bound}, got {value!r}")
     return int(value)
+
+
+def _fraction(name: str, value: object) -> float:
+    """``value`` as a ``float`` if it is a real number in ``[0, 1)`` (not ``bool``, not NaN), else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")  # NaN fails the range test
+    return float(value)
 
 
 class RIM(nn.Module):
@@ -101,31 +116,37 @@ class RIM(nn.Module):
         fused: bool = True,
     ) -> None:
         super().__init__()
-        args = self.check_arguments(
-            n_units=n_units,
-            unit_size=unit_size,
-            k=k,
-            cell=cell,
-            input_key_size=input_key_size,
-            input_value_size=input_value_size,
-            input_heads=input_heads,
-            comm_key_size=comm_key_size,
-            comm_value_size=comm_value_size,
-            comm_heads=comm_heads,
-            dropout=dropout,
-        )
         input_size = _positive("input_size", input_size)
-        n_units, unit_size, k, cell = args["n_units"], args["unit_size"], args["k"], args["cell"]
-        input_key_size, input_heads = args["input_key_size"], args["input_heads"]
-        comm_key_size, comm_value_size, comm_heads = args["comm_key_size"], args["comm_value_size"], args["comm_heads"]
-        input_value_size = args["input_value_size"] or 4 * unit_size
-        dropout = args["dropout"]
+        n_units = _positive("n_units", n_units)
+        unit_size = _positive("unit_size", unit_size)
+        k = _positive("k", k, at_most=("n_units", n_units))
+        input_key_size, input_value_size, input_heads, comm_key_size, comm_value_size, comm_heads = (
+            _positive(name, value)
+            for name, value in (
+                ("input_key_size", input_key_size),
+                ("input_value_size", 4 * unit_size if input_value_size is None else input_value_size),
+                ("input_heads", input_heads),
+                ("comm_key_size", comm_key_size),
+                ("comm_value_size", comm_value_size),
+                ("comm_heads", comm_heads),
+            )
+        )
+        if cell not in ("lstm", "gru"):
+            raise ValueError(f"cell must be 'lstm' or 'gru', got {cell!r}")
+        for size_name, size, heads_name, heads in (
+            ("input_key_size", input_key_size, "input_heads", input_heads),
+            ("comm_key_size", comm_key_size, "comm_heads", comm_heads),
+            ("comm_value_size", comm_value_size, "comm_heads", comm_heads),
+        ):
+            if size % heads:
+                raise ValueError(f"{heads_name}={heads} must divide {size_name}={size}")
+        dropout = _fraction("dropout", dropout)
 
         self.input_size, self.n_units, self.unit_size, self.k, self.cell = input_size, n_units, unit_size, k, cell
         self.hidden_size = n_units * unit_size
         self.num_layers = 1
         self.batch_first = False
-        self.dropout = float(dropout)
+        self.dropout = dropout
         self.fused = fused
         self.input_heads, self.comm_heads = input_heads, comm_heads
         self.last_active: Tensor | None = None
@@ -169,62 +190,18 @@ class RIM(nn.Module):
         self._group_cache: tuple[tuple[int, ...], Weights, list[Weights]] | None = None
         self.reset_parameters()
 
-    @staticmethod
-    def check_arguments(
-        n_units: int = 6,
-        unit_size: int = 32,
-        k: int = 4,
-        cell: str = "lstm",
-        input_key_size: int = 64,
-        input_value_size: int | None = None,
-        input_heads: int = 1,
-        comm_key_size: int = 32,
-        comm_value_size: int = 32,
-        comm_heads: int = 4,
-        dropout: float = 0.0,
-    ) -> dict[str, Any]:
-        """Check the constructor's arguments other than ``input_size`` (the one place they are checked).
+    @classmethod
+    def check_arguments(cls, **kwargs: Any) -> None:
+        """Raise the :class:`ValueError` that ``RIM(input_size, **kwargs)`` would raise, without allocating weights.
 
-        Integer sizes may be any :class:`numbers.Integral` but ``bool`` (numpy integers included).
+        The constructor is the one place the arguments are checked; this runs it on the ``meta`` device (no memory,
+        no random numbers drawn), for callers that must check before they can build the RIM.
 
-        :return: the arguments as keyword arguments of :class:`RIM`, sizes as ``int``, ``dropout`` as ``float``
-            (``input_value_size`` stays ``None`` when given so).
+        :param kwargs: keyword arguments of :class:`RIM` other than ``input_size``.
         :raises ValueError: naming the first bad argument and what is allowed.
         """
-        values = dict(
-            n_units=n_units,
-            unit_size=unit_size,
-            input_key_size=input_key_size,
-            input_value_size=input_value_size,
-            input_heads=input_heads,
-            comm_key_size=comm_key_size,
-            comm_value_size=comm_value_size,
-            comm_heads=comm_heads,
-        )
-        args: dict[str, Any] = {
-            name: None if name == "input_value_size" and value is None else _positive(name, value)
-            for name, value in values.items()
-        }
-        n = args["n_units"]
-        if not isinstance(k, numbers.Integral) or isinstance(k, bool) or not 1 <= k <= n:
-            raise ValueError(f"k must be an integer in 1..n_units={n}, got {k!r}")
-        if cell not in ("lstm", "gru"):
-            raise ValueError(f"cell must be 'lstm' or 'gru', got {cell!r}")
-        for size_name, heads_name in (
-            ("input_key_size", "input_heads"),
-            ("comm_key_size", "comm_heads"),
-            ("comm_value_size", "comm_heads"),
-        ):
-            if args[size_name] % args[heads_name]:
-                raise ValueError(f"{heads_name}={args[heads_name]} must divide {size_name}={args[size_name]}")
-        if (
-            not isinstance(dropout, numbers.Real)
-            or isinstance(dropout, bool)
-            or not math.isfinite(dropout)
-            or not 0.0 <= dropout < 1.0
-        ):
-            raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
-        return {**args, "k": int(k), "cell": cell, "dropout": float(dropout)}
+        with torch.device("meta"):
+            cls(1, **kwargs)
 
     def reset_parameters(self) -> None:
         """Uniform ``±1/sqrt(fan_in)`` everywhere; cells use ``±1/sqrt(unit_size)`` as ``nn.LSTM`` does."""

@@ -19,21 +19,9 @@ from metarim_sb3 import MultiInputFastLstmPolicy, MultiInputRIMPolicy
 HERE = Path(__file__).resolve().parent
 ENV_ID = "metarim_gym:MetaRIM-DoorKey-v0"
 EXTRACTOR = dict(features_dim=16, cnn_channels=(4, 8), mission_embedding_dim=4)
+RIM_SIZES = dict(n_units=3, unit_size=4, k=2, input_key_size=8, comm_key_size=4, comm_value_size=4, comm_heads=2)
 MODELS = {
-    "legacy_rim.zip": (
-        MultiInputRIMPolicy,
-        dict(
-            n_units=3,
-            unit_size=4,
-            k=2,
-            input_key_size=8,
-            comm_key_size=4,
-            comm_value_size=4,
-            comm_heads=2,
-            net_arch=[8],
-            features_extractor_kwargs=EXTRACTOR,
-        ),
-    ),
+    "legacy_rim.zip": (MultiInputRIMPolicy, dict(**RIM_SIZES, net_arch=[8], features_extractor_kwargs=EXTRACTOR)),
     "legacy_lstm.zip": (
         MultiInputFastLstmPolicy,
         dict(lstm_hidden_size=8, net_arch=[8], features_extractor_kwargs=EXTRACTOR),

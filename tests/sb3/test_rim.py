@@ -629,6 +629,14 @@ def test_rim_is_a_recurrent_core_and_roles_use_the_role_names() -> None:
     assert list(rim.parameter_roles()) == [MODULES, ATTENTION] == list(ROLE_NAMES[:2])
 
 
+def test_check_arguments_raises_what_the_constructor_raises_and_draws_no_random_numbers() -> None:
+    state = torch.random.get_rng_state()
+    RIM.check_arguments(n_units=3, unit_size=4, k=2)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    with pytest.raises(ValueError, match="comm_heads"):
+        RIM.check_arguments(comm_heads=3)
+
+
 def test_bad_input_size_raises() -> None:
     with pytest.raises(ValueError, match="input_size"):
         RIM(0)
