@@ -79,8 +79,9 @@ def _fraction(name: str, value: object) -> float:
 class RIM(nn.Module):
     """A layer of ``n_units`` recurrent independent mechanisms, ``k`` of them active per step.
 
-    Duck-types a one-layer ``nn.LSTM`` (``input_size``, ``hidden_size``, ``num_layers``, state ``(h, c)`` each
-    ``(1, B, hidden_size)``), with ``hidden_size = n_units * unit_size``.
+    A :class:`~metarim_sb3.rim.protocol.RecurrentCore`: to ``RecurrentPPO`` it looks like a one-layer ``nn.LSTM``
+    (``input_size``, ``hidden_size``, ``num_layers``, state ``(h, c)`` each ``(1, B, hidden_size)``), with
+    ``hidden_size = n_units * unit_size``. Integer sizes may be numpy integers; ``bool`` is rejected.
 
     :param input_size: features of each input row.
     :param n_units: number of units ``N``.
@@ -94,8 +95,8 @@ class RIM(nn.Module):
     :param comm_value_size: communication value size (all heads).
     :param comm_heads: communication heads; must divide both communication sizes.
     :param dropout: dropout on the input-attention weights in training mode, in ``[0, 1)``.
-    :param fused: run the sequence through the hand-written backward (fast, first-order only); ``False`` for a
-        plain autograd loop (slower; supports higher-order gradients).
+    :param fused: run the sequence through the hand-written backward (fast, first-order only); ``False`` for the
+        plain autograd loop of :mod:`metarim_sb3.rim.reference` (slower; supports higher-order gradients).
     """
 
     def __init__(
