@@ -19,6 +19,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, Combine
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
+from metarim_sb3.gru_core import GRUCore
 from metarim_sb3.lstm_core import LSTMCore
 from metarim_sb3.rim import RIM, run_together
 from metarim_sb3.torch_layers import MiniGridExtractor, is_minigrid_space
@@ -499,6 +500,42 @@ class CnnFastLstmPolicy(LstmPolicy):
 
 class MultiInputFastLstmPolicy(LstmPolicy):
     """:class:`LstmPolicy` for Dict observations: ``MiniGridExtractor`` with an ``"image"`` key, else
+    ``CombinedExtractor``."""
+
+    _extractor_rule = "multi"
+
+
+class GruPolicy(FastRecurrentPolicy):
+    """
+    The same recurrent actor-critic policy with a :class:`~metarim_sb3.gru_core.GRUCore`: the GRU baseline beside
+    :class:`LstmPolicy` (same features extractor, heads and fast sequence path; ``lstm_hidden_size`` is the GRU's
+    state size). The state buffers keep sb3-contrib's ``(h, c)`` pair; ``c`` stays zero. Optimizer groups: GRU
+    weights in ``"modules"``, ``"attention"`` empty, the rest in ``"other"``. Arguments: see
+    :class:`FastRecurrentPolicy`.
+
+    Paper: Cho et al., arXiv 1406.1078 (the GRU); Morad et al., "POPGym", ICLR 2023 (the GRU as RL memory baseline).
+    Code: this module, on top of sb3-contrib's ``RecurrentActorCriticPolicy``.
+    """
+
+    def _make_core(self, input_size: int, template: nn.LSTM) -> nn.Module:
+        core = GRUCore(input_size, template.hidden_size, num_layers=template.num_layers, **self.lstm_kwargs)
+        return core.to(next(template.parameters()).device)
+
+
+class MlpGruPolicy(GruPolicy):
+    """:class:`GruPolicy` with ``FlattenExtractor`` by default (SB3's ``Mlp`` naming)."""
+
+    _extractor_rule = "flatten"
+
+
+class CnnGruPolicy(GruPolicy):
+    """:class:`GruPolicy` for images: ``MiniGridExtractor`` for MiniGrid index grids, else ``NatureCNN``."""
+
+    _extractor_rule = "cnn"
+
+
+class MultiInputGruPolicy(GruPolicy):
+    """:class:`GruPolicy` for Dict observations: ``MiniGridExtractor`` with an ``"image"`` key, else
     ``CombinedExtractor``."""
 
     _extractor_rule = "multi"

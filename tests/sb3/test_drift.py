@@ -109,3 +109,23 @@ def test_slow_step_learning_rate_is_scaled(scale: str | float) -> None:
     handle.remove()
     expected = 1e-4 * (2 * FAST_STEPS_PER_ROLLOUT if scale == "steps" else 2.5)
     assert seen == [pytest.approx(expected)]
+
+
+@pytest.mark.parametrize("mode", ["meta", "reversed"])
+def test_slow_group_drifts_a_documented_fraction_of_the_fast_group(mode: str) -> None:
+    """With defaults (slow_lr = 0.25 fast_lr, scaled by the fast steps), slow drifts 1x-3x that fraction."""
+    model = make_model(learning_rate=7e-4)
+    drift = ParameterDriftCallback()
+    model.learn(12 * ROLLOUT, callback=CallbackList([FastSlowCallback(slow_every=4, mode=mode), drift]))
+    slow, fast = ("attention", "modules") if mode == "meta" else ("modules", "attention")
+    ratio = drift.last["drift"][slow] / drift.last["drift"][fast]
+    assert 0.25 <= ratio <= 0.75, f"slow/fast drift ratio {ratio:.3f} outside the documented band"
+
+
+def test_unscaled_slow_step_leaves_the_slow_group_nearly_frozen() -> None:
+    """The reason for the scaling: one slow step at the fast lr moves the slow group far less than the fast one."""
+    model = make_model(learning_rate=7e-4)
+    drift = ParameterDriftCallback()
+    fs = FastSlowCallback(slow_lr=7e-4, slow_every=4, slow_lr_scale=1.0)
+    model.learn(12 * ROLLOUT, callback=CallbackList([fs, drift]))
+    assert drift.last["drift"]["attention"] < 0.2 * drift.last["drift"]["modules"]
