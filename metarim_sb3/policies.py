@@ -51,6 +51,10 @@ class FastRecurrentPolicy(RecurrentActorCriticPolicy):
         ``MultiInput`` subclasses narrow this choice like SB3's policy aliases.
     :param normalize_images: ``None`` (default): ``False`` with ``MiniGridExtractor`` (its inputs are
         indices, not pixels), else ``True``.
+    :param shared_critic_gradient: With ``shared_lstm=True``: ``False`` (sb3-contrib's behaviour) feeds the critic
+        the actor core's output detached, so the value loss trains neither the core nor the features extractor;
+        ``True`` lets it train both. The three critic wirings: separate cores (``enable_critic_lstm=True``), one
+        shared core with the value gradient, one shared core without it.
     :param optimizer_kwargs: As in SB3; an optimizer that takes ``foreach`` (Adam by default) gets
         ``foreach=True`` unless this sets it (the multi-tensor update, which torch picks by itself only on CUDA).
 
@@ -85,7 +89,15 @@ class FastRecurrentPolicy(RecurrentActorCriticPolicy):
         shared_lstm: bool = False,
         enable_critic_lstm: bool = True,
         lstm_kwargs: dict[str, Any] | None = None,
+        shared_critic_gradient: bool = False,
     ) -> None:
+        if not isinstance(shared_critic_gradient, bool):
+            raise ValueError(
+                f"policy_kwargs: shared_critic_gradient must be True or False, got {shared_critic_gradient!r}"
+            )
+        if shared_critic_gradient and not shared_lstm:
+            raise ValueError("policy_kwargs: shared_critic_gradient=True needs shared_lstm=True (one core for both)")
+        self.shared_critic_gradient = shared_critic_gradient
         if shared_lstm and enable_critic_lstm:
             raise ValueError("policy_kwargs: shared_lstm=True needs enable_critic_lstm=False")
         if shared_lstm and not share_features_extractor:
@@ -267,7 +279,9 @@ class FastRecurrentPolicy(RecurrentActorCriticPolicy):
         latent_pi, states_pi = self._process_sequence(pi_features, states[0], episode_starts, self.lstm_actor)
         if self.lstm_critic is not None:
             latent_vf, states_vf = self._process_sequence(vf_features, states[1], episode_starts, self.lstm_critic)
-        elif self.shared_lstm:  # re-use the actor's output, without backpropagating into it
+        elif self.shared_lstm and self.shared_critic_gradient:  # the value loss trains the shared core too
+            latent_vf, states_vf = latent_pi, states_pi
+        elif self.shared_lstm:  # re-use the actor's output, without backpropagating into it (sb3-contrib's choice)
             latent_vf = latent_pi.detach()
             states_vf = (states_pi[0].detach(), states_pi[1].detach())
         else:
@@ -321,6 +335,7 @@ class FastRecurrentPolicy(RecurrentActorCriticPolicy):
             shared_lstm=self.shared_lstm,
             enable_critic_lstm=self.enable_critic_lstm,
             lstm_kwargs=self.lstm_kwargs,
+            shared_critic_gradient=self.shared_critic_gradient,
         )
         return data
 
