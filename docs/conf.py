@@ -88,6 +88,9 @@ def _generate(app) -> None:
     gen_pages.generate_cli(DOCS / "_generated" / "cli.md")
     gen_pages.generate_presets(DOCS / "_generated" / "presets.md", DOCS / "_generated" / "presets")
     gen_pages.generate_param_tables(DOCS / "_generated")
+    gen_pages.generate_drift_table(
+        DOCS / "_generated" / "drift_ratio.md", ROOT / "results" / "bench" / "drift_ratio.json"
+    )
 
 
 def _family_docstring(app, what, name, obj, options, lines) -> None:

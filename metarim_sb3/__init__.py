@@ -4,6 +4,8 @@ Policies for sb3-contrib's ``RecurrentPPO`` (pass the class, e.g. ``RecurrentPPO
 
 - :class:`RIMPolicy` and its aliases :class:`MlpRIMPolicy`, :class:`CnnRIMPolicy`, :class:`MultiInputRIMPolicy`
   (same policy, different default features extractor, as SB3's ``Mlp``/``Cnn``/``MultiInput`` names);
+- :class:`GruPolicy` and :class:`MlpGruPolicy`, :class:`CnnGruPolicy`, :class:`MultiInputGruPolicy`: the same with a
+  GRU core (:class:`GRUCore`), the second memory baseline;
 - :class:`LstmPolicy` and :class:`MlpFastLstmPolicy`, :class:`CnnFastLstmPolicy`, :class:`MultiInputFastLstmPolicy`:
   sb3-contrib's LSTM policy with the same fast sequence path as the RIM (the fair baseline). The ``Fast`` names
   avoid shadowing sb3-contrib's ``MlpLstmPolicy`` / ``MultiInputLstmPolicy``.
@@ -14,22 +16,29 @@ optimizer's parameter groups, the role names of :mod:`metarim_sb3.rim`).
 
 Callbacks: :class:`FastSlowCallback` (the Meta-RIMs fast/slow training scheme), :class:`CurriculumCallback`
 (success-threshold stage shifts), :class:`HeldOutEvalCallback` (zero-shot evaluation on a fixed stage),
-:class:`UnitActivityCallback` (which units are active, per task).
+:class:`UnitActivityCallback` (which units are active, per task), :class:`ParameterDriftCallback` (how far each
+parameter group has moved: slow means slower, not frozen).
 """
 
 from metarim_sb3.activity import UnitActivityCallback
 from metarim_sb3.callbacks import FastSlowCallback
 from metarim_sb3.curriculum import CurriculumCallback, HeldOutEvalCallback
+from metarim_sb3.drift import ParameterDriftCallback
+from metarim_sb3.gru_core import GRUCore
 from metarim_sb3.lstm_core import LSTMCore
 from metarim_sb3.policies import (
     GROUP_NAMES,
     CnnFastLstmPolicy,
+    CnnGruPolicy,
     CnnRIMPolicy,
     FastRecurrentPolicy,
+    GruPolicy,
     LstmPolicy,
     MlpFastLstmPolicy,
+    MlpGruPolicy,
     MlpRIMPolicy,
     MultiInputFastLstmPolicy,
+    MultiInputGruPolicy,
     MultiInputRIMPolicy,
     RIMPolicy,
 )
@@ -42,18 +51,24 @@ __all__ = [
     "GROUP_NAMES",
     "RIM",
     "CnnFastLstmPolicy",
+    "CnnGruPolicy",
     "CnnRIMPolicy",
     "CurriculumCallback",
     "FastRecurrentPolicy",
     "FastSlowCallback",
+    "GRUCore",
+    "GruPolicy",
     "HeldOutEvalCallback",
     "LSTMCore",
     "LstmPolicy",
     "MiniGridExtractor",
     "MlpFastLstmPolicy",
+    "MlpGruPolicy",
     "MlpRIMPolicy",
     "MultiInputFastLstmPolicy",
+    "MultiInputGruPolicy",
     "MultiInputRIMPolicy",
+    "ParameterDriftCallback",
     "RIMPolicy",
     "RecurrentCore",
     "UnitActivityCallback",

@@ -8,6 +8,7 @@ at two time scales. Curriculum, held-out evaluation and unit-activity callbacks 
 from __future__ import annotations
 
 import math
+import numbers
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -17,9 +18,12 @@ from stable_baselines3.common.callbacks import BaseCallback
 from torch.nn.utils import clip_grad_norm_
 from torch.utils.hooks import RemovableHandle
 
-__all__ = ["FastSlowCallback"]
+__all__ = ["DEFAULT_SLOW_FRACTION", "FastSlowCallback"]
 
 LearningRate = float | Callable[[float], float]
+
+#: ``slow_lr / fast_lr`` when ``slow_lr`` is not given (see :class:`FastSlowCallback`, "Why the slow step is scaled").
+DEFAULT_SLOW_FRACTION = 0.25
 
 # Hooks registered by a FastSlowCallback, per optimizer: removed by the next one even if a learn() call raised.
 _LIVE_HOOKS: weakref.WeakKeyDictionary[th.optim.Optimizer, list[RemovableHandle]] = weakref.WeakKeyDictionary()
@@ -37,7 +41,7 @@ class FastSlowCallback(BaseCallback):
     Meta-RIMs' fast and slow learning for ``RecurrentPPO`` with :class:`~metarim_sb3.policies.RIMPolicy` (or any
     policy whose optimizer groups are named ``"modules"``, ``"attention"``, ``"other"``)::
 
-        model.learn(100_000, callback=FastSlowCallback(fast_lr=7e-4, slow_lr=3e-4, slow_every=4))
+        model.learn(100_000, callback=FastSlowCallback(fast_lr=7e-4, slow_lr=1.75e-4, slow_every=4))
 
     **Fast groups** are stepped at every PPO gradient step (every minibatch of every epoch) with ``fast_lr``.
     **Slow groups** are stepped once per *meta-sequence* of ``slow_every`` rollouts with ``slow_lr``:
@@ -49,12 +53,26 @@ class FastSlowCallback(BaseCallback):
        to the model's schedule once per ``train()``) and counts the gradient steps;
     3. when the ``train()`` after the ``slow_every``-th rollout has finished (at the next ``on_rollout_start``, or
        at ``on_training_end`` after the last one), the callback sets ``.grad`` of the slow parameters to the
-       accumulated sum divided by the number of accumulated gradient steps, ``.grad`` of the fast parameters to
-       ``None``, clips the slow gradient to the model's ``max_grad_norm``, and calls ``optimizer.step()`` once
-       more: only the slow parameters move. The buffers are zeroed and a new meta-sequence starts.
+       accumulated sum divided by the number ``n`` of accumulated gradient steps, ``.grad`` of the fast parameters
+       to ``None``, clips the slow gradient to the model's ``max_grad_norm``, and calls ``optimizer.step()`` once
+       more with the slow groups' learning rate multiplied by ``slow_lr_scale``: only the slow parameters move.
+       The buffers are zeroed and a new meta-sequence starts.
 
     This is a first-order reading of Madan et al. (our choice; the paper publishes no code): the slow update
     uses the gradients of the fast steps' losses at the parameters they were computed at.
+
+    **Why the slow step is scaled** (our choice): Adam moves each weight by about its learning rate per step,
+    whatever the gradient's size, so one slow step per meta-sequence at the fast learning rate moves the slow
+    group ``n`` times less than the fast one (``n`` = epochs x minibatches x ``slow_every``, 64 with the
+    presets): attention trained that way stays at its random initialisation. With ``slow_lr_scale="steps"``
+    (default) the one slow step stands for the ``n`` fast steps it averages: its learning rate is
+    ``slow_lr * n``, so ``rho = slow_lr / fast_lr`` sets how fast the slow group drifts relative to the fast one.
+    Measured (``tests/sb3/test_drift.py``, and the preset sizes on GoTo in the *Fast and slow learning* guide): after
+    a few meta-sequences the slow group's relative drift from its initialisation is about ``1.2 rho`` to
+    ``2.4 rho`` times the fast RIM group's, in ``meta`` and ``reversed`` modes alike. The default
+    ``rho = 0.25`` (:data:`DEFAULT_SLOW_FRACTION`) makes the slow group move about half as far as the fast one.
+    ``slow_lr_scale=1.0`` gives the unscaled step (the behaviour before this option existed).
+    :class:`~metarim_sb3.drift.ParameterDriftCallback` logs the drift of each group.
 
     Modes: ``"meta"`` (modules fast, attention slow), ``"reversed"`` (attention fast, modules slow), ``"joint"``
     (every group at every step with ``fast_lr``: vanilla RIMs; identical to training without this callback when
@@ -75,9 +93,12 @@ class FastSlowCallback(BaseCallback):
 
     :param fast_lr: learning rate of the fast groups: a float or a schedule of ``progress_remaining`` (1 → 0);
         ``None``: the model's own learning-rate schedule.
-    :param slow_lr: learning rate of the slow groups (float or schedule); ``None``: the same as ``fast_lr``.
+    :param slow_lr: learning rate of the slow groups, per fast step it stands for (float or schedule); ``None``:
+        :data:`DEFAULT_SLOW_FRACTION` times the fast learning rate.
         Not used in ``"joint"`` mode.
     :param slow_every: ``K``, rollouts per meta-sequence (one slow update each), ``>= 1``.
+    :param slow_lr_scale: multiplier of the slow learning rate at the slow step: ``"steps"`` (the number of fast
+        gradient steps accumulated in the meta-sequence) or a positive float (``1.0``: no scaling).
     :param mode: ``"meta"``, ``"reversed"`` or ``"joint"``.
     :param other: ``"fast"`` or ``"slow"``: the time scale of the ``"other"`` group.
     :param verbose: ``2`` prints a line at every slow update.
@@ -97,18 +118,30 @@ class FastSlowCallback(BaseCallback):
         mode: str = "meta",
         other: str = "fast",
         verbose: int = 0,
+        slow_lr_scale: str | float = "steps",
     ) -> None:
         super().__init__(verbose)
         _check_lr("fast_lr", fast_lr)
         _check_lr("slow_lr", slow_lr)
         if isinstance(slow_every, bool) or not isinstance(slow_every, int) or slow_every < 1:
             raise ValueError(f"FastSlowCallback: slow_every must be an integer >= 1, got {slow_every!r}")
+        if slow_lr_scale != "steps" and (
+            isinstance(slow_lr_scale, bool)
+            or not isinstance(slow_lr_scale, numbers.Real)
+            or not math.isfinite(slow_lr_scale)
+            or slow_lr_scale <= 0
+        ):
+            raise ValueError(
+                f"FastSlowCallback: slow_lr_scale must be 'steps' or a positive finite number, got {slow_lr_scale!r}"
+            )
         if mode not in self.MODES:
             raise ValueError(f"FastSlowCallback: mode must be one of {self.MODES}, got {mode!r}")
         if other not in ("fast", "slow"):
             raise ValueError(f"FastSlowCallback: other must be 'fast' or 'slow', got {other!r}")
         self.fast_lr, self.slow_lr = fast_lr, slow_lr
         self.slow_every, self.mode, self.other = slow_every, mode, other
+        self.slow_lr_scale = slow_lr_scale if slow_lr_scale == "steps" else float(slow_lr_scale)
+        self._slow_multiplier = 1.0  # slow_lr_scale resolved for the slow step in progress
         #: Slow updates applied so far by this callback.
         self.slow_updates = 0
         self._optimizer: th.optim.Optimizer | None = None
@@ -182,7 +215,7 @@ class FastSlowCallback(BaseCallback):
         fast = self._lr("fast_lr", self.fast_lr, self.model.lr_schedule)
         if self.mode == "joint":
             return fast, fast
-        return fast, self._lr("slow_lr", self.slow_lr, lambda _: fast)
+        return fast, self._lr("slow_lr", self.slow_lr, lambda _: DEFAULT_SLOW_FRACTION * fast)
 
     def _on_training_start(self) -> None:
         optimizer = self.model.policy.optimizer
@@ -229,7 +262,7 @@ class FastSlowCallback(BaseCallback):
         for _, group in self._fast:
             group["lr"] = lr_fast
         for _, group in self._slow:
-            group["lr"] = lr_slow
+            group["lr"] = lr_slow * self._slow_multiplier if self._in_slow_step else lr_slow
         if self._in_slow_step:
             return
         self._train_steps += 1
@@ -300,6 +333,7 @@ class FastSlowCallback(BaseCallback):
         for name, norm in self._norm_sums.items():
             self.logger.record(f"train/grad_norm_{name}", norm.item())
         self._norm_sums = {}
+        self._slow_multiplier = float(steps) if self.slow_lr_scale == "steps" else float(self.slow_lr_scale)
         self._in_slow_step = True
         try:
             self._optimizer.step()

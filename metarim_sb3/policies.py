@@ -19,6 +19,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, Combine
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
+from metarim_sb3.gru_core import GRUCore
 from metarim_sb3.lstm_core import LSTMCore
 from metarim_sb3.rim import ATTENTION, MODULES, OTHER, RIM, ROLE_NAMES, RecurrentCore, run_together
 from metarim_sb3.torch_layers import MiniGridExtractor, is_minigrid_space
@@ -51,6 +52,10 @@ class FastRecurrentPolicy(RecurrentActorCriticPolicy):
         ``MultiInput`` subclasses narrow this choice like SB3's policy aliases.
     :param normalize_images: ``None`` (default): ``False`` with ``MiniGridExtractor`` (its inputs are
         indices, not pixels), else ``True``.
+    :param shared_critic_gradient: With ``shared_lstm=True``: ``False`` (sb3-contrib's behaviour) feeds the critic
+        the actor core's output detached, so the value loss trains neither the core nor the features extractor;
+        ``True`` lets it train both. The three critic wirings: separate cores (``enable_critic_lstm=True``), one
+        shared core with the value gradient, one shared core without it.
     :param optimizer_kwargs: As in SB3; an optimizer that takes ``foreach`` (Adam by default) gets
         ``foreach=True`` unless this sets it (the multi-tensor update, which torch picks by itself only on CUDA).
 
@@ -85,8 +90,16 @@ class FastRecurrentPolicy(RecurrentActorCriticPolicy):
         shared_lstm: bool = False,
         enable_critic_lstm: bool = True,
         lstm_kwargs: dict[str, Any] | None = None,
+        shared_critic_gradient: bool = False,
     ) -> None:
         """Build the policy; arguments: see the class docstring and sb3-contrib's ``RecurrentActorCriticPolicy``."""
+        if not isinstance(shared_critic_gradient, bool):
+            raise ValueError(
+                f"policy_kwargs: shared_critic_gradient must be True or False, got {shared_critic_gradient!r}"
+            )
+        if shared_critic_gradient and not shared_lstm:
+            raise ValueError("policy_kwargs: shared_critic_gradient=True needs shared_lstm=True (one core for both)")
+        self.shared_critic_gradient = shared_critic_gradient
         if shared_lstm and enable_critic_lstm:
             raise ValueError("policy_kwargs: shared_lstm=True needs enable_critic_lstm=False")
         if shared_lstm and not share_features_extractor:
@@ -270,7 +283,9 @@ class FastRecurrentPolicy(RecurrentActorCriticPolicy):
         latent_pi, states_pi = self._process_sequence(pi_features, states[0], episode_starts, self.lstm_actor)
         if self.lstm_critic is not None:
             latent_vf, states_vf = self._process_sequence(vf_features, states[1], episode_starts, self.lstm_critic)
-        elif self.shared_lstm:  # re-use the actor's output, without backpropagating into it
+        elif self.shared_lstm and self.shared_critic_gradient:  # the value loss trains the shared core too
+            latent_vf, states_vf = latent_pi, states_pi
+        elif self.shared_lstm:  # re-use the actor's output, without backpropagating into it (sb3-contrib's choice)
             latent_vf = latent_pi.detach()
             states_vf = (states_pi[0].detach(), states_pi[1].detach())
         else:
@@ -324,6 +339,7 @@ class FastRecurrentPolicy(RecurrentActorCriticPolicy):
             shared_lstm=self.shared_lstm,
             enable_critic_lstm=self.enable_critic_lstm,
             lstm_kwargs=self.lstm_kwargs,
+            shared_critic_gradient=self.shared_critic_gradient,
         )
         return data
 
@@ -485,6 +501,42 @@ class CnnFastLstmPolicy(LstmPolicy):
 
 class MultiInputFastLstmPolicy(LstmPolicy):
     """:class:`LstmPolicy` for Dict observations: ``MiniGridExtractor`` with an ``"image"`` key, else
+    ``CombinedExtractor``."""
+
+    _extractor_rule = "multi"
+
+
+class GruPolicy(FastRecurrentPolicy):
+    """
+    The same recurrent actor-critic policy with a :class:`~metarim_sb3.gru_core.GRUCore`: the GRU baseline beside
+    :class:`LstmPolicy` (same features extractor, heads and fast sequence path; ``lstm_hidden_size`` is the GRU's
+    state size). The state buffers keep sb3-contrib's ``(h, c)`` pair; ``c`` stays zero. Optimizer groups: GRU
+    weights in ``"modules"``, ``"attention"`` empty, the rest in ``"other"``. Arguments: see
+    :class:`FastRecurrentPolicy`.
+
+    Paper: Cho et al., arXiv 1406.1078 (the GRU); Morad et al., "POPGym", ICLR 2023 (the GRU as RL memory baseline).
+    Code: this module, on top of sb3-contrib's ``RecurrentActorCriticPolicy``.
+    """
+
+    def _make_core(self, input_size: int, template: nn.LSTM) -> nn.Module:
+        core = GRUCore(input_size, template.hidden_size, num_layers=template.num_layers, **self.lstm_kwargs)
+        return core.to(next(template.parameters()).device)
+
+
+class MlpGruPolicy(GruPolicy):
+    """:class:`GruPolicy` with ``FlattenExtractor`` by default (SB3's ``Mlp`` naming)."""
+
+    _extractor_rule = "flatten"
+
+
+class CnnGruPolicy(GruPolicy):
+    """:class:`GruPolicy` for images: ``MiniGridExtractor`` for MiniGrid index grids, else ``NatureCNN``."""
+
+    _extractor_rule = "cnn"
+
+
+class MultiInputGruPolicy(GruPolicy):
+    """:class:`GruPolicy` for Dict observations: ``MiniGridExtractor`` with an ``"image"`` key, else
     ``CombinedExtractor``."""
 
     _extractor_rule = "multi"

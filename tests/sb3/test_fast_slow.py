@@ -113,8 +113,10 @@ def test_learning_rates_inside_the_step(mode: str, other: str) -> None:
     for event in rec.events:
         for name in fast:
             assert event["lrs"][name] == fast_schedule(event["progress"])
+        # the slow step stands for the 2 trains' fast steps it averages (slow_lr_scale="steps")
+        scale = 2 * STEPS_PER_TRAIN if event["dedicated"] else 1
         for name in slow:
-            assert event["lrs"][name] == slow_schedule(event["progress"])
+            assert event["lrs"][name] == pytest.approx(slow_schedule(event["progress"]) * scale)
     logged = model.logger.name_to_value  # the last train()'s records are not dumped yet
     assert logged["train/lr_fast"] == fast_schedule(model._current_progress_remaining)
     assert logged["train/slow_updates"] == (2 if slow else 0)
@@ -150,7 +152,7 @@ def test_slow_update_is_the_clipped_average_of_the_meta_sequence_gradients() -> 
     for p, grads in zip(slow, seen, strict=True):
         p.register_post_accumulate_grad_hook(lambda q, grads=grads: grads.append(q.grad.clone()))
     start = snapshot(slow)
-    fs = FastSlowCallback(fast_lr=1e-3, slow_lr=0.5, slow_every=2)
+    fs = FastSlowCallback(fast_lr=1e-3, slow_lr=0.5, slow_every=2, slow_lr_scale=1.0)
     model.learn(2 * ROLLOUT, callback=fs)
     n_steps = 2 * STEPS_PER_TRAIN
     assert fs.slow_updates == 1 and max(len(g) for g in seen) == n_steps
