@@ -7,6 +7,9 @@ Setup (identical for every row): ``MetaRIM-MultiRoom-v0`` fixed at stage 0, 8 en
 - ``rim``: RecurrentPPO + :class:`~metarim_sb3.MultiInputRIMPolicy` (6 units x 32, k 4, actor and critic RIMs);
 - ``rim_shared``: the same with one RIM for actor and critic (``shared_lstm=True``: the critic reads the
   detached actor output, as in sb3-contrib), i.e. half the recurrent compute;
+- ``rim_chunked``: ``rim`` trained by :class:`~metarim_sb3.chunked_ppo.ChunkedRecurrentPPO` with ``chunk_len=16``
+  (minibatches of 8 chunks of 16 steps instead of sequences split at episode starts);
+- ``rim_shared_chunked``: ``rim_shared`` trained the same way;
 - ``lstm_sb3``: RecurrentPPO + sb3-contrib's stock ``RecurrentActorCriticPolicy``, ``lstm_hidden_size=192``;
 - ``lstm_fast``: RecurrentPPO + :class:`~metarim_sb3.MultiInputFastLstmPolicy`, ``lstm_hidden_size=192``;
 - ``ppo``: feed-forward PPO, ``MultiInputPolicy``.
@@ -41,6 +44,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 import metarim_gym  # noqa: F401  (registers the ids)
 from metarim_sb3 import MiniGridExtractor, MultiInputFastLstmPolicy, MultiInputRIMPolicy
+from metarim_sb3.chunked_ppo import ChunkedRecurrentPPO
 
 ENV_ID = "MetaRIM-MultiRoom-v0"
 EXTRACTOR = dict(features_extractor_class=MiniGridExtractor, normalize_images=False)
@@ -78,6 +82,18 @@ def builders(n_envs: int) -> dict[str, Callable[[], BaseAlgorithm]]:
         kwargs = dict(EXTRACTOR, n_units=6, unit_size=32, k=4, shared_lstm=True, enable_critic_lstm=False)
         return RecurrentPPO(MultiInputRIMPolicy, make_env(n_envs), policy_kwargs=kwargs, seed=0, **HYPER)
 
+    def rim_chunked() -> BaseAlgorithm:
+        kwargs = dict(EXTRACTOR, n_units=6, unit_size=32, k=4)
+        return ChunkedRecurrentPPO(
+            MultiInputRIMPolicy, make_env(n_envs), policy_kwargs=kwargs, seed=0, chunk_len=16, **HYPER
+        )
+
+    def rim_shared_chunked() -> BaseAlgorithm:
+        kwargs = dict(EXTRACTOR, n_units=6, unit_size=32, k=4, shared_lstm=True, enable_critic_lstm=False)
+        return ChunkedRecurrentPPO(
+            MultiInputRIMPolicy, make_env(n_envs), policy_kwargs=kwargs, seed=0, chunk_len=16, **HYPER
+        )
+
     def lstm_sb3() -> BaseAlgorithm:
         kwargs = dict(EXTRACTOR, lstm_hidden_size=192)
         return RecurrentPPO(
@@ -91,7 +107,15 @@ def builders(n_envs: int) -> dict[str, Callable[[], BaseAlgorithm]]:
     def ppo() -> BaseAlgorithm:
         return PPO("MultiInputPolicy", make_env(n_envs), policy_kwargs=dict(EXTRACTOR), seed=0, **HYPER)
 
-    return {"rim": rim, "rim_shared": rim_shared, "lstm_sb3": lstm_sb3, "lstm_fast": lstm_fast, "ppo": ppo}
+    return {
+        "rim": rim,
+        "rim_shared": rim_shared,
+        "rim_chunked": rim_chunked,
+        "rim_shared_chunked": rim_shared_chunked,
+        "lstm_sb3": lstm_sb3,
+        "lstm_fast": lstm_fast,
+        "ppo": ppo,
+    }
 
 
 def measure(build: Callable[[], BaseAlgorithm], timesteps: int) -> dict[str, float]:
@@ -111,7 +135,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats (default: 3)")
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default: 1)")
     parser.add_argument("--n-envs", type=int, default=8, help="DummyVecEnv size (default: 8)")
-    parser.add_argument("--rows", nargs="+", default=None, help="subset of rows: rim rim_shared lstm_sb3 lstm_fast ppo")
+    parser.add_argument("--rows", nargs="+", default=None, help="subset of rows (default: all)")
     parser.add_argument("--quick", action="store_true", help="small budget: 2048 steps, 1 repeat, no warm-up")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
     args = parser.parse_args()
@@ -129,7 +153,7 @@ def main() -> None:
         shift = repeat % len(names)
         for name in names[shift:] + names[:shift]:
             runs[name].append(measure(rows[name], args.timesteps))
-            print(f"  repeat {repeat}: {name:10s} {runs[name][-1]['fps']:8.0f} fps", flush=True)
+            print(f"  repeat {repeat}: {name:18s} {runs[name][-1]['fps']:8.0f} fps", flush=True)
 
     def median(name: str, key: str) -> float:
         return statistics.median(r[key] for r in runs[name])
@@ -142,11 +166,11 @@ def main() -> None:
     ref_ppo = summary.get("ppo", {}).get("fps")
     print(f"\n{ENV_ID} stage 0, {args.n_envs} envs, {HYPER}, {args.timesteps} steps x {args.repeats}, "
           f"{args.threads} thread(s); medians")  # fmt: skip
-    print(f"{'row':10s} {'fps':>8s} {'rollout s':>10s} {'train s':>8s} {'x lstm_sb3':>11s} {'x ppo':>7s}")
+    print(f"{'row':18s} {'fps':>8s} {'rollout s':>10s} {'train s':>8s} {'x lstm_sb3':>11s} {'x ppo':>7s}")
     for name, s in summary.items():
         x_lstm = f"{s['fps'] / ref_lstm:11.2f}" if ref_lstm else f"{'-':>11s}"
         x_ppo = f"{s['fps'] / ref_ppo:7.2f}" if ref_ppo else f"{'-':>7s}"
-        print(f"{name:10s} {s['fps']:8.0f} {s['rollout_s']:10.2f} {s['train_s']:8.2f} {x_lstm} {x_ppo}")
+        print(f"{name:18s} {s['fps']:8.0f} {s['rollout_s']:10.2f} {s['train_s']:8.2f} {x_lstm} {x_ppo}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         meta = {"env_id": ENV_ID, "stage": 0, "n_envs": args.n_envs, **HYPER, "timesteps": args.timesteps,
