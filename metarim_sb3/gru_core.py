@@ -11,6 +11,8 @@ from typing import Any, cast
 import torch as th
 from torch import nn
 
+from metarim_sb3.rim import ATTENTION, MODULES
+
 GRUState = tuple[th.Tensor, th.Tensor]
 
 
@@ -47,12 +49,12 @@ class GRUCore(nn.GRU):
 
     def parameter_roles(self) -> dict[str, list[nn.Parameter]]:
         """
-        Parameter roles, as :meth:`RIM.parameter_roles <metarim_sb3.rim.RIM.parameter_roles>`: all weights are
-        recurrent-cell ("modules") weights; a GRU has no attention.
+        Parameter roles, as :meth:`RIM.parameter_roles <metarim_sb3.rim.module.RIM.parameter_roles>`: all weights
+        are recurrent-cell ("modules") weights; a GRU has no attention.
 
         :return: ``{"modules": [...], "attention": []}``
         """
-        return {"modules": list(self.parameters()), "attention": []}
+        return {MODULES: list(self.parameters()), ATTENTION: []}
 
     def _run(self, x: th.Tensor, h: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         if x.shape[0] == 1 and self.num_layers == 1 and self.bias:

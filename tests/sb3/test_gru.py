@@ -13,6 +13,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from metarim_sb3 import MultiInputRIMPolicy  # noqa: F401  (the package imports cleanly with the GRU names)
 from metarim_sb3.gru_core import GRUCore
 from metarim_sb3.policies import MlpGruPolicy
+from metarim_sb3.rim import RecurrentCore
 
 
 def loop_reference(core: GRUCore, x: th.Tensor, h: th.Tensor, starts: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
@@ -44,6 +45,7 @@ def test_gru_core_equals_the_per_step_loop_with_resets(t_len: int) -> None:
     th.testing.assert_close(h_t, ref_h)
     assert th.equal(c_t, th.zeros_like(c_t))
     assert core.parameter_roles()["attention"] == [] and len(core.parameter_roles()["modules"]) == 4
+    assert isinstance(core, RecurrentCore)
 
 
 def test_gru_core_reset_clears_a_non_finite_state() -> None:
