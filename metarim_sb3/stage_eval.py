@@ -224,7 +224,8 @@ class StageEvalCallback(BaseCallback):
             raise ValueError(
                 f"StageEvalCallback: the training and evaluation envs must be wrapped alike (VecNormalize): {err}"
             ) from err
-        assert self.current is not None
+        if self.current is None:
+            raise RuntimeError("StageEvalCallback.evaluate() needs a training stage: call it during or after learn()")
         order = [self.current, *sorted(self.seen - {self.current})]
         device = getattr(self.model, "device", th.device("cpu"))
         cuda = [device] if th.device(device).type == "cuda" else []
