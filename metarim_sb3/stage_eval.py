@@ -3,7 +3,8 @@ AUC (current stage) and of forgetting (earlier stages).
 
 :func:`run_episodes` is the evaluation loop (SB3's ``evaluate_policy``: episodes spread evenly over the envs of a
 ``VecEnv``, the recurrent state carried between steps and reset at episode starts) that also collects
-``info["is_success"]``; :class:`~metarim_sb3.curriculum.HeldOutEvalCallback` runs the same loop.
+``info["is_success"]``: the loop :class:`~metarim_sb3.curriculum.HeldOutEvalCallback` runs inline, in one
+function both can share.
 """
 
 from __future__ import annotations
