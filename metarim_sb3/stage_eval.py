@@ -1,0 +1,266 @@
+"""Periodic evaluation on the current training stage and on every stage seen so far: the data of the adaptation
+AUC (current stage) and of forgetting (earlier stages).
+
+:func:`run_episodes` is the evaluation loop (SB3's ``evaluate_policy``: episodes spread evenly over the envs of a
+``VecEnv``, the recurrent state carried between steps and reset at episode starts) that also collects
+``info["is_success"]``: the loop :class:`~metarim_sb3.curriculum.HeldOutEvalCallback` runs inline, in one
+function both can share.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch as th
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
+
+from metarim_sb3._csvlog import append_csv_row
+
+__all__ = ["EpisodeResults", "StageEvalCallback", "run_episodes"]
+
+
+class EpisodeResults(NamedTuple):
+    """Outcome of the episodes of one evaluation."""
+
+    #: ``info["is_success"]`` of each finished episode that reported one.
+    successes: list[bool]
+    returns: list[float]
+    lengths: list[int]
+
+
+def run_episodes(model: Any, env: VecEnv, n_episodes: int, deterministic: bool) -> EpisodeResults:
+    """
+    Run ``n_episodes`` episodes of ``model`` on ``env`` (spread evenly over its envs; ``env`` is reset first).
+
+    :param model: an SB3 model (anything with ``predict(obs, state, episode_start, deterministic)``).
+    :param env: the evaluation ``VecEnv`` (wrap its envs in ``Monitor`` for exact returns and lengths).
+    :param n_episodes: episodes in all, >= 1.
+    :param deterministic: greedy actions.
+    :return: successes, returns and lengths of the episodes.
+    """
+    successes: list[bool] = []
+
+    def collect(locals_: dict[str, Any], globals_: dict[str, Any]) -> None:
+        if locals_["done"]:
+            success = locals_["info"].get("is_success")
+            if success is not None:
+                successes.append(bool(success))
+
+    returns, lengths = evaluate_policy(
+        model, env, n_eval_episodes=n_episodes, deterministic=deterministic, callback=collect,
+        return_episode_rewards=True, warn=False,
+    )  # fmt: skip
+    return EpisodeResults(successes, [float(r) for r in returns], [int(n) for n in lengths])  # type: ignore[union-attr]
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"StageEvalCallback: {name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+class StageEvalCallback(BaseCallback):
+    """
+    Evaluates the policy on the current training stage and on every training stage seen so far.
+
+    Evaluations run (1) at training start, (2) whenever the model's timestep count passes a multiple of
+    ``every``, (3) at the first rollout end after the training stage changed (a shift by a curriculum or by the
+    env's own ``steps`` / ``episodes`` schedule), and (4) at training end, each at most once per timestep count.
+    The parameters do not change inside a rollout, so the evaluation at (3) is the policy at the shift, before any
+    training on the new stage: the start value of the adaptation AUC
+    (:func:`metarim_sb3.experiments.metrics.adaptation_auc`) and the reference of forgetting
+    (:func:`metarim_sb3.experiments.metrics.forgetting`).
+
+    The training stage is read from the training envs (``get_stage()``; the most common value when they
+    disagree, as after an ``episodes`` schedule shifted only some of them); every value any env reported joins the
+    stages seen. Each stage gets ``episodes`` episodes on ``n_envs`` evaluation envs made from ``eval_env_id``
+    with the ``manual`` schedule (``env_kwargs`` otherwise as in training), reseeded with ``seed`` before every
+    stage, so every evaluation of a stage (and every agent evaluated with the same seed) plays the same episodes.
+    The evaluation draws its random actions from a forked torch generator: training is the same with or without
+    this callback.
+
+    Appends one row per (evaluation, stage) to ``<log_dir>/<csv_name>`` (the file closed after every row)::
+
+        timesteps, stage, current, episodes, successes, success_rate, mean_return
+
+    ``current`` is 1 for the training stage at that time; ``success_rate`` is empty if the env reports no
+    ``is_success``. A run resumed with an existing CSV takes the stages seen from it. :attr:`evaluations` holds
+    the rows of this session as dicts.
+
+    :param eval_env_id: the training env id (e.g. ``"MetaRIM-DoorKey-v0"``).
+    :param every: evaluate when the timestep count passes a multiple of this, >= 1.
+    :param episodes: episodes per stage and evaluation, >= 1.
+    :param n_envs: evaluation envs the episodes are spread over, >= 1.
+    :param deterministic: greedy actions.
+    :param log_dir: folder of the CSV; ``None``: the model logger's folder (no CSV if it has none).
+    :param env_kwargs: the training ``env_kwargs`` (``schedule``, ``shift_every``, ``cycle`` and ``stage`` are
+        replaced: the evaluation envs never shift on their own).
+    :param seed: seed of the evaluation episodes.
+    :param csv_name: file name of the CSV.
+    :param verbose: ``1`` prints each evaluation.
+    """
+
+    CSV_HEADER = ("timesteps", "stage", "current", "episodes", "successes", "success_rate", "mean_return")
+    _OWN_KWARGS = ("schedule", "shift_every", "cycle", "stage")
+
+    def __init__(
+        self,
+        eval_env_id: str,
+        every: int = 10_000,
+        episodes: int = 10,
+        n_envs: int = 1,
+        deterministic: bool = False,
+        log_dir: str | None = None,
+        env_kwargs: Mapping[str, Any] | None = None,
+        seed: int = 0,
+        csv_name: str = "stage_eval.csv",
+        verbose: int = 0,
+    ) -> None:
+        super().__init__(verbose)
+        if not isinstance(eval_env_id, str) or not eval_env_id:
+            raise ValueError(f"StageEvalCallback: eval_env_id must be an env id, got {eval_env_id!r}")
+        self.every = _positive_int("every", every)
+        self.episodes = _positive_int("episodes", episodes)
+        n_envs = _positive_int("n_envs", n_envs)
+        if not isinstance(csv_name, str) or not csv_name:
+            raise ValueError(f"StageEvalCallback: csv_name must be a non-empty file name, got {csv_name!r}")
+        import metarim_gym  # noqa: F401  (registers the MetaRIM ids)
+
+        kwargs = {k: v for k, v in (env_kwargs or {}).items() if k not in self._OWN_KWARGS}
+        try:
+            self.eval_env: VecEnv = make_vec_env(eval_env_id, n_envs=n_envs, seed=seed, env_kwargs=kwargs)
+        except Exception as err:  # gymnasium raises several types for unknown ids and bad kwargs
+            raise ValueError(f"StageEvalCallback: cannot make {eval_env_id!r} with {kwargs}: {err}") from err
+        if not all(hasattr(self.eval_env.envs[0].unwrapped, a) for a in ("set_stage", "get_stage", "n_stages")):  # type: ignore[attr-defined]
+            raise ValueError(
+                f"StageEvalCallback: {eval_env_id} has no stages (set_stage/get_stage/n_stages); use a MetaRIM-* id"
+            )
+        self.deterministic, self.seed, self.log_dir, self.csv_name = deterministic, int(seed), log_dir, csv_name
+        #: Path of the CSV (``None`` if there is no log folder).
+        self.csv_path: str | None = None
+        #: Training stages seen so far.
+        self.seen: set[int] = set()
+        #: The training stage at the last check (``None`` before training).
+        self.current: int | None = None
+        #: Rows written in this session, as dicts with the CSV's columns.
+        self.evaluations: list[dict[str, Any]] = []
+        self._last_eval_at = -1
+        self._next_eval = 0
+
+    # ------------------------------------------------------------------ hooks
+    def _on_training_start(self) -> None:
+        folder = self.log_dir if self.log_dir is not None else self.logger.get_dir()
+        if folder is not None:
+            os.makedirs(folder, exist_ok=True)
+            self.csv_path = os.path.join(folder, self.csv_name)
+            self._read_previous()
+        self._next_eval = (self.model.num_timesteps // self.every + 1) * self.every
+        self._check_stage()
+        if self.model.num_timesteps > self._last_eval_at:
+            self.evaluate()
+
+    def _on_step(self) -> bool:
+        if self.model.num_timesteps >= self._next_eval:
+            self._check_stage()
+            self.evaluate()
+        return True
+
+    def _on_rollout_end(self) -> None:
+        if self._check_stage():
+            self.evaluate()
+
+    def _on_training_end(self) -> None:
+        self._check_stage()
+        if self.model.num_timesteps > self._last_eval_at:
+            self.evaluate()
+
+    # ------------------------------------------------------------------ internals
+    def _read_previous(self) -> None:
+        """Stages seen and the last evaluation of an earlier session (a resumed run), from the CSV."""
+        if self.csv_path is None or not os.path.exists(self.csv_path):
+            return
+        with open(self.csv_path, newline="") as file:
+            for row in csv.DictReader(file):
+                if row.get("stage") and row.get("timesteps"):
+                    self.seen.add(int(row["stage"]))
+                    self._last_eval_at = max(self._last_eval_at, int(float(row["timesteps"])))
+
+    def _check_stage(self) -> bool:
+        """Read the training stage; return whether it changed since the last check."""
+        try:
+            stages = [int(s) for s in self.training_env.env_method("get_stage")]
+        except AttributeError as err:
+            raise ValueError(
+                f"StageEvalCallback needs training envs with get_stage() (e.g. MetaRIM-* ids): {err}"
+            ) from err
+        n_stages = int(self.eval_env.get_attr("n_stages", indices=[0])[0])
+        stages = [s for s in stages if s < n_stages]  # the held-out stage is never a training stage
+        if not stages:
+            return False
+        counts = Counter(stages)
+        current = max(counts, key=lambda s: (counts[s], s))
+        self.seen.update(stages)
+        changed = self.current is not None and current != self.current
+        self.current = current
+        return changed
+
+    def evaluate(self) -> list[dict[str, Any]]:
+        """
+        Evaluate now on the current training stage and every stage seen (also usable after ``learn()``).
+
+        :return: the rows written, current stage first.
+        """
+        try:
+            sync_envs_normalization(self.training_env, self.eval_env)
+        except AttributeError as err:
+            raise ValueError(
+                f"StageEvalCallback: the training and evaluation envs must be wrapped alike (VecNormalize): {err}"
+            ) from err
+        if self.current is None:
+            raise RuntimeError("StageEvalCallback.evaluate() needs a training stage: call it during or after learn()")
+        order = [self.current, *sorted(self.seen - {self.current})]
+        device = getattr(self.model, "device", th.device("cpu"))
+        cuda = [device] if th.device(device).type == "cuda" else []
+        rows = []
+        with th.random.fork_rng(devices=cuda):
+            for stage in order:
+                self.eval_env.env_method("set_stage", stage)
+                self.eval_env.seed(self.seed)
+                result = run_episodes(self.model, self.eval_env, self.episodes, self.deterministic)
+                n_success = sum(result.successes)
+                rate = n_success / len(result.successes) if result.successes else math.nan
+                row = dict(
+                    timesteps=self.model.num_timesteps,
+                    stage=stage,
+                    current=int(stage == self.current),
+                    episodes=len(result.returns),
+                    successes=n_success,
+                    success_rate=rate,
+                    mean_return=float(np.mean(result.returns)),
+                )
+                rows.append(row)
+                if self.csv_path is not None:
+                    values = [("" if k == "success_rate" and math.isnan(rate) else row[k]) for k in self.CSV_HEADER]
+                    append_csv_row(self.csv_path, self.CSV_HEADER, values)
+                self.logger.record(f"stage_eval/success_rate_{stage}", rate)
+        self.logger.record("stage_eval/current_success_rate", rows[0]["success_rate"])
+        self.evaluations.extend(rows)
+        self._last_eval_at = self.model.num_timesteps
+        self._next_eval = (self.model.num_timesteps // self.every + 1) * self.every
+        if self.verbose >= 1:
+            text = ", ".join(f"stage {r['stage']}: {r['success_rate']:.2f}" for r in rows)
+            print(f"stage_eval at {self.model.num_timesteps} steps (training stage {self.current}): {text}")
+        return rows
+
+    def close(self) -> None:
+        """Close the evaluation envs."""
+        self.eval_env.close()
