@@ -46,7 +46,8 @@ class MultiTaskEnv(gym.Env[dict[str, Any], int]):
     spaces those wrappers declare hold for every task; :attr:`grid` and full-view :meth:`get_frame` frames of a
     smaller task are padded at the right and bottom (with walls, and black pixels). ``rgb_array`` frames of
     :meth:`render` have one size per environment too: a smaller task's frame is scaled up by a whole factor and
-    centred on black.
+    centred on black. The view size is fixed (7x7, the shared observation space): ``ViewSizeWrapper`` is not
+    supported.
 
     :param stages: the training stages, easiest first: :class:`~metarim_gym.tasks.Stage` objects, or a task id /
         task / sequence of tasks each.
@@ -333,6 +334,13 @@ class MultiTaskEnv(gym.Env[dict[str, Any], int]):
     max_steps = property(lambda self: self._running("max_steps").max_steps, doc="Step limit of the running task.")
     highlight = property(lambda self: getattr(self._env, "highlight", True), doc="MiniGrid's ``highlight``.")
     agent_view_size = property(lambda self: VIEW_SIZE, doc="Side of the egocentric view (7).")
+
+    @property
+    def actions(self) -> Any:
+        """MiniGrid's ``Actions`` enum (the same for every task)."""
+        from minigrid.core.actions import Actions
+
+        return Actions
 
     def close(self) -> None:
         """Close every task environment."""

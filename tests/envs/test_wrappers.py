@@ -93,6 +93,19 @@ def test_full_view_of_a_small_task_is_padded_to_the_largest_grid() -> None:
     assert not frame[-env.tile_size :, -env.tile_size :].any()  # padded with black
 
 
+def test_no_death_wrapper_reads_the_running_task() -> None:
+    from minigrid.wrappers import NoDeath
+
+    env = NoDeath(gym.make("MetaRIM-LavaCrossing-v0"), no_death_types=("lava",), death_cost=-1.0)
+    env.reset(seed=0)
+    inner = env.unwrapped.task_env
+    lava = next((x, y) for x in range(inner.width) for y in range(inner.height)
+                if inner.grid.get(x, y) is not None and inner.grid.get(x, y).type == "lava")  # fmt: skip
+    inner.agent_pos, inner.agent_dir = (lava[0] - 1, lava[1]), 0  # facing the lava from its left
+    _, reward, terminated, _, _ = env.step(env.unwrapped.actions.forward)
+    assert reward == -1.0 and not terminated
+
+
 def test_text_missions_match_tokens() -> None:
     text = gym.make("MetaRIM-GoTo-v0", mission_format="text")
     tokens = gym.make("MetaRIM-GoTo-v0")
