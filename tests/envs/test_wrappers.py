@@ -117,6 +117,22 @@ def test_text_missions_match_tokens() -> None:
         gym.make("MetaRIM-GoTo-v0", mission_format="chars")
 
 
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_text_mission_space_holds_every_stage(env_id: str) -> None:
+    env = gym.make(env_id, mission_format="text")
+    env.reset(seed=0)
+    for stage in range(env.unwrapped.n_stages + 1):
+        for _ in range(5):
+            obs, _ = env.reset(options={"stage": stage})
+            assert env.observation_space.contains(obs), obs["mission"]
+
+
+def test_text_mission_env_passes_gymnasium_checker() -> None:
+    from gymnasium.utils.env_checker import check_env
+
+    check_env(gym.make("MetaRIM-GoTo-v0", mission_format="text").unwrapped, skip_render_check=True)
+
+
 def test_minigrid_attributes_need_a_reset() -> None:
     env = gym.make("MetaRIM-DoorKey-v0").unwrapped
     assert env.width == 16  # known before any reset: wrappers read it in their constructors
