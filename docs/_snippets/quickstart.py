@@ -39,10 +39,6 @@ fast_slow = FastSlowCallback(fast_lr=7e-4, slow_lr=7e-4, slow_every=4, mode="met
 model.learn(TOTAL_STEPS, callback=fast_slow)
 
 # 3. Zero-shot: the held-out stage (8x8 room, 7 distractors) was never trained on.
-heldout = make_vec_env(
-    "MetaRIM-GoTo-v0", n_envs=1, seed=1_000, env_kwargs=dict(stage="heldout")
-)
-mean_return, std_return = evaluate_policy(model, heldout, n_eval_episodes=EVAL_EPISODES)
-print(
-    f"held-out return {mean_return:.3f} +/- {std_return:.3f} ({EVAL_EPISODES} episodes)"
-)
+heldout = make_vec_env("MetaRIM-GoTo-v0", seed=1_000, env_kwargs=dict(stage="heldout"))
+mean, std = evaluate_policy(model, heldout, n_eval_episodes=EVAL_EPISODES)
+print(f"held-out return {mean:.3f} +/- {std:.3f} ({EVAL_EPISODES} episodes)")
