@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from metarim_gym.schedules import is_bool
+
 
 @dataclass(frozen=True)
 class Task:
@@ -37,13 +39,7 @@ class Task:
         if not isinstance(self.env_id, str) or not self.env_id:
             raise ValueError(f"Task env_id must be a non-empty gymnasium id string, got {self.env_id!r}")
         weight = self.weight
-        if (
-            isinstance(weight, bool)
-            or type(weight).__name__ in ("bool", "bool_")
-            or not isinstance(weight, numbers.Real)
-            or not math.isfinite(float(weight))
-            or weight <= 0
-        ):
+        if is_bool(weight) or not isinstance(weight, numbers.Real) or not math.isfinite(float(weight)) or weight <= 0:
             raise ValueError(f"Task weight must be a finite number > 0, got {weight!r} for {self.env_id!r}")
         object.__setattr__(self, "weight", float(weight))
         if not isinstance(self.kwargs, Mapping):
