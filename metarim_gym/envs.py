@@ -73,7 +73,12 @@ schedule, stays in) one stage; the held-out stage ({n}) is never entered by a sc
 `Dict(image=Box(0, [10, 5, 2], (7, 7, 3), uint8), direction=Discrete(4), mission=Box(0, V, ({MAX_MISSION_LEN},),
 int64))`: the egocentric 7×7 view as MiniGrid (object, colour, state) indices, the agent's heading, and the
 mission as token ids of the fixed vocabulary `metarim_gym.spaces.VOCABULARY` (0 = padding). Shared by every
-MetaRIM id.
+MetaRIM id. `mission_format="text"` gives the mission sentence instead (a `Text` space), as MiniGrid does.
+
+MiniGrid's own wrappers work: `RGBImgObsWrapper`, `RGBImgPartialObsWrapper`, `FullyObsWrapper`, `ImgObsWrapper`,
+`OneHotPartialObsWrapper`, and `FlatObsWrapper` / `DictObservationSpaceWrapper` with `mission_format="text"`. The
+env's `width` and `height` are the largest over all its tasks, so full views of a smaller grid are padded with
+walls (black pixels) at the right and bottom; `rgb_array` frames have one size for every task.
 
 ## Action Space
 

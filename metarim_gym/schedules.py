@@ -14,6 +14,9 @@ forgetting). Stage ``n_stages`` denotes the held-out stage; automatic schedules 
 
 from __future__ import annotations
 
+import math
+import numbers
+
 #: The schedule names accepted by :class:`StageSchedule` and the ``schedule`` keyword of every MetaRIM env.
 SCHEDULES = ("manual", "steps", "episodes")
 
@@ -38,17 +41,19 @@ class StageSchedule:
     ) -> None:
         if kind not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {kind!r}")
-        if n_stages < 1:
-            raise ValueError(f"n_stages must be at least 1, got {n_stages}")
-        if kind != "manual":
-            if shift_every is None or isinstance(shift_every, bool) or int(shift_every) != shift_every:
-                raise ValueError(f"shift_every must be a positive integer for schedule={kind!r}, got {shift_every!r}")
-            if shift_every <= 0:
-                raise ValueError(f"shift_every must be a positive integer, got {shift_every!r}")
-        elif shift_every is not None and shift_every <= 0:
-            raise ValueError(f"shift_every must be a positive integer, got {shift_every!r}")
+        if not is_integer(n_stages) or n_stages < 1:
+            raise ValueError(f"n_stages must be an integer of at least 1, got {n_stages!r}")
+        if shift_every is None:
+            if kind != "manual":
+                raise ValueError(f"shift_every must be a positive integer for schedule={kind!r}, got None")
+        elif not is_integer(shift_every, allow_integral_float=True) or shift_every <= 0:
+            raise ValueError(
+                f"shift_every must be a positive integer (or None with schedule='manual'), got {shift_every!r}"
+            )
+        if not is_bool(cycle):
+            raise ValueError(f"cycle must be True or False, got {cycle!r}")
         self.kind = kind
-        self.n_stages = n_stages
+        self.n_stages = int(n_stages)
         self.shift_every = None if shift_every is None else int(shift_every)
         self.cycle = bool(cycle)
         self._count_steps = kind == "steps"
@@ -63,11 +68,11 @@ class StageSchedule:
 
         :param stage: ``0..n_stages - 1`` for a training stage, ``n_stages`` for the held-out stage.
         """
-        if isinstance(stage, bool) or not isinstance(stage, int) or not 0 <= stage <= self.n_stages:
+        if not is_integer(stage) or not 0 <= stage <= self.n_stages:
             raise ValueError(
                 f"stage must be an integer in 0..{self.n_stages} ({self.n_stages} = held out), got {stage!r}"
             )
-        self.stage = stage
+        self.stage = int(stage)
         self.count = 0
 
     def on_step(self) -> None:
@@ -93,3 +98,31 @@ class StageSchedule:
         if nxt != self.stage:
             self.stage = nxt
             self.shifts += 1
+
+
+def is_integer(value: object, allow_integral_float: bool = False) -> bool:
+    """Whether ``value`` is an integer (Python or NumPy, not a bool).
+
+    :param value: the value to check.
+    :param allow_integral_float: also accept finite floats with no fractional part (``5e4``).
+    :return: ``True`` if it is.
+    """
+    if is_bool(value):
+        return False
+    if isinstance(value, numbers.Integral):
+        return True
+    return (
+        allow_integral_float
+        and isinstance(value, numbers.Real)
+        and math.isfinite(float(value))
+        and float(value).is_integer()
+    )
+
+
+def is_bool(value: object) -> bool:
+    """Whether ``value`` is ``True`` or ``False`` (Python or NumPy bool).
+
+    :param value: the value to check.
+    :return: ``True`` if it is.
+    """
+    return isinstance(value, bool) or type(value).__name__ in ("bool", "bool_")  # numpy.bool / numpy.bool_

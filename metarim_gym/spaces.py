@@ -7,7 +7,9 @@ one stage can be run on any other stage, family or held-out task without rebuild
   upper bounds (10, 5, 2), not as 0..255 pixels;
 - ``direction``: the agent's heading, ``Discrete(4)``;
 - ``mission``: the mission sentence as token ids from the fixed :data:`VOCABULARY` (0 is padding), padded to
-  :data:`MAX_MISSION_LEN`. No text ever appears in an observation.
+  :data:`MAX_MISSION_LEN`. No text appears in an observation by default; ``mission_format="text"`` gives the
+  mission sentence itself, as MiniGrid does (for MiniGrid's ``FlatObsWrapper`` and
+  ``DictObservationSpaceWrapper``, or agents that read text).
 
 The vocabulary is part of the observation contract: changing it changes what the token ids mean and requires a
 version bump of every registered id.
@@ -16,6 +18,7 @@ version bump of every registered id.
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Sequence
 
 import numpy as np
@@ -29,6 +32,11 @@ IMAGE_CHANNEL_MAX = (10, 5, 2)
 MAX_MISSION_LEN = 24
 #: Id of the padding token.
 PAD_ID = 0
+#: The values of the ``mission_format`` keyword: token ids (default) or the mission sentence.
+MISSION_FORMATS = ("tokens", "text")
+#: Longest mission sentence of the ``text`` format, in characters.
+MAX_MISSION_CHARS = 256
+_MISSION_CHARSET = frozenset(string.ascii_letters + " ,.'")
 
 #: Every word of every MiniGrid and BabyAI mission (checked against minigrid 3.2), plus colour and object names.
 #: Token id = position + 1. Append only, and bump the env versions when you do.
@@ -56,7 +64,7 @@ class MissionTokenizer:
     """
 
     def __init__(self, max_len: int = MAX_MISSION_LEN) -> None:
-        if max_len < 1:
+        if isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer)) or max_len < 1:
             raise ValueError(f"max_len must be a positive integer, got {max_len!r}")
         self.max_len = max_len
         self.vocab_size = len(VOCABULARY) + 1
@@ -97,17 +105,25 @@ class MissionTokenizer:
         return " ".join(VOCABULARY[int(t) - 1] for t in tokens if int(t) != PAD_ID)
 
 
-def observation_space(max_mission_len: int = MAX_MISSION_LEN) -> spaces.Dict:
+def observation_space(max_mission_len: int = MAX_MISSION_LEN, mission_format: str = "tokens") -> spaces.Dict:
     """Build the shared MetaRIM observation space.
 
     :param max_mission_len: number of mission tokens.
+    :param mission_format: ``"tokens"`` (a Box of token ids) or ``"text"`` (a Text space holding the sentence).
     :return: ``Dict(image, direction, mission)`` as described in the module docstring.
     """
+    if mission_format not in MISSION_FORMATS:
+        raise ValueError(f"mission_format must be one of {MISSION_FORMATS}, got {mission_format!r}")
     high = np.broadcast_to(np.array(IMAGE_CHANNEL_MAX, dtype=np.uint8), (VIEW_SIZE, VIEW_SIZE, 3)).copy()
+    mission: spaces.Space
+    if mission_format == "text":
+        mission = spaces.Text(max_length=MAX_MISSION_CHARS, min_length=1, charset=_MISSION_CHARSET)
+    else:
+        mission = spaces.Box(low=0, high=len(VOCABULARY), shape=(max_mission_len,), dtype=np.int64)
     return spaces.Dict(
         {
             "image": spaces.Box(low=0, high=high, shape=(VIEW_SIZE, VIEW_SIZE, 3), dtype=np.uint8),
             "direction": spaces.Discrete(4),
-            "mission": spaces.Box(low=0, high=len(VOCABULARY), shape=(max_mission_len,), dtype=np.int64),
+            "mission": mission,
         }
     )

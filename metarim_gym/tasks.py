@@ -12,9 +12,12 @@ learnable by PPO in minutes on a laptop CPU.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from metarim_gym.schedules import is_bool
 
 
 @dataclass(frozen=True)
@@ -35,8 +38,12 @@ class Task:
     def __post_init__(self) -> None:
         if not isinstance(self.env_id, str) or not self.env_id:
             raise ValueError(f"Task env_id must be a non-empty gymnasium id string, got {self.env_id!r}")
-        if not isinstance(self.weight, (int, float)) or not math.isfinite(self.weight) or self.weight <= 0:
-            raise ValueError(f"Task weight must be a finite number > 0, got {self.weight!r} for {self.env_id!r}")
+        weight = self.weight
+        if is_bool(weight) or not isinstance(weight, numbers.Real) or not math.isfinite(float(weight)) or weight <= 0:
+            raise ValueError(f"Task weight must be a finite number > 0, got {weight!r} for {self.env_id!r}")
+        object.__setattr__(self, "weight", float(weight))
+        if not isinstance(self.kwargs, Mapping):
+            raise ValueError(f"Task kwargs must be a mapping of keyword arguments, got {self.kwargs!r}")
         if not self.name:
             short = self.env_id.split("-", 1)[-1].rsplit("-v", 1)[0]
             object.__setattr__(self, "name", short)

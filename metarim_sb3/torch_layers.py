@@ -11,8 +11,8 @@ from torch import nn
 
 ALLOWED_SPACES = (
     "a Dict with an 'image' Box of non-negative integer cell indices, shape (H, W, C) or (C, H, W), and optionally "
-    "'direction' (Discrete) and 'mission' (1-D Box of non-negative integer token ids, 0 = padding); "
-    "or such an image Box alone (e.g. minigrid's ImgObsWrapper)"
+    "'direction' (Discrete) and 'mission' (1-D Box of non-negative integer token ids, or MultiDiscrete as from "
+    "minigrid's DictObservationSpaceWrapper; 0 = padding); or such an image Box alone (e.g. minigrid's ImgObsWrapper)"
 )
 
 
@@ -62,7 +62,8 @@ class MiniGridExtractor(BaseFeaturesExtractor):
     * Direction (``Discrete``): SB3 passes it one-hot, which is used as is (equal to an embedding).
     * Mission (token ids, 0 = padding): mean of the token embeddings with padding excluded (a bag of words,
       computed as normalised token counts times an embedding matrix: enough for MiniGrid/BabyAI missions,
-      and cheap).
+      and cheap). A ``MultiDiscrete`` mission (minigrid's ``DictObservationSpaceWrapper``) arrives one-hot per
+      word slot after SB3's preprocessing; it is summed into the same token counts.
     * Concatenation -> ``Linear`` -> ReLU -> ``features_dim``.
 
     Indices arrive as floats after SB3's preprocessing and are cast back to integers. An image space
@@ -80,6 +81,7 @@ class MiniGridExtractor(BaseFeaturesExtractor):
     """
 
     offsets: th.Tensor
+    slot_to_token: th.Tensor
 
     def __init__(
         self,
@@ -124,8 +126,19 @@ class MiniGridExtractor(BaseFeaturesExtractor):
         self._n_direction = int(direction_space.n) if direction_space is not None else 0
         self._vocab_size = 0
         self.mission_embedding: nn.Linear | None = None
+        self._mission_one_hot = isinstance(mission_space, spaces.MultiDiscrete)
         n_mission = 0
-        if mission_space is not None:
+        if isinstance(mission_space, spaces.MultiDiscrete):
+            nvec = mission_space.nvec.astype(np.int64)
+            self._vocab_size = int(nvec.max())
+            # one-hot position of (slot i, token t) -> column t; padding (t = 0) counts for nothing
+            slot_to_token = np.zeros((int(nvec.sum()), self._vocab_size), dtype=np.float32)
+            tokens = np.concatenate([np.arange(n) for n in nvec])
+            slot_to_token[np.arange(tokens.size), tokens] = tokens > 0
+            self.register_buffer("slot_to_token", th.as_tensor(slot_to_token), persistent=False)
+            self.mission_embedding = nn.Linear(self._vocab_size, mission_embedding_dim, bias=False)
+            n_mission = mission_embedding_dim
+        elif mission_space is not None:
             self._vocab_size = int(mission_space.high.max()) + 1
             self.mission_embedding = nn.Linear(self._vocab_size, mission_embedding_dim, bias=False)
             n_mission = mission_embedding_dim
@@ -134,7 +147,7 @@ class MiniGridExtractor(BaseFeaturesExtractor):
     @staticmethod
     def check_space(
         observation_space: spaces.Space,
-    ) -> tuple[spaces.Box, spaces.Discrete | None, spaces.Box | None]:
+    ) -> tuple[spaces.Box, spaces.Discrete | None, spaces.Box | spaces.MultiDiscrete | None]:
         """
         Validate an observation space.
 
@@ -158,7 +171,13 @@ class MiniGridExtractor(BaseFeaturesExtractor):
         if direction is not None and not isinstance(direction, spaces.Discrete):
             raise ValueError(f"MiniGridExtractor: observation_space['direction'] must be Discrete, got {direction}")
         mission = observation_space.spaces.get("mission")
-        if mission is not None:
+        if isinstance(mission, spaces.MultiDiscrete):
+            if mission.nvec.ndim != 1 or bool(np.any(mission.start != 0)):
+                raise ValueError(
+                    f"MiniGridExtractor: a MultiDiscrete observation_space['mission'] must be 1-D and start at 0, "
+                    f"got {mission}; allowed: {ALLOWED_SPACES}"
+                )
+        elif mission is not None:
             mission = _check_index_box(mission, "['mission']", 1)
         return image, direction, mission
 
@@ -185,6 +204,9 @@ class MiniGridExtractor(BaseFeaturesExtractor):
         return planes.scatter_(1, index, 1.0)
 
     def _mission_features(self, mission: th.Tensor, embedding: nn.Linear) -> th.Tensor:
+        if self._mission_one_hot:  # (B, sum(nvec)) one-hot slots -> token counts
+            counts = mission.reshape(mission.shape[0], -1) @ self.slot_to_token
+            return embedding(counts / counts.sum(dim=1, keepdim=True).clamp_(min=1.0))
         tokens = mission.long()
         counts = th.zeros(tokens.shape[0], self._vocab_size, dtype=th.float32, device=tokens.device)
         counts.scatter_add_(1, tokens, (tokens > 0).float())  # padding (id 0) counts for nothing

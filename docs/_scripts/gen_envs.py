@@ -126,6 +126,32 @@ def _stage_details(family: Family) -> str:
     return "\n".join(rows)
 
 
+def content_box(frames: list[np.ndarray], block: int = 32, threshold: float = 40.0) -> tuple[int, int, int, int]:
+    """The pixel box around what is drawn in any of ``frames``, with one block of margin.
+
+    A MiniGrid frame of a large, sparse grid (MultiRoom: 25×25 cells around a few small rooms) is mostly empty
+    cells: black with thin grid lines. A ``block``×``block`` square counts as drawn when its mean brightness is above
+    ``threshold`` (walls, doors, objects, the agent's highlighted view; empty cells stay near 6).
+
+    :param frames: frames of one size.
+    :param block: side of the squares, in pixels (MiniGrid's cell size at the default tile size).
+    :param threshold: mean brightness (0..255) above which a square is drawn.
+    :return: ``(top, bottom, left, right)`` pixel bounds; the whole frame when nothing is drawn.
+    """
+    height, width = frames[0].shape[:2]
+    rows, cols = height // block, width // block
+    drawn = np.zeros((rows, cols), dtype=bool)
+    for frame in frames:
+        blocks = frame[: rows * block, : cols * block].reshape(rows, block, cols, block, 3)
+        drawn |= blocks.mean(axis=(1, 3, 4)) > threshold
+    if not drawn.any():
+        return 0, height, 0, width
+    ys, xs = np.flatnonzero(drawn.any(axis=1)), np.flatnonzero(drawn.any(axis=0))
+    top, left = max(0, (ys[0] - 1) * block), max(0, (xs[0] - 1) * block)
+    bottom, right = min(height, (ys[-1] + 2) * block), min(width, (xs[-1] + 2) * block)
+    return int(top), int(bottom), int(left), int(right)
+
+
 def _frame_on_canvas(frame: np.ndarray, stage: int, n_total: int) -> np.ndarray:
     """Scale a frame into the square canvas and draw the stage bar under it."""
     from PIL import Image
@@ -147,7 +173,8 @@ def _frame_on_canvas(frame: np.ndarray, stage: int, n_total: int) -> np.ndarray:
 
 
 def make_gif(env_id: str, path: Path) -> Path:
-    """Record every stage of an id (random actions) into one GIF with a stage bar.
+    """Record every stage of an id (random actions) into one GIF with a stage bar, each stage cropped to what is
+    drawn (:func:`content_box`).
 
     :param env_id: a ``MetaRIM-*`` id.
     :param path: the GIF to write.
@@ -162,7 +189,8 @@ def make_gif(env_id: str, path: Path) -> Path:
     for s in range(n_total):
         stage: int | str = "heldout" if s == len(family.stages) else s
         raw = record_frames(env_id, steps=per_stage - 1, seed=GIF_SEED, stage=stage)
-        frames += [_frame_on_canvas(f, s, n_total) for f in raw]
+        top, bottom, left, right = content_box(raw)  # one crop per stage: no zoom jumps inside a stage
+        frames += [_frame_on_canvas(f[top:bottom, left:right], s, n_total) for f in raw]
     tmp = path.with_suffix(".tmp.gif")
     save_gif(frames, tmp, fps=GIF_FPS)
     write_if_changed(path, tmp.read_bytes())

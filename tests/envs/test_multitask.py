@@ -106,11 +106,63 @@ def test_mission_conditioned_goto_changes_tokens() -> None:
         ({"stages": ["CartPole-v1"]}, "does not fit the shared observation space"),
         ({"stages": [{"env_id": "MiniGrid-DoorKey-5x5-v0", "colour": 1}]}, "unknown task keys"),
         ({"stages": ["MiniGrid-DoorKey-5x5-v0"], "max_mission_len": 4}, "max_len"),
+        ({"stages": [[{"env_id": "MiniGrid-DoorKey-5x5-v0", "weight": True}]]}, "weight"),
+        ({"stages": [[{"env_id": "MiniGrid-DoorKey-5x5-v0", "weight": float("nan")}]]}, "weight"),
+        ({"stages": [{"env_id": "MiniGrid-DoorKey-5x5-v0", "kwargs": {"size": -3}}]}, "cannot make.*size"),
+        ({"stages": [{"env_id": "MiniGrid-DoorKey-5x5-v0", "kwargs": {"colour": 1}}]}, "cannot make.*colour"),
+        ({"stages": ["MiniGrid-DoorKey-5x5-v0"], "cycle": "no"}, "cycle"),
+        ({"stages": ["MiniGrid-DoorKey-5x5-v0"], "schedule": "steps", "shift_every": float("inf")}, "shift_every"),
+        ({"stages": ["MiniGrid-DoorKey-5x5-v0"], "shift_every": 1.5}, "shift_every"),
+        ({"stages": ["MiniGrid-DoorKey-5x5-v0"], "mission_format": "chars"}, "mission_format"),
     ],
 )
 def test_bad_input_raises_at_construction(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         MultiTaskEnv(**kwargs)
+
+
+def test_numpy_scalars_are_accepted() -> None:
+    env = MultiTaskEnv(
+        [[Task("MiniGrid-DoorKey-5x5-v0", weight=np.float32(0.5)), Task("MiniGrid-LavaGapS5-v0", weight=np.int64(2))]],
+        schedule="episodes",
+        shift_every=np.int64(2),
+        stage=np.int64(0),
+        max_mission_len=np.int64(16),
+    )
+    obs, _ = env.reset(seed=0)
+    assert obs["mission"].shape == (16,)
+    obs, *_ = env.step(np.int64(1))
+    assert env.step(np.array(2))[0]["mission"].shape == (16,)
+
+
+def test_step_after_the_episode_ended_raises_and_is_not_counted() -> None:
+    env = gym.make("MetaRIM-LavaCrossing-v0", schedule="episodes", shift_every=2).unwrapped
+    env.reset(seed=0)
+    _place_next_to(env, "lava")
+    assert env.step(2)[2]  # terminated
+    for _ in range(3):
+        with pytest.raises(gym.error.ResetNeeded, match="call reset"):
+            env.step(2)
+    assert env._schedule.count == 1 and env.get_stage() == 0  # one finished episode, not four
+    env.reset()
+    truncated = False
+    while not truncated:
+        truncated = env.step(0)[3]
+    with pytest.raises(gym.error.ResetNeeded, match="episode has ended"):
+        env.step(0)
+    assert env.get_stage() == 1  # exactly two finished episodes moved the stage
+
+
+@pytest.mark.parametrize("action", [7, -1, 2.0, "2", True, None, np.array([1, 2])])
+def test_invalid_action_raises_without_taking_a_step(action: object) -> None:
+    env = gym.make("MetaRIM-DoorKey-v0", schedule="steps", shift_every=1).unwrapped
+    env.reset(seed=0)
+    before = env.task_env.step_count
+    with pytest.raises(ValueError, match=r"action must be an integer in 0\.\.6"):
+        env.step(action)
+    assert env.task_env.step_count == before and env.get_stage() == 0
+    env.step(0)
+    assert env.task_env.step_count == before + 1 and env.get_stage() == 1
 
 
 def test_set_stage_rejects_unknown_stage() -> None:
@@ -171,3 +223,28 @@ def test_babyai_rejected_samples_are_not_printed(capsys: pytest.CaptureFixture[s
     assert run(env) == ""
     env.unwrapped._stage_muted = [[False] * len(row) for row in env.unwrapped._stage_muted]
     assert "Sampling rejected" in run(env)  # the same resets do print when not muted: the check above can fail
+
+
+def test_multitask_frames_have_one_size_and_make_a_gif(tmp_path: Path) -> None:
+    env = gym.make("MetaRIM-MultiTask-v0", render_mode="rgb_array")
+    frames = record_frames(env, steps=60, seed=0)  # resets after 20-step episodes: both tasks of stage 0 appear
+    tasks = {e.unwrapped.width for e in env.unwrapped._envs.values()}
+    assert len(tasks) > 1
+    assert {f.shape for f in frames} == {env.unwrapped.frame_shape}
+    small = gym.make("MiniGrid-DoorKey-5x5-v0", render_mode="rgb_array")
+    small.reset(seed=0)
+    mixed = [frames[0], small.render()]  # frames of other sources are fitted by save_gif
+    assert save_gif(mixed, tmp_path / "mixed.gif").stat().st_size > 0
+
+
+def test_fit_frame_scales_by_a_whole_factor_and_centres() -> None:
+    from metarim_gym.rendering import fit_frame
+
+    frame = np.full((2, 3, 3), 200, dtype=np.uint8)
+    out = fit_frame(frame, (7, 7))
+    assert out.shape == (7, 7, 3)
+    assert (out > 0).sum() == 4 * 6 * 3  # scaled by 2 (a 3rd copy would not fit the width)
+    assert out[0].sum() == 0 and out[1, 0].all() and out[1, 6].sum() == 0  # centred: rows 1..4, columns 0..5
+    assert fit_frame(np.zeros((10, 4, 3), np.uint8), (5, 5)).shape == (5, 5, 3)
+    with pytest.raises(ValueError, match="shape"):
+        fit_frame(frame, (0, 5))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gymnasium as gym
+import numpy as np
 import pytest
 
 import metarim_gym  # noqa: F401
@@ -67,6 +68,12 @@ def test_set_stage_restarts_the_counter_and_heldout_is_sticky() -> None:
         ({"kind": "steps", "shift_every": 2.5}, "shift_every"),
         ({"n_stages": 0}, "n_stages"),
         ({"n_stages": 2, "start": 3}, "stage"),
+        ({"kind": "steps", "shift_every": float("nan")}, "shift_every"),
+        ({"kind": "steps", "shift_every": float("inf")}, "shift_every"),
+        ({"kind": "episodes", "shift_every": True}, "shift_every"),
+        ({"kind": "manual", "shift_every": 1.5}, "shift_every"),
+        ({"kind": "steps", "shift_every": 2, "cycle": "no"}, "cycle"),
+        ({"kind": "steps", "shift_every": 2, "cycle": 1}, "cycle"),
     ],
 )
 def test_bad_schedule_arguments(kwargs: dict, match: str) -> None:
@@ -87,3 +94,9 @@ def test_shift_applies_at_next_reset_and_per_env() -> None:
     _, info = a.reset()
     assert info["stage"] == 1 and info["task"] == "DoorKey-6x6"
     assert a.task_env.width == 6
+
+
+def test_numpy_scalars_are_accepted() -> None:
+    s = StageSchedule("steps", n_stages=np.int64(3), shift_every=np.int32(2), cycle=np.bool_(True), start=np.int64(1))
+    assert _stages_over_steps(s, 4) == [1, 2, 2, 0]
+    assert StageSchedule("episodes", shift_every=np.float64(4.0)).shift_every == 4

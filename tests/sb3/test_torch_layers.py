@@ -95,6 +95,7 @@ def test_channels_first_and_pixel_bounds() -> None:
         spaces.Dict({"image": SPACE["image"], "direction": spaces.Box(0, 3, (1,), np.int64)}),
         spaces.Dict({"image": SPACE["image"], "mission": spaces.Box(0, 9, (2, 3), np.int64)}),
         spaces.Box(0, 10, (2, 2, 3), np.uint8),
+        spaces.Dict({"image": SPACE["image"], "mission": spaces.MultiDiscrete([[3, 3], [3, 3]])}),
     ],
 )
 def test_unsupported_spaces(space: spaces.Space) -> None:
@@ -121,3 +122,41 @@ def test_feed_forward_ppo() -> None:
     )
     model.learn(64)
     assert isinstance(model.policy.features_extractor, MiniGridExtractor)
+
+
+def test_multidiscrete_mission_equals_token_box() -> None:
+    """A MultiDiscrete mission (minigrid's DictObservationSpaceWrapper) gives the features of the same token ids
+    in a Box, with the same weights: both are the same bag of words."""
+    box = spaces.Dict({"image": SPACE["image"], "mission": spaces.Box(0, 9, (6,), np.int64)})
+    multi = spaces.Dict({"image": SPACE["image"], "mission": spaces.MultiDiscrete([10] * 6)})
+    th.manual_seed(0)
+    ext_box, ext_multi = MiniGridExtractor(box), MiniGridExtractor(multi)
+    ext_multi.load_state_dict(ext_box.state_dict())
+    raw = {"image": th.randint(0, 3, (3, 7, 7, 3)), "mission": th.tensor([[4, 2, 0, 0, 0, 0], [2, 4, 0, 9, 0, 0],
+                                                                           [0] * 6])}  # fmt: skip
+    features = ext_multi(preprocess_obs(raw, multi, normalize_images=False))
+    assert th.allclose(features, ext_box(preprocess_obs(raw, box, normalize_images=False)), atol=1e-6)
+    assert not th.allclose(features[0], features[1])  # "4 2" and "2 4 9" differ; order does not matter
+
+
+def test_babyai_with_minigrid_dict_wrapper_trains() -> None:
+    import gymnasium as gym
+    from minigrid.wrappers import DictObservationSpaceWrapper
+
+    env = DictObservationSpaceWrapper(gym.make("BabyAI-GoToLocalS6N2-v0"))
+    assert isinstance(env.observation_space["mission"], spaces.MultiDiscrete)
+    model = PPO(
+        "MultiInputPolicy",
+        env,
+        n_steps=32,
+        batch_size=32,
+        n_epochs=1,
+        seed=0,
+        policy_kwargs=dict(
+            features_extractor_class=MiniGridExtractor,
+            features_extractor_kwargs=dict(features_dim=16),
+            normalize_images=False,
+        ),
+    )
+    model.learn(64)
+    assert model.policy.features_extractor.mission_embedding is not None
