@@ -109,6 +109,7 @@ class Saved(NamedTuple):
     :param hm: communication queries, keys and values, one ``[heads * n, 2 dq + dv]`` matrix per (group, batch
         entry) ``[T, groups * B, heads * n, 2 dq + dv]``.
     :param oc: communication outputs before projection ``[U, T, B, heads * dv]``.
+    :param tc: ``tanh`` of the projected communication outputs, what is added to the states ``[T, U, B, H]``.
     :param pc: communication attention per step, each ``[groups * B, heads * n, heads * n]``.
     :param resets: per step, whether any batch entry resets there.
     :param pooled: the scratch to give back to the pool when none of the above is needed any more.
@@ -124,6 +125,7 @@ class Saved(NamedTuple):
     z: Tensor
     hm: Tensor
     oc: Tensor
+    tc: Tensor
     pc: list[Tensor]
     resets: list[bool]
     pooled: list[Tensor]
@@ -232,6 +234,7 @@ def forward_loop(
     qkv_all = take((t_len, nu, b, nq + nq + nv), kq)  # columns (head, q | k | v) as derive_weights lays them
     hm_all = take((t_len, gr * b, nh * n, 2 * dq + dv), kq)  # the same, one [heads * n, q | k | v] matrix
     oc_all = take((nu, t_len, b, nv), kq)
+    tc_all = take((t_len, nu, b, hs), kq)  # tanh of the communication output (bounds the residual)
     resets = keep.eq(0).any(1).tolist() if keep is not None else [False] * t_len
     pcs: list[Tensor] = []
     # per-step views, made in bulk; [groups, n, ...] views where selection and attention stay within a group
@@ -245,7 +248,7 @@ def forward_loop(
         rz_s = ah_all[..., : 2 * hs].unbind(0)
     hs_new, cs = hout.transpose(1, 2).unbind(0), cseq.transpose(1, 2).unbind(0)
     zs = z_all.view(nu, t_len, b, hs).unbind(1)
-    qkvs, ocs = qkv_all.unbind(0), oc_all.unbind(1)
+    qkvs, ocs, tcs = qkv_all.unbind(0), oc_all.unbind(1), tc_all.unbind(0)
     qkv_heads = qkv_all.view(t_len, gr, n, b, nh, 2 * dq + dv).permute(0, 1, 3, 4, 2, 5).unbind(0)
     hms = hm_all.unbind(0)
     hqs, hks = hm_all[..., :dq].unbind(0), hm_all[..., dq : 2 * dq].transpose(2, 3).unbind(0)
@@ -286,7 +289,7 @@ def forward_loop(
         pc = torch.softmax(torch.baddbmm(mask, hqs[t], hks[t]), 2)  # [groups * B, (head, n) read, (head, n) written]
         pcs.append(pc)
         oc_heads[t].copy_(torch.bmm(pc, hvs[t]).view(gr, b, nh, n, dv))
-        comm = torch.bmm(ocs[t], w_o)
+        comm = torch.bmm(ocs[t], w_o, out=tcs[t]).tanh_()
         h = torch.where(m3, ht.add_(comm), h, out=hs_new[t])
     return Saved(
         hout=hout,
@@ -299,9 +302,10 @@ def forward_loop(
         z=z_all,
         hm=hm_all,
         oc=oc_all,
+        tc=tc_all,
         pc=pcs,
         resets=resets,
-        pooled=[u, cseq, ah_all, s2_all, p_all, z_all, qkv_all, hm_all, oc_all],
+        pooled=[u, cseq, ah_all, s2_all, p_all, z_all, qkv_all, hm_all, oc_all, tc_all],
     )
 
 
@@ -356,7 +360,7 @@ def rollout_step(
     hm = torch.bmm(z, w_c).view(gr, n, b, nh, -1).permute(0, 2, 3, 1, 4).reshape(gr * b, nh * n, -1)
     pc = torch.softmax(torch.baddbmm(_head_mask(nh, n, hm), hm[..., :dq], hm[..., dq : 2 * dq].transpose(1, 2)), 2)
     oc = torch.bmm(pc, hm[..., 2 * dq :]).view(gr, b, nh, n, dv).permute(0, 3, 1, 2, 4).reshape(nu, b, nh * dv)
-    comm = torch.bmm(oc, w_o)
+    comm = torch.bmm(oc, w_o).tanh_()
     h_new, c_new = torch.empty_like(h0), torch.empty_like(h0)
     torch.where(m3, ht.add_(comm), h, out=h_new.transpose(0, 1))
     torch.where(m3, ct, c, out=c_new.transpose(0, 1))
@@ -492,16 +496,22 @@ def backward_loop(
     hm = sv.hm
     hqs, hks, hvs = hm[..., :dq].unbind(0), hm[..., dq : 2 * dq].unbind(0), hm[..., 2 * dq :].transpose(2, 3).unbind(0)
     pcs = sv.pc
+    tc = sv.tc
+    one = torch.ones((), dtype=tc.dtype, device=tc.device)
+    dtc = torch.addcmul(one, tc, tc, value=-1.0, out=take(tc.shape, kq))  # 1 - tanh^2
+    scratch.append(dtc)
+    dtcs = dtc.unbind(0)
     dh = d_ht.reshape(b, nu, hs).transpose(0, 1)
     dc = d_ct.reshape(b, nu, hs).transpose(0, 1)
     for t in range(t_len - 1, -1, -1):
         m_f = mfs[t]
         dh = dh + d_outs[t]
-        dhm = torch.mul(dh, m_f, out=d_comms[t])
+        dhm = dh * m_f
+        d_cm = torch.mul(dhm, dtcs[t], out=d_comms[t])  # through the tanh of the communication output
         dh_old = dh - dhm
         # communication attention: one block-diagonal [heads * n, heads * n] attention per (group, batch entry)
         pc = pcs[t]
-        d_o = torch.bmm(dhm, w_o_t).view(gr, n, b, nh, dv).permute(0, 2, 3, 1, 4).reshape(gr * b, nh * n, dv)
+        d_o = torch.bmm(d_cm, w_o_t).view(gr, n, b, nh, dv).permute(0, 2, 3, 1, 4).reshape(gr * b, nh * n, dv)
         torch.bmm(pc.transpose(1, 2), d_o, out=d_hv)
         d_pc = torch.bmm(d_o, hvs[t]).mul_(pc)
         d_sc = torch.addcmul(d_pc, pc, d_pc.sum(2, keepdim=True), value=-1.0)

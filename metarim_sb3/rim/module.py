@@ -15,7 +15,7 @@ The state is split into ``N`` units of size ``H``, each with its own LSTM (or GR
 3. **Independent dynamics.** Each unit updates its own cell from ``A_j``: ``(h~_j, c~_j) = Cell_j(A_j, (h_j, c_j))``.
    All cells run as one batched matmul over units.
 4. **Communication.** Multi-head attention among units: each active unit reads the post-update states of all units
-   (``h~`` for active units, the kept ``h`` for inactive ones) and adds the projected result to ``h~_j``
+   (``h~`` for active units, the kept ``h`` for inactive ones) and adds ``tanh`` of the projected result to ``h~_j``
    (residual). Inactive units neither read nor receive gradient through this path (their states are read as
    constants, as in the authors' implementation), so for ``k < N`` the gradient is that of this blocked graph.
 5. **Sparse update.** Inactive units keep ``h`` and ``c`` bit-for-bit; gradients still flow through time for them.
@@ -33,8 +33,11 @@ gradients).
 Choices that are ours, not the paper's: weights laid out ``[unit, in, out]`` (torch's LSTM/GRU gate order; one
 LSTM bias per unit); a per-unit query bias (otherwise all units tie at a zero state); no bias in the key/value and
 communication projections (a key bias cancels from the two-row softmax and a value bias is absorbed by the cell
-bias); per-unit communication projections; dropout on the input attention only; units are ranked by the log-odds
-of their input-row attention (the same order as least null attention, without ties from a saturated softmax).
+bias); per-unit communication projections; a ``tanh`` on the communication output (with an unbounded residual,
+units that keep their states feed them back to each other, and states grew geometrically over long episodes until
+they overflowed; with it an LSTM unit's state stays within ``(-2, 2)``); dropout on the input attention only; units
+are ranked by the log-odds of their input-row attention (the same order as least null attention, without ties from
+a saturated softmax).
 """
 
 from __future__ import annotations

@@ -81,7 +81,7 @@ def rim_step(rim: RIM, x: Tensor, h: Tensor, c: Tensor, drop: Tensor | None = No
 
     # 4. Communication: multi-head attention among units over the post-update states (h~ for active units, the
     #    kept h for inactive ones, read as constants); each unit projects with its own weights. Only active units
-    #    add the result (residually), so only they receive gradient through this path.
+    #    add tanh of the result (residually), so only they receive gradient through this path.
     read = torch.where(active3, h_new, h.detach())  # [N, B, H]
     heads = rim.comm_heads
     q = _heads(_per_unit(read, rim.comm_query), heads).permute(1, 2, 0, 3)  # [B, heads, N, dq]
@@ -89,7 +89,7 @@ def rim_step(rim: RIM, x: Tensor, h: Tensor, c: Tensor, drop: Tensor | None = No
     v = _heads(_per_unit(read, rim.comm_value), heads).permute(1, 2, 0, 3)  # [B, heads, N, dv]
     weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), -1)  # [B, heads, N read, N written]
     message = (weights @ v).permute(2, 0, 1, 3).reshape(n_units, x.shape[0], -1)  # [N, B, heads * dv]
-    h_new = h_new + _per_unit(message, rim.comm_out)
+    h_new = h_new + torch.tanh(_per_unit(message, rim.comm_out))  # bounded: see the RIM's "choices that are ours"
 
     # 5. Sparse update: inactive units keep h and c exactly.
     return torch.where(active3, h_new, h), torch.where(active3, c_new, c), active

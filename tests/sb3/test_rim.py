@@ -119,7 +119,7 @@ def reference_step(rim: RIM, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, T
                 sc = torch.stack([qs[i][m * dq : (m + 1) * dq] @ ks[j][m * dq : (m + 1) * dq] for j in range(n)])
                 p = (sc / math.sqrt(dq)).softmax(0)
                 read.append(torch.stack([p[j] * vs[j][m * dv : (m + 1) * dv] for j in range(n)]).sum(0))
-            h_new[bi, i] = h_tilde[bi, i] + torch.cat(read) @ rim.comm_out[i]
+            h_new[bi, i] = h_tilde[bi, i] + torch.tanh(torch.cat(read) @ rim.comm_out[i])
             c_new[bi, i] = c_tilde[bi, i]
     return h_new, c_new, active
 
