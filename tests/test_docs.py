@@ -18,6 +18,7 @@ import metarim_sb3
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 SNIPPETS = DOCS / "_snippets"
+ROOT = DOCS.parent
 sys.path.insert(0, str(DOCS / "_scripts"))
 
 import gen_api  # noqa: E402
@@ -182,3 +183,12 @@ def test_sphinx_build_has_no_warnings(tmp_path: Path) -> None:
     for package in (metarim_gym, metarim_sb3):
         missing = [n for n in package.__all__ if n != "__version__" and n not in documented]
         assert not missing, f"{package.__name__}: not in the API reference: {missing}"
+
+
+def test_readme_quickstart_is_the_docs_quickstart() -> None:
+    """One quickstart: the README's Python block is the docs snippet without its module docstring."""
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
+    snippet = (SNIPPETS / "quickstart.py").read_text()
+    body = snippet.split('"""', 2)[2].lstrip("\n")
+    assert body in blocks, "README.md's quickstart differs from docs/_snippets/quickstart.py"
