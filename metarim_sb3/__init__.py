@@ -16,9 +16,7 @@ Callbacks: :class:`FastSlowCallback` (the Meta-RIMs fast/slow training scheme), 
 :class:`UnitActivityCallback` (which units are active, per task).
 """
 
-from metarim_sb3.activity import UnitActivityCallback
-from metarim_sb3.callbacks import FastSlowCallback
-from metarim_sb3.curriculum import CurriculumCallback, HeldOutEvalCallback
+from metarim_sb3.callbacks import CurriculumCallback, FastSlowCallback, HeldOutEvalCallback, UnitActivityCallback
 from metarim_sb3.lstm_core import LSTMCore
 from metarim_sb3.policies import (
     GROUP_NAMES,

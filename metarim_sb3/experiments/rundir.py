@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from metarim_sb3._csvlog import append_csv_row
+from metarim_sb3.callbacks._common import append_csv_row
 
 __all__ = [
     "CHECKPOINT",

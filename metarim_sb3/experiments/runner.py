@@ -134,9 +134,7 @@ def _build_model(config: dict[str, Any], env: Any, seed: int) -> Any:
 
 def _callbacks(config: dict[str, Any], out_dir: Path, seed: int) -> list[Any]:
     """The algorithm's callbacks, in the order they must run (fast/slow first: its slow step ends a train())."""
-    from metarim_sb3.activity import UnitActivityCallback
-    from metarim_sb3.callbacks import FastSlowCallback
-    from metarim_sb3.curriculum import CurriculumCallback, HeldOutEvalCallback
+    from metarim_sb3.callbacks import CurriculumCallback, FastSlowCallback, HeldOutEvalCallback, UnitActivityCallback
 
     callbacks: list[Any] = []
     log_dir = str(out_dir)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 import torch as th
 from sb3_contrib import RecurrentPPO
@@ -259,6 +260,8 @@ def test_hooks_are_inert_after_an_exception_and_replaced_by_the_next_callback() 
         (dict(slow_every=True), "slow_every"),
         (dict(fast_lr=-1e-3), "fast_lr"),
         (dict(slow_lr=float("nan")), "slow_lr"),
+        (dict(fast_lr=float("inf")), "fast_lr"),
+        (dict(fast_lr=True), "fast_lr"),
         (dict(slow_lr="1e-3"), "slow_lr"),
         (dict(mode="fast"), "mode"),
         (dict(other="medium"), "other"),
@@ -267,6 +270,13 @@ def test_hooks_are_inert_after_an_exception_and_replaced_by_the_next_callback() 
 def test_bad_arguments(kwargs: dict[str, Any], name: str) -> None:
     with pytest.raises(ValueError, match=name):
         FastSlowCallback(**kwargs)
+
+
+def test_numpy_scalars_are_accepted() -> None:
+    fs = FastSlowCallback(fast_lr=np.float32(1e-3), slow_lr=np.float64(5e-4), slow_every=np.int64(3))
+    assert (type(fs.fast_lr), type(fs.slow_lr), type(fs.slow_every)) == (float, float, int)
+    assert fs.slow_every == 3
+    assert fs.fast_lr == pytest.approx(1e-3)
 
 
 def negative(progress: float) -> float:

@@ -1,8 +1,8 @@
 """Fast and slow learning of a RIM policy's parameter groups, as a stable-baselines3 callback.
 
 :class:`FastSlowCallback` steps the optimizer's named parameter groups (:data:`~metarim_sb3.policies.GROUP_NAMES`)
-at two time scales. Curriculum, held-out evaluation and unit-activity callbacks live in
-:mod:`metarim_sb3.curriculum` and :mod:`metarim_sb3.activity`.
+at two time scales. The other callbacks live beside it in
+:mod:`metarim_sb3.callbacks`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from torch.nn.utils import clip_grad_norm_
 from torch.utils.hooks import RemovableHandle
 
+from metarim_sb3.callbacks._common import check_int, check_real
+
 __all__ = ["FastSlowCallback"]
 
 LearningRate = float | Callable[[float], float]
@@ -25,11 +27,11 @@ LearningRate = float | Callable[[float], float]
 _LIVE_HOOKS: weakref.WeakKeyDictionary[th.optim.Optimizer, list[RemovableHandle]] = weakref.WeakKeyDictionary()
 
 
-def _check_lr(name: str, value: LearningRate | None) -> None:
+def _check_lr(name: str, value: Any) -> LearningRate | None:
+    """:return: ``value`` (a Python ``float`` if it is a number) if it is ``None``, a schedule or a number >= 0."""
     if value is None or callable(value):
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"FastSlowCallback: {name} must be a non-negative float or a schedule, got {value!r}")
+        return value  # type: ignore[no-any-return]
+    return check_real("FastSlowCallback", name, value, low=0.0)
 
 
 class FastSlowCallback(BaseCallback):
@@ -99,10 +101,9 @@ class FastSlowCallback(BaseCallback):
         verbose: int = 0,
     ) -> None:
         super().__init__(verbose)
-        _check_lr("fast_lr", fast_lr)
-        _check_lr("slow_lr", slow_lr)
-        if isinstance(slow_every, bool) or not isinstance(slow_every, int) or slow_every < 1:
-            raise ValueError(f"FastSlowCallback: slow_every must be an integer >= 1, got {slow_every!r}")
+        fast_lr = _check_lr("fast_lr", fast_lr)
+        slow_lr = _check_lr("slow_lr", slow_lr)
+        slow_every = check_int("FastSlowCallback", "slow_every", slow_every)
         if mode not in self.MODES:
             raise ValueError(f"FastSlowCallback: mode must be one of {self.MODES}, got {mode!r}")
         if other not in ("fast", "slow"):
