@@ -26,6 +26,6 @@ def make_env(env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, Any] | N
     kwargs = {**(env_kwargs or {}), **extra}
     try:
         return make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=kwargs)
-    except (TypeError, ValueError, AssertionError) as err:
+    except (TypeError, ValueError, AssertionError, ArithmeticError) as err:
         shown = {k: v for k, v in kwargs.items() if k != "render_mode"}
         raise ConfigError(f"env {env_id} with {shown}: {' '.join(str(err).split())}") from err
