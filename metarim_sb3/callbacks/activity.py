@@ -62,8 +62,9 @@ class UnitActivityCallback(BaseCallback):
         self.csv_path: str | None = None
         self.npz_path: str | None = None
 
-    def _on_training_start(self) -> None:
-        policy = self.model.policy
+    @staticmethod
+    def _rim_cores(model: Any) -> dict[str, Any]:
+        policy = model.policy
         actor: Any = getattr(policy, "lstm_actor", None)
         critic: Any = getattr(policy, "lstm_critic", None)
         if not _is_rim_core(actor):
@@ -71,7 +72,20 @@ class UnitActivityCallback(BaseCallback):
                 "UnitActivityCallback needs a policy with a RIM core (policy.lstm_actor with last_active, n_units "
                 f"and k, e.g. RIMPolicy); got {type(actor).__name__} in {type(policy).__name__}"
             )
-        cores: dict[str, Any] = {"actor": actor} if not _is_rim_core(critic) else {"actor": actor, "critic": critic}
+        return {"actor": actor} if not _is_rim_core(critic) else {"actor": actor, "critic": critic}
+
+    def check_model(self, model: Any) -> None:
+        """
+        Check, before training, that the callback can work with ``model`` (what ``learn()`` would check at its start).
+
+        :param model: a ``RecurrentPPO`` model.
+        :raises ValueError: if its policy has no RIM core.
+        """
+        self._rim_cores(model)
+
+    def _on_training_start(self) -> None:
+        policy = self.model.policy
+        cores = self._rim_cores(self.model)
         shapes = {name: (core.n_units, core.k) for name, core in cores.items()}
         if shapes != {name: (c.n_units, c.k) for name, c in self._cores.items()}:
             self._counts = {name: th.zeros(0, core.n_units, dtype=th.int64) for name, core in cores.items()}

@@ -136,6 +136,20 @@ class FastSlowCallback(BaseCallback):
         names = ["attention" if self.mode == "meta" else "modules"]
         return (*names, "other") if self.other == "slow" else tuple(names)
 
+    def check_model(self, model: Any) -> None:
+        """
+        Check, before training, that the callback can work with ``model`` (what ``learn()`` would check at its start).
+
+        :param model: a ``RecurrentPPO`` model.
+        :raises ValueError: if its optimizer lacks the groups the mode needs, or the slow or fast side is empty.
+        """
+        fast, slow = self._fast, self._slow
+        fast_params, slow_params = self._fast_params, self._slow_params
+        try:
+            self._split_groups(model.policy.optimizer)
+        finally:
+            self._fast, self._slow, self._fast_params, self._slow_params = fast, slow, fast_params, slow_params
+
     def _split_groups(self, optimizer: th.optim.Optimizer) -> None:
         groups = optimizer.param_groups
         names = [g.get("name") for g in groups]

@@ -354,19 +354,22 @@ def is_run_dir(path: str | Path) -> bool:
     return True
 
 
-def check_out_dir(out_dir: str | Path, *, resume: bool, force: bool) -> None:
+def check_out_dir(out_dir: str | Path, *, resume: bool, force: bool, locked: bool = False) -> None:
     """
     Check that a run may write to ``out_dir`` (before anything is written; again under the lock).
 
     :param out_dir: the run folder.
     :param resume: the run continues the one in the folder.
     :param force: the run replaces the one in the folder.
-    :raises RunError: if ``out_dir`` is a file; a non-empty folder without a run; a run that is neither resumed
-        nor replaced; or, with ``resume``, a folder without a checkpoint.
+    :param locked: this process holds the folder's :class:`RunLock` (else a lock held by another is reported).
+    :raises RunError: if ``out_dir`` is a file; is being written by another process; is a non-empty folder
+        without a run; holds a run that is neither resumed nor replaced; or, with ``resume``, has no checkpoint.
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise RunError(f"--out {out_dir} is a file, not a folder; choose a folder for the run")
+    if not locked and (out_dir / LOCK).is_file():
+        RunLock(out_dir).acquire().release()  # raises, naming the holder, if another process writes the folder
     exists = out_dir.is_dir() and any(p.name != LOCK for p in out_dir.iterdir())
     if resume:
         if not (out_dir / CHECKPOINT).is_file():

@@ -292,11 +292,18 @@ def _run_locked(
     # recorder first: it must see a step's episodes before the curriculum moves the envs on that step;
     # control last: its checkpoint must include the slow update that FastSlowCallback applies at rollout start
     callbacks = [recorder, *_callbacks(config, out_dir, seed), control]
+    for callback in callbacks:  # what learn() would refuse at its start, refused before anything is written
+        check = getattr(callback, "check_model", None)
+        if check is not None:
+            try:
+                check(model)
+            except ValueError as err:
+                raise ConfigError(f"the config does not fit the model: {err}") from err
 
     # 2. Take the folder: lock it, check it again under the lock, drop what this run will write again.
     if lock._fd is None:
         lock.acquire()
-    check_out_dir(out_dir, resume=resume, force=force)
+    check_out_dir(out_dir, resume=resume, force=force, locked=True)
     clean_stale_temp_files(out_dir)
     if resume:
         for name, column in STEP_COLUMNS.items():  # rows written after the checkpoint are replayed

@@ -75,6 +75,9 @@ def test_force_with_a_bad_config_deletes_nothing(finished_run: Path, capsys: pyt
     args = ["train", "--agent", "rim", "--env", ENV_ID, "--out", finished_run, "--force"]
     _one_line_error(_main([*args, "--seed", "4294967296"], capsys), "seed", "4294967295")
     _one_line_error(_main([*args, "--set", "ppo.n_steps=0"], capsys), "ppo.n_steps", ">= 1")
+    # refused by a callback at training start: checked before the old run is cleared
+    lstm = ["train", "--agent", "lstm", "--env", ENV_ID, "--out", finished_run, "--force", "--timesteps", "64"]
+    _one_line_error(_main([*lstm, "--set", "activity=true"], capsys), "RIM core")
     assert _tree(finished_run) == before
 
 
@@ -143,8 +146,9 @@ def test_one_writer_per_run_folder(tmp_path: Path, tiny_config: Path) -> None:
     first = popen_metarim(*_train(out, tiny_config, "--timesteps", "100000"))
     try:
         deadline = time.time() + 120
-        while time.time() < deadline and not (out / "checkpoint.json").exists() and first.poll() is None:
-            time.sleep(0.2)
+        lock = out / LOCK
+        while time.time() < deadline and first.poll() is None and not (lock.exists() and lock.read_text()):
+            time.sleep(0.1)
         assert first.poll() is None, first.communicate()
         for extra in (["--resume"], ["--force", "--timesteps", "64"]):
             args = ["train", "--out", out, *extra] if extra == ["--resume"] else _train(out, tiny_config, *extra)
@@ -165,7 +169,7 @@ def _curve(path: Path) -> list[list[str]]:
         return list(csv.reader(file))
 
 
-def test_torn_csv_and_stale_temp_files_then_resume_with_overrides(tmp_path: Path, tiny_config: Path) -> None:
+def test_torn_csv_stale_temp_files_resume_overrides_then_force(tmp_path: Path, tiny_config: Path) -> None:
     out = tmp_path / "run"
     assert metarim(*_train(out, tiny_config, "--timesteps", "128")).returncode == 0
     with open(out / "curve.csv", "a") as file:
@@ -195,16 +199,13 @@ def test_torn_csv_and_stale_temp_files_then_resume_with_overrides(tmp_path: Path
     assert shown.stdout.split() == ["0.0005", "0.02", "0.0005"], shown.stderr
     assert "learning_rate: 0.0005" in (out / "config.yaml").read_text()
     assert json.loads((out / "done.json").read_text())["timesteps"] == 192
-
-
-def test_force_clears_only_the_run_files(tmp_path: Path, tiny_config: Path) -> None:
-    out = tmp_path / "run"
-    assert metarim(*_train(out, tiny_config, "--timesteps", "64")).returncode == 0
+    # --force replaces the run's files and leaves the user's
     (out / "my_notes.txt").write_text("mine")
-    result = metarim(*_train(out, tiny_config, "--timesteps", "64", "--force"))
-    assert result.returncode == 0, result.stderr
+    forced = metarim(*_train(out, tiny_config, "--timesteps", "64", "--force"))
+    assert forced.returncode == 0, forced.stderr
     assert (out / "my_notes.txt").read_text() == "mine"
     assert json.loads((out / "done.json").read_text())["timesteps"] == 64
+    assert not (out / "progress_from_128.csv").exists()
 
 
 def test_missing_experiments_extra_is_named(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
