@@ -94,6 +94,33 @@ class CurriculumCallback(BaseCallback):
         """Environment steps (all envs) since the current stage began."""
         return self.model.num_timesteps - self._stage_start
 
+    def state_dict(self) -> dict[str, Any]:
+        """
+        :return: the callback's progress (stage, window, step the stage began, shifts so far), JSON-serialisable:
+            a checkpoint stores it so that a resumed run continues the same window.
+        """
+        return {
+            "stage": self.stage,
+            "results": [bool(r) for r in self._results],
+            "stage_start": int(self._stage_start),
+            "done": self._done,
+            "shifts": [dict(row) for row in self.shifts],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """
+        Continue from a :meth:`state_dict` (call before ``learn()``; the window is kept if the environments are
+        still in its stage when training starts).
+
+        :param state: a :meth:`state_dict`.
+        """
+        self.stage = None if state.get("stage") is None else int(state["stage"])
+        self._results = deque((bool(r) for r in state.get("results", [])), maxlen=self.window)
+        self._n_success = sum(self._results)
+        self._stage_start = int(state.get("stage_start", 0))
+        self._done = bool(state.get("done", False))
+        self.shifts = [dict(row) for row in state.get("shifts", [])]
+
     def _on_training_start(self) -> None:
         env = self.training_env
         try:

@@ -160,11 +160,16 @@ class RunControl(BaseCallback):
     :param every: steps between checkpoints.
     :param save: writes a checkpoint (called with the model consistent, at a rollout start).
     :param last_checkpoint: the step count of the checkpoint the run started from (``0`` for a new run).
+    :param curriculum: the run's curriculum callback, whose state is kept at each rollout start (``None``: none).
     """
 
-    def __init__(self, every: int, save: Callable[[], None], last_checkpoint: int = 0) -> None:
+    def __init__(
+        self, every: int, save: Callable[[], None], last_checkpoint: int = 0, curriculum: Any | None = None
+    ) -> None:
         super().__init__()
-        self.every, self.save = every, save
+        self.every, self.save, self.curriculum = every, save, curriculum
+        #: The curriculum's :meth:`state_dict` at the start of the current rollout (``None`` without one).
+        self.rollout_curriculum: dict[str, Any] | None = None
         #: Every env's stage at the start of the current rollout.
         self.rollout_stages: list[int] = []
         self.last_checkpoint = last_checkpoint
@@ -173,13 +178,16 @@ class RunControl(BaseCallback):
         #: ``num_timesteps`` at the start of the current rollout.
         self.rollout_start = last_checkpoint
 
-    def _on_training_start(self) -> None:
+    def _mark_rollout_start(self) -> None:
         self.rollout_start = self.num_timesteps
         self.rollout_stages = [int(s) for s in self.training_env.env_method("get_stage")]
+        self.rollout_curriculum = self.curriculum.state_dict() if self.curriculum is not None else None
+
+    def _on_training_start(self) -> None:
+        self._mark_rollout_start()
 
     def _on_rollout_start(self) -> None:
-        self.rollout_start = self.num_timesteps
-        self.rollout_stages = [int(s) for s in self.training_env.env_method("get_stage")]
+        self._mark_rollout_start()
         check_finite(self.model)
         if self.num_timesteps - self.last_checkpoint >= self.every:
             self.save()

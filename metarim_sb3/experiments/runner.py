@@ -255,6 +255,7 @@ def _run_locked(
 ) -> dict[str, Any]:
     from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
 
+    from metarim_sb3.callbacks import CurriculumCallback
     from metarim_sb3.experiments.evaluate import evaluate_model
 
     # 1. Build everything (nothing is written before the config has been accepted).
@@ -285,13 +286,19 @@ def _run_locked(
             "timesteps": int(model.num_timesteps),
             "stages": control.rollout_stages if rolled_back else [int(s) for s in env.env_method("get_stage")],
             "recorder": recorder.rollout_start_state if rolled_back else recorder.snapshot(),
+            "curriculum": control.rollout_curriculum if rolled_back or curriculum is None else curriculum.state_dict(),
             "seed": seed,
         }
 
-    control = RunControl(config["checkpoint"]["every"], lambda: _save_checkpoint(model, out_dir, snapshot()), start)
+    run_callbacks = _callbacks(config, out_dir, seed)
+    curriculum = next((c for c in run_callbacks if isinstance(c, CurriculumCallback)), None)
+    if curriculum is not None and state.get("curriculum"):
+        curriculum.load_state_dict(state["curriculum"])  # the same success window as before the interruption
+    save = lambda: _save_checkpoint(model, out_dir, snapshot())  # noqa: E731
+    control = RunControl(config["checkpoint"]["every"], save, start, curriculum)
     # recorder first: it must see a step's episodes before the curriculum moves the envs on that step;
     # control last: its checkpoint must include the slow update that FastSlowCallback applies at rollout start
-    callbacks = [recorder, *_callbacks(config, out_dir, seed), control]
+    callbacks = [recorder, *run_callbacks, control]
     for callback in callbacks:  # what learn() would refuse at its start, refused before anything is written
         check = getattr(callback, "check_model", None)
         if check is not None:
