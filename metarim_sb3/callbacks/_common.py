@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["append_csv_row", "check_int", "check_real", "log_path", "repair_csv_tail"]
+__all__ = ["append_csv_row", "check_int", "check_real", "log_path", "repair_csv_tail", "write_csv"]
 
 
 def check_int(owner: str, name: str, value: Any, minimum: int = 1) -> int:
@@ -110,3 +110,17 @@ def append_csv_row(path: str | Path, header: Sequence[str], row: Sequence[Any]) 
         if new:
             writer.writerow(header)
         writer.writerow(row)
+
+
+def write_csv(path: str | Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """
+    Write a whole CSV file: the header, then the rows.
+
+    :param path: the file (replaced).
+    :param header: column names.
+    :param rows: rows, in the order of ``header``.
+    """
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(header)
+        writer.writerows(rows)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import os
 from typing import Any
 
 import numpy as np
@@ -11,6 +9,8 @@ import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
 from torch import nn
 from torch.utils.hooks import RemovableHandle
+
+from metarim_sb3.callbacks._common import log_path, write_csv
 
 __all__ = ["UnitActivityCallback"]
 
@@ -181,24 +181,23 @@ class UnitActivityCallback(BaseCallback):
         if self._handle is not None:
             self._handle.remove()
             self._handle = None
-        folder = self.log_dir if self.log_dir is not None else self.logger.get_dir()
-        if folder is None or not self._counts:
+        if not self._counts:
             return
-        os.makedirs(folder, exist_ok=True)
-        self.csv_path = os.path.join(folder, f"{self.file_name}.csv")
-        self.npz_path = os.path.join(folder, f"{self.file_name}.npz")
+        csv_path = log_path(self.log_dir, self.logger, f"{self.file_name}.csv")
+        if csv_path is None:
+            return
+        self.csv_path, self.npz_path = csv_path, csv_path[: -len(".csv")] + ".npz"
         arrays: dict[str, np.ndarray] = {"tasks": np.array(self.tasks, dtype=str), "steps": self._task_steps}
-        with open(self.csv_path, "w", newline="") as file:
-            writer = csv.writer(file)
-            n_units = next(iter(self._counts.values())).shape[1]
-            writer.writerow(["core", "task", "steps", *(f"unit_{i}" for i in range(n_units))])
-            for core in self._counts:
-                tasks, matrix = self.activation_matrix(core)
-                overall = self.overall_fraction(core)
-                arrays[f"{core}_fraction"], arrays[f"{core}_overall"] = matrix, overall
-                for task, steps, row in zip(tasks, self._task_steps.tolist(), matrix.tolist(), strict=True):
-                    writer.writerow([core, task, steps, *row])
-                writer.writerow([core, "all", int(self._task_steps.sum()), *overall.tolist()])
+        n_units = next(iter(self._counts.values())).shape[1]
+        rows: list[list[Any]] = []
+        for core in self._counts:
+            tasks, matrix = self.activation_matrix(core)
+            overall = self.overall_fraction(core)
+            arrays[f"{core}_fraction"], arrays[f"{core}_overall"] = matrix, overall
+            for task, steps, row in zip(tasks, self._task_steps.tolist(), matrix.tolist(), strict=True):
+                rows.append([core, task, steps, *row])
+            rows.append([core, "all", int(self._task_steps.sum()), *overall.tolist()])
+        write_csv(csv_path, ["core", "task", "steps", *(f"unit_{i}" for i in range(n_units))], rows)
         np.savez(self.npz_path, **arrays)  # type: ignore[arg-type]
         if self.verbose >= 1:
             print(f"UnitActivityCallback: wrote {self.csv_path} and {self.npz_path}")
