@@ -500,8 +500,11 @@ class RunLock:
         :return: ``self``.
         :raises RunError: naming the holder, if another process holds the lock.
         """
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise RunError(f"cannot write to {self.path.parent}: {err.strerror or err}") from err
         try:
             _lock_fd(fd)
         except OSError:
