@@ -126,6 +126,7 @@ class FastSlowCallback(BaseCallback):
         self._in_slow_step = False
         self._active = False
         self._token: object = None
+        self._restore: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ set-up
     @property
@@ -213,6 +214,17 @@ class FastSlowCallback(BaseCallback):
         if interrupted or not same or optimizer is not self._optimizer:
             self._acc = [th.zeros_like(p, memory_format=th.preserve_format) for p in self._slow_params]
             self._acc_steps = self._rollouts = 0
+        restore, self._restore = self._restore, None
+        if restore is not None:
+            shapes = [tuple(t.shape) for t in restore["acc"]]
+            if shapes != [tuple(p.shape) for p in self._slow_params]:
+                raise ValueError(
+                    f"FastSlowCallback: the loaded state accumulates {len(shapes)} slow tensors of shapes {shapes}; "
+                    f"the model's slow groups {list(self.slow_group_names)} do not match (another mode or policy?)"
+                )
+            pairs = zip(restore["acc"], self._slow_params, strict=True)
+            self._acc = [t.to(device=p.device, dtype=p.dtype).clone() for t, p in pairs]
+            self._acc_steps, self._rollouts = int(restore["acc_steps"]), int(restore["rollouts"])
         self._optimizer = optimizer
         self._train_pending, self._train_steps, self._in_slow_step = False, 0, False
         self._norm_sums = {}
@@ -226,6 +238,29 @@ class FastSlowCallback(BaseCallback):
 
     def _live(self) -> bool:
         return self._active and self.model.start_time == self._token
+
+    def state_dict(self) -> dict[str, Any]:
+        """
+        :return: the current meta-sequence (the accumulated slow gradient as CPU tensors, its gradient-step and
+            rollout counts) and the slow-update count: a checkpoint stores it so that a resumed run finishes the
+            same meta-sequence. Take it between rollouts (e.g. in a later callback's ``on_rollout_start``).
+        """
+        return {
+            "acc": [t.detach().cpu().clone() for t in self._acc],
+            "acc_steps": self._acc_steps,
+            "rollouts": self._rollouts,
+            "slow_updates": self.slow_updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """
+        Continue a meta-sequence from a :meth:`state_dict` at the next ``learn()`` (on a model with the same slow
+        groups, e.g. the model loaded from the checkpoint that stored it).
+
+        :param state: a :meth:`state_dict`.
+        """
+        self._restore = {"acc": list(state["acc"]), "acc_steps": state["acc_steps"], "rollouts": state["rollouts"]}
+        self.slow_updates = int(state.get("slow_updates", self.slow_updates))
 
     # ------------------------------------------------------------------ hooks
     def _make_grab(self, index: int) -> Callable[[th.Tensor], None]:

@@ -56,6 +56,8 @@ from metarim_sb3.experiments.signals import stop_on_signals
 __all__ = ["RESUME_APPLIED_PPO_KEYS", "RESUME_FIXED_KEYS", "run", "versions"]
 
 STATE_ATTR = "metarim_run_state"  # stored inside checkpoint.zip: SB3 pickles the model's public attributes
+FAST_SLOW_ATTR = "metarim_fast_slow_state"  # the FastSlowCallback meta-sequence (tensors: not in checkpoint.json)
+_FAST_SLOW_KEYS = ("mode", "other", "slow_every")  # a saved meta-sequence continues only under the same settings
 #: Config keys a resumed run cannot change: the checkpoint's network, rollout buffer and env count depend on them.
 RESUME_FIXED_KEYS = (
     "policy",
@@ -163,10 +165,11 @@ def _callbacks(config: dict[str, Any], out_dir: Path, seed: int) -> list[Any]:
     return callbacks
 
 
-def _save_checkpoint(model: Any, out_dir: Path, state: dict[str, Any]) -> None:
+def _save_checkpoint(model: Any, out_dir: Path, state: dict[str, Any], fast_slow: dict[str, Any] | None) -> None:
     """Write ``checkpoint.zip`` atomically, with the run state inside it (one file: never out of step)."""
     check_finite(model)
     setattr(model, STATE_ATTR, state)
+    setattr(model, FAST_SLOW_ATTR, fast_slow)
     save_model(model, out_dir / CHECKPOINT)
     write_json(out_dir / CHECKPOINT_META, state)
 
@@ -255,7 +258,7 @@ def _run_locked(
 ) -> dict[str, Any]:
     from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
 
-    from metarim_sb3.callbacks import CurriculumCallback
+    from metarim_sb3.callbacks import CurriculumCallback, FastSlowCallback
     from metarim_sb3.experiments.evaluate import evaluate_model
 
     # 1. Build everything (nothing is written before the config has been accepted).
@@ -265,6 +268,7 @@ def _run_locked(
         settings = _resume_changes({k: v for k, v in read_run_config(out_dir).items() if k != "seed"}, config)
         saved = load_model_file(out_dir / CHECKPOINT, device="cpu")  # for its step count and run state
         state, start = getattr(saved, STATE_ATTR, None) or {}, int(saved.num_timesteps)
+        saved_fast_slow = getattr(saved, FAST_SLOW_ATTR, None)
         del saved
         if finished is not None and config["timesteps"] <= start:
             raise RunError(f"{out_dir} is complete at {start} steps; pass --timesteps > {start} to continue it")
@@ -275,7 +279,7 @@ def _run_locked(
         _apply_ppo(model, settings)
         model.set_random_seed(seed + start)
     else:
-        start = 0
+        start, saved_fast_slow = 0, None
         env = make_env(config["env"], config["n_envs"], seed, config["env_kwargs"])
         model = _build_model(config, env, seed)
     cur = config["curriculum"]
@@ -294,7 +298,18 @@ def _run_locked(
     curriculum = next((c for c in run_callbacks if isinstance(c, CurriculumCallback)), None)
     if curriculum is not None and state.get("curriculum"):
         curriculum.load_state_dict(state["curriculum"])  # the same success window as before the interruption
-    save = lambda: _save_checkpoint(model, out_dir, snapshot())  # noqa: E731
+    fast_slow = next((c for c in run_callbacks if isinstance(c, FastSlowCallback)), None)
+    fast_slow_settings = {k: (config.get("fast_slow") or {}).get(k) for k in _FAST_SLOW_KEYS}
+    if fast_slow is not None and saved_fast_slow and saved_fast_slow.get("settings") == fast_slow_settings:
+        fast_slow.load_state_dict(saved_fast_slow["state"])  # finish the meta-sequence the checkpoint was in
+
+    def fast_slow_state() -> dict[str, Any] | None:
+        return None if fast_slow is None else {"settings": fast_slow_settings, "state": fast_slow.state_dict()}
+
+    def save(rolled_back: bool = False) -> None:
+        # during a rollout the meta-sequence does not change: its state now is the one at the rollout start
+        _save_checkpoint(model, out_dir, snapshot(rolled_back), fast_slow_state())
+
     control = RunControl(config["checkpoint"]["every"], save, start, curriculum)
     # recorder first: it must see a step's episodes before the curriculum moves the envs on that step;
     # control last: its checkpoint must include the slow update that FastSlowCallback applies at rollout start
@@ -356,12 +371,12 @@ def _run_locked(
     # 4. Interrupted: roll back to the last rollout boundary and checkpoint there. Complete: save, evaluate.
     if control.stop_requested:
         model.num_timesteps = control.rollout_start  # the half-collected rollout was never trained on
-        _save_checkpoint(model, out_dir, snapshot(rolled_back=True))
+        save(rolled_back=True)
         env.close()
         return {"status": "interrupted", "timesteps": int(model.num_timesteps), "out_dir": str(out_dir)}
 
     recorder.finish()
-    _save_checkpoint(model, out_dir, snapshot())
+    save()
     save_model(model, out_dir / MODEL)
     final = evaluate_model(
         model,

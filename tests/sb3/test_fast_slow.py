@@ -221,6 +221,36 @@ def test_reused_callback_carries_the_meta_sequence_over_learn_calls() -> None:
     assert fs.slow_updates == 1
 
 
+def test_state_dict_continues_the_meta_sequence_in_a_new_callback() -> None:
+    """A new callback loaded with the state of the old one trains exactly as the old one would have."""
+    reused = make_model()  # each model seeds the global RNG when built: build and train one after the other
+    fs = FastSlowCallback(slow_every=3)
+    reused.learn(ROLLOUT, callback=fs)
+    reused.learn(ROLLOUT, callback=fs, reset_num_timesteps=False)
+    reused_state = fs.state_dict()
+    reused.learn(ROLLOUT, callback=fs, reset_num_timesteps=False)
+
+    resumed = make_model()
+    first = FastSlowCallback(slow_every=3)
+    resumed.learn(ROLLOUT, callback=first)
+    state = first.state_dict()
+    assert state["rollouts"] == 1 and state["acc_steps"] == STEPS_PER_TRAIN
+    second = FastSlowCallback(slow_every=3)
+    second.load_state_dict(state)
+    resumed.learn(ROLLOUT, callback=second, reset_num_timesteps=False)
+    assert second.state_dict()["rollouts"] == reused_state["rollouts"] == 2
+    for a, b in zip(second.state_dict()["acc"], reused_state["acc"], strict=True):
+        assert th.equal(a, b)
+    resumed.learn(ROLLOUT, callback=second, reset_num_timesteps=False)
+    assert second.slow_updates == fs.slow_updates == 1
+    assert same(snapshot(list(reused.policy.parameters())), snapshot(list(resumed.policy.parameters())))
+
+    mismatched = FastSlowCallback(slow_every=3, mode="reversed")
+    mismatched.load_state_dict(state)
+    with pytest.raises(ValueError, match="slow groups"):
+        make_model().learn(ROLLOUT, callback=mismatched)
+
+
 class Boom(BaseCallback):
     def __init__(self, at: int) -> None:
         super().__init__()
