@@ -28,7 +28,7 @@ from stable_baselines3.common.env_util import make_vec_env
 import metarim_gym  # noqa: F401  (registers the MetaRIM ids)
 from metarim_sb3 import MlpRIMPolicy, MultiInputRIMPolicy
 from metarim_sb3.callbacks import FastSlowCallback
-from metarim_sb3.drift import ParameterDriftCallback
+from metarim_sb3.callbacks.drift import ParameterDriftCallback
 
 LR = 7e-4
 

@@ -17,13 +17,18 @@ optimizer's parameter groups, the role names of :mod:`metarim_sb3.rim`).
 Callbacks: :class:`FastSlowCallback` (the Meta-RIMs fast/slow training scheme), :class:`CurriculumCallback`
 (success-threshold stage shifts), :class:`HeldOutEvalCallback` (zero-shot evaluation on a fixed stage),
 :class:`UnitActivityCallback` (which units are active, per task), :class:`ParameterDriftCallback` (how far each
-parameter group has moved: slow means slower, not frozen).
+parameter group has moved: slow means slower, not frozen), :class:`StageEvalCallback` (success on the current stage
+and every stage seen, for adaptation and forgetting).
 """
 
-from metarim_sb3.activity import UnitActivityCallback
-from metarim_sb3.callbacks import FastSlowCallback
-from metarim_sb3.curriculum import CurriculumCallback, HeldOutEvalCallback
-from metarim_sb3.drift import ParameterDriftCallback
+from metarim_sb3.callbacks import (
+    CurriculumCallback,
+    FastSlowCallback,
+    HeldOutEvalCallback,
+    ParameterDriftCallback,
+    StageEvalCallback,
+    UnitActivityCallback,
+)
 from metarim_sb3.gru_core import GRUCore
 from metarim_sb3.lstm_core import LSTMCore
 from metarim_sb3.policies import (
@@ -71,6 +76,7 @@ __all__ = [
     "ParameterDriftCallback",
     "RIMPolicy",
     "RecurrentCore",
+    "StageEvalCallback",
     "UnitActivityCallback",
     "__version__",
     "run_together",

@@ -231,7 +231,7 @@ PARAM_TABLES = {
     "params_curriculum.md": ("metarim_sb3.curriculum", "CurriculumCallback", ()),
     "params_heldout_eval.md": ("metarim_sb3.curriculum", "HeldOutEvalCallback", ()),
     "params_unit_activity.md": ("metarim_sb3.activity", "UnitActivityCallback", ()),
-    "params_drift.md": ("metarim_sb3.drift", "ParameterDriftCallback", ()),
+    "params_drift.md": ("metarim_sb3.callbacks.drift", "ParameterDriftCallback", ()),
 }
 
 

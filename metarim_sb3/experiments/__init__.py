@@ -7,9 +7,12 @@
 - :func:`build_report`: ``summary.csv``, plots and ``report.md`` from run folders;
 - :func:`evaluate_run`: success rate and return with 95 % CIs on one stage.
 
-Files: ``config.py`` (presets, overrides), ``runner.py`` (one run), ``monitoring.py`` (the run's callbacks),
-``rundir.py`` (run-folder layout), ``evaluate.py`` (evaluate, render), ``compare.py`` (grid), ``report.py`` and
-``plots.py`` (report), ``stats.py`` (IQM, bootstrap, Wilson), ``cli.py`` (argparse).
+Files: ``config.py`` (presets, overrides, value checks), ``runner.py`` (one run), ``monitoring.py`` (the run's
+callbacks), ``rundir.py`` (run-folder file names, atomic writes, lock, what may be cleared), ``envs.py`` (the
+vectorised environments), ``signals.py`` (SIGINT/SIGTERM), ``evaluate.py`` (evaluate, render), ``compare.py``
+(grid), ``report.py`` and ``plots.py`` (report), ``stats.py`` (IQM, bootstrap, Wilson), ``cli.py`` (argparse).
+
+Needs the ``experiments`` extra (``pip install "metarim[experiments]"``: matplotlib, tensorboard, rich, tqdm).
 """
 
 from metarim_sb3.experiments.compare import plan, run_grid

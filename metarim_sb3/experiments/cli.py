@@ -1,16 +1,18 @@
 """``metarim``: train, evaluate, compare, report and render Meta-RIM agents on shifting MiniGrid families.
 
-Exit codes: 0 success; 2 bad input (one line on stderr naming the problem and the allowed values; nothing is
-written); 3 training diverged (NaN/inf; the last good checkpoint is kept); 130 interrupted by SIGINT/SIGTERM
-(``train``/``compare``: a checkpoint was saved, continue with ``--resume`` / the same ``compare`` command).
+Exit codes: 0 success; 2 bad input, a damaged run file, or a run folder another process is writing (one line on
+stderr naming the problem and the allowed values; nothing is written or deleted); 3 training diverged (NaN/inf;
+the last good checkpoint is kept); 130 interrupted by SIGINT/SIGTERM (``train``/``compare``: a checkpoint was
+saved, continue with ``--resume`` / the same ``compare`` command). Model files are pickles: open only run
+folders you trust.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shlex
-import shutil
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -25,6 +27,10 @@ COMPARE_EPILOG = (
     "exit codes: 0 ok, 1 some run failed (see its error.log), 2 bad input, 130 interrupted (each run saved a "
     "checkpoint; run the same command again to resume: complete runs are skipped)"
 )
+
+
+#: Modules of the ``experiments`` extra the command needs (plots, TensorBoard logs, progress bar).
+EXPERIMENTS_EXTRA = ("matplotlib", "tensorboard", "rich", "tqdm")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -95,7 +101,11 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint (default: off)"
     )
-    p.add_argument("--force", action="store_true", help="delete an existing run in --out and start over (default: off)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the run in --out (its run files only; refused for a folder that holds no run) (default: off)",
+    )
     p.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
@@ -164,18 +174,23 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace, prog: str) -> int:
-    from metarim_sb3.experiments.config import apply_overrides, load_yaml, parse_set, resolve_config
-    from metarim_sb3.experiments.rundir import CHECKPOINT, DONE, RunError, read_run_config
+    from metarim_sb3.experiments.config import apply_overrides, check_seed, load_yaml, parse_set, resolve_config
+    from metarim_sb3.experiments.rundir import RunError, check_out_dir, read_run_config
     from metarim_sb3.experiments.runner import run
 
     overrides = parse_set(args.set)
     if args.timesteps is not None and args.timesteps < 1:
         raise RunError(f"--timesteps must be a positive integer, got {args.timesteps}")
+    if args.threads < 1:
+        raise RunError(f"--threads must be a positive integer, got {args.threads}")
+    if args.seed is not None:
+        check_seed(args.seed)
     if args.resume:
         if args.out is None:
             raise RunError("--resume needs --out RUN (the run folder to continue)")
-        if not (args.out / CHECKPOINT).exists():
-            raise RunError(f"cannot resume {args.out}: it has no {CHECKPOINT} (start it without --resume)")
+        if args.force:
+            raise RunError("--resume and --force exclude each other: continue the run or start it over")
+        check_out_dir(args.out, resume=True, force=False)
         saved = read_run_config(args.out)
         seed = saved.pop("seed", 0)
         for name, value, old in (("agent", args.agent, saved["agent"]), ("env", args.env, saved["env"]),
@@ -198,25 +213,12 @@ def _train(args: argparse.Namespace, prog: str) -> int:
 
             print(yaml.safe_dump({**config, "seed": seed}, sort_keys=False), end="")
             return 0
-        if out.exists() and not args.force:
-            if (out / DONE).exists():
-                raise RunError(
-                    f"--out {out} holds a finished run; pass --force to overwrite it or choose another --out"
-                )
-            if (out / CHECKPOINT).exists():
-                raise RunError(
-                    f"--out {out} holds an unfinished run; pass --resume to continue it or --force to restart"
-                )
-        if out.exists() and args.force:
-            shutil.rmtree(out)
-    if args.threads < 1:
-        raise RunError(f"--threads must be a positive integer, got {args.threads}")
     import torch
 
     torch.set_num_threads(args.threads)
     progress = args.progress if args.progress is not None else sys.stderr.isatty()
     print(f"training {config['agent']} on {config['env']} for {config['timesteps']} steps, seed {seed} -> {out}")
-    result = run(config, seed, out, resume=args.resume, progress_bar=progress)
+    result = run(config, seed, out, resume=args.resume, force=args.force, progress_bar=progress)
     if result["status"] == "interrupted":
         print(f"interrupted: checkpoint at {result['timesteps']} steps in {out}; continue with: "
               f"metarim train --resume --out {shlex.quote(str(out))}", file=sys.stderr)  # fmt: skip
@@ -257,11 +259,11 @@ def _dispatch(args: argparse.Namespace, prog: str) -> int:
         return _compare(args)
     if args.command == "evaluate":
         from metarim_sb3.experiments.evaluate import evaluate_run, format_table
+        from metarim_sb3.experiments.rundir import eval_files
 
         summary = evaluate_run(args.run, args.stage, args.episodes, args.seed, args.n_envs)
         print(format_table(summary))
-        stage = summary["stage"]
-        print(f"saved {args.run / f'eval_{stage}.json'} and {args.run / f'eval_{stage}_episodes.csv'}")
+        print("saved " + " and ".join(str(args.run / name) for name in eval_files(summary["stage"])))
         return 0
     if args.command == "report":
         from metarim_sb3.experiments.report import build_report
@@ -291,6 +293,9 @@ def main(argv: list[str] | None = None) -> Any:
     :return: the exit code.
     """
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    missing = [name for name in EXPERIMENTS_EXTRA if importlib.util.find_spec(name) is None]
+    if missing:
+        _fail("metarim", f"the metarim command needs {', '.join(missing)}: pip install metarim[experiments]", 1)
     parser = _build_parser()
     args = parser.parse_args(argv)
     prog = f"metarim {args.command}"

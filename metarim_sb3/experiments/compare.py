@@ -21,7 +21,20 @@ from pathlib import Path
 from typing import Any
 
 from metarim_sb3.experiments.config import compare_preset, merge, resolve_config
-from metarim_sb3.experiments.rundir import CHECKPOINT, DONE, read_json, write_yaml
+from metarim_sb3.experiments.rundir import (
+    CHECKPOINT,
+    DONE,
+    ERROR_LOG,
+    JOB,
+    TRAIN_LOG,
+    RunError,
+    check_out_dir,
+    check_out_folder,
+    mark_run_dir,
+    read_json,
+    write_yaml,
+)
+from metarim_sb3.experiments.signals import stop_on_signals
 
 __all__ = ["Job", "default_workers", "plan", "run_grid"]
 
@@ -67,6 +80,7 @@ def plan(preset: str, out: Path, seeds: int | None = None, overrides: dict[str, 
     :param overrides: applied to every run config after the preset's ``overrides`` (e.g. ``--set``).
     :return: the jobs, env-major then agent then seed.
     """
+    check_out_folder(out)
     grid = compare_preset(preset)
     layer = merge(grid["overrides"], overrides or {})
     jobs = []
@@ -91,12 +105,19 @@ def _run_job(job: Job) -> dict[str, Any]:
     """Worker entry point: one run, its output in ``train.log``; never raises."""
     from metarim_sb3.experiments.runner import run
 
-    job.out_dir.mkdir(parents=True, exist_ok=True)
-    with open(job.out_dir / "train.log", "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+    resume = (job.out_dir / CHECKPOINT).exists()
+    try:
+        check_out_dir(job.out_dir, resume=resume, force=False)
+    except RunError as err:  # e.g. the folder holds other files: write nothing into it
+        return {"status": "failed", "error": str(err)}
+    mark_run_dir(job.out_dir)
+    with open(job.out_dir / TRAIN_LOG, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         try:
-            return run(job.config, job.seed, job.out_dir, resume=(job.out_dir / CHECKPOINT).exists())
+            return run(job.config, job.seed, job.out_dir, resume=resume)
+        except RunError as err:  # e.g. another process writes this run: its files are not ours to touch
+            return {"status": "failed", "error": str(err)}
         except Exception as err:  # reported by the parent; the other cells go on
-            (job.out_dir / "error.log").write_text(traceback.format_exc())
+            (job.out_dir / ERROR_LOG).write_text(traceback.format_exc())
             return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
 
 
@@ -108,7 +129,7 @@ def _describe(result: dict[str, Any]) -> str:
         )
     if result.get("status") == "interrupted":
         return f"interrupted at {result['timesteps']} steps (checkpoint saved)"
-    return f"FAILED: {result.get('error', '?')} (see error.log)"
+    return f"FAILED: {result.get('error', '?')} (see {ERROR_LOG} if there is one)"
 
 
 def run_grid(jobs: list[Job], workers: int | None = None, log: Any = None) -> tuple[list[dict[str, Any]], bool]:
@@ -135,46 +156,45 @@ def run_grid(jobs: list[Job], workers: int | None = None, log: Any = None) -> tu
     print(f"running {len(todo)} of {len(jobs)} runs on {n_workers} worker(s)", file=log, flush=True)
     for i in todo:
         job = jobs[i]
-        job.out_dir.mkdir(parents=True, exist_ok=True)
-        write_yaml(job.out_dir / "job.yaml", {"agent": job.agent, "env": job.env, "seed": job.seed})
+        try:
+            check_out_dir(job.out_dir, resume=(job.out_dir / CHECKPOINT).exists(), force=False)
+        except RunError:
+            continue  # the worker reports it and writes nothing
+        mark_run_dir(job.out_dir)
+        write_yaml(job.out_dir / JOB, {"agent": job.agent, "env": job.env, "seed": job.seed})
 
     interrupted = False
     executor = ProcessPoolExecutor(max_workers=n_workers, mp_context=mp.get_context("spawn"), initializer=_init_worker)
+    futures: dict[Future[dict[str, Any]], int] = {}
 
-    def on_signal(signum: int, frame: Any) -> None:
+    def stop() -> None:
         nonlocal interrupted
-        if interrupted and signum == signal.SIGINT:
-            raise KeyboardInterrupt
         interrupted = True
-        print(f"\n{signal.Signals(signum).name}: stopping the runs (they save checkpoints)...", file=log, flush=True)
         for future in futures:
             future.cancel()
         for process in list(getattr(executor, "_processes", {}).values()):  # workers may not share our group
             with contextlib.suppress(OSError):
                 os.kill(process.pid, signal.SIGINT)
 
-    futures: dict[Future[dict[str, Any]], int] = {}
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     start = time.perf_counter()
-    try:
-        futures.update({executor.submit(_run_job, jobs[i]): i for i in todo})
-        finished = len(results)
-        for future in as_completed(futures):
-            i = futures[future]
-            if future.cancelled():
-                continue
-            try:
-                results[i] = future.result()
-            except Exception as err:  # a worker died (e.g. killed)
-                results[i] = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
-            finished += 1
-            elapsed = time.perf_counter() - start
-            line = f"[{finished}/{len(jobs)} {elapsed:5.0f}s] {jobs[i].label}: {_describe(results[i])}"
-            print(line, file=log, flush=True)
-    finally:
-        executor.shutdown(wait=True, cancel_futures=True)
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+    with stop_on_signals(stop, "stopping the runs (they save checkpoints)..."):
+        try:
+            futures.update({executor.submit(_run_job, jobs[i]): i for i in todo})
+            finished = len(results)
+            for future in as_completed(futures):
+                i = futures[future]
+                if future.cancelled():
+                    continue
+                try:
+                    results[i] = future.result()
+                except Exception as err:  # a worker died (e.g. killed)
+                    results[i] = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+                finished += 1
+                elapsed = time.perf_counter() - start
+                line = f"[{finished}/{len(jobs)} {elapsed:5.0f}s] {jobs[i].label}: {_describe(results[i])}"
+                print(line, file=log, flush=True)
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
     for i in range(len(jobs)):
         results.setdefault(i, {"status": "interrupted", "timesteps": None})
     return [results[i] for i in range(len(jobs))], interrupted

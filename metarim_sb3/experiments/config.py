@@ -24,9 +24,11 @@ import yaml
 
 __all__ = [
     "AGENTS",
+    "DEVICES",
     "OPEN_KEYS",
     "ConfigError",
     "apply_overrides",
+    "check_seed",
     "compare_preset",
     "compare_preset_names",
     "env_ids",
@@ -196,18 +198,99 @@ def apply_overrides(config: dict[str, Any], *layers: Mapping[str, Any] | None) -
     return config
 
 
+#: ``(low, high, low_open)`` of each numeric key :func:`_check` bounds; ``None`` bounds are open ends.
+_BOUNDS: dict[str, tuple[float | None, float | None, bool]] = {
+    "timesteps": (1, None, False),
+    "n_envs": (1, None, False),
+    "log_interval": (1, None, False),
+    "ppo.learning_rate": (0, None, True),
+    "ppo.n_steps": (1, None, False),
+    "ppo.batch_size": (2, None, False),
+    "ppo.n_epochs": (1, None, False),
+    "ppo.gamma": (0, 1, False),
+    "ppo.gae_lambda": (0, 1, False),
+    "ppo.clip_range": (0, None, True),
+    "ppo.ent_coef": (0, None, False),
+    "ppo.vf_coef": (0, None, False),
+    "ppo.max_grad_norm": (0, None, True),
+    "curriculum.threshold": (0, 1, True),
+    "curriculum.window": (1, None, False),
+    "curriculum.min_steps": (0, None, False),
+    "heldout_eval.every": (1, None, False),
+    "heldout_eval.episodes": (1, None, False),
+    "heldout_eval.n_envs": (1, None, False),
+    "final_eval.episodes": (1, None, False),
+    "final_eval.n_envs": (1, None, False),
+    "checkpoint.every": (1, None, False),
+    "fast_slow.slow_every": (1, None, False),
+}
+_REAL_KEYS = ("rate", "gamma", "lambda", "range", "coef", "norm", "threshold")
+_INTEGER_KEYS = {k for k in _BOUNDS if not k.endswith(_REAL_KEYS)}
+#: Devices a config may name (``cuda:N`` too).
+DEVICES = ("cpu", "cuda", "mps", "auto")
+
+
+def check_seed(seed: object) -> int:
+    """
+    :param seed: a run seed.
+    :return: the seed.
+    :raises ConfigError: unless ``0 <= seed < 2**32`` (what numpy and the environments accept).
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ConfigError(f"seed must be an integer from 0 to {2**32 - 1}, got {seed!r}")
+    return seed
+
+
+def _lookup(config: dict[str, Any], key: str) -> tuple[bool, Any]:
+    node: Any = config
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
 def _check(config: dict[str, Any]) -> None:
-    """Checks that need the whole config (types are checked by the strict merge)."""
-    if not isinstance(config.get("timesteps"), int) or config["timesteps"] < 1:
-        raise ConfigError(f"timesteps must be a positive integer, got {config.get('timesteps')!r}")
+    """Checks of values (types are checked by the strict merge): each bad value named with what is allowed."""
     if config.get("env") not in env_ids():
         raise ConfigError(f"unknown env {config.get('env')!r}; allowed: {', '.join(env_ids())}")
-    for key in ("n_envs",):
-        if not isinstance(config.get(key), int) or config[key] < 1:
-            raise ConfigError(f"{key} must be a positive integer, got {config.get(key)!r}")
-    every = config.get("checkpoint", {}).get("every")
-    if not isinstance(every, int) or every < 1:
-        raise ConfigError(f"checkpoint.every must be a positive integer, got {every!r}")
+    for key, (low, high, low_open) in _BOUNDS.items():
+        present, value = _lookup(config, key)
+        if not present or (value is None and key.startswith("fast_slow.")):
+            continue
+        integer = key in _INTEGER_KEYS
+        kind = "an integer" if integer else "a number"
+        allowed = " and ".join(
+            part
+            for part in (
+                None if low is None else f"{'>' if low_open else '>='} {low}",
+                None if high is None else f"<= {high}",
+            )
+            if part
+        )
+        ok = isinstance(value, int) if integer else isinstance(value, (int, float)) and math.isfinite(value)
+        ok = ok and not isinstance(value, bool)
+        if ok and low is not None:
+            ok = value > low if low_open else value >= low
+        if ok and high is not None:
+            ok = value <= high
+        if not ok:
+            raise ConfigError(f"config key {key} must be {kind} {allowed}, got {value!r}")
+    device = config.get("device", "cpu")
+    if not isinstance(device, str) or not (device in DEVICES or (device.startswith("cuda:") and device[5:].isdigit())):
+        raise ConfigError(f"config key device must be one of {', '.join(DEVICES)} or cuda:N, got {device!r}")
+    ppo = config.get("ppo", {})
+    rollout = ppo.get("n_steps", 1) * config.get("n_envs", 1)
+    if isinstance(ppo.get("batch_size"), int) and ppo["batch_size"] > rollout:
+        raise ConfigError(
+            f"config key ppo.batch_size must be <= n_envs * ppo.n_steps = {rollout}, got {ppo['batch_size']}"
+        )
+    mode = _lookup(config, "fast_slow.mode")[1]
+    if mode is not None and mode not in ("meta", "reversed", "joint"):
+        raise ConfigError(f"config key fast_slow.mode must be one of meta, reversed, joint, got {mode!r}")
+    other = _lookup(config, "fast_slow.other")[1]
+    if other is not None and other not in ("fast", "slow"):
+        raise ConfigError(f"config key fast_slow.other must be fast or slow, got {other!r}")
 
 
 def resolve_config(

@@ -7,18 +7,26 @@ interval over episodes. Episodes run in ``n_envs`` parallel environments, split 
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 
-from metarim_sb3.experiments.rundir import RunError, find_model, read_run_config, write_json
+from metarim_sb3.experiments.envs import make_env
+from metarim_sb3.experiments.rundir import (
+    RunError,
+    check_writable_file,
+    eval_files,
+    find_model,
+    load_model_file,
+    read_run_config,
+    write_csv,
+    write_json,
+)
 from metarim_sb3.experiments.stats import bootstrap_ci, wilson_interval
 
-__all__ = ["evaluate_model", "evaluate_run", "format_table", "load_model", "parse_stage", "render_gif"]
+__all__ = ["evaluate_model", "evaluate_run", "format_table", "load_model", "parse_stage", "policy_frames", "render_gif"]
 
 
 def parse_stage(stage: str | int) -> int | str:
@@ -32,16 +40,6 @@ def parse_stage(stage: str | int) -> int | str:
     if isinstance(stage, str) and stage.isdigit():
         return int(stage)
     raise RunError(f"bad --stage {stage!r}; allowed: heldout or a stage index 0, 1, ...")
-
-
-def _make_env(env_id: str, stage: int | str, n_envs: int, seed: int, env_kwargs: dict[str, Any] | None, **extra: Any):
-    import metarim_gym  # noqa: F401  (registers the MetaRIM ids)
-
-    kwargs = {**(env_kwargs or {}), "stage": stage, **extra}
-    try:
-        return make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=kwargs)
-    except ValueError as err:  # e.g. a stage index out of range: the env names the allowed values
-        raise RunError(f"{env_id}: {err}") from err
 
 
 def evaluate_model(
@@ -69,7 +67,7 @@ def evaluate_model(
     :return: ``stage, episodes, success_rate, success_ci, mean_return, return_ci, mean_length`` and the
         per-episode lists ``successes, returns, lengths``.
     """
-    env = _make_env(env_id, stage, max(1, min(n_envs, episodes)), seed, env_kwargs)
+    env = make_env(env_id, max(1, min(n_envs, episodes)), seed, env_kwargs, stage=stage)
     successes: list[bool] = []
 
     def collect(locals_: dict[str, Any], _globals: dict[str, Any]) -> None:
@@ -109,11 +107,10 @@ def load_model(run_dir: str | Path, device: str = "cpu") -> tuple[Any, dict[str,
     :param run_dir: a run folder.
     :param device: torch device.
     :return: the run's final model (or latest checkpoint) and its config.
+    :raises RunError: if the folder holds no run, or its model file is damaged.
     """
-    from sb3_contrib import RecurrentPPO
-
     config = read_run_config(run_dir)
-    return RecurrentPPO.load(find_model(run_dir), device=device), config
+    return load_model_file(find_model(run_dir), device=device), config
 
 
 def evaluate_run(
@@ -131,6 +128,8 @@ def evaluate_run(
     """
     if episodes < 1:
         raise RunError(f"--episodes must be a positive integer, got {episodes}")
+    if n_envs < 1:
+        raise RunError(f"--n-envs must be a positive integer, got {n_envs}")
     stage = parse_stage(stage)
     model, config = load_model(run_dir, device=config_device(run_dir))
     result = evaluate_model(
@@ -144,14 +143,14 @@ def evaluate_run(
         deterministic=bool(config.get("deterministic_eval", False)),
     )
     run_dir = Path(run_dir)
-    with open(run_dir / f"eval_{stage}_episodes.csv", "w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["episode", "success", "return", "length"])
-        for i, row in enumerate(zip(result["successes"], result["returns"], result["lengths"], strict=True)):
-            writer.writerow([i, *row])
+    summary_name, episodes_name = eval_files(stage)
+    rows: list[list[Any]] = [["episode", "success", "return", "length"]]
+    columns = zip(result["successes"], result["returns"], result["lengths"], strict=True)
+    rows += [[i, *row] for i, row in enumerate(columns)]
+    write_csv(run_dir / episodes_name, rows)
     summary = {k: v for k, v in result.items() if k not in ("successes", "returns", "lengths")}
     summary = {"run": str(run_dir), "agent": config["agent"], "env": config["env"], "seed": seed, **summary}
-    write_json(run_dir / f"eval_{stage}.json", summary)
+    write_json(run_dir / summary_name, summary)
     return summary
 
 
@@ -204,11 +203,32 @@ def render_gif(
     from metarim_gym.rendering import save_gif
 
     stage = parse_stage(stage)
+    check_writable_file(out)
     model, config = load_model(run_dir) if run_dir is not None else (None, {})
     env_id = env_id or config.get("env")
     if env_id is None:
         raise RunError("render needs --env or --model")
-    env = _make_env(env_id, stage, 1, seed, config.get("env_kwargs"), render_mode="rgb_array")
+    env = make_env(env_id, 1, seed, config.get("env_kwargs"), stage=stage, render_mode="rgb_array")
+    try:
+        frames = policy_frames(env, model, steps, seed)
+    finally:
+        env.close()
+    return save_gif(frames, out, fps=fps)
+
+
+def policy_frames(env: Any, model: Any | None, steps: int, seed: int = 0) -> list[np.ndarray]:
+    """
+    Step a one-env ``VecEnv`` (``render_mode="rgb_array"``) with a recurrent model and collect its frames.
+    ``metarim_gym.rendering.record_frames`` takes a stateless policy of the observation; a recurrent model needs
+    its state carried and reset at episode starts, which ``model.predict`` does here (SB3's ``VecEnv`` resets
+    finished episodes itself).
+
+    :param env: the ``VecEnv`` with one environment.
+    :param model: a (recurrent) SB3 model with sampled actions, or ``None`` for uniformly random actions.
+    :param steps: steps to take.
+    :param seed: seed of the random actions.
+    :return: the frames, one per step plus the first.
+    """
     obs = env.reset()
     frames = [env.get_images()[0]]
     state, start = None, np.ones(1, dtype=bool)
@@ -217,8 +237,7 @@ def render_gif(
         if model is not None:
             action, state = model.predict(obs, state=state, episode_start=start, deterministic=False)
         else:
-            action = rng.integers(env.action_space.n, size=1)  # type: ignore[attr-defined]
+            action = rng.integers(env.action_space.n, size=1)
         obs, _, start, _ = env.step(action)
         frames.append(env.get_images()[0])
-    env.close()
-    return save_gif(frames, out, fps=fps)
+    return frames

@@ -104,7 +104,7 @@ def adaptation_auc(
 
     - **start**: the first evaluation at or after ``shift_at`` stands for the success at ``shift_at`` (held
       constant back to it), provided it is at most ``max_start_gap`` frames later. :class:`StageEvalCallback
-      <metarim_sb3.stage_eval.StageEvalCallback>` evaluates at the first rollout end after a shift, before any
+      <metarim_sb3.callbacks.stage_eval.StageEvalCallback>` evaluates at the first rollout end after a shift, before any
       training on the new stage, so that evaluation *is* the policy at the shift. No evaluation there: ``nan``.
     - **end**: the curve must reach ``shift_at + horizon``: it is interpolated between the evaluations on either
       side of that frame, or taken from an evaluation exactly there. Evaluations that end earlier (the budget ran
@@ -358,7 +358,7 @@ def forgetting(
     Forgetting per stage: success when the stage was mastered (or left) minus its success later on.
 
     The reference is the first evaluation at or after the stage's reference frame: with
-    :class:`~metarim_sb3.stage_eval.StageEvalCallback` an evaluation runs at the first rollout end after each
+    :class:`~metarim_sb3.callbacks.stage_eval.StageEvalCallback` an evaluation runs at the first rollout end after each
     shift, with the parameters of the moment the stage was left. "Later" means the evaluations after the
     reference one, up to ``until_frames`` (e.g. the frame the stage became the training stage again after a
     cycle) if given. A positive drop is forgetting; a negative one is improvement while away.

@@ -9,9 +9,7 @@ trained on).
 from __future__ import annotations
 
 import copy
-import csv
 import math
-import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -22,12 +20,9 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
 
-from metarim_sb3.experiments.rundir import append_csv_row
+from metarim_sb3.experiments.rundir import CURVE, MASTERY, append_csv_row
 
-__all__ = ["CURVE_CSV", "MASTERY_CSV", "NonFiniteError", "RunControl", "RunRecorder", "check_finite", "truncate_csv"]
-
-CURVE_CSV = "curve.csv"
-MASTERY_CSV = "mastery.csv"
+__all__ = ["NonFiniteError", "RunControl", "RunRecorder", "check_finite"]
 
 
 class NonFiniteError(RuntimeError):
@@ -46,32 +41,6 @@ def check_finite(model: Any) -> None:
                     f"parameter {name} became NaN/inf at {model.num_timesteps} steps (lower ppo.learning_rate or "
                     "ppo.max_grad_norm); the last good checkpoint is kept"
                 )
-
-
-def truncate_csv(path: str | Path, column: str, max_value: float) -> None:
-    """
-    Drop the rows of a CSV whose ``column`` exceeds ``max_value`` (rows written after the checkpoint a run
-    resumes from), rewriting the file atomically.
-
-    :param path: the CSV file (nothing happens if it does not exist).
-    :param column: the timestep column.
-    :param max_value: the largest value to keep.
-    """
-    path = Path(path)
-    if not path.exists():
-        return
-    with open(path, newline="") as file:
-        rows = list(csv.reader(file))
-    if not rows or column not in rows[0]:
-        return
-    index = rows[0].index(column)
-    kept = [rows[0]] + [r for r in rows[1:] if r and float(r[index]) <= max_value]
-    if len(kept) == len(rows):
-        return
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as file:
-        csv.writer(file).writerows(kept)
-    os.replace(tmp, path)
 
 
 class RunRecorder(BaseCallback):
@@ -96,7 +65,7 @@ class RunRecorder(BaseCallback):
 
     def __init__(self, out_dir: Path, threshold: float, window: int, state: dict[str, Any] | None = None) -> None:
         super().__init__()
-        self.curve_path, self.mastery_path = out_dir / CURVE_CSV, out_dir / MASTERY_CSV
+        self.curve_path, self.mastery_path = out_dir / CURVE, out_dir / MASTERY
         self.threshold, self.window = threshold, window
         state = state or {}
         self.elapsed = float(state.get("elapsed", 0.0))
@@ -191,11 +160,16 @@ class RunControl(BaseCallback):
     :param every: steps between checkpoints.
     :param save: writes a checkpoint (called with the model consistent, at a rollout start).
     :param last_checkpoint: the step count of the checkpoint the run started from (``0`` for a new run).
+    :param curriculum: the run's curriculum callback, whose state is kept at each rollout start (``None``: none).
     """
 
-    def __init__(self, every: int, save: Callable[[], None], last_checkpoint: int = 0) -> None:
+    def __init__(
+        self, every: int, save: Callable[[], None], last_checkpoint: int = 0, curriculum: Any | None = None
+    ) -> None:
         super().__init__()
-        self.every, self.save = every, save
+        self.every, self.save, self.curriculum = every, save, curriculum
+        #: The curriculum's :meth:`state_dict` at the start of the current rollout (``None`` without one).
+        self.rollout_curriculum: dict[str, Any] | None = None
         #: Every env's stage at the start of the current rollout.
         self.rollout_stages: list[int] = []
         self.last_checkpoint = last_checkpoint
@@ -204,13 +178,16 @@ class RunControl(BaseCallback):
         #: ``num_timesteps`` at the start of the current rollout.
         self.rollout_start = last_checkpoint
 
-    def _on_training_start(self) -> None:
+    def _mark_rollout_start(self) -> None:
         self.rollout_start = self.num_timesteps
         self.rollout_stages = [int(s) for s in self.training_env.env_method("get_stage")]
+        self.rollout_curriculum = self.curriculum.state_dict() if self.curriculum is not None else None
+
+    def _on_training_start(self) -> None:
+        self._mark_rollout_start()
 
     def _on_rollout_start(self) -> None:
-        self.rollout_start = self.num_timesteps
-        self.rollout_stages = [int(s) for s in self.training_env.env_method("get_stage")]
+        self._mark_rollout_start()
         check_finite(self.model)
         if self.num_timesteps - self.last_checkpoint >= self.every:
             self.save()

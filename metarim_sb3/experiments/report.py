@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import math
 import time
+import zipfile
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,7 +26,20 @@ from typing import Any
 import numpy as np
 
 from metarim_sb3.experiments.config import AGENTS
-from metarim_sb3.experiments.rundir import CONFIG, DONE, FINAL_EVAL, VERSIONS, RunError, read_json, read_run_config
+from metarim_sb3.experiments.rundir import (
+    ACTIVITY,
+    CONFIG,
+    CURRICULUM,
+    CURVE,
+    DONE,
+    FINAL_EVAL,
+    MASTERY,
+    VERSIONS,
+    RunError,
+    check_out_folder,
+    read_json,
+    read_run_config,
+)
 from metarim_sb3.experiments.stats import bootstrap_ci, stratified_bootstrap_ci
 
 __all__ = ["RunData", "build_report", "find_runs", "load_run"]
@@ -103,7 +117,18 @@ def load_run(path: Path) -> RunData:
     :param path: a run folder.
     :return: its data (missing files give empty fields: an unfinished run still shows its curve).
     """
-    rows = _read_csv(path / "curve.csv")
+    try:
+        return _load_run(path)
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as err:
+        if isinstance(err, RunError):
+            raise
+        raise RunError(
+            f"{path} holds a damaged run file ({type(err).__name__}: {err}); remove the folder from the report"
+        ) from err
+
+
+def _load_run(path: Path) -> RunData:
+    rows = _read_csv(path / CURVE)
     curve = {k: np.array([_num(r.get(k)) for r in rows]) for k in ("timesteps", "time_s", "stage", "success_rate")}
     curve["episodes"] = np.array([_num(r.get("episodes")) for r in rows])
     visits = [
@@ -113,13 +138,13 @@ def load_run(path: Path) -> RunData:
             "mastered_at": None if r["mastered_at"] in ("", None) else _num(r["mastered_at"]),
             "left_at": _num(r["left_at"]),
         }
-        for r in _read_csv(path / "mastery.csv")
+        for r in _read_csv(path / MASTERY)
     ]
     activity = None
-    if (path / "rim_activity.npz").exists():
-        with np.load(path / "rim_activity.npz") as data:
+    if (path / f"{ACTIVITY}.npz").exists():
+        with np.load(path / f"{ACTIVITY}.npz") as data:
             activity = {k: data[k] for k in data.files}
-    shifts = [int(_num(r["timestep"])) for r in _read_csv(path / "curriculum.csv")]
+    shifts = [int(_num(r["timestep"])) for r in _read_csv(path / CURRICULUM)]
     done = read_json(path / DONE) if (path / DONE).exists() else None
     final = read_json(path / FINAL_EVAL) if (path / FINAL_EVAL).exists() else None
     return RunData(path, read_run_config(path), done, curve, visits, final, activity, shifts)
@@ -312,8 +337,9 @@ def build_report(paths: Iterable[str | Path], out: str | Path, command: str = ""
     """
     from metarim_sb3.experiments import plots
 
-    runs = [load_run(p) for p in find_runs(paths)]
     out = Path(out)
+    check_out_folder(out)
+    runs = [load_run(p) for p in find_runs(paths)]
     out.mkdir(parents=True, exist_ok=True)
     written = {"summary": out / "summary.csv", "aggregate": out / "aggregate.csv"}
     _write_summary(runs, written["summary"])

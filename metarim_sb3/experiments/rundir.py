@@ -17,32 +17,72 @@
       rim_activity.csv/.npz  unit x task activity (RIM agents; after a resume: the last segment only)
       progress*.csv, tensorboard/   SB3's logger (one progress file per resumed segment)
       eval_<stage>.json/_episodes.csv  written by ``metarim evaluate``
+      train.log, error.log, job.yaml   written by ``metarim compare`` (a worker's output, a failed run's traceback)
+      .metarim-run         the marker: this folder was made by ``metarim train`` (``--force`` clears only such folders)
+      .metarim.lock        held by the one process writing the folder (released by the kernel if it dies)
+
+Only run files are ever deleted or replaced (:func:`clear_run`); a folder that is not empty and holds no run is
+never taken over. Files are replaced atomically: written to a temporary name of the writing process, flushed to
+disk (``fsync``), renamed over the old one, and the folder entry flushed too. Model files are pickles: open only
+run folders you trust.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from metarim_sb3._csvlog import append_csv_row
+from metarim_sb3.callbacks._common import append_csv_row, repair_csv_tail
 
 __all__ = [
+    "ACTIVITY",
     "CHECKPOINT",
     "CHECKPOINT_META",
     "CONFIG",
+    "CURRICULUM",
+    "CURVE",
     "DONE",
+    "ERROR_LOG",
     "FINAL_EVAL",
+    "HELDOUT_EVAL",
+    "JOB",
+    "LOCK",
+    "MARKER",
+    "MASTERY",
     "MODEL",
+    "STEP_COLUMNS",
+    "TENSORBOARD",
+    "TRAIN_LOG",
     "VERSIONS",
     "RunError",
+    "RunLock",
     "append_csv_row",
+    "check_out_dir",
+    "check_out_folder",
+    "check_writable_file",
+    "clean_stale_temp_files",
+    "clear_run",
+    "eval_files",
     "find_model",
+    "is_run_dir",
+    "load_model_file",
+    "mark_run_dir",
+    "progress_csv",
     "read_json",
     "read_run_config",
+    "repair_csv_tail",
+    "save_model",
+    "start_fresh",
+    "truncate_csv",
+    "write_csv",
     "write_json",
     "write_yaml",
 ]
@@ -54,29 +94,98 @@ CHECKPOINT_META = "checkpoint.json"
 MODEL = "model.zip"
 DONE = "done.json"
 FINAL_EVAL = "final_eval.json"
+CURVE = "curve.csv"
+MASTERY = "mastery.csv"
+CURRICULUM = "curriculum.csv"
+HELDOUT_EVAL = "heldout_eval.csv"
+#: Base name of the unit-activity files (``.csv`` and ``.npz``).
+ACTIVITY = "rim_activity"
+TENSORBOARD = "tensorboard"
+TRAIN_LOG = "train.log"
+ERROR_LOG = "error.log"
+JOB = "job.yaml"
+MARKER = ".metarim-run"
+LOCK = ".metarim.lock"
+_TMP_TAG = ".tmp-"  # temporary files: .<name>.tmp-<pid>[.zip]
 
 
 class RunError(ValueError):
     """A run folder that cannot be used as asked (no checkpoint to resume, would overwrite a finished run...)."""
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as file:
-        file.write(text)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(tmp, path)
+def progress_csv(start: int) -> str:
+    """
+    :param start: the step count a training segment starts at.
+    :return: the name of SB3's progress file of that segment.
+    """
+    return "progress.csv" if start == 0 else f"progress_from_{start}.csv"
+
+
+def eval_files(stage: int | str) -> tuple[str, str]:
+    """
+    :param stage: ``"heldout"`` or a stage index.
+    :return: the names of the summary and per-episode files ``metarim evaluate`` writes for that stage.
+    """
+    return f"eval_{stage}.json", f"eval_{stage}_episodes.csv"
+
+
+def _run_file_names() -> set[str]:
+    return {CONFIG, VERSIONS, CHECKPOINT, CHECKPOINT_META, MODEL, DONE, FINAL_EVAL, CURVE, MASTERY, CURRICULUM,
+            HELDOUT_EVAL, f"{ACTIVITY}.csv", f"{ACTIVITY}.npz", TRAIN_LOG, ERROR_LOG, JOB, MARKER}  # fmt: skip
+
+
+def _is_run_file(name: str) -> bool:
+    if name in _run_file_names() or _TMP_TAG in name:
+        return True
+    if name.startswith("progress") and name.endswith(".csv"):
+        return True
+    return name.startswith("eval_") and name.endswith((".json", "_episodes.csv"))
+
+
+# ---------------------------------------------------------------------------------------------- atomic writes
+def _tmp_name(path: Path) -> Path:
+    """A temporary name next to ``path``, unique to this process (keeps ``path``'s suffix: SB3 adds ``.zip``)."""
+    return path.with_name(f".{path.stem}{_TMP_TAG}{os.getpid()}{path.suffix}")
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # not supported everywhere (e.g. Windows)
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _replace_with(path: Path, write: Callable[[Path], None]) -> None:
+    """Write ``path`` through a temporary file: ``write(tmp)``, fsync it, rename it over ``path``, fsync the folder."""
+    path = Path(path)
+    tmp = _tmp_name(path)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as file:
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+
+
+def _write_text(path: Path, text: str) -> None:
+    def write(tmp: Path) -> None:
+        tmp.write_text(text, encoding="utf-8")
+
+    _replace_with(path, write)
 
 
 def write_json(path: str | Path, data: Any) -> None:
     """
-    Write JSON atomically (temporary file, then ``os.replace``).
+    Write JSON atomically.
 
     :param path: the file.
     :param data: JSON-serialisable data (NaN is written as ``NaN``).
     """
-    _atomic_write(Path(path), json.dumps(data, indent=2, sort_keys=False) + "\n")
+    _write_text(Path(path), json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 def write_yaml(path: str | Path, data: Any) -> None:
@@ -86,15 +195,93 @@ def write_yaml(path: str | Path, data: Any) -> None:
     :param path: the file.
     :param data: YAML-serialisable data.
     """
-    _atomic_write(Path(path), yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
+    _write_text(Path(path), yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
 
 
+def write_csv(path: str | Path, rows: list[list[Any]]) -> None:
+    """
+    Write a whole CSV file atomically.
+
+    :param path: the file.
+    :param rows: the rows, header first.
+    """
+    import csv
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as file:
+            csv.writer(file).writerows(rows)
+
+    _replace_with(Path(path), write)
+
+
+def save_model(model: Any, path: str | Path) -> None:
+    """
+    Save an SB3 model atomically (``model.save`` to a temporary file, fsync, rename, fsync the folder).
+
+    :param model: the model.
+    :param path: the ``.zip`` file.
+    """
+    _replace_with(Path(path), model.save)
+
+
+def clean_stale_temp_files(run_dir: str | Path) -> list[Path]:
+    """
+    Remove the temporary files an interrupted writer left (call while holding the folder's :class:`RunLock`).
+
+    :param run_dir: the run folder.
+    :return: the removed files.
+    """
+    removed = []
+    for path in Path(run_dir).glob(f".*{_TMP_TAG}*"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def truncate_csv(path: str | Path, column: str, max_value: float) -> None:
+    """
+    Drop the rows of a CSV whose ``column`` exceeds ``max_value`` (rows written after the checkpoint a run
+    resumes from), and a torn or unreadable last row, rewriting the file atomically.
+
+    :param path: the CSV file (nothing happens if it does not exist).
+    :param column: the timestep column.
+    :param max_value: the largest value to keep.
+    """
+    import csv
+
+    path = Path(path)
+    if not path.exists():
+        return
+    repair_csv_tail(path)
+    with open(path, newline="") as file:
+        rows = list(csv.reader(file))
+    if not rows or column not in rows[0]:
+        return
+    index = rows[0].index(column)
+
+    def keep(row: list[str]) -> bool:
+        try:
+            return len(row) == len(rows[0]) and float(row[index]) <= max_value
+        except ValueError:
+            return False
+
+    kept = [rows[0], *(r for r in rows[1:] if keep(r))]
+    if len(kept) != len(rows):
+        write_csv(path, kept)
+
+
+# ---------------------------------------------------------------------------------------------- reading
 def read_json(path: str | Path) -> Any:
     """
     :param path: a JSON file.
     :return: its content.
+    :raises RunError: naming the file if it cannot be read or is damaged.
     """
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise RunError(f"{path} is damaged or unreadable ({type(err).__name__}); delete it or restore it") from err
 
 
 def read_run_config(run_dir: str | Path) -> dict[str, Any]:
@@ -106,7 +293,7 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / CONFIG
     try:
         config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as err:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         raise RunError(f"{run_dir} is not a run folder: cannot read {CONFIG} ({type(err).__name__})") from err
     if not isinstance(config, dict) or "env" not in config or "agent" not in config:
         raise RunError(f"{run_dir} is not a run folder: {CONFIG} has no agent/env")
@@ -124,3 +311,235 @@ def find_model(run_dir: str | Path) -> Path:
         if path.is_file():
             return path
     raise RunError(f"{run_dir} has no {MODEL} or {CHECKPOINT}: train it first (metarim train --out {run_dir})")
+
+
+def load_model_file(path: str | Path, **kwargs: Any) -> Any:
+    """
+    Load a ``RecurrentPPO`` zip (a pickle inside: open only run folders you trust).
+
+    :param path: ``model.zip`` or ``checkpoint.zip``.
+    :param kwargs: passed to ``RecurrentPPO.load`` (``env``, ``device``...).
+    :return: the model.
+    :raises RunError: naming the file if it is damaged, and the checkpoint to fall back to if there is one.
+    """
+    from sb3_contrib import RecurrentPPO
+
+    path = Path(path)
+    try:
+        return RecurrentPPO.load(path, **kwargs)
+    except Exception as err:  # anything a damaged archive raises (zip, JSON, torch or pickle errors)
+        other = path.with_name(CHECKPOINT) if path.name != CHECKPOINT else None
+        hint = f"; {other} may still load" if other is not None and other.is_file() else ""
+        raise RunError(f"{path} is damaged and cannot be loaded ({type(err).__name__}){hint}") from err
+
+
+# ---------------------------------------------------------------------------------------------- ownership
+def is_run_dir(path: str | Path) -> bool:
+    """
+    :param path: a folder.
+    :return: whether ``metarim train`` made it: it holds the marker, or (folders of earlier versions) a
+        ``config.yaml`` with agent and env next to a ``versions.json``.
+    """
+    path = Path(path)
+    if (path / MARKER).is_file():
+        return True
+    if not (path / VERSIONS).is_file():
+        return False
+    try:
+        read_run_config(path)
+    except RunError:
+        return False
+    return True
+
+
+def check_out_dir(out_dir: str | Path, *, resume: bool, force: bool, locked: bool = False) -> None:
+    """
+    Check that a run may write to ``out_dir`` (before anything is written; again under the lock).
+
+    :param out_dir: the run folder.
+    :param resume: the run continues the one in the folder.
+    :param force: the run replaces the one in the folder.
+    :param locked: this process holds the folder's :class:`RunLock` (else a lock held by another is reported).
+    :raises RunError: if ``out_dir`` is a file; is being written by another process; is a non-empty folder
+        without a run; holds a run that is neither resumed nor replaced; or, with ``resume``, has no checkpoint.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunError(f"--out {out_dir} is a file, not a folder; choose a folder for the run")
+    if not locked and (out_dir / LOCK).is_file():
+        RunLock(out_dir).acquire().release()  # raises, naming the holder, if another process writes the folder
+    exists = out_dir.is_dir() and any(p.name != LOCK for p in out_dir.iterdir())
+    if resume:
+        if not (out_dir / CHECKPOINT).is_file():
+            raise RunError(f"cannot resume {out_dir}: it has no {CHECKPOINT} (start it without --resume)")
+        return
+    if not exists:
+        _check_creatable(out_dir)
+        return
+    if not is_run_dir(out_dir):
+        raise RunError(
+            f"--out {out_dir} is a non-empty folder that holds no metarim run; metarim never takes over other "
+            "files: choose a new or empty folder"
+        )
+    if force:
+        return
+    if (out_dir / DONE).exists():
+        raise RunError(f"--out {out_dir} holds a finished run; pass --force to overwrite it or choose another --out")
+    if (out_dir / CHECKPOINT).exists():
+        raise RunError(f"--out {out_dir} holds an unfinished run; pass --resume to continue it or --force to restart")
+
+
+def _check_creatable(folder: Path) -> None:
+    """The nearest existing parent of ``folder`` must be a writable folder."""
+    parent = folder
+    while not parent.exists():
+        if parent.parent == parent:
+            break
+        parent = parent.parent
+    if not parent.is_dir():
+        raise RunError(f"--out {folder}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise RunError(f"--out {folder}: {parent} is not writable")
+
+
+def check_writable_file(path: str | Path, option: str = "--out") -> None:
+    """
+    :param path: a file to be written (e.g. a GIF).
+    :param option: the option named in the message.
+    :raises RunError: if ``path`` is a folder or its folder cannot be created or written.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise RunError(f"{option} {path} is a folder; give a file name")
+    _check_creatable(path.parent if str(path.parent) else Path("."))
+
+
+def check_out_folder(path: str | Path, option: str = "--out") -> None:
+    """
+    :param path: a folder to be written (e.g. a report).
+    :param option: the option named in the message.
+    :raises RunError: if ``path`` is a file or cannot be created or written.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise RunError(f"{option} {path} is a file, not a folder")
+    _check_creatable(path)
+
+
+def clear_run(run_dir: str | Path) -> None:
+    """
+    Delete the files of the run in ``run_dir`` (for ``--force``; call while holding its :class:`RunLock`). Other
+    files stay.
+
+    :param run_dir: a folder for which :func:`is_run_dir` is true.
+    """
+    run_dir = Path(run_dir)
+    if not is_run_dir(run_dir):
+        raise RunError(f"{run_dir} holds no metarim run; refusing to clear it")
+    for path in run_dir.iterdir():
+        if path.name == LOCK:
+            continue
+        if path.is_dir() and path.name == TENSORBOARD:
+            shutil.rmtree(path)
+        elif path.is_file() and _is_run_file(path.name):
+            path.unlink()
+
+
+#: The CSV files of a run with a timestep column, and that column (a resumed run drops the rows after its checkpoint).
+STEP_COLUMNS = {CURVE: "timesteps", MASTERY: "left_at", CURRICULUM: "timestep", HELDOUT_EVAL: "timesteps"}
+
+
+def mark_run_dir(run_dir: str | Path) -> None:
+    """
+    Create the folder if needed and write the run marker (call while holding its :class:`RunLock`).
+
+    :param run_dir: the run folder.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not (run_dir / MARKER).is_file():
+        _write_text(run_dir / MARKER, "made by metarim train: --force may clear the run files in this folder\n")
+
+
+def start_fresh(run_dir: str | Path, *, force: bool) -> None:
+    """
+    Prepare a run folder for a run from step 0 (call while holding its :class:`RunLock`): with ``force`` clear
+    the old run (:func:`clear_run`); else drop the outputs a run that never checkpointed may have left. Then mark
+    the folder.
+
+    :param run_dir: the run folder.
+    :param force: replace a run.
+    """
+    run_dir = Path(run_dir)
+    if force and run_dir.is_dir() and is_run_dir(run_dir):
+        clear_run(run_dir)
+    elif run_dir.is_dir():
+        for name in (*STEP_COLUMNS, f"{ACTIVITY}.csv", f"{ACTIVITY}.npz", FINAL_EVAL, MODEL, DONE, CHECKPOINT_META):
+            (run_dir / name).unlink(missing_ok=True)
+        for path in run_dir.glob("progress*.csv"):
+            path.unlink()
+        shutil.rmtree(run_dir / TENSORBOARD, ignore_errors=True)
+    mark_run_dir(run_dir)
+
+
+class RunLock:
+    """
+    The exclusive right to write a run folder, held from :meth:`acquire` to :meth:`release` (or as a context
+    manager). Backed by an advisory ``flock`` on ``.metarim.lock`` where available, so a lock of a process that died
+    is free again; the file records the holder's pid and host for the message of the next one.
+
+    :param run_dir: the run folder (created if missing).
+    """
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.path = Path(run_dir) / LOCK
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        """
+        :return: ``self``.
+        :raises RunError: naming the holder, if another process holds the lock.
+        """
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise RunError(f"cannot write to {self.path.parent}: {err.strerror or err}") from err
+        try:
+            _lock_fd(fd)
+        except OSError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise RunError(
+                f"{self.path.parent} is being written by {holder}; wait for it to finish or stop it first"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"process {os.getpid()} on {socket.gethostname()}".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        """Release the lock (the file stays; an unlocked file means a free folder)."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _lock_fd(fd: int) -> None:
+    """Take an exclusive, non-blocking lock on ``fd``; ``OSError`` if another process holds it."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        import msvcrt
+
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -15,50 +15,61 @@ from __future__ import annotations
 
 import copy
 import platform
-import shutil
-import signal
 import subprocess
-import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from metarim_sb3.experiments.config import ConfigError
-from metarim_sb3.experiments.monitoring import (
-    CURVE_CSV,
-    MASTERY_CSV,
-    NonFiniteError,
-    RunControl,
-    RunRecorder,
-    check_finite,
-    truncate_csv,
-)
+from metarim_sb3.experiments.config import ConfigError, check_seed
+from metarim_sb3.experiments.envs import make_env
+from metarim_sb3.experiments.monitoring import NonFiniteError, RunControl, RunRecorder, check_finite
 from metarim_sb3.experiments.rundir import (
+    ACTIVITY,
     CHECKPOINT,
     CHECKPOINT_META,
     CONFIG,
+    CURRICULUM,
     DONE,
     FINAL_EVAL,
+    HELDOUT_EVAL,
     MODEL,
+    STEP_COLUMNS,
+    TENSORBOARD,
     VERSIONS,
     RunError,
+    RunLock,
+    check_out_dir,
+    clean_stale_temp_files,
+    load_model_file,
+    mark_run_dir,
+    progress_csv,
     read_json,
+    read_run_config,
+    save_model,
+    start_fresh,
+    truncate_csv,
     write_json,
     write_yaml,
 )
+from metarim_sb3.experiments.signals import stop_on_signals
 
-__all__ = ["run", "versions"]
+__all__ = ["RESUME_APPLIED_PPO_KEYS", "RESUME_FIXED_KEYS", "run", "versions"]
 
 STATE_ATTR = "metarim_run_state"  # stored inside checkpoint.zip: SB3 pickles the model's public attributes
-_CSV_STEP_COLUMNS = {
-    CURVE_CSV: "timesteps",
-    MASTERY_CSV: "left_at",
-    "curriculum.csv": "timestep",
-    "heldout_eval.csv": "timesteps",
-}
+FAST_SLOW_ATTR = "metarim_fast_slow_state"  # the FastSlowCallback meta-sequence (tensors: not in checkpoint.json)
+_FAST_SLOW_KEYS = ("mode", "other", "slow_every")  # a saved meta-sequence continues only under the same settings
+#: Config keys a resumed run cannot change: the checkpoint's network, rollout buffer and env count depend on them.
+RESUME_FIXED_KEYS = (
+    "policy",
+    "policy_kwargs",
+    "n_envs",
+    "ppo.n_steps",
+    "ppo.batch_size",
+    "ppo.gamma",
+    "ppo.gae_lambda",
+)
+#: ``ppo`` keys a resumed run applies to the loaded model (every other key is read anew from the config anyway).
+RESUME_APPLIED_PPO_KEYS = ("learning_rate", "n_epochs", "clip_range", "ent_coef", "vf_coef", "max_grad_norm")
 
 
 def versions() -> dict[str, str]:
@@ -103,17 +114,6 @@ def _policy_class(name: str) -> type:
     return getattr(metarim_sb3, name)
 
 
-def _make_env(config: dict[str, Any], n_envs: int, seed: int, **kwargs: Any) -> Any:
-    from stable_baselines3.common.env_util import make_vec_env
-
-    import metarim_gym  # noqa: F401  (registers the MetaRIM ids)
-
-    try:
-        return make_vec_env(config["env"], n_envs=n_envs, seed=seed, env_kwargs={**config["env_kwargs"], **kwargs})
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"env {config['env']} with env_kwargs {config['env_kwargs']}: {err}") from err
-
-
 def _build_model(config: dict[str, Any], env: Any, seed: int) -> Any:
     from sb3_contrib import RecurrentPPO
 
@@ -134,9 +134,7 @@ def _build_model(config: dict[str, Any], env: Any, seed: int) -> Any:
 
 def _callbacks(config: dict[str, Any], out_dir: Path, seed: int) -> list[Any]:
     """The algorithm's callbacks, in the order they must run (fast/slow first: its slow step ends a train())."""
-    from metarim_sb3.activity import UnitActivityCallback
-    from metarim_sb3.callbacks import FastSlowCallback
-    from metarim_sb3.curriculum import CurriculumCallback, HeldOutEvalCallback
+    from metarim_sb3.callbacks import CurriculumCallback, FastSlowCallback, HeldOutEvalCallback, UnitActivityCallback
 
     callbacks: list[Any] = []
     log_dir = str(out_dir)
@@ -146,10 +144,10 @@ def _callbacks(config: dict[str, Any], out_dir: Path, seed: int) -> list[Any]:
         cur = config["curriculum"]
         if cur["enabled"]:
             kwargs = {k: cur[k] for k in ("threshold", "window", "min_steps", "cycle")}
-            callbacks.append(CurriculumCallback(**kwargs, log_dir=log_dir))
+            callbacks.append(CurriculumCallback(**kwargs, log_dir=log_dir, csv_name=CURRICULUM))
         held = config["heldout_eval"]
         if held["enabled"]:
-            eval_env = _make_env(config, held["n_envs"], seed + 10_000, stage="heldout")
+            eval_env = make_env(config["env"], held["n_envs"], seed + 10_000, config["env_kwargs"], stage="heldout")
             callbacks.append(
                 HeldOutEvalCallback(
                     eval_env,
@@ -157,98 +155,132 @@ def _callbacks(config: dict[str, Any], out_dir: Path, seed: int) -> list[Any]:
                     n_eval_episodes=held["episodes"],
                     deterministic=bool(config["deterministic_eval"]),
                     log_dir=log_dir,
+                    csv_name=HELDOUT_EVAL,
                 )
             )
         if config.get("activity"):
-            callbacks.append(UnitActivityCallback(log_dir=log_dir))
+            callbacks.append(UnitActivityCallback(log_dir=log_dir, file_name=ACTIVITY))
     except (TypeError, ValueError) as err:
         raise ConfigError(f"bad callback settings in the config: {err}") from err
     return callbacks
 
 
-@contextmanager
-def _stop_on_signals(control: RunControl) -> Iterator[None]:
-    """SIGINT/SIGTERM ask the run to stop at the next step; a second SIGINT raises ``KeyboardInterrupt``."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if control.stop_requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        control.stop_requested = True
-        print(f"\n{signal.Signals(signum).name}: stopping; saving a checkpoint (Ctrl-C again aborts)", file=sys.stderr)
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-def _save_checkpoint(model: Any, out_dir: Path, state: dict[str, Any]) -> None:
+def _save_checkpoint(model: Any, out_dir: Path, state: dict[str, Any], fast_slow: dict[str, Any] | None) -> None:
     """Write ``checkpoint.zip`` atomically, with the run state inside it (one file: never out of step)."""
     check_finite(model)
     setattr(model, STATE_ATTR, state)
-    tmp = out_dir / ".checkpoint.tmp.zip"
-    model.save(tmp)
-    tmp.replace(out_dir / CHECKPOINT)
+    setattr(model, FAST_SLOW_ATTR, fast_slow)
+    save_model(model, out_dir / CHECKPOINT)
     write_json(out_dir / CHECKPOINT_META, state)
 
 
-def _prepare_dir(out_dir: Path, resume: bool) -> dict[str, Any] | None:
-    """Check the folder against the request; return the done marker of a finished run being extended."""
-    done = read_json(out_dir / DONE) if (out_dir / DONE).exists() else None
-    if resume and not (out_dir / CHECKPOINT).is_file():
-        raise RunError(f"cannot resume {out_dir}: it has no {CHECKPOINT}")
-    if not resume and done is not None:
-        raise RunError(f"{out_dir} holds a finished run; use --force to overwrite it or another --out")
-    if not resume and (out_dir / CHECKPOINT).exists():
-        raise RunError(f"{out_dir} holds an unfinished run; use --resume to continue it or --force to start over")
-    return done
+def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and f"{prefix}{key}" not in RESUME_FIXED_KEYS:
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _resume_changes(saved: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """
+    :return: the ``ppo`` settings to apply to the loaded model.
+    :raises ConfigError: if ``config`` changes a key the checkpoint fixes.
+    """
+    old, new = _flat(saved), _flat(config)
+    fixed = [k for k in RESUME_FIXED_KEYS if k in old and old.get(k) != new.get(k)]
+    if fixed:
+        raise ConfigError(
+            f"--resume cannot change {', '.join(fixed)} (fixed by the checkpoint); keys a resume may change: "
+            f"ppo.{', ppo.'.join(RESUME_APPLIED_PPO_KEYS)}, timesteps and the evaluation, curriculum, checkpoint, "
+            "fast_slow and env_kwargs settings"
+        )
+    return {k: config["ppo"][k] for k in RESUME_APPLIED_PPO_KEYS if k in config.get("ppo", {})}
+
+
+def _apply_ppo(model: Any, settings: dict[str, Any]) -> None:
+    """Set the resumable ``ppo`` settings on a loaded model (schedules rebuilt as SB3 builds them)."""
+    from stable_baselines3.common import utils
+
+    schedule = getattr(utils, "FloatSchedule", None) or utils.get_schedule_fn  # FloatSchedule: SB3 >= 2.6
+
+    for key, value in settings.items():
+        setattr(model, key, schedule(value) if key == "clip_range" else value)
+    model._setup_lr_schedule()
 
 
 def run(
-    config: dict[str, Any], seed: int, out_dir: Path, *, resume: bool = False, progress_bar: bool = False
+    config: dict[str, Any],
+    seed: int,
+    out_dir: Path,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    progress_bar: bool = False,
 ) -> dict[str, Any]:
     """
     Train one agent on one environment and evaluate it zero-shot on the held-out stage.
 
+    Nothing is written before the whole config has been accepted (the environments, model and callbacks are built
+    first), and only while this process holds the folder's lock (:class:`~metarim_sb3.experiments.rundir.RunLock`):
+    a second writer fails with :class:`RunError` naming the first.
+
     :param config: a resolved config (:func:`~metarim_sb3.experiments.config.resolve_config`).
-    :param seed: the run's seed (model, environments, evaluation).
-    :param out_dir: the run folder (created).
+    :param seed: the run's seed (model, environments, evaluation), ``0 <= seed < 2**32``.
+    :param out_dir: the run folder: new, empty, or a run folder (:func:`~metarim_sb3.experiments.rundir.check_out_dir`).
     :param resume: continue from ``out_dir/checkpoint.zip`` (same stage, timestep count and optimizer state)
-        up to ``config["timesteps"]``.
+        up to ``config["timesteps"]``; the ``ppo`` keys :data:`RESUME_APPLIED_PPO_KEYS` are applied to the loaded
+        model, changes of :data:`RESUME_FIXED_KEYS` are refused.
+    :param force: replace the run in ``out_dir`` (its run files only; other files stay).
     :param progress_bar: show SB3's progress bar.
     :return: the summary also written to ``done.json`` (status ``"done"``), or ``{"status": "interrupted",
         "timesteps": ...}`` after SIGINT/SIGTERM.
     :raises ConfigError: on settings the model, policy or callbacks reject.
-    :raises RunError: when ``out_dir`` does not fit the request (see :func:`_prepare_dir`).
+    :raises RunError: when ``out_dir`` does not fit the request, is locked, or holds damaged files.
     :raises NonFiniteError: when the parameters diverge.
     """
-    from sb3_contrib import RecurrentPPO
+    check_seed(seed)
+    out_dir = Path(out_dir)
+    check_out_dir(out_dir, resume=resume, force=force)
+    lock = RunLock(out_dir)
+    if out_dir.is_dir():  # an existing folder: lock it now, so that a second writer stops before building anything
+        lock.acquire()
+    try:
+        return _run_locked(config, seed, out_dir, lock, resume=resume, force=force, progress_bar=progress_bar)
+    finally:
+        lock.release()
+
+
+def _run_locked(
+    config: dict[str, Any], seed: int, out_dir: Path, lock: RunLock, *, resume: bool, force: bool, progress_bar: bool
+) -> dict[str, Any]:
     from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
 
+    from metarim_sb3.callbacks import CurriculumCallback, FastSlowCallback
     from metarim_sb3.experiments.evaluate import evaluate_model
 
-    out_dir = Path(out_dir)
-    finished = _prepare_dir(out_dir, resume)
     # 1. Build everything (nothing is written before the config has been accepted).
     state: dict[str, Any] = {}
+    finished = read_json(out_dir / DONE) if resume and (out_dir / DONE).exists() else None
     if resume:
-        saved = RecurrentPPO.load(out_dir / CHECKPOINT, device="cpu")  # for its step count and run state
+        settings = _resume_changes({k: v for k, v in read_run_config(out_dir).items() if k != "seed"}, config)
+        saved = load_model_file(out_dir / CHECKPOINT, device="cpu")  # for its step count and run state
         state, start = getattr(saved, STATE_ATTR, None) or {}, int(saved.num_timesteps)
+        saved_fast_slow = getattr(saved, FAST_SLOW_ATTR, None)
+        del saved
         if finished is not None and config["timesteps"] <= start:
             raise RunError(f"{out_dir} is complete at {start} steps; pass --timesteps > {start} to continue it")
-        env = _make_env(config, config["n_envs"], seed + start)
+        env = make_env(config["env"], config["n_envs"], seed + start, config["env_kwargs"])
         for i, stage in enumerate(state.get("stages", [])[: env.num_envs]):
             env.env_method("set_stage", stage, indices=[i])  # the stage the run was in, for every env
-        model = RecurrentPPO.load(out_dir / CHECKPOINT, env=env, device=config.get("device", "cpu"))
+        model = load_model_file(out_dir / CHECKPOINT, env=env, device=config.get("device", "cpu"))
+        _apply_ppo(model, settings)
         model.set_random_seed(seed + start)
     else:
-        start = 0
-        env = _make_env(config, config["n_envs"], seed)
+        start, saved_fast_slow = 0, None
+        env = make_env(config["env"], config["n_envs"], seed, config["env_kwargs"])
         model = _build_model(config, env, seed)
     cur = config["curriculum"]
     recorder = RunRecorder(out_dir, float(cur["threshold"]), int(cur["window"]), state.get("recorder"))
@@ -258,24 +290,50 @@ def run(
             "timesteps": int(model.num_timesteps),
             "stages": control.rollout_stages if rolled_back else [int(s) for s in env.env_method("get_stage")],
             "recorder": recorder.rollout_start_state if rolled_back else recorder.snapshot(),
+            "curriculum": control.rollout_curriculum if rolled_back or curriculum is None else curriculum.state_dict(),
             "seed": seed,
         }
 
-    control = RunControl(config["checkpoint"]["every"], lambda: _save_checkpoint(model, out_dir, snapshot()), start)
+    run_callbacks = _callbacks(config, out_dir, seed)
+    curriculum = next((c for c in run_callbacks if isinstance(c, CurriculumCallback)), None)
+    if curriculum is not None and state.get("curriculum"):
+        curriculum.load_state_dict(state["curriculum"])  # the same success window as before the interruption
+    fast_slow = next((c for c in run_callbacks if isinstance(c, FastSlowCallback)), None)
+    fast_slow_settings = {k: (config.get("fast_slow") or {}).get(k) for k in _FAST_SLOW_KEYS}
+    if fast_slow is not None and saved_fast_slow and saved_fast_slow.get("settings") == fast_slow_settings:
+        fast_slow.load_state_dict(saved_fast_slow["state"])  # finish the meta-sequence the checkpoint was in
+
+    def fast_slow_state() -> dict[str, Any] | None:
+        return None if fast_slow is None else {"settings": fast_slow_settings, "state": fast_slow.state_dict()}
+
+    def save(rolled_back: bool = False) -> None:
+        # during a rollout the meta-sequence does not change: its state now is the one at the rollout start
+        _save_checkpoint(model, out_dir, snapshot(rolled_back), fast_slow_state())
+
+    control = RunControl(config["checkpoint"]["every"], save, start, curriculum)
     # recorder first: it must see a step's episodes before the curriculum moves the envs on that step;
     # control last: its checkpoint must include the slow update that FastSlowCallback applies at rollout start
-    callbacks = [recorder, *_callbacks(config, out_dir, seed), control]
+    callbacks = [recorder, *run_callbacks, control]
+    for callback in callbacks:  # what learn() would refuse at its start, refused before anything is written
+        check = getattr(callback, "check_model", None)
+        if check is not None:
+            try:
+                check(model)
+            except ValueError as err:
+                raise ConfigError(f"the config does not fit the model: {err}") from err
 
-    # 2. Prepare the folder: config, versions, logs; drop what a resumed run will write again.
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # 2. Take the folder: lock it, check it again under the lock, drop what this run will write again.
+    if lock._fd is None:
+        lock.acquire()
+    check_out_dir(out_dir, resume=resume, force=force, locked=True)
+    clean_stale_temp_files(out_dir)
     if resume:
-        for name, column in _CSV_STEP_COLUMNS.items():  # rows written after the checkpoint are replayed
+        for name, column in STEP_COLUMNS.items():  # rows written after the checkpoint are replayed
             truncate_csv(out_dir / name, column, start)
         (out_dir / DONE).unlink(missing_ok=True)
+        mark_run_dir(out_dir)
     else:
-        for stale in (*_CSV_STEP_COLUMNS, "rim_activity.csv", "rim_activity.npz", FINAL_EVAL, MODEL):
-            (out_dir / stale).unlink(missing_ok=True)
-        shutil.rmtree(out_dir / "tensorboard", ignore_errors=True)
+        start_fresh(out_dir, force=force)
     write_yaml(out_dir / CONFIG, {**config, "seed": seed})
     info = versions()
     history: dict[str, Any] = {"started": info}
@@ -284,13 +342,16 @@ def run(
     if resume:
         history.setdefault("resumed", []).append({"at_timesteps": start, **info})
     write_json(out_dir / VERSIONS, history)
-    csv_name = "progress.csv" if start == 0 else f"progress_from_{start}.csv"
-    outputs = [CSVOutputFormat(str(out_dir / csv_name)), TensorBoardOutputFormat(str(out_dir / "tensorboard"))]
+    outputs = [CSVOutputFormat(str(out_dir / progress_csv(start))), TensorBoardOutputFormat(str(out_dir / TENSORBOARD))]
     model.set_logger(Logger(str(out_dir), outputs))
 
     # 3. Learn.
     segment_start = time.perf_counter()
-    with _stop_on_signals(control):
+
+    def stop() -> None:
+        control.stop_requested = True
+
+    with stop_on_signals(stop, "stopping; saving a checkpoint (Ctrl-C again aborts)"):
         try:
             model.learn(
                 max(config["timesteps"] - start, 0),
@@ -310,15 +371,13 @@ def run(
     # 4. Interrupted: roll back to the last rollout boundary and checkpoint there. Complete: save, evaluate.
     if control.stop_requested:
         model.num_timesteps = control.rollout_start  # the half-collected rollout was never trained on
-        _save_checkpoint(model, out_dir, snapshot(rolled_back=True))
+        save(rolled_back=True)
         env.close()
         return {"status": "interrupted", "timesteps": int(model.num_timesteps), "out_dir": str(out_dir)}
 
     recorder.finish()
-    _save_checkpoint(model, out_dir, snapshot())
-    tmp = out_dir / ".model.tmp.zip"
-    model.save(tmp)
-    tmp.replace(out_dir / MODEL)
+    save()
+    save_model(model, out_dir / MODEL)
     final = evaluate_model(
         model,
         config["env"],

@@ -15,6 +15,7 @@ import pytest
 from cli_helpers import ENV_ID, metarim
 
 from metarim_sb3.experiments import cli
+from metarim_sb3.experiments.rundir import LOCK
 
 
 def _main(args: list[str | Path], capsys: pytest.CaptureFixture) -> subprocess.CompletedProcess:
@@ -95,14 +96,19 @@ def test_resume_without_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture
     assert not (tmp_path / "missing").exists()
 
 
+def _files(folder: Path) -> dict[str, int]:
+    """Every file of a folder and its modification time (the lock file, rewritten by each writer, left out)."""
+    return {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if p.name != LOCK}
+
+
 def test_finished_run_is_not_overwritten(finished_run: Path) -> None:
-    before = {p.name: p.stat().st_mtime_ns for p in finished_run.iterdir()}
+    before = _files(finished_run)
     result = metarim("train", "--agent", "rim", "--env", ENV_ID, "--out", finished_run, "--timesteps", "64")
     _one_line_error(result, "finished run", "--force")
-    assert {p.name: p.stat().st_mtime_ns for p in finished_run.iterdir()} == before
+    assert _files(finished_run) == before
     # a finished run can only be resumed to a larger budget
     _one_line_error(metarim("train", "--resume", "--out", finished_run), "complete at 512")
-    assert {p.name: p.stat().st_mtime_ns for p in finished_run.iterdir()} == before
+    assert _files(finished_run) == before
 
 
 def test_bad_run_folders(finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 from cli_helpers import ENV_ID, metarim, popen_metarim
+from sb3_contrib import RecurrentPPO
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -53,6 +54,13 @@ def test_interrupt_then_resume(tmp_path: Path, tiny_config: Path) -> None:
     saved = json.loads(meta.read_text())
     at = saved["timesteps"]
     assert 256 <= at < 4096 and at % 64 == 0  # rolled back to a rollout boundary
+    # the checkpoint holds the curriculum window and the fast/slow meta-sequence (4 rollouts each) it was in
+    assert saved["curriculum"]["stage"] == saved["stages"][0]
+    checkpoint = RecurrentPPO.load(out / "checkpoint.zip")
+    meta_sequence = checkpoint.metarim_fast_slow_state
+    assert meta_sequence["settings"] == {"mode": "meta", "other": "fast", "slow_every": 4}
+    assert meta_sequence["state"]["rollouts"] == (at // 64) % 4
+    assert meta_sequence["state"]["slow_updates"] == (at // 64) // 4
 
     result = metarim("train", "--resume", "--out", out)
     assert result.returncode == 0, result.stderr

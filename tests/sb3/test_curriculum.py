@@ -133,6 +133,9 @@ def test_shift_reaches_every_env(vec_cls: type, tmp_path: Path) -> None:
         (dict(threshold=0.0), "threshold"),
         (dict(threshold=1.5), "threshold"),
         (dict(threshold=True), "threshold"),
+        (dict(threshold=float("nan")), "threshold"),
+        (dict(window=np.bool_(True)), "window"),
+        (dict(cycle="no"), "cycle"),
         (dict(window=0), "window"),
         (dict(window=2.0), "window"),
         (dict(min_steps=-1), "min_steps"),
@@ -143,6 +146,27 @@ def test_shift_reaches_every_env(vec_cls: type, tmp_path: Path) -> None:
 def test_curriculum_bad_arguments(kwargs: dict[str, Any], name: str) -> None:
     with pytest.raises(ValueError, match=name):
         CurriculumCallback(**kwargs)
+
+
+def test_state_dict_round_trip_keeps_the_window(vec_env: VecEnv, tmp_path: Path) -> None:
+    cb = CurriculumCallback(threshold=0.75, window=4)
+    model = start(cb, vec_env, tmp_path)
+    for success in (True, False, True):
+        feed(cb, model, {0: (0, success)})
+    state = cb.state_dict()
+    assert state["results"] == [True, False, True] and state["stage"] == 0
+    resumed = CurriculumCallback(threshold=0.75, window=4)
+    resumed.load_state_dict(state)
+    model2 = start(resumed, vec_env, tmp_path)
+    model2.num_timesteps = model.num_timesteps
+    feed(resumed, model2, {1: (0, True)})  # the fourth episode of the same window: 3 of 4 shifts
+    assert resumed.stage == 1 and vec_env.env_method("get_stage") == [1, 1, 1]
+
+
+def test_curriculum_accepts_numpy_scalars() -> None:
+    cb = CurriculumCallback(threshold=np.float32(0.5), window=np.int64(4), min_steps=np.int32(0), cycle=np.bool_(True))
+    assert (cb.threshold, cb.window, cb.min_steps, cb.cycle) == (0.5, 4, 0, True)
+    assert (type(cb.window), type(cb.cycle)) == (int, bool)
 
 
 def test_curriculum_bad_environments(vec_env: VecEnv, tmp_path: Path) -> None:
@@ -188,7 +212,12 @@ def test_heldout_eval_accepts_an_env(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "name"),
-    [(dict(eval_freq=0), "eval_freq"), (dict(n_eval_episodes=0), "n_eval_episodes"), (dict(eval_env=3), "eval_env")],
+    [
+        (dict(eval_freq=0), "eval_freq"),
+        (dict(eval_freq=True), "eval_freq"),
+        (dict(n_eval_episodes=0), "n_eval_episodes"),
+        (dict(eval_env=3), "eval_env"),
+    ],
 )
 def test_heldout_eval_bad_arguments(kwargs: dict[str, Any], name: str) -> None:
     kwargs = {"eval_env": "MetaRIM-MultiRoom-v0", **kwargs}

@@ -14,7 +14,7 @@ from stable_baselines3.common.env_util import make_vec_env
 
 from metarim_sb3 import MlpRIMPolicy
 from metarim_sb3.callbacks import FastSlowCallback
-from metarim_sb3.drift import ParameterDriftCallback, group_distance, group_norm
+from metarim_sb3.callbacks.drift import ParameterDriftCallback, group_distance, group_norm
 
 TINY_RIM = dict(n_units=3, unit_size=4, k=2, input_key_size=8, comm_key_size=4, comm_value_size=4, comm_heads=2)
 N_ENVS, N_STEPS, BATCH, EPOCHS = 2, 8, 8, 2

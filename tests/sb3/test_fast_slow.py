@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 import torch as th
 from sb3_contrib import RecurrentPPO
@@ -222,6 +223,36 @@ def test_reused_callback_carries_the_meta_sequence_over_learn_calls() -> None:
     assert fs.slow_updates == 1
 
 
+def test_state_dict_continues_the_meta_sequence_in_a_new_callback() -> None:
+    """A new callback loaded with the state of the old one trains exactly as the old one would have."""
+    reused = make_model()  # each model seeds the global RNG when built: build and train one after the other
+    fs = FastSlowCallback(slow_every=3)
+    reused.learn(ROLLOUT, callback=fs)
+    reused.learn(ROLLOUT, callback=fs, reset_num_timesteps=False)
+    reused_state = fs.state_dict()
+    reused.learn(ROLLOUT, callback=fs, reset_num_timesteps=False)
+
+    resumed = make_model()
+    first = FastSlowCallback(slow_every=3)
+    resumed.learn(ROLLOUT, callback=first)
+    state = first.state_dict()
+    assert state["rollouts"] == 1 and state["acc_steps"] == STEPS_PER_TRAIN
+    second = FastSlowCallback(slow_every=3)
+    second.load_state_dict(state)
+    resumed.learn(ROLLOUT, callback=second, reset_num_timesteps=False)
+    assert second.state_dict()["rollouts"] == reused_state["rollouts"] == 2
+    for a, b in zip(second.state_dict()["acc"], reused_state["acc"], strict=True):
+        assert th.equal(a, b)
+    resumed.learn(ROLLOUT, callback=second, reset_num_timesteps=False)
+    assert second.slow_updates == fs.slow_updates == 1
+    assert same(snapshot(list(reused.policy.parameters())), snapshot(list(resumed.policy.parameters())))
+
+    mismatched = FastSlowCallback(slow_every=3, mode="reversed")
+    mismatched.load_state_dict(state)
+    with pytest.raises(ValueError, match="slow groups"):
+        make_model().learn(ROLLOUT, callback=mismatched)
+
+
 class Boom(BaseCallback):
     def __init__(self, at: int) -> None:
         super().__init__()
@@ -261,6 +292,8 @@ def test_hooks_are_inert_after_an_exception_and_replaced_by_the_next_callback() 
         (dict(slow_every=True), "slow_every"),
         (dict(fast_lr=-1e-3), "fast_lr"),
         (dict(slow_lr=float("nan")), "slow_lr"),
+        (dict(fast_lr=float("inf")), "fast_lr"),
+        (dict(fast_lr=True), "fast_lr"),
         (dict(slow_lr="1e-3"), "slow_lr"),
         (dict(mode="fast"), "mode"),
         (dict(other="medium"), "other"),
@@ -269,6 +302,13 @@ def test_hooks_are_inert_after_an_exception_and_replaced_by_the_next_callback() 
 def test_bad_arguments(kwargs: dict[str, Any], name: str) -> None:
     with pytest.raises(ValueError, match=name):
         FastSlowCallback(**kwargs)
+
+
+def test_numpy_scalars_are_accepted() -> None:
+    fs = FastSlowCallback(fast_lr=np.float32(1e-3), slow_lr=np.float64(5e-4), slow_every=np.int64(3))
+    assert (type(fs.fast_lr), type(fs.slow_lr), type(fs.slow_every)) == (float, float, int)
+    assert fs.slow_every == 3
+    assert fs.fast_lr == pytest.approx(1e-3)
 
 
 def negative(progress: float) -> float:

@@ -14,7 +14,7 @@ from stable_baselines3.common.env_util import make_vec_env
 
 import metarim_gym  # noqa: F401  (registers the MetaRIM ids)
 from metarim_sb3 import MultiInputRIMPolicy
-from metarim_sb3.stage_eval import StageEvalCallback, run_episodes
+from metarim_sb3.callbacks.stage_eval import StageEvalCallback, run_episodes
 
 ENV_ID = "MetaRIM-MultiRoom-v0"  # 3 training stages of short episodes (40, 60, 80 steps at most)
 TINY_RIM = dict(n_units=3, unit_size=4, k=2, input_key_size=8, comm_key_size=4, comm_value_size=4, comm_heads=2)

@@ -1,14 +1,13 @@
 """Fast and slow learning of a RIM policy's parameter groups, as a stable-baselines3 callback.
 
 :class:`FastSlowCallback` steps the optimizer's named parameter groups (:data:`~metarim_sb3.policies.GROUP_NAMES`)
-at two time scales. Curriculum, held-out evaluation and unit-activity callbacks live in
-:mod:`metarim_sb3.curriculum` and :mod:`metarim_sb3.activity`.
+at two time scales. The other callbacks live beside it in
+:mod:`metarim_sb3.callbacks`.
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +16,8 @@ import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
 from torch.nn.utils import clip_grad_norm_
 from torch.utils.hooks import RemovableHandle
+
+from metarim_sb3.callbacks._common import check_int, check_real
 
 __all__ = ["DEFAULT_SLOW_FRACTION", "FastSlowCallback"]
 
@@ -29,11 +30,11 @@ DEFAULT_SLOW_FRACTION = 0.25
 _LIVE_HOOKS: weakref.WeakKeyDictionary[th.optim.Optimizer, list[RemovableHandle]] = weakref.WeakKeyDictionary()
 
 
-def _check_lr(name: str, value: LearningRate | None) -> None:
+def _check_lr(name: str, value: Any) -> LearningRate | None:
+    """:return: ``value`` (a Python ``float`` if it is a number) if it is ``None``, a schedule or a number >= 0."""
     if value is None or callable(value):
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"FastSlowCallback: {name} must be a non-negative float or a schedule, got {value!r}")
+        return value  # type: ignore[no-any-return]
+    return check_real("FastSlowCallback", name, value, low=0.0)
 
 
 class FastSlowCallback(BaseCallback):
@@ -72,7 +73,7 @@ class FastSlowCallback(BaseCallback):
     ``2.4 rho`` times the fast RIM group's, in ``meta`` and ``reversed`` modes alike. The default
     ``rho = 0.25`` (:data:`DEFAULT_SLOW_FRACTION`) makes the slow group move about half as far as the fast one.
     ``slow_lr_scale=1.0`` gives the unscaled step (the behaviour before this option existed).
-    :class:`~metarim_sb3.drift.ParameterDriftCallback` logs the drift of each group.
+    :class:`~metarim_sb3.callbacks.drift.ParameterDriftCallback` logs the drift of each group.
 
     Modes: ``"meta"`` (modules fast, attention slow), ``"reversed"`` (attention fast, modules slow), ``"joint"``
     (every group at every step with ``fast_lr``: vanilla RIMs; identical to training without this callback when
@@ -121,19 +122,16 @@ class FastSlowCallback(BaseCallback):
         slow_lr_scale: str | float = "steps",
     ) -> None:
         super().__init__(verbose)
-        _check_lr("fast_lr", fast_lr)
-        _check_lr("slow_lr", slow_lr)
-        if isinstance(slow_every, bool) or not isinstance(slow_every, int) or slow_every < 1:
-            raise ValueError(f"FastSlowCallback: slow_every must be an integer >= 1, got {slow_every!r}")
-        if slow_lr_scale != "steps" and (
-            isinstance(slow_lr_scale, bool)
-            or not isinstance(slow_lr_scale, numbers.Real)
-            or not math.isfinite(slow_lr_scale)
-            or slow_lr_scale <= 0
-        ):
-            raise ValueError(
-                f"FastSlowCallback: slow_lr_scale must be 'steps' or a positive finite number, got {slow_lr_scale!r}"
-            )
+        fast_lr = _check_lr("fast_lr", fast_lr)
+        slow_lr = _check_lr("slow_lr", slow_lr)
+        slow_every = check_int("FastSlowCallback", "slow_every", slow_every)
+        if isinstance(slow_lr_scale, str):
+            if slow_lr_scale != "steps":
+                raise ValueError(
+                    f"FastSlowCallback: slow_lr_scale must be 'steps' or a positive number, got {slow_lr_scale!r}"
+                )
+        else:
+            slow_lr_scale = check_real("FastSlowCallback", "slow_lr_scale", slow_lr_scale, low=0.0, low_open=True)
         if mode not in self.MODES:
             raise ValueError(f"FastSlowCallback: mode must be one of {self.MODES}, got {mode!r}")
         if other not in ("fast", "slow"):
@@ -158,6 +156,7 @@ class FastSlowCallback(BaseCallback):
         self._in_slow_step = False
         self._active = False
         self._token: object = None
+        self._restore: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ set-up
     @property
@@ -167,6 +166,20 @@ class FastSlowCallback(BaseCallback):
             return ()
         names = ["attention" if self.mode == "meta" else "modules"]
         return (*names, "other") if self.other == "slow" else tuple(names)
+
+    def check_model(self, model: Any) -> None:
+        """
+        Check, before training, that the callback can work with ``model`` (what ``learn()`` would check at its start).
+
+        :param model: a ``RecurrentPPO`` model.
+        :raises ValueError: if its optimizer lacks the groups the mode needs, or the slow or fast side is empty.
+        """
+        fast, slow = self._fast, self._slow
+        fast_params, slow_params = self._fast_params, self._slow_params
+        try:
+            self._split_groups(model.policy.optimizer)
+        finally:
+            self._fast, self._slow, self._fast_params, self._slow_params = fast, slow, fast_params, slow_params
 
     def _split_groups(self, optimizer: th.optim.Optimizer) -> None:
         groups = optimizer.param_groups
@@ -231,6 +244,17 @@ class FastSlowCallback(BaseCallback):
         if interrupted or not same or optimizer is not self._optimizer:
             self._acc = [th.zeros_like(p, memory_format=th.preserve_format) for p in self._slow_params]
             self._acc_steps = self._rollouts = 0
+        restore, self._restore = self._restore, None
+        if restore is not None:
+            shapes = [tuple(t.shape) for t in restore["acc"]]
+            if shapes != [tuple(p.shape) for p in self._slow_params]:
+                raise ValueError(
+                    f"FastSlowCallback: the loaded state accumulates {len(shapes)} slow tensors of shapes {shapes}; "
+                    f"the model's slow groups {list(self.slow_group_names)} do not match (another mode or policy?)"
+                )
+            pairs = zip(restore["acc"], self._slow_params, strict=True)
+            self._acc = [t.to(device=p.device, dtype=p.dtype).clone() for t, p in pairs]
+            self._acc_steps, self._rollouts = int(restore["acc_steps"]), int(restore["rollouts"])
         self._optimizer = optimizer
         self._train_pending, self._train_steps, self._in_slow_step = False, 0, False
         self._norm_sums = {}
@@ -244,6 +268,29 @@ class FastSlowCallback(BaseCallback):
 
     def _live(self) -> bool:
         return self._active and self.model.start_time == self._token
+
+    def state_dict(self) -> dict[str, Any]:
+        """
+        :return: the current meta-sequence (the accumulated slow gradient as CPU tensors, its gradient-step and
+            rollout counts) and the slow-update count: a checkpoint stores it so that a resumed run finishes the
+            same meta-sequence. Take it between rollouts (e.g. in a later callback's ``on_rollout_start``).
+        """
+        return {
+            "acc": [t.detach().cpu().clone() for t in self._acc],
+            "acc_steps": self._acc_steps,
+            "rollouts": self._rollouts,
+            "slow_updates": self.slow_updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """
+        Continue a meta-sequence from a :meth:`state_dict` at the next ``learn()`` (on a model with the same slow
+        groups, e.g. the model loaded from the checkpoint that stored it).
+
+        :param state: a :meth:`state_dict`.
+        """
+        self._restore = {"acc": list(state["acc"]), "acc_steps": state["acc_steps"], "rollouts": state["rollouts"]}
+        self.slow_updates = int(state.get("slow_updates", self.slow_updates))
 
     # ------------------------------------------------------------------ hooks
     def _make_grab(self, index: int) -> Callable[[th.Tensor], None]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
 
-from metarim_sb3._csvlog import append_csv_row
+from metarim_sb3.callbacks._common import append_csv_row
 
 __all__ = ["ParameterDriftCallback", "group_distance", "group_norm"]
 

@@ -23,7 +23,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
-from metarim_sb3._csvlog import append_csv_row
+from metarim_sb3.callbacks._common import append_csv_row
 
 __all__ = ["EpisodeResults", "StageEvalCallback", "run_episodes"]
 

@@ -1,0 +1,126 @@
+"""Helpers shared by the callbacks: argument checks, the log folder, and append-only CSV files (standard library)."""
+
+from __future__ import annotations
+
+import csv
+import math
+import numbers
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["append_csv_row", "check_int", "check_real", "log_path", "repair_csv_tail", "write_csv"]
+
+
+def check_int(owner: str, name: str, value: Any, minimum: int = 1) -> int:
+    """
+    :param owner: the class named in the message.
+    :param name: the parameter named in the message.
+    :param value: an integer (Python or numpy; ``bool`` is refused).
+    :param minimum: the smallest allowed value.
+    :return: ``value`` as a Python ``int``.
+    :raises ValueError: naming the parameter and what is allowed.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{owner}: {name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_real(
+    owner: str, name: str, value: Any, low: float = -math.inf, high: float = math.inf, low_open: bool = False
+) -> float:
+    """
+    :param owner: the class named in the message.
+    :param name: the parameter named in the message.
+    :param value: a finite real number (Python or numpy; ``bool``, NaN and infinities are refused).
+    :param low: the smallest allowed value.
+    :param high: the largest allowed value.
+    :param low_open: ``low`` itself is not allowed.
+    :return: ``value`` as a Python ``float``.
+    :raises ValueError: naming the parameter and what is allowed.
+    """
+    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(float(value))
+    if ok:
+        number = float(value)
+        ok = (number > low if low_open else number >= low) and number <= high
+    if not ok:
+        if high == math.inf:
+            allowed = f"{'>' if low_open else '>='} {low:g}" if low > -math.inf else "finite"
+        else:
+            allowed = f"in {'(' if low_open else '['}{low:g}, {high:g}]"
+        raise ValueError(f"{owner}: {name} must be a finite number {allowed}, got {value!r}")
+    return float(value)
+
+
+def log_path(log_dir: str | None, logger: Any, file_name: str) -> str | None:
+    """
+    :param log_dir: a folder, or ``None`` for the logger's folder.
+    :param logger: the model's SB3 logger.
+    :param file_name: a file name.
+    :return: ``folder/file_name`` (the folder created), or ``None`` if there is no folder.
+    """
+    folder = log_dir if log_dir is not None else logger.get_dir()
+    if folder is None:
+        return None
+    os.makedirs(folder, exist_ok=True)
+    return os.path.join(folder, file_name)
+
+
+def repair_csv_tail(path: str | Path) -> None:
+    """
+    Cut a torn last line (a row whose write was interrupted, e.g. by a power loss) from a CSV file: everything
+    after the last newline goes. A file holding only part of its header is emptied.
+
+    :param path: the CSV file (nothing happens if it does not exist).
+    """
+    if not os.path.exists(path):
+        return
+    with open(path, "rb+") as file:
+        size = file.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        file.seek(size - 1)
+        if file.read(1) == b"\n":
+            return
+        block = min(size, 1 << 16)
+        while True:
+            file.seek(size - block)
+            cut = file.read(block).rfind(b"\n")
+            if cut >= 0 or block == size:
+                break
+            block = min(size, block * 2)
+        file.truncate(size - block + cut + 1 if cut >= 0 else 0)
+
+
+def append_csv_row(path: str | Path, header: Sequence[str], row: Sequence[Any]) -> None:
+    """
+    Append one row to a CSV file (after the header if the file is new or empty), then close it, so that an
+    interrupted run keeps every row written so far. A torn last line left by an earlier interruption is cut
+    first (:func:`repair_csv_tail`).
+
+    :param path: the CSV file.
+    :param header: column names.
+    :param row: values, in the order of ``header``.
+    """
+    repair_csv_tail(path)
+    new = not os.path.exists(path) or os.path.getsize(path) == 0
+    with open(path, "a", newline="") as file:
+        writer = csv.writer(file)
+        if new:
+            writer.writerow(header)
+        writer.writerow(row)
+
+
+def write_csv(path: str | Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """
+    Write a whole CSV file: the header, then the rows.
+
+    :param path: the file (replaced).
+    :param header: column names.
+    :param rows: rows, in the order of ``header``.
+    """
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(header)
+        writer.writerows(rows)
