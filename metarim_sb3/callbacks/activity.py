@@ -11,12 +11,13 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from metarim_sb3.callbacks._common import log_path, write_csv
+from metarim_sb3.rim import RIM
 
 __all__ = ["UnitActivityCallback"]
 
 
 def _is_rim_core(core: object) -> bool:
-    return core is not None and all(hasattr(core, a) for a in ("last_active", "n_units", "k"))
+    return isinstance(core, RIM)
 
 
 class UnitActivityCallback(BaseCallback):
@@ -49,7 +50,7 @@ class UnitActivityCallback(BaseCallback):
         #: Task names, in order of first appearance (the rows of :meth:`activation_matrix`).
         self.tasks: list[str] = []
         self._task_ids: dict[str, int] = {}
-        self._cores: dict[str, Any] = {}  # name -> RIM core (duck-typed: last_active, n_units, k)
+        self._cores: dict[str, RIM] = {}  # name -> RIM core
         self._counts: dict[str, th.Tensor] = {}  # core -> (n_tasks, n_units) int64 active-step counts
         self._task_steps = np.zeros(0, dtype=np.int64)
         self._pending: dict[str, th.Tensor] = {}

@@ -18,6 +18,7 @@ from torch.nn.utils import clip_grad_norm_
 from torch.utils.hooks import RemovableHandle
 
 from metarim_sb3.callbacks._common import check_int, check_real
+from metarim_sb3.rim import ATTENTION, MODULES, OTHER, ROLE_NAMES
 
 __all__ = ["DEFAULT_SLOW_FRACTION", "FastSlowCallback"]
 
@@ -164,8 +165,8 @@ class FastSlowCallback(BaseCallback):
         """Names of the slow groups in this configuration (empty in ``"joint"`` mode)."""
         if self.mode == "joint":
             return ()
-        names = ["attention" if self.mode == "meta" else "modules"]
-        return (*names, "other") if self.other == "slow" else tuple(names)
+        names = [ATTENTION if self.mode == "meta" else MODULES]
+        return (*names, OTHER) if self.other == "slow" else tuple(names)
 
     def check_model(self, model: Any) -> None:
         """
@@ -186,7 +187,7 @@ class FastSlowCallback(BaseCallback):
         names = [g.get("name") for g in groups]
         slow_names = self.slow_group_names
         if self.mode != "joint":
-            needed = ("modules", "attention", "other")
+            needed = ROLE_NAMES
             missing = [n for n in needed if n not in names]
             if missing:
                 raise ValueError(
