@@ -71,7 +71,7 @@ class FastSlowCallback(BaseCallback):
     ``slow_lr * n``, so ``rho = slow_lr / fast_lr`` sets how fast the slow group drifts relative to the fast one.
     Measured (``tests/sb3/test_drift.py``, and the preset sizes on GoTo in the *Fast and slow learning* guide): after
     a few meta-sequences the slow group's relative drift from its initialisation is about ``1.2 rho`` to
-    ``2.4 rho`` times the fast RIM group's, in ``meta`` and ``reversed`` modes alike. The default
+    ``2.5 rho`` times the fast RIM group's, in ``meta`` and ``reversed`` modes alike. The default
     ``rho = 0.25`` (:data:`DEFAULT_SLOW_FRACTION`) makes the slow group move about half as far as the fast one.
     ``slow_lr_scale=1.0`` gives the unscaled step (the behaviour before this option existed).
     :class:`~metarim_sb3.callbacks.drift.ParameterDriftCallback` logs the drift of each group.
