@@ -55,7 +55,10 @@ def train(run_dir: Path, wiring: str, seed: int, timesteps: int) -> None:
 
 def first_mastery(run_dir: Path) -> tuple[float, bool]:
     """Frames from entering stage 1 to mastering it, and whether it was mastered (else: frames it lasted)."""
-    rows = list(csv.DictReader(open(run_dir / "mastery.csv"))) if (run_dir / "mastery.csv").is_file() else []
+    rows: list[dict[str, str]] = []
+    if (run_dir / "mastery.csv").is_file():
+        with open(run_dir / "mastery.csv", newline="") as file:
+            rows = list(csv.DictReader(file))
     for row in rows:
         if int(float(row["stage"])) == 1:
             entered = float(row["entered_at"])
