@@ -4,6 +4,7 @@ and the clean-tree rule for committed results."""
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 from pathlib import Path
 
@@ -118,3 +119,17 @@ def test_fixed_schedule_needs_the_curriculum_off() -> None:
         resolve_config("gru", ENV_ID, overrides=steps)
     config = resolve_config("gru", ENV_ID, overrides={**steps, "curriculum": {"enabled": False}})
     assert config["env_kwargs"]["schedule"] == "steps"
+
+
+def test_train_on_a_fixed_schedule(tmp_path: Path) -> None:
+    config = tmp_path / "fixed.yaml"
+    fixed = {"curriculum": {"enabled": False}, "env_kwargs": {"schedule": "steps", "shift_every": 64}}
+    config.write_text(yaml.safe_dump({**WIRED, **fixed}))
+    out = tmp_path / "fixed"
+    result = metarim(
+        "train", "--agent", "gru", "--env", ENV_ID, "--timesteps", "384", "--out", out, "--config", config
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads((out / "done.json").read_text())["schedule"] == "steps"
+    stages = [int(r["stage"]) for r in _rows(out / "curve.csv")]
+    assert stages == sorted(stages) and stages[-1] > 0  # shifted by the env's own counter, never back
