@@ -211,11 +211,15 @@ CRITICS: dict[str, dict[str, bool]] = {
 
 
 def _apply_critic(config: dict[str, Any]) -> None:
-    """Set the ``policy_kwargs`` of the config's ``critic`` (in place); the ``critic`` key wins over them."""
-    critic = config.get("critic", "shared-detached")
+    """
+    Set the ``policy_kwargs`` of the config's ``critic`` (in place); the ``critic`` key wins over them. A config
+    without the key (a run folder saved before it existed) keeps its ``policy_kwargs`` as they are.
+    """
+    if "critic" not in config:
+        return
+    critic = config["critic"]
     if critic not in CRITICS:
         raise ConfigError(f"config key critic must be one of {', '.join(CRITICS)}, got {critic!r}")
-    config["critic"] = critic
     config["policy_kwargs"] = {**(config.get("policy_kwargs") or {}), **CRITICS[critic]}
 
 
