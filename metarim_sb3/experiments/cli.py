@@ -154,6 +154,11 @@ def _build_parser() -> argparse.ArgumentParser:
         help="override a config key in every run, as in train (default: none)",
     )
     p.add_argument("--no-report", action="store_true", help="skip the report at the end (default: off)")
+    p.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="write under the repository's results/ from a tree with uncommitted changes (default: off)",
+    )
 
     p = sub.add_parser("report", help="summary.csv, plots and report.md from run folders", formatter_class=_Formatter)
     p.add_argument("runs", nargs="+", type=Path, help="run folders, or folders searched for them (recursively)")
@@ -232,6 +237,7 @@ def _train(args: argparse.Namespace, prog: str) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from metarim_sb3.experiments.compare import plan, run_grid
     from metarim_sb3.experiments.config import ConfigError, parse_set
+    from metarim_sb3.experiments.provenance import check_results_tree
     from metarim_sb3.experiments.report import build_report
 
     if args.seeds is not None and args.seeds < 1:
@@ -240,6 +246,7 @@ def _compare(args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers must be a positive integer, got {args.workers}")
     name = Path(args.preset).stem if args.preset.endswith((".yaml", ".yml")) else args.preset
     out = args.out or Path("results") / name
+    check_results_tree(out, allow_dirty=args.allow_dirty)
     jobs = plan(args.preset, out, args.seeds, parse_set(args.set))
     results, interrupted = run_grid(jobs, args.workers)
     if interrupted:

@@ -24,6 +24,7 @@ import yaml
 
 __all__ = [
     "AGENTS",
+    "CRITICS",
     "DEVICES",
     "OPEN_KEYS",
     "ConfigError",
@@ -36,10 +37,11 @@ __all__ = [
     "merge",
     "parse_set",
     "resolve_config",
+    "schedule_name",
 ]
 
 #: The agents defined in ``presets/agents.yaml``, in display order.
-AGENTS = ("meta-rim", "rim", "reversed", "lstm")
+AGENTS = ("meta-rim", "rim", "reversed", "lstm", "gru")
 #: Mappings whose keys are free (passed through to a constructor): any key may be added below them.
 OPEN_KEYS = ("policy_kwargs", "env_kwargs")
 
@@ -194,8 +196,31 @@ def apply_overrides(config: dict[str, Any], *layers: Mapping[str, Any] | None) -
     for layer in layers:
         if layer:
             config = merge(config, layer, strict=True)
+    _apply_critic(config)
     _check(config)
     return config
+
+
+#: ``critic`` values and the ``policy_kwargs`` each sets (``shared_lstm``, ``enable_critic_lstm``,
+#: ``shared_critic_gradient``).
+CRITICS: dict[str, dict[str, bool]] = {
+    "shared-detached": {"shared_lstm": True, "enable_critic_lstm": False, "shared_critic_gradient": False},
+    "shared": {"shared_lstm": True, "enable_critic_lstm": False, "shared_critic_gradient": True},
+    "separate": {"shared_lstm": False, "enable_critic_lstm": True, "shared_critic_gradient": False},
+}
+
+
+def _apply_critic(config: dict[str, Any]) -> None:
+    """
+    Set the ``policy_kwargs`` of the config's ``critic`` (in place); the ``critic`` key wins over them. A config
+    without the key (a run folder saved before it existed) keeps its ``policy_kwargs`` as they are.
+    """
+    if "critic" not in config:
+        return
+    critic = config["critic"]
+    if critic not in CRITICS:
+        raise ConfigError(f"config key critic must be one of {', '.join(CRITICS)}, got {critic!r}")
+    config["policy_kwargs"] = {**(config.get("policy_kwargs") or {}), **CRITICS[critic]}
 
 
 #: ``(low, high, low_open)`` of each numeric key :func:`_check` bounds; ``None`` bounds are open ends.
@@ -219,6 +244,10 @@ _BOUNDS: dict[str, tuple[float | None, float | None, bool]] = {
     "heldout_eval.every": (1, None, False),
     "heldout_eval.episodes": (1, None, False),
     "heldout_eval.n_envs": (1, None, False),
+    "stage_eval.every": (1, None, False),
+    "stage_eval.episodes": (1, None, False),
+    "stage_eval.n_envs": (1, None, False),
+    "adaptation.horizon": (1, None, False),
     "final_eval.episodes": (1, None, False),
     "final_eval.n_envs": (1, None, False),
     "checkpoint.every": (1, None, False),
@@ -291,6 +320,33 @@ def _check(config: dict[str, Any]) -> None:
     other = _lookup(config, "fast_slow.other")[1]
     if other is not None and other not in ("fast", "slow"):
         raise ConfigError(f"config key fast_slow.other must be fast or slow, got {other!r}")
+    _check_schedule(config)
+
+
+#: ``env_kwargs.schedule`` values that shift stages on their own (fixed schedules for studies).
+FIXED_SCHEDULES = ("steps", "episodes")
+
+
+def _check_schedule(config: dict[str, Any]) -> None:
+    """A fixed env schedule and the curriculum both move stages: the curriculum would reset the schedule's counter."""
+    schedule = (config.get("env_kwargs") or {}).get("schedule")
+    if schedule in FIXED_SCHEDULES and config.get("curriculum", {}).get("enabled"):
+        raise ConfigError(
+            f"config key env_kwargs.schedule {schedule!r} needs curriculum.enabled false "
+            "(the curriculum would reset the schedule's counter)"
+        )
+
+
+def schedule_name(config: Mapping[str, Any]) -> str:
+    """
+    :param config: a resolved config.
+    :return: how the run's stages shift: ``threshold`` (the curriculum), ``steps`` or ``episodes`` (a fixed env
+        schedule) or ``manual`` (neither).
+    """
+    schedule = (config.get("env_kwargs") or {}).get("schedule")
+    if schedule in FIXED_SCHEDULES:
+        return str(schedule)
+    return "threshold" if config.get("curriculum", {}).get("enabled") else "manual"
 
 
 def resolve_config(

@@ -13,6 +13,9 @@
       mastery.csv          one row per stage visit (frames to reach the success threshold)
       curriculum.csv       one row per curriculum shift
       heldout_eval.csv     periodic zero-shot evaluations on the held-out stage
+      stage_eval.csv       periodic evaluations of the current stage and every stage seen (if stage_eval.enabled)
+      drift.csv            per parameter group: distance from the start and size of the last update, per rollout
+      drift_reference.pt   the parameters at the run's start (kept on resume: drift is measured from the true start)
       final_eval.json      the held-out evaluation after training (with CIs)
       rim_activity.csv/.npz  unit x task activity (RIM agents; after a resume: the last segment only)
       progress*.csv, tensorboard/   SB3's logger (one progress file per resumed segment)
@@ -50,6 +53,9 @@ __all__ = [
     "CURRICULUM",
     "CURVE",
     "DONE",
+    "DRIFT",
+    "DRIFT_BASE",
+    "DRIFT_REFERENCE",
     "ERROR_LOG",
     "FINAL_EVAL",
     "HELDOUT_EVAL",
@@ -58,6 +64,7 @@ __all__ = [
     "MARKER",
     "MASTERY",
     "MODEL",
+    "STAGE_EVAL",
     "STEP_COLUMNS",
     "TENSORBOARD",
     "TRAIN_LOG",
@@ -98,6 +105,11 @@ CURVE = "curve.csv"
 MASTERY = "mastery.csv"
 CURRICULUM = "curriculum.csv"
 HELDOUT_EVAL = "heldout_eval.csv"
+STAGE_EVAL = "stage_eval.csv"
+#: Base name of the drift files (``drift.csv`` and ``drift_reference.pt``, see ParameterDriftCallback).
+DRIFT_BASE = "drift"
+DRIFT = f"{DRIFT_BASE}.csv"
+DRIFT_REFERENCE = f"{DRIFT_BASE}_reference.pt"
 #: Base name of the unit-activity files (``.csv`` and ``.npz``).
 ACTIVITY = "rim_activity"
 TENSORBOARD = "tensorboard"
@@ -131,7 +143,8 @@ def eval_files(stage: int | str) -> tuple[str, str]:
 
 def _run_file_names() -> set[str]:
     return {CONFIG, VERSIONS, CHECKPOINT, CHECKPOINT_META, MODEL, DONE, FINAL_EVAL, CURVE, MASTERY, CURRICULUM,
-            HELDOUT_EVAL, f"{ACTIVITY}.csv", f"{ACTIVITY}.npz", TRAIN_LOG, ERROR_LOG, JOB, MARKER}  # fmt: skip
+            HELDOUT_EVAL, STAGE_EVAL, DRIFT, DRIFT_REFERENCE, f"{ACTIVITY}.csv", f"{ACTIVITY}.npz", TRAIN_LOG,
+            ERROR_LOG, JOB, MARKER}  # fmt: skip
 
 
 def _is_run_file(name: str) -> bool:
@@ -446,7 +459,14 @@ def clear_run(run_dir: str | Path) -> None:
 
 
 #: The CSV files of a run with a timestep column, and that column (a resumed run drops the rows after its checkpoint).
-STEP_COLUMNS = {CURVE: "timesteps", MASTERY: "left_at", CURRICULUM: "timestep", HELDOUT_EVAL: "timesteps"}
+STEP_COLUMNS = {
+    CURVE: "timesteps",
+    MASTERY: "left_at",
+    CURRICULUM: "timestep",
+    HELDOUT_EVAL: "timesteps",
+    STAGE_EVAL: "timesteps",
+    DRIFT: "timesteps",
+}
 
 
 def mark_run_dir(run_dir: str | Path) -> None:
@@ -474,7 +494,8 @@ def start_fresh(run_dir: str | Path, *, force: bool) -> None:
     if force and run_dir.is_dir() and is_run_dir(run_dir):
         clear_run(run_dir)
     elif run_dir.is_dir():
-        for name in (*STEP_COLUMNS, f"{ACTIVITY}.csv", f"{ACTIVITY}.npz", FINAL_EVAL, MODEL, DONE, CHECKPOINT_META):
+        for name in (*STEP_COLUMNS, DRIFT_REFERENCE, f"{ACTIVITY}.csv", f"{ACTIVITY}.npz", FINAL_EVAL, MODEL, DONE,
+                     CHECKPOINT_META):  # fmt: skip
             (run_dir / name).unlink(missing_ok=True)
         for path in run_dir.glob("progress*.csv"):
             path.unlink()

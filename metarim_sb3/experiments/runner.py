@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from metarim_sb3.experiments.config import ConfigError, check_seed
+from metarim_sb3.experiments.config import ConfigError, check_seed, schedule_name
 from metarim_sb3.experiments.envs import make_env
 from metarim_sb3.experiments.monitoring import NonFiniteError, RunControl, RunRecorder, check_finite
 from metarim_sb3.experiments.rundir import (
@@ -30,9 +30,11 @@ from metarim_sb3.experiments.rundir import (
     CONFIG,
     CURRICULUM,
     DONE,
+    DRIFT_BASE,
     FINAL_EVAL,
     HELDOUT_EVAL,
     MODEL,
+    STAGE_EVAL,
     STEP_COLUMNS,
     TENSORBOARD,
     VERSIONS,
@@ -134,13 +136,22 @@ def _build_model(config: dict[str, Any], env: Any, seed: int) -> Any:
 
 def _callbacks(config: dict[str, Any], out_dir: Path, seed: int) -> list[Any]:
     """The algorithm's callbacks, in the order they must run (fast/slow first: its slow step ends a train())."""
-    from metarim_sb3.callbacks import CurriculumCallback, FastSlowCallback, HeldOutEvalCallback, UnitActivityCallback
+    from metarim_sb3.callbacks import (
+        CurriculumCallback,
+        FastSlowCallback,
+        HeldOutEvalCallback,
+        ParameterDriftCallback,
+        StageEvalCallback,
+        UnitActivityCallback,
+    )
 
     callbacks: list[Any] = []
     log_dir = str(out_dir)
     try:
         if config.get("fast_slow"):
             callbacks.append(FastSlowCallback(**config["fast_slow"]))
+        # after fast/slow: its slow steps are in the record
+        callbacks.append(ParameterDriftCallback(log_dir=log_dir, file_name=DRIFT_BASE))
         cur = config["curriculum"]
         if cur["enabled"]:
             kwargs = {k: cur[k] for k in ("threshold", "window", "min_steps", "cycle")}
@@ -156,6 +167,21 @@ def _callbacks(config: dict[str, Any], out_dir: Path, seed: int) -> list[Any]:
                     deterministic=bool(config["deterministic_eval"]),
                     log_dir=log_dir,
                     csv_name=HELDOUT_EVAL,
+                )
+            )
+        stage_eval = config.get("stage_eval") or {}
+        if stage_eval.get("enabled"):
+            callbacks.append(
+                StageEvalCallback(
+                    config["env"],
+                    every=stage_eval["every"],
+                    episodes=stage_eval["episodes"],
+                    n_envs=stage_eval["n_envs"],
+                    deterministic=bool(config["deterministic_eval"]),
+                    log_dir=log_dir,
+                    env_kwargs=config["env_kwargs"],
+                    seed=seed + 20_000,
+                    csv_name=STAGE_EVAL,
                 )
             )
         if config.get("activity"):
@@ -402,6 +428,7 @@ def _run_locked(
         "fps": round((model.num_timesteps) / max(wall, 1e-9), 1),
         "this_segment_s": round(time.perf_counter() - segment_start, 2),
         "final_stage": final_stage,
+        "schedule": schedule_name(config),
         "heldout_success": final["success_rate"],
         "heldout_success_ci": final["success_ci"],
         "heldout_return": final["mean_return"],

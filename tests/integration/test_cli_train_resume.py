@@ -20,7 +20,8 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 def test_run_folder(finished_run: Path) -> None:
     for name in ("config.yaml", "versions.json", "checkpoint.zip", "model.zip", "done.json", "curve.csv",
-                 "mastery.csv", "final_eval.json", "heldout_eval.csv", "rim_activity.npz", "progress.csv"):  # fmt: skip
+                 "mastery.csv", "final_eval.json", "heldout_eval.csv", "rim_activity.npz", "progress.csv", "drift.csv",
+                 "drift_reference.pt"):  # fmt: skip
         assert (finished_run / name).is_file(), name
     assert any((finished_run / "tensorboard").iterdir())
     config = yaml.safe_load((finished_run / "config.yaml").read_text())
@@ -30,6 +31,9 @@ def test_run_folder(finished_run: Path) -> None:
     assert {"python", "torch", "stable_baselines3", "sb3_contrib", "gymnasium", "minigrid"} <= set(versions)
     done = json.loads((finished_run / "done.json").read_text())
     assert done["status"] == "done" and done["timesteps"] == 512
+    assert done["schedule"] == "threshold"
+    drift = _rows(finished_run / "drift.csv")
+    assert [int(r["timesteps"]) for r in drift][-1] == 512 and "drift_attention" in drift[0]
     steps = [int(r["timesteps"]) for r in _rows(finished_run / "curve.csv")]
     assert steps == list(range(64, 513, 64))
 
@@ -69,6 +73,11 @@ def test_interrupt_then_resume(tmp_path: Path, tiny_config: Path) -> None:
     rows = _rows(out / "curve.csv")
     steps = [int(r["timesteps"]) for r in rows]
     assert steps == list(range(64, 4097, 64))  # no gap, no duplicate around the interrupt
+    drift_steps = [int(r["timesteps"]) for r in _rows(out / "drift.csv")]
+    # one row per rollout (+ one at each training end), none replayed: rows past the checkpoint were truncated
+    assert drift_steps == sorted(drift_steps) and sorted(set(drift_steps)) == list(range(64, 4097, 64))
+    assert len(drift_steps) <= len(set(drift_steps)) + 1
+    assert (out / "drift_reference.pt").is_file()
     assert (out / f"progress_from_{at}.csv").exists()
     # the resumed envs start in the checkpoint's stage (the curriculum never moves back)
     after = [int(r["stage"]) for r in rows if int(r["timesteps"]) > at]
