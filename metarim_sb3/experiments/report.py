@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from metarim_sb3.experiments.config import AGENTS
+from metarim_sb3.experiments.metrics import format_estimate
 from metarim_sb3.experiments.rundir import (
     ACTIVITY,
     CONFIG,
@@ -42,7 +43,7 @@ from metarim_sb3.experiments.rundir import (
 )
 from metarim_sb3.experiments.stats import bootstrap_ci, stratified_bootstrap_ci
 
-__all__ = ["RunData", "build_report", "find_runs", "load_run"]
+__all__ = ["RunData", "build_report", "dirty_runs", "find_runs", "load_run"]
 
 
 @dataclass
@@ -154,16 +155,52 @@ def _agent_order(agents: Iterable[str]) -> list[str]:
     return sorted(set(agents), key=lambda a: (AGENTS.index(a) if a in AGENTS else len(AGENTS), a))
 
 
-def _fmt_ci(point: float, low: float, high: float, digits: int = 2) -> str:
-    if math.isnan(point):
-        return "n/a"
-    return f"{point:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+def _fmt_ci(estimate: tuple[float, float, float], n_seeds: int) -> str:
+    return format_estimate(*estimate, n_seeds)
 
 
-def _fmt_frames(point: float, low: float, high: float) -> str:
-    if math.isnan(point):
+def _fmt_frames(estimate: tuple[float, float, float], n_seeds: int) -> str:
+    return format_estimate(*estimate, n_seeds, digits=1, scale=1e3, suffix="k")
+
+
+def _final_stages(runs: list[RunData]) -> list[int]:
+    return [int(r.curve["stage"][-1]) for r in runs if r.curve["stage"].size and not math.isnan(r.curve["stage"][-1])]
+
+
+def _fmt_stages(stages: list[int]) -> str:
+    """Integer stages: each seed's value (sorted) up to five seeds, else the median of the integers."""
+    if not stages:
         return "n/a"
-    return f"{point / 1e3:.1f}k [{low / 1e3:.1f}k, {high / 1e3:.1f}k]"
+    if len(stages) <= 5:
+        return ", ".join(map(str, sorted(stages)))
+    median = float(np.median(stages))
+    return f"median {int(median) if median.is_integer() else median:g}"
+
+
+def dirty_runs(runs: list[RunData]) -> list[RunData]:
+    """
+    :param runs: loaded runs.
+    :return: the runs whose ``versions.json`` records a git sha ending in ``-dirty`` (code with uncommitted
+        changes: the numbers cannot be tied to a commit).
+    """
+
+    def shas(data: Any) -> Iterable[str]:
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if key == "git_sha" and isinstance(value, str):
+                    yield value
+                else:
+                    yield from shas(value)
+        elif isinstance(data, list):
+            for value in data:
+                yield from shas(value)
+
+    out = []
+    for r in runs:
+        path = r.path / VERSIONS
+        if path.exists() and any(s.endswith("-dirty") for s in shas(read_json(path))):
+            out.append(r)
+    return out
 
 
 def _write_summary(runs: list[RunData], path: Path) -> None:
@@ -213,9 +250,8 @@ def aggregate(runs: list[RunData]) -> list[dict[str, Any]]:
                     "agent": agent,
                     "seeds": len(group),
                     "complete": sum(r.done is not None for r in group),
-                    "final_stage_mean": float(np.mean([r.curve["stage"][-1] for r in group if r.curve["stage"].size]))
-                    if any(r.curve["stage"].size for r in group)
-                    else math.nan,
+                    "final_stages": _final_stages(group),
+                    "final_stage_median": float(np.median(_final_stages(group))) if _final_stages(group) else math.nan,
                     "shifts_mean": float(np.mean([len(r.shifts) for r in group])),
                     "initial_frames": stratified_bootstrap_ci([initial]) if initial else (math.nan,) * 3,
                     "adapt_frames": stratified_bootstrap_ci(strata) if strata else (math.nan,) * 3,
@@ -224,6 +260,9 @@ def aggregate(runs: list[RunData]) -> list[dict[str, Any]]:
                     "heldout_success": (float(np.mean(success)), *bootstrap_ci(success))
                     if success
                     else (math.nan,) * 3,
+                    "heldout_seeds": len(success),
+                    "initial_seeds": len(initial),
+                    "adapt_seeds": sum(len(a) > 1 for a in adapt),
                     "wall_time_s": float(np.mean(wall)) if wall else math.nan,
                     "fps": float(np.mean(fps)) if fps else math.nan,
                 }
@@ -235,7 +274,7 @@ def _write_aggregate(rows: list[dict[str, Any]], path: Path) -> None:
     with open(path, "w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(
-            ["env", "agent", "seeds", "complete", "final_stage_mean", "shifts_mean"]
+            ["env", "agent", "seeds", "complete", "final_stage_median", "final_stages", "shifts_mean"]
             + [f"{k}{s}" for k in ("initial_frames_iqm", "adapt_frames_iqm") for s in ("", "_low", "_high")]
             + [
                 "initial_mastered",
@@ -249,7 +288,8 @@ def _write_aggregate(rows: list[dict[str, Any]], path: Path) -> None:
         for r in rows:
             writer.writerow(
                 [
-                    *(r["env"], r["agent"], r["seeds"], r["complete"], r["final_stage_mean"], r["shifts_mean"]),
+                    *(r["env"], r["agent"], r["seeds"], r["complete"], r["final_stage_median"]),
+                    *(" ".join(map(str, r["final_stages"])), r["shifts_mean"]),
                     *(*r["initial_frames"], *r["adapt_frames"], r["initial_mastered"], r["adapt_mastered"]),
                     *(*r["heldout_success"], r["wall_time_s"], r["fps"]),
                 ]
@@ -263,7 +303,13 @@ def _markdown(runs: list[RunData], rows: list[dict[str, Any]], images: dict[str,
     versions: dict[str, Any] = {}
     if (runs[0].path / VERSIONS).exists():
         versions = read_json(runs[0].path / VERSIONS).get("started", {})
+    dirty = dirty_runs(runs)
     lines = [
+        f"**Uncommitted code**: {len(dirty)} of {len(runs)} runs were made from a working tree with uncommitted "
+        "changes (git sha ending in `-dirty` in versions.json): their numbers cannot be tied to a commit."
+        if dirty
+        else "",
+        "",
         "# metarim report",
         "",
         f"Produced by `{command}` on {time.strftime('%Y-%m-%d %H:%M')}." if command else "",
@@ -277,16 +323,18 @@ def _markdown(runs: list[RunData], rows: list[dict[str, Any]], images: dict[str,
         "so treat differences as anecdotes unless they hold with 5+ seeds (`metarim compare --preset paper`). "
         "Budgets are far below the papers'; nothing here reproduces a published number.",
         "",
-        "| env | agent | runs | final stage | shifts | frames to threshold in stage 0: IQM [95% CI] (mastered) "
+        "| env | agent | runs | final stage (per seed) | shifts "
+        "| frames to threshold in stage 0: IQM [95% CI] (mastered) "
         "| frames to threshold after a shift: IQM [95% CI] (mastered) | held-out success: mean [95% CI] "
         "| wall time / run | steps/s |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['env']} | {r['agent']} | {r['complete']}/{r['seeds']} | {r['final_stage_mean']:.1f} "
-            f"| {r['shifts_mean']:.1f} | {_fmt_frames(*r['initial_frames'])} ({r['initial_mastered']}) "
-            f"| {_fmt_frames(*r['adapt_frames'])} ({r['adapt_mastered']}) | {_fmt_ci(*r['heldout_success'])} "
+            f"| {r['env']} | {r['agent']} | {r['complete']}/{r['seeds']} | {_fmt_stages(r['final_stages'])} "
+            f"| {r['shifts_mean']:g} | {_fmt_frames(r['initial_frames'], r['initial_seeds'])} "
+            f"({r['initial_mastered']}) | {_fmt_frames(r['adapt_frames'], r['adapt_seeds'])} ({r['adapt_mastered']}) "
+            f"| {_fmt_ci(r['heldout_success'], r['heldout_seeds'])} "
             f"| {r['wall_time_s']:.0f} s "
             f"| {r['fps']:.0f} |"
         )
@@ -323,6 +371,8 @@ def _markdown(runs: list[RunData], rows: list[dict[str, Any]], images: dict[str,
     lines += ["", "## Files", "", "`summary.csv`: one row per run; `aggregate.csv`: the table above.", ""]
     if versions:
         lines += ["## Versions", "", ", ".join(f"{k} {v}" for k, v in versions.items()), ""]
+    if not lines[0]:
+        lines = lines[2:]
     return "\n".join(lines)
 
 

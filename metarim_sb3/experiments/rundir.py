@@ -98,6 +98,8 @@ CURVE = "curve.csv"
 MASTERY = "mastery.csv"
 CURRICULUM = "curriculum.csv"
 HELDOUT_EVAL = "heldout_eval.csv"
+STAGE_EVAL = "stage_eval.csv"
+DRIFT = "drift.csv"
 #: Base name of the unit-activity files (``.csv`` and ``.npz``).
 ACTIVITY = "rim_activity"
 TENSORBOARD = "tensorboard"

@@ -1,0 +1,63 @@
+"""The report's rules on synthetic run folders: no interval under three seeds, integer stages, dirty code first."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import yaml
+
+from metarim_sb3.experiments.report import build_report
+
+ENV = "MiniGrid-Synthetic-v0"
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list[object]]) -> None:
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def _run(root: Path, agent: str, seed: int, final_stage: int, success: float, sha: str = "abc123") -> Path:
+    run = root / agent / f"seed{seed}"
+    run.mkdir(parents=True)
+    config = {"agent": agent, "env": ENV, "seed": seed, "timesteps": 1000, "curriculum": {"threshold": 0.8}}
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    (run / "versions.json").write_text(json.dumps({"started": {"git_sha": sha}}))
+    (run / "done.json").write_text(json.dumps({"timesteps": 1000, "wall_time_s": 10.0, "fps": 100.0}))
+    (run / "final_eval.json").write_text(json.dumps({"success_rate": success, "success_ci": [0.0, 1.0]}))
+    header = ["timesteps", "time_s", "stage", "success_rate", "episodes"]
+    _write_csv(run / "curve.csv", header, [[500, 5.0, 0, 0.5, 10], [1000, 10.0, final_stage, 0.9, 10]])
+    mastery = [[0, 0, 400, 500]] + ([[final_stage, 500, "", 1000]] if final_stage else [])
+    _write_csv(run / "mastery.csv", ["stage", "entered_at", "mastered_at", "left_at"], mastery)
+    _write_csv(run / "curriculum.csv", ["timestep", "to_stage"], [[500, final_stage]] if final_stage else [])
+    return run
+
+
+def test_report_rules(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    for seed, stage in enumerate((1, 2, 2)):
+        _run(runs, "meta-rim", seed, stage, 0.5 + 0.1 * seed)
+    _run(runs, "lstm", 0, 1, 0.4, sha="abc123-dirty")
+    _run(runs, "lstm", 1, 0, 0.6)
+    build_report([runs], tmp_path / "rep")
+    report = (tmp_path / "rep" / "report.md").read_text()
+    first = report.splitlines()[0]
+    assert "uncommitted" in first.lower() and "1 of 5" in first
+    rows = {line.split("|")[2].strip(): line for line in report.splitlines() if line.startswith(f"| {ENV}")}
+    assert "(n=2: no interval)" in rows["lstm"] and "[" not in rows["lstm"].split("|")[8]
+    assert "(n=3: no interval)" not in rows["meta-rim"] and "0.60 [" in rows["meta-rim"]
+    assert rows["meta-rim"].split("|")[4].strip() == "1, 2, 2"
+    assert rows["lstm"].split("|")[4].strip() == "0, 1"
+    with open(tmp_path / "rep" / "aggregate.csv", newline="") as file:
+        agg = {r["agent"]: r for r in csv.DictReader(file)}
+    assert agg["meta-rim"]["final_stage_median"] == "2.0" and agg["meta-rim"]["final_stages"] == "1 2 2"
+
+
+def test_clean_runs_have_no_warning(tmp_path: Path) -> None:
+    _run(tmp_path / "runs", "meta-rim", 0, 1, 0.5)
+    report = tmp_path / "rep" / "report.md"
+    build_report([tmp_path / "runs"], tmp_path / "rep")
+    assert report.read_text().splitlines()[0] == "# metarim report"
