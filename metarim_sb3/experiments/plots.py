@@ -1,4 +1,4 @@
-"""The four report figures, drawn with matplotlib's object API on the Agg canvas (no pyplot, no display needed)."""
+"""The report figures, drawn with matplotlib's object API on the Agg canvas (no pyplot, no display needed)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from metarim_sb3.experiments.config import AGENTS
+from metarim_sb3.experiments.metrics import MIN_SEEDS_FOR_INTERVAL
 from metarim_sb3.experiments.stats import bootstrap_ci, curve_band, stratified_bootstrap_ci
 
 if TYPE_CHECKING:
     from metarim_sb3.experiments.report import RunData
 
-__all__ = ["adaptation", "learning_curves", "unit_activity", "zero_shot"]
+__all__ = ["adaptation", "adaptation_auc", "learning_curves", "unit_activity", "zero_shot"]
 
 COLORS = {"meta-rim": "#1b9e77", "rim": "#7570b3", "reversed": "#d95f02", "lstm": "#666666"}
 GRID_POINTS = 120
@@ -144,6 +145,45 @@ def adaptation(runs: list[RunData], path: Path) -> Path:
         ax.set_title(f"{env}: adaptation (IQM over seeds, 95% stratified bootstrap CI; hatched: includes censored)")
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def adaptation_auc(rows: list[dict[str, Any]], path: Path) -> Path:
+    """
+    Success AUC after a shift per agent, first visits and revisits apart (rows of
+    :func:`metarim_sb3.experiments.report.adaptation_auc_rows`).
+
+    :param rows: the AUC rows.
+    :param path: the PNG to write.
+    :return: ``path``.
+    """
+    envs = sorted({r["env"] for r in rows}) or ["(no runs)"]
+    fig = Figure(figsize=(8, 3.4 * len(envs)), layout="constrained")
+    axes = fig.subplots(len(envs), 1, squeeze=False)
+    kinds = ["first visit", "revisit"]
+    for row, env in enumerate(envs):
+        ax = axes[row][0]
+        env_rows = [r for r in rows if r["env"] == env]
+        agents = list(dict.fromkeys(r["agent"] for r in env_rows))
+        width = 0.8 / max(len(agents), 1)
+        for j, agent in enumerate(agents):
+            for r in (r for r in env_rows if r["agent"] == agent):
+                point, low, high = r["estimate"]
+                if np.isnan(point):
+                    continue
+                x = kinds.index(r["kind"]) - 0.4 + width * (j + 0.5)
+                ax.bar(x, point, width, color=_color(agent), label=agent if r["kind"] == kinds[0] else None)
+                if r["seeds"] >= MIN_SEEDS_FOR_INTERVAL:
+                    ax.errorbar(x, point, yerr=[[point - low], [high - point]], color="black", capsize=3)
+        if not any(r["defined"] for r in env_rows):
+            ax.text(0.5, 0.5, "stage_eval.csv not recorded in these runs", ha="center", transform=ax.transAxes)
+        ax.set_xticks(range(len(kinds)), kinds)
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel("success AUC over the horizon")
+        ax.set_title(f"{env}: adaptation AUC (IQM over seeds; 95% CI from 3 seeds)")
+        ax.grid(axis="y", alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     return _save(fig, path)
 
 

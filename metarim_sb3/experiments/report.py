@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from metarim_sb3.experiments.config import AGENTS
-from metarim_sb3.experiments.metrics import format_estimate
+from metarim_sb3.experiments.metrics import AdaptationAUC, Visit, format_estimate, visit_aucs, visits_from_shifts
 from metarim_sb3.experiments.rundir import (
     ACTIVITY,
     CONFIG,
@@ -35,6 +35,7 @@ from metarim_sb3.experiments.rundir import (
     DONE,
     FINAL_EVAL,
     MASTERY,
+    STAGE_EVAL,
     VERSIONS,
     RunError,
     check_out_folder,
@@ -43,7 +44,7 @@ from metarim_sb3.experiments.rundir import (
 )
 from metarim_sb3.experiments.stats import bootstrap_ci, stratified_bootstrap_ci
 
-__all__ = ["RunData", "build_report", "dirty_runs", "find_runs", "load_run"]
+__all__ = ["RunData", "adaptation_auc_rows", "build_report", "dirty_runs", "find_runs", "load_run", "run_visit_aucs"]
 
 
 @dataclass
@@ -58,6 +59,10 @@ class RunData:
     final_eval: dict[str, Any] | None
     activity: dict[str, np.ndarray] | None
     shifts: list[int] = field(default_factory=list)
+    #: Stage each shift moved to (``curriculum.csv`` ``to_stage``; empty when not recorded).
+    shift_stages: list[int] = field(default_factory=list)
+    #: Columns of ``stage_eval.csv`` (``None``: not recorded).
+    stage_eval: dict[str, np.ndarray] | None = None
 
     @property
     def agent(self) -> str:
@@ -145,10 +150,117 @@ def _load_run(path: Path) -> RunData:
     if (path / f"{ACTIVITY}.npz").exists():
         with np.load(path / f"{ACTIVITY}.npz") as data:
             activity = {k: data[k] for k in data.files}
-    shifts = [int(_num(r["timestep"])) for r in _read_csv(path / CURRICULUM)]
+    shift_rows = _read_csv(path / CURRICULUM)
+    shifts = [int(_num(r["timestep"])) for r in shift_rows]
+    to_stage = [_num(r.get("to_stage")) for r in shift_rows]
+    shift_stages = [int(v) for v in to_stage] if not any(math.isnan(v) for v in to_stage) else []
+    eval_rows = _read_csv(path / STAGE_EVAL)
+    stage_eval = (
+        {k: np.array([_num(r.get(k)) for r in eval_rows]) for k in ("timesteps", "stage", "current", "success_rate")}
+        if eval_rows
+        else None
+    )
     done = read_json(path / DONE) if (path / DONE).exists() else None
     final = read_json(path / FINAL_EVAL) if (path / FINAL_EVAL).exists() else None
-    return RunData(path, read_run_config(path), done, curve, visits, final, activity, shifts)
+    config = read_run_config(path)
+    return RunData(path, config, done, curve, visits, final, activity, shifts, shift_stages, stage_eval)
+
+
+def run_visit_aucs(run: RunData) -> list[tuple[Visit, AdaptationAUC]] | None:
+    """
+    :param run: a loaded run.
+    :return: the adaptation AUC of each stage visit (success of the training stage, ``stage_eval.csv`` rows with
+        ``current == 1``, over ``adaptation.horizon`` frames after the shift into it); ``None`` when the run
+        recorded no ``stage_eval.csv``, no horizon, or no ``to_stage`` of its shifts.
+    """
+    horizon = (run.config.get("adaptation") or {}).get("horizon")
+    table = run.stage_eval
+    if table is None or not horizon or len(run.shift_stages) != len(run.shifts):
+        return None
+    current = table["current"] == 1
+    first = run.visits[0]["stage"] if run.visits else int(table["stage"][current][0]) if current.any() else 0
+    visits = visits_from_shifts(run.shifts, run.shift_stages, first_stage=first)
+    stages = [int(v) for v in table["stage"][current]]
+    return visit_aucs(table["timesteps"][current], stages, table["success_rate"][current], visits, float(horizon))
+
+
+_REASONS = {"stage left": "left before the horizon", "no evaluation": "no evaluation at the shift"}
+_REASONS["evaluations end"] = "training ended before the horizon"
+
+
+def _reason(text: str) -> str:
+    return next((short for prefix, short in _REASONS.items() if text.startswith(prefix)), text)
+
+
+def adaptation_auc_rows(runs: list[RunData]) -> list[dict[str, Any]]:
+    """
+    The primary adaptation metric per (env, agent, kind): the success AUC over the horizon after each shift.
+
+    Visits after a shift are split into first visits of a stage and revisits; the IQM pools the seeds' AUCs with
+    the visit index as stratum (stratified bootstrap 95 % CI). Undefined (NaN) AUCs are counted with their reasons,
+    never imputed.
+
+    :param runs: loaded runs.
+    :return: rows with ``env``, ``agent``, ``kind``, ``recorded`` (runs with a ``stage_eval.csv``), ``seeds``
+        (runs with at least one defined AUC of this kind), ``defined``, ``total``, ``estimate`` (IQM, low, high),
+        ``reasons`` (reason -> count).
+    """
+    groups: dict[tuple[str, str], list[RunData]] = defaultdict(list)
+    for r in runs:
+        groups[(r.env, r.agent)].append(r)
+    rows = []
+    for env in sorted({r.env for r in runs}):
+        for agent in _agent_order(a for e, a in groups if e == env):
+            per_run = [a for a in (run_visit_aucs(r) for r in groups[(env, agent)]) if a is not None]
+            for kind, revisit in (("first visit", False), ("revisit", True)):
+                strata: dict[int, list[float]] = defaultdict(list)
+                reasons: dict[str, int] = defaultdict(int)
+                seeds = 0
+                for aucs in per_run:
+                    picked = [(k, a) for k, (v, a) in enumerate(aucs) if k >= 1 and v.revisit == revisit]
+                    seeds += any(not math.isnan(a.auc) for _, a in picked)
+                    for k, a in picked:
+                        strata[k].append(a.auc)
+                        if a.reason:
+                            reasons[_reason(a.reason)] += 1
+                values = [v for s in strata.values() for v in s]
+                rows.append(
+                    {
+                        "env": env,
+                        "agent": agent,
+                        "kind": kind,
+                        "recorded": len(per_run),
+                        "seeds": seeds,
+                        "defined": sum(not math.isnan(v) for v in values),
+                        "total": len(values),
+                        "estimate": stratified_bootstrap_ci([strata[k] for k in sorted(strata)]),
+                        "reasons": dict(reasons),
+                    }
+                )
+    return rows
+
+
+def _auc_markdown(rows: list[dict[str, Any]], image: str) -> list[str]:
+    lines = ["", "## Adaptation: success AUC after a shift", ""]
+    if not any(r["recorded"] for r in rows):
+        return [*lines, "Per-stage evaluations (`stage_eval.csv`) not recorded in these runs."]
+    lines += [
+        "Success rate of the new training stage (deterministic evaluation, `stage_eval.csv`) integrated over the "
+        "fixed horizon (`adaptation.horizon` frames) after each shift, divided by the horizon: 1 = solved at once, "
+        "0 = never solved within the horizon. Higher is better. IQM over seeds (strata: visit index) with a 95 % "
+        "stratified-bootstrap CI from 3 seeds on. Undefined visits are counted with their reasons, never imputed.",
+        "",
+        "| env | agent | visits | runs recorded | AUC defined / visits | AUC: IQM [95% CI] "
+        "| undefined (reason: count) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        reasons = "; ".join(f"{k}: {v}" for k, v in sorted(r["reasons"].items())) or "-"
+        lines.append(
+            f"| {r['env']} | {r['agent']} | {r['kind']} | {r['recorded']} | {r['defined']}/{r['total']} "
+            f"| {format_estimate(*r['estimate'], r['seeds'])} | {reasons} |"
+        )
+    return [*lines, "", f"![Adaptation AUC]({image})"]
 
 
 def _agent_order(agents: Iterable[str]) -> list[str]:
@@ -296,7 +408,9 @@ def _write_aggregate(rows: list[dict[str, Any]], path: Path) -> None:
             )
 
 
-def _markdown(runs: list[RunData], rows: list[dict[str, Any]], images: dict[str, str], command: str) -> str:
+def _markdown(
+    runs: list[RunData], rows: list[dict[str, Any]], images: dict[str, str], command: str, extra: list[str]
+) -> str:
     seeds = sorted({r.seed for r in runs})
     budgets = sorted({int(r.config["timesteps"]) for r in runs})
     threshold = sorted({float(r.config["curriculum"]["threshold"]) for r in runs})
@@ -368,6 +482,7 @@ def _markdown(runs: list[RunData], rows: list[dict[str, Any]], images: dict[str,
     }
     for key, (title, text) in sections.items():
         lines += ["", f"## {title}", "", text, "", f"![{title}]({images[key]})"]
+    lines += extra
     lines += ["", "## Files", "", "`summary.csv`: one row per run; `aggregate.csv`: the table above.", ""]
     if versions:
         lines += ["## Versions", "", ", ".join(f"{k} {v}" for k, v in versions.items()), ""]
@@ -404,6 +519,9 @@ def build_report(paths: Iterable[str | Path], out: str | Path, command: str = ""
     ):
         written[name] = draw(runs, out / f"{name}.png")
         images[name] = f"{name}.png"
+    auc_rows = adaptation_auc_rows(runs)
+    written["adaptation_auc"] = plots.adaptation_auc(auc_rows, out / "adaptation_auc.png")
+    extra = _auc_markdown(auc_rows, "adaptation_auc.png")
     written["report"] = out / "report.md"
-    written["report"].write_text(_markdown(runs, rows, images, command), encoding="utf-8")
+    written["report"].write_text(_markdown(runs, rows, images, command, extra), encoding="utf-8")
     return written

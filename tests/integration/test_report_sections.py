@@ -61,3 +61,45 @@ def test_clean_runs_have_no_warning(tmp_path: Path) -> None:
     report = tmp_path / "rep" / "report.md"
     build_report([tmp_path / "runs"], tmp_path / "rep")
     assert report.read_text().splitlines()[0] == "# metarim report"
+
+
+def _stage_eval(run: Path, rows: list[list[object]], horizon: int = 200) -> None:
+    """Add a ``stage_eval.csv`` (rows: timesteps, stage, current, success_rate) and the horizon to ``run``."""
+    header = ["timesteps", "stage", "current", "episodes", "successes", "success_rate", "mean_return"]
+    full = [[t, s, c, 10, round(10 * p), p, 0.0] for t, s, c, p in rows]
+    _write_csv(run / "stage_eval.csv", header, full)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    (run / "config.yaml").write_text(yaml.safe_dump({**config, "adaptation": {"horizon": horizon}}))
+
+
+def _auc_rows(report: str) -> dict[tuple[str, str], list[str]]:
+    section = report.split("## Adaptation: success AUC after a shift")[1].split("\n## ")[0]
+    cells = [[c.strip() for c in line.split("|")[1:-1]] for line in section.splitlines() if line.startswith(f"| {ENV}")]
+    return {(c[1], c[2]): c for c in cells}
+
+
+def test_adaptation_auc_section(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    # three meta-rim seeds: shift 0 -> 1 at 500; AUC over [500, 700] of success 0 -> 1 linear = 0.5, 0 -> 0.5 = 0.25
+    for seed, end in enumerate((1.0, 1.0, 0.5)):
+        run = _run(runs, "meta-rim", seed, 1, 0.5)
+        _stage_eval(run, [[0, 0, 1, 0.0], [500, 0, 0, 0.9], [500, 1, 1, 0.0], [700, 1, 1, end], [900, 1, 1, end]])
+    # one lstm seed whose evaluations end before the horizon (censored), one that never shifts
+    run = _run(runs, "lstm", 0, 1, 0.4)
+    _stage_eval(run, [[0, 0, 1, 0.0], [500, 1, 1, 0.0], [600, 1, 1, 0.5]])
+    _stage_eval(_run(runs, "lstm", 1, 0, 0.6), [[0, 0, 1, 0.0], [1000, 0, 1, 0.9]])
+    written = build_report([runs], tmp_path / "rep")
+    assert written["adaptation_auc"].exists() and written["adaptation_auc"].stat().st_size > 0
+    rows = _auc_rows(written["report"].read_text())
+    meta = rows[("meta-rim", "first visit")]
+    assert meta[4] == "3/3" and meta[5].startswith("0.42 [0.25, 0.50]") and meta[6] == "-"  # IQM of 3 = mean
+    assert rows[("lstm", "first visit")][4] == "0/1"
+    assert rows[("lstm", "first visit")][6] == "training ended before the horizon: 1"
+    assert rows[("lstm", "first visit")][5] == "n/a" and rows[("meta-rim", "revisit")][4] == "0/0"
+
+
+def test_old_runs_say_not_recorded(tmp_path: Path) -> None:
+    _run(tmp_path / "runs", "meta-rim", 0, 1, 0.5)
+    written = build_report([tmp_path / "runs"], tmp_path / "rep")
+    assert "(`stage_eval.csv`) not recorded in these runs" in written["report"].read_text()
+    assert written["adaptation_auc"].exists()
