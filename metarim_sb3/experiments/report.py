@@ -256,9 +256,10 @@ def _auc_markdown(rows: list[dict[str, Any]], image: str) -> list[str]:
     ]
     for r in rows:
         reasons = "; ".join(f"{k}: {v}" for k, v in sorted(r["reasons"].items())) or "-"
+        point, low, high = r["estimate"]
         lines.append(
             f"| {r['env']} | {r['agent']} | {r['kind']} | {r['recorded']} | {r['defined']}/{r['total']} "
-            f"| {format_estimate(*r['estimate'], r['seeds'])} | {reasons} |"
+            f"| {format_estimate(point, low, high, r['seeds'])} | {reasons} |"
         )
     return [*lines, "", f"![Adaptation AUC]({image})"]
 
