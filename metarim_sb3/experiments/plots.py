@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 from metarim_sb3.experiments.config import AGENTS
 from metarim_sb3.experiments.metrics import MIN_SEEDS_FOR_INTERVAL
-from metarim_sb3.experiments.stats import bootstrap_ci, curve_band, stratified_bootstrap_ci
+from metarim_sb3.experiments.stats import bootstrap_ci, curve_band
 
 if TYPE_CHECKING:
     from metarim_sb3.experiments.report import RunData
@@ -106,45 +106,39 @@ def learning_curves(runs: list[RunData], path: Path) -> Path:
 
 def adaptation(runs: list[RunData], path: Path) -> Path:
     """
-    Frames to reach the success threshold: stage 0 from scratch, after each shift, and all shifts pooled.
+    Kaplan–Meier curves of the frames to reach the success threshold after a shift, one line per agent.
 
     :param runs: loaded runs.
     :param path: the PNG to write.
     :return: ``path``.
     """
+    from metarim_sb3.experiments.report import shift_kms
+
+    kms = shift_kms(runs)
     envs = _envs(runs)
-    fig = Figure(figsize=(11, 3.6 * len(envs)), layout="constrained")
+    fig = Figure(figsize=(8, 3.6 * len(envs)), layout="constrained")
     axes = fig.subplots(len(envs), 1, squeeze=False)
     for row, env in enumerate(envs):
         ax = axes[row][0]
-        env_runs = [r for r in runs if r.env == env]
-        agents = _agents(env_runs)
-        n_visits = max((len(r.visits) for r in env_runs), default=0)
-        groups = ["stage 0\n(from scratch)"] + [f"shift {k}" for k in range(1, n_visits)] + ["all shifts"]
-        width = 0.8 / max(len(agents), 1)
-        for j, agent in enumerate(agents):
-            adapt = [r.adaptation() for r in env_runs if r.agent == agent]
-            per_visit = [[a[k] for a in adapt if len(a) > k] for k in range(n_visits)]
-            stats: list[tuple[float, float, float, bool]] = []
-            for values in per_visit:
-                point, low, high = stratified_bootstrap_ci([[f for f, _ in values]])
-                stats.append((point, low, high, any(not m for _, m in values)))
-            shifted = [[f for f, _ in v] for v in per_visit[1:] if v]
-            point, low, high = stratified_bootstrap_ci(shifted) if shifted else (np.nan,) * 3
-            stats.append((point, low, high, any(not m for v in per_visit[1:] for _, m in v)))
-            for i, (point, low, high, censored) in enumerate(stats):
-                if np.isnan(point):
-                    continue
-                x = i - 0.4 + width * (j + 0.5)
-                ax.bar(x, point, width, color=_color(agent), hatch="//" if censored else None, edgecolor="white",
-                       label=agent if i == 0 else None)  # fmt: skip
-                ax.errorbar(x, point, yerr=[[point - low], [high - point]], color="black", capsize=3, linewidth=1)
-        ax.set_xticks(range(len(groups)), groups)
-        threshold = sorted({r.config["curriculum"]["threshold"] for r in env_runs})
-        ax.set_ylabel(f"frames to {', '.join(map(str, threshold))} success")
-        ax.set_title(f"{env}: adaptation (IQM over seeds, 95% stratified bootstrap CI; hatched: includes censored)")
-        ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=8)
+        for agent in _agents([r for r in runs if r.env == env]):
+            km = kms.get((env, agent))
+            if km is None:
+                continue
+            x = np.concatenate([[0.0], km.times])
+            label = f"{agent} ({km.n_events}/{km.n} mastered)"
+            ax.step(x, np.concatenate([[1.0], km.survival]), where="post", color=_color(agent), label=label)
+            low, high = np.concatenate([[1.0], km.low]), np.concatenate([[1.0], km.high])
+            ax.fill_between(x, low, high, step="post", color=_color(agent), alpha=0.15)
+            ax.axvline(km.tau, color="grey", linestyle=":", linewidth=1)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "no shifts in these runs", ha="center", transform=ax.transAxes)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("frames since the shift")
+        ax.set_ylabel("visits not yet at threshold")
+        ax.set_title(f"{env}: frames to threshold after a shift (Kaplan-Meier; dotted: tau)")
+        ax.grid(alpha=0.3)
     return _save(fig, path)
 
 

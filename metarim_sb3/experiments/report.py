@@ -1,12 +1,13 @@
-"""``metarim report``: run folders in; ``summary.csv``, ``aggregate.csv``, four plots and ``report.md`` out.
+"""``metarim report``: run folders in; ``summary.csv``, ``aggregate.csv``, plots and ``report.md`` out.
 
 Numbers (all from files the runs wrote, see :mod:`metarim_sb3.experiments.rundir`):
 
-- **adaptation**: frames from entering a stage to reaching the success threshold in it (``mastery.csv``); visit 0
-  is learning stage 0 from scratch, visit ``k >= 1`` follows the ``k``-th shift. A visit that never reached the
-  threshold is *censored*: it counts with the frames it lasted (a lower bound) and the table says how many
-  visits were mastered. Aggregated per agent as the IQM over seeds and shifts with a stratified bootstrap 95 % CI
-  (strata: shifts).
+- **adaptation** (primary): success AUC over ``adaptation.horizon`` frames after each shift, from the per-stage
+  evaluations (``stage_eval.csv``), first visits and revisits apart; IQM over seeds with a stratified bootstrap
+  95 % CI (strata: visit index), no interval under three seeds; undefined visits are counted with their reasons.
+- **frames to threshold** (secondary): Kaplan–Meier curve of the frames from a shift to the success threshold
+  (``mastery.csv``); unmastered visits are right-censored, never averaged; restricted mean up to one ``tau`` per
+  env, and the median.
 - **zero-shot**: success on the held-out stage after training (``final_eval.json``); mean over seeds with a
   percentile-bootstrap 95 % CI over seeds.
 """
@@ -26,7 +27,16 @@ from typing import Any
 import numpy as np
 
 from metarim_sb3.experiments.config import AGENTS
-from metarim_sb3.experiments.metrics import AdaptationAUC, Visit, format_estimate, visit_aucs, visits_from_shifts
+from metarim_sb3.experiments.metrics import (
+    AdaptationAUC,
+    KaplanMeier,
+    Visit,
+    format_estimate,
+    format_number,
+    frames_to_threshold_km,
+    visit_aucs,
+    visits_from_shifts,
+)
 from metarim_sb3.experiments.rundir import (
     ACTIVITY,
     CONFIG,
@@ -264,6 +274,29 @@ def _auc_markdown(rows: list[dict[str, Any]], image: str) -> list[str]:
     return [*lines, "", f"![Adaptation AUC]({image})"]
 
 
+def shift_kms(runs: list[RunData]) -> dict[tuple[str, str], KaplanMeier]:
+    """
+    Kaplan–Meier estimate of the frames to reach the success threshold after a shift (``mastery.csv`` visits
+    ``k >= 1``; a visit that never reached it is right-censored at the frames it lasted, never averaged as is).
+
+    :param runs: loaded runs.
+    :return: per (env, agent) with at least one shift visit; all agents of an env share one ``tau`` (the smallest
+        of their longest durations) so that their restricted means compare.
+    """
+    visits: dict[tuple[str, str], list[tuple[float, bool]]] = defaultdict(list)
+    for r in runs:
+        visits[(r.env, r.agent)] += r.adaptation()[1:]
+    visits = {k: v for k, v in visits.items() if v}
+    out = {}
+    for env in {e for e, _ in visits}:
+        keys = [k for k in visits if k[0] == env]
+        tau = min(max(d for d, _ in visits[k]) for k in keys)
+        for k in keys:
+            d, m = zip(*visits[k], strict=True)
+            out[k] = frames_to_threshold_km(d, m, tau=tau if tau > 0 else None)
+    return out
+
+
 def _agent_order(agents: Iterable[str]) -> list[str]:
     return sorted(set(agents), key=lambda a: (AGENTS.index(a) if a in AGENTS else len(AGENTS), a))
 
@@ -272,8 +305,12 @@ def _fmt_ci(estimate: tuple[float, float, float], n_seeds: int) -> str:
     return format_estimate(*estimate, n_seeds)
 
 
-def _fmt_frames(estimate: tuple[float, float, float], n_seeds: int) -> str:
-    return format_estimate(*estimate, n_seeds, digits=1, scale=1e3, suffix="k")
+def _fmt_km(km: KaplanMeier | None) -> str:
+    if km is None:
+        return "n/a | n/a"
+    rmst = format_number(km.rmst, 1, 1e3, "k") + f" ({format_number(km.tau, 1, 1e3, 'k')})"
+    median = "not reached" if math.isnan(km.median) else format_number(km.median, 1, 1e3, "k")
+    return f"{rmst} | {median}"
 
 
 def _final_stages(runs: list[RunData]) -> list[int]:
@@ -344,13 +381,12 @@ def aggregate(runs: list[RunData]) -> list[dict[str, Any]]:
     groups: dict[tuple[str, str], list[RunData]] = defaultdict(list)
     for r in runs:
         groups[(r.env, r.agent)].append(r)
+    kms = shift_kms(runs)
     rows = []
     for env in sorted({r.env for r in runs}):
         for agent in _agent_order(a for e, a in groups if e == env):
             group = groups[(env, agent)]
             adapt = [r.adaptation() for r in group]
-            n_shift = max((len(a) for a in adapt), default=0)
-            strata = [[a[k][0] for a in adapt if len(a) > k] for k in range(1, n_shift)]
             mastered = sum(m for a in adapt for _, m in a[1:])
             total = sum(len(a) - 1 for a in adapt if a)
             initial = [a[0][0] for a in adapt if a]
@@ -363,19 +399,16 @@ def aggregate(runs: list[RunData]) -> list[dict[str, Any]]:
                     "agent": agent,
                     "seeds": len(group),
                     "complete": sum(r.done is not None for r in group),
+                    "km": kms.get((env, agent)),
                     "final_stages": _final_stages(group),
                     "final_stage_median": float(np.median(_final_stages(group))) if _final_stages(group) else math.nan,
                     "shifts_mean": float(np.mean([len(r.shifts) for r in group])),
-                    "initial_frames": stratified_bootstrap_ci([initial]) if initial else (math.nan,) * 3,
-                    "adapt_frames": stratified_bootstrap_ci(strata) if strata else (math.nan,) * 3,
                     "adapt_mastered": f"{mastered}/{total}",
                     "initial_mastered": f"{sum(a[0][1] for a in adapt if a)}/{len(initial)}",
                     "heldout_success": (float(np.mean(success)), *bootstrap_ci(success))
                     if success
                     else (math.nan,) * 3,
                     "heldout_seeds": len(success),
-                    "initial_seeds": len(initial),
-                    "adapt_seeds": sum(len(a) > 1 for a in adapt),
                     "wall_time_s": float(np.mean(wall)) if wall else math.nan,
                     "fps": float(np.mean(fps)) if fps else math.nan,
                 }
@@ -387,23 +420,19 @@ def _write_aggregate(rows: list[dict[str, Any]], path: Path) -> None:
     with open(path, "w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(
-            ["env", "agent", "seeds", "complete", "final_stage_median", "final_stages", "shifts_mean"]
-            + [f"{k}{s}" for k in ("initial_frames_iqm", "adapt_frames_iqm") for s in ("", "_low", "_high")]
-            + [
-                "initial_mastered",
-                "adapt_mastered",
-                "heldout_success_mean",
-                "heldout_success_low",
-                "heldout_success_high",
+            [
+                *("env", "agent", "seeds", "complete", "final_stage_median", "final_stages", "shifts_mean"),
+                *("km_tau", "km_rmst", "km_median", "initial_mastered", "adapt_mastered"),
+                *("heldout_success_mean", "heldout_success_low", "heldout_success_high", "wall_time_s", "fps"),
             ]
-            + ["wall_time_s", "fps"]
         )
         for r in rows:
             writer.writerow(
                 [
                     *(r["env"], r["agent"], r["seeds"], r["complete"], r["final_stage_median"]),
                     *(" ".join(map(str, r["final_stages"])), r["shifts_mean"]),
-                    *(*r["initial_frames"], *r["adapt_frames"], r["initial_mastered"], r["adapt_mastered"]),
+                    *((r["km"].tau, r["km"].rmst, r["km"].median) if r["km"] else ("", "", "")),
+                    *(r["initial_mastered"], r["adapt_mastered"]),
                     *(*r["heldout_success"], r["wall_time_s"], r["fps"]),
                 ]
             )
@@ -439,16 +468,15 @@ def _markdown(
         "Budgets are far below the papers'; nothing here reproduces a published number.",
         "",
         "| env | agent | runs | final stage (per seed) | shifts "
-        "| frames to threshold in stage 0: IQM [95% CI] (mastered) "
-        "| frames to threshold after a shift: IQM [95% CI] (mastered) | held-out success: mean [95% CI] "
+        "| stage 0 mastered | shifts mastered | frames to threshold after a shift: KM restricted mean (tau) "
+        "| KM median | held-out success: mean [95% CI] "
         "| wall time / run | steps/s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['env']} | {r['agent']} | {r['complete']}/{r['seeds']} | {_fmt_stages(r['final_stages'])} "
-            f"| {r['shifts_mean']:g} | {_fmt_frames(r['initial_frames'], r['initial_seeds'])} "
-            f"({r['initial_mastered']}) | {_fmt_frames(r['adapt_frames'], r['adapt_seeds'])} ({r['adapt_mastered']}) "
+            f"| {r['shifts_mean']:g} | {r['initial_mastered']} | {r['adapt_mastered']} | {_fmt_km(r['km'])} "
             f"| {_fmt_ci(r['heldout_success'], r['heldout_seeds'])} "
             f"| {r['wall_time_s']:.0f} s "
             f"| {r['fps']:.0f} |"
@@ -463,11 +491,13 @@ def _markdown(
             "side on an otherwise idle machine.",
         ),
         "adaptation": (
-            "Adaptation after a shift",
-            "Frames from entering a stage to reaching the success threshold in it. Bars: interquartile mean "
-            "(IQM) over seeds; whiskers: 95 % stratified-bootstrap CI (numpy re-implementation of the rliable "
-            "method). Hatched bars include censored visits (threshold not reached before the budget ran out: "
-            "counted with the frames they lasted, a lower bound). Lower is better.",
+            "Frames to threshold after a shift (Kaplan–Meier)",
+            "Fraction of stage visits after a shift that have not yet reached the success threshold, against "
+            "frames since the shift (`mastery.csv`), pooled over seeds and shifts. A visit that never reached it "
+            "(stage left or budget spent) is censored at the frames it lasted: it leaves the risk set there and "
+            "never enters a mean. The table's restricted mean is the area under this curve up to one tau shared by "
+            "the agents of an env (the smallest of their longest visits); the median is the first frame where the "
+            "curve drops to 0.5 ('not reached' if it never does). Lower is better. Band: pointwise 95 % (log-log).",
         ),
         "zero_shot": (
             "Zero-shot transfer",

@@ -47,7 +47,7 @@ def test_report_rules(tmp_path: Path) -> None:
     first = report.splitlines()[0]
     assert "uncommitted" in first.lower() and "1 of 5" in first
     rows = {line.split("|")[2].strip(): line for line in report.splitlines() if line.startswith(f"| {ENV}")}
-    assert "(n=2: no interval)" in rows["lstm"] and "[" not in rows["lstm"].split("|")[8]
+    assert "(n=2: no interval)" in rows["lstm"] and "[" not in rows["lstm"].split("|")[10]
     assert "(n=3: no interval)" not in rows["meta-rim"] and "0.60 [" in rows["meta-rim"]
     assert rows["meta-rim"].split("|")[4].strip() == "1, 2, 2"
     assert rows["lstm"].split("|")[4].strip() == "0, 1"
@@ -103,3 +103,19 @@ def test_old_runs_say_not_recorded(tmp_path: Path) -> None:
     written = build_report([tmp_path / "runs"], tmp_path / "rep")
     assert "(`stage_eval.csv`) not recorded in these runs" in written["report"].read_text()
     assert written["adaptation_auc"].exists()
+
+
+def test_km_section_censored_visits(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    for seed in range(3):  # each seed: one censored shift visit (500 frames), from _run
+        _run(runs, "meta-rim", seed, 1, 0.5)
+    _run(runs, "lstm", 0, 0, 0.5)  # never shifts
+    written = build_report([runs], tmp_path / "rep")
+    assert written["adaptation"].exists()
+    report = written["report"].read_text()
+    row = next(line for line in report.splitlines() if line.startswith(f"| {ENV} | meta-rim"))
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[6] == "0/3" and cells[7] == "0.5k (0.5k)"  # all censored at 500: area 500 up to tau
+    assert cells[8] == "not reached"
+    lstm = [c.strip() for c in next(x for x in report.splitlines() if x.startswith(f"| {ENV} | lstm")).split("|")]
+    assert lstm[8:10] == ["n/a", "n/a"]
