@@ -17,7 +17,7 @@ from metarim_sb3.experiments.stats import bootstrap_ci, curve_band
 if TYPE_CHECKING:
     from metarim_sb3.experiments.report import RunData
 
-__all__ = ["adaptation", "adaptation_auc", "learning_curves", "unit_activity", "zero_shot"]
+__all__ = ["adaptation", "adaptation_auc", "drift", "learning_curves", "unit_activity", "zero_shot"]
 
 COLORS = {"meta-rim": "#1b9e77", "rim": "#7570b3", "reversed": "#d95f02", "lstm": "#666666"}
 GRID_POINTS = 120
@@ -178,6 +178,41 @@ def adaptation_auc(rows: list[dict[str, Any]], path: Path) -> Path:
         ax.grid(axis="y", alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def drift(runs: list[RunData], groups: list[str], path: Path) -> Path:
+    """
+    Parameter drift (``drift.csv``) against frames, one panel per group, one line per (env, agent): mean over the
+    seeds that recorded it, on a common frame grid.
+
+    :param runs: loaded runs.
+    :param groups: the parameter groups to draw.
+    :param path: the PNG to write.
+    :return: ``path``.
+    """
+    fig = Figure(figsize=(4.2 * max(len(groups), 1), 3.4), layout="constrained")
+    axes = fig.subplots(1, max(len(groups), 1), squeeze=False)[0]
+    if not groups:
+        axes[0].text(0.5, 0.5, "drift.csv not recorded in these runs", ha="center", transform=axes[0].transAxes)
+    for ax, group in zip(axes, groups, strict=False):
+        column = f"drift_{group}"
+        for env in _envs(runs):
+            for agent in _agents([r for r in runs if r.env == env]):
+                tables = [r.drift for r in runs if r.env == env and r.agent == agent and r.drift and column in r.drift]
+                tables = [t for t in tables if t is not None and t["timesteps"].size]
+                if not tables:
+                    continue
+                end = min(float(t["timesteps"].max()) for t in tables)
+                grid = np.linspace(min(float(t["timesteps"].min()) for t in tables), end, GRID_POINTS)
+                mean = np.mean([np.interp(grid, t["timesteps"], t[column]) for t in tables], axis=0)
+                label = agent if len(_envs(runs)) == 1 else f"{agent} ({env})"
+                ax.plot(grid, mean, color=_color(agent), label=f"{label}, {len(tables)} seed(s)")
+        ax.set_title(f"drift: {group}")
+        ax.set_xlabel("frames")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     return _save(fig, path)
 
 

@@ -19,7 +19,7 @@ import math
 import time
 import zipfile
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,10 +30,13 @@ from metarim_sb3.experiments.config import AGENTS
 from metarim_sb3.experiments.metrics import (
     AdaptationAUC,
     KaplanMeier,
+    PairedComparison,
     Visit,
     format_estimate,
     format_number,
     frames_to_threshold_km,
+    interval_allowed,
+    paired_differences,
     visit_aucs,
     visits_from_shifts,
 )
@@ -43,6 +46,7 @@ from metarim_sb3.experiments.rundir import (
     CURRICULUM,
     CURVE,
     DONE,
+    DRIFT,
     FINAL_EVAL,
     MASTERY,
     STAGE_EVAL,
@@ -73,6 +77,8 @@ class RunData:
     shift_stages: list[int] = field(default_factory=list)
     #: Columns of ``stage_eval.csv`` (``None``: not recorded).
     stage_eval: dict[str, np.ndarray] | None = None
+    #: Columns of ``drift.csv`` (``None``: not recorded).
+    drift: dict[str, np.ndarray] | None = None
 
     @property
     def agent(self) -> str:
@@ -172,8 +178,10 @@ def _load_run(path: Path) -> RunData:
     )
     done = read_json(path / DONE) if (path / DONE).exists() else None
     final = read_json(path / FINAL_EVAL) if (path / FINAL_EVAL).exists() else None
+    drift_rows = _read_csv(path / DRIFT)
+    drift = {k: np.array([_num(r.get(k)) for r in drift_rows]) for k in drift_rows[0]} if drift_rows else None
     config = read_run_config(path)
-    return RunData(path, config, done, curve, visits, final, activity, shifts, shift_stages, stage_eval)
+    return RunData(path, config, done, curve, visits, final, activity, shifts, shift_stages, stage_eval, drift)
 
 
 def run_visit_aucs(run: RunData) -> list[tuple[Visit, AdaptationAUC]] | None:
@@ -295,6 +303,93 @@ def shift_kms(runs: list[RunData]) -> dict[tuple[str, str], KaplanMeier]:
             d, m = zip(*visits[k], strict=True)
             out[k] = frames_to_threshold_km(d, m, tau=tau if tau > 0 else None)
     return out
+
+
+def drift_groups(runs: list[RunData]) -> list[str]:
+    """
+    :param runs: loaded runs.
+    :return: the parameter groups with a ``drift_<group>`` column in some run's ``drift.csv``.
+    """
+    names = {k.removeprefix("drift_") for r in runs if r.drift for k in r.drift if k.startswith("drift_")}
+    return sorted(names)
+
+
+def _drift_markdown(runs: list[RunData], image: str) -> list[str]:
+    lines = ["", "## Parameter drift", ""]
+    groups = drift_groups(runs)
+    if not groups:
+        return [*lines, "Parameter drift (`drift.csv`) not recorded in these runs."]
+    lines += [
+        "Distance of each parameter group from its initial values (`drift_<group>` in `drift.csv`) against "
+        "frames; line: mean over seeds. Table: the last recorded value, mean over the seeds that recorded it.",
+        "",
+        "| env | agent | seeds | " + " | ".join(f"final drift: {g}" for g in groups) + " |",
+        "|---|---|---|" + "---|" * len(groups),
+    ]
+    for env in sorted({r.env for r in runs}):
+        for agent in _agent_order(r.agent for r in runs if r.env == env):
+            group = [r for r in runs if r.env == env and r.agent == agent and r.drift]
+            if not group:
+                continue
+            finals = []
+            for g in groups:
+                last = [float(r.drift[f"drift_{g}"][-1]) for r in group if r.drift and f"drift_{g}" in r.drift]
+                finals.append(format_number(float(np.mean(last)) if last else None, 4))
+            lines.append(f"| {env} | {agent} | {len(group)} | " + " | ".join(finals) + " |")
+    return [*lines, "", f"![Parameter drift]({image})"]
+
+
+def paired_rows(runs: list[RunData], reference: str) -> dict[str, list[PairedComparison]]:
+    """
+    Every agent against ``reference`` on the seeds both ran (tasks: envs), for each metric with a score per seed:
+    the adaptation AUC (mean over a run's defined first-visit AUCs after a shift) and the final zero-shot success.
+
+    :param runs: loaded runs.
+    :param reference: the reference agent.
+    :return: metric name -> comparisons (empty when the reference is absent or no metric has scores).
+    """
+    metrics: dict[str, dict[str, dict[Hashable, dict[Hashable, float]]]] = {
+        "adaptation AUC": {},
+        "zero-shot success": {},
+    }
+    for r in runs:
+        aucs = run_visit_aucs(r)
+        defined = [a.auc for k, (v, a) in enumerate(aucs or []) if k >= 1 and not v.revisit and not math.isnan(a.auc)]
+        if defined:
+            metrics["adaptation AUC"].setdefault(r.agent, {}).setdefault(r.env, {})[r.seed] = float(np.mean(defined))
+        if r.final_eval:
+            score = float(r.final_eval["success_rate"])
+            metrics["zero-shot success"].setdefault(r.agent, {}).setdefault(r.env, {})[r.seed] = score
+    out = {}
+    for name, scores in metrics.items():
+        if reference in scores and len(scores) > 1:
+            out[name] = paired_differences(scores, reference)
+    return out
+
+
+def _paired_markdown(comparisons: dict[str, list[PairedComparison]], reference: str) -> list[str]:
+    lines = ["", f"## Paired comparisons with {reference}", ""]
+    shown = [(m, c) for m, cs in comparisons.items() for c in cs if interval_allowed(c.n_pairs)]
+    if not shown:
+        return [
+            *lines,
+            f"Not shown: fewer than 3 seeds run by both {reference} and another agent (or {reference} absent).",
+        ]
+    lines += [
+        f"Per metric, each agent minus {reference} on the seeds both ran: IQM of the per-seed differences with a "
+        "stratified-bootstrap 95 % CI (strata: envs), probability of improvement P(agent > reference) with its "
+        "CI, and a two-sided sign-flip permutation p-value, Holm-adjusted across the agents of a metric. "
+        "Comparisons with fewer than 3 common seeds are left out.",
+        "",
+        "| metric | agent | pairs | IQM difference [95% CI] | P(improvement) [95% CI] | p | p (Holm) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for metric, c in shown:
+        lines.append(
+            f"| {metric} | {c.agent} | {c.n_pairs} | {format_estimate(*c.iqm_diff, c.n_pairs)} "
+            f"| {format_estimate(*c.poi, c.n_pairs)} | {c.p_value:.3f} | {c.p_holm:.3f} |"
+        )
+    return lines
 
 
 def _agent_order(agents: Iterable[str]) -> list[str]:
@@ -522,13 +617,16 @@ def _markdown(
     return "\n".join(lines)
 
 
-def build_report(paths: Iterable[str | Path], out: str | Path, command: str = "") -> dict[str, Path]:
+def build_report(
+    paths: Iterable[str | Path], out: str | Path, command: str = "", reference: str = "meta-rim"
+) -> dict[str, Path]:
     """
     Write the report of the runs found under ``paths`` into ``out``.
 
     :param paths: run folders or folders containing them.
     :param out: the report folder (created).
     :param command: the command that produced the report (quoted in ``report.md``).
+    :param reference: the agent the paired comparisons compare the others with.
     :return: the written files by name (``summary``, ``aggregate``, the four plots, ``report``).
     """
     from metarim_sb3.experiments import plots
@@ -552,7 +650,10 @@ def build_report(paths: Iterable[str | Path], out: str | Path, command: str = ""
         images[name] = f"{name}.png"
     auc_rows = adaptation_auc_rows(runs)
     written["adaptation_auc"] = plots.adaptation_auc(auc_rows, out / "adaptation_auc.png")
+    written["drift"] = plots.drift(runs, drift_groups(runs), out / "drift.png")
     extra = _auc_markdown(auc_rows, "adaptation_auc.png")
+    extra += _paired_markdown(paired_rows(runs, reference), reference)
+    extra += _drift_markdown(runs, "drift.png")
     written["report"] = out / "report.md"
     written["report"].write_text(_markdown(runs, rows, images, command, extra), encoding="utf-8")
     return written

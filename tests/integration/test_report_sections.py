@@ -119,3 +119,31 @@ def test_km_section_censored_visits(tmp_path: Path) -> None:
     assert cells[8] == "not reached"
     lstm = [c.strip() for c in next(x for x in report.splitlines() if x.startswith(f"| {ENV} | lstm")).split("|")]
     assert lstm[8:10] == ["n/a", "n/a"]
+
+
+def test_drift_and_paired_sections(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    header = ["timesteps", "drift_modules", "update_modules", "drift_other", "update_other"]
+    for agent, success in (("meta-rim", 0.5), ("lstm", 0.8)):
+        for seed in range(3):
+            run = _run(runs, agent, seed, 1, success + 0.01 * seed)
+            _write_csv(run / "drift.csv", header, [[0, 0.0, 0.0, 0.0, 0.0], [1000, 0.1 * (seed + 1), 0.01, 2.0, 0.1]])
+    written = build_report([runs], tmp_path / "rep")
+    assert written["drift"].exists()
+    report = written["report"].read_text()
+    drift = report.split("## Parameter drift")[1]
+    assert f"| {ENV} | meta-rim | 3 | 0.2000 | 2 |" in drift  # mean of 0.1, 0.2, 0.3; integral 2.0 prints as 2
+    paired = report.split("## Paired comparisons with meta-rim")[1].split("\n## ")[0]
+    row = next(line for line in paired.splitlines() if line.startswith("| zero-shot success | lstm"))
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[2] == "3" and cells[3].startswith("0.30 [0.30, 0.30]") and cells[4].startswith("1.00")
+
+
+def test_paired_needs_three_seeds(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    for agent in ("meta-rim", "lstm"):
+        for seed in range(2):
+            _run(runs, agent, seed, 1, 0.5)
+    report = build_report([runs], tmp_path / "rep")["report"].read_text()
+    assert "Not shown: fewer than 3 seeds" in report
+    assert "(`drift.csv`) not recorded in these runs" in report
