@@ -48,6 +48,7 @@ from metarim_sb3.experiments.rundir import (
     DONE,
     DRIFT,
     FINAL_EVAL,
+    HELDOUT_EVAL,
     MASTERY,
     STAGE_EVAL,
     VERSIONS,
@@ -56,7 +57,7 @@ from metarim_sb3.experiments.rundir import (
     read_json,
     read_run_config,
 )
-from metarim_sb3.experiments.stats import bootstrap_ci, stratified_bootstrap_ci
+from metarim_sb3.experiments.stats import bootstrap_ci, stratified_bootstrap_ci, wilson_interval
 
 __all__ = ["RunData", "adaptation_auc_rows", "build_report", "dirty_runs", "find_runs", "load_run", "run_visit_aucs"]
 
@@ -77,6 +78,8 @@ class RunData:
     shift_stages: list[int] = field(default_factory=list)
     #: Columns of ``stage_eval.csv`` (``None``: not recorded).
     stage_eval: dict[str, np.ndarray] | None = None
+    #: Columns of ``heldout_eval.csv`` (``None``: not recorded).
+    heldout: dict[str, np.ndarray] | None = None
     #: Columns of ``drift.csv`` (``None``: not recorded).
     drift: dict[str, np.ndarray] | None = None
 
@@ -180,8 +183,10 @@ def _load_run(path: Path) -> RunData:
     final = read_json(path / FINAL_EVAL) if (path / FINAL_EVAL).exists() else None
     drift_rows = _read_csv(path / DRIFT)
     drift = {k: np.array([_num(r.get(k)) for r in drift_rows]) for k in drift_rows[0]} if drift_rows else None
+    held_rows = _read_csv(path / HELDOUT_EVAL)
+    heldout = {k: np.array([_num(r.get(k)) for r in held_rows]) for k in held_rows[0]} if held_rows else None
     config = read_run_config(path)
-    return RunData(path, config, done, curve, visits, final, activity, shifts, shift_stages, stage_eval, drift)
+    return RunData(path, config, done, curve, visits, final, activity, shifts, shift_stages, stage_eval, heldout, drift)
 
 
 def run_visit_aucs(run: RunData) -> list[tuple[Visit, AdaptationAUC]] | None:
@@ -303,6 +308,70 @@ def shift_kms(runs: list[RunData]) -> dict[tuple[str, str], KaplanMeier]:
             d, m = zip(*visits[k], strict=True)
             out[k] = frames_to_threshold_km(d, m, tau=tau if tau > 0 else None)
     return out
+
+
+def zero_shot_rows(runs: list[RunData], n_points: int = 4) -> list[dict[str, Any]]:
+    """
+    Held-out success during training at fixed frame counts (``heldout_eval.csv``): the evaluation frames every
+    run of an env shares, thinned to ``n_points`` evenly spread ones (the last always kept).
+
+    :param runs: loaded runs.
+    :param n_points: frame counts per env.
+    :return: rows with ``env``, ``agent``, ``frames``, ``per_seed`` (seed, rate, Wilson low, high; successes =
+        rate x episodes rounded) and ``estimate`` (IQM over seeds with a bootstrap 95 % CI) and ``seeds``.
+    """
+    rows = []
+    for env in sorted({r.env for r in runs}):
+        env_runs = [r for r in runs if r.env == env and r.heldout is not None and r.heldout["timesteps"].size]
+        if not env_runs:
+            continue
+        common = set.intersection(*(set(r.heldout["timesteps"].tolist()) for r in env_runs if r.heldout))
+        frames = sorted(common)
+        if len(frames) > n_points:
+            frames = [frames[int(i)] for i in np.linspace(0, len(frames) - 1, n_points).round()]
+        for agent in _agent_order(r.agent for r in env_runs):
+            for at in frames:
+                per_seed = []
+                for r in (r for r in env_runs if r.agent == agent and r.heldout):
+                    i = int(np.flatnonzero(r.heldout["timesteps"] == at)[-1])
+                    rate, n = float(r.heldout["success_rate"][i]), int(r.heldout["n_episodes"][i])
+                    if math.isnan(rate) or n <= 0:
+                        continue
+                    per_seed.append((r.seed, rate, *wilson_interval(round(rate * n), n)))
+                values = [p[1] for p in per_seed]
+                rows.append(
+                    {
+                        "env": env,
+                        "agent": agent,
+                        "frames": at,
+                        "per_seed": sorted(per_seed),
+                        "seeds": len(values),
+                        "estimate": stratified_bootstrap_ci([values]),
+                    }
+                )
+    return rows
+
+
+def _zero_shot_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    lines = ["", "## Zero-shot success during training", ""]
+    if not rows:
+        return [*lines, "Held-out evaluations during training (`heldout_eval.csv`) not recorded in these runs."]
+    lines += [
+        "Success on the held-out stage at fixed frame counts (the evaluation frames all runs of an env share). "
+        "Per seed: rate with a Wilson 95 % interval (successes = rate x episodes); across seeds: IQM with a "
+        "bootstrap 95 % CI from 3 seeds on.",
+        "",
+        "| env | agent | frames | per seed: rate [Wilson 95%] | IQM over seeds [95% CI] |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        seeds = "; ".join(f"s{s}: {p:.2f} [{lo:.2f}, {hi:.2f}]" for s, p, lo, hi in r["per_seed"]) or "n/a"
+        point, low, high = r["estimate"]
+        lines.append(
+            f"| {r['env']} | {r['agent']} | {int(r['frames']):,} | {seeds} "
+            f"| {format_estimate(point, low, high, r['seeds'])} |"
+        )
+    return lines
 
 
 def drift_groups(runs: list[RunData]) -> list[str]:
@@ -652,6 +721,7 @@ def build_report(
     written["adaptation_auc"] = plots.adaptation_auc(auc_rows, out / "adaptation_auc.png")
     written["drift"] = plots.drift(runs, drift_groups(runs), out / "drift.png")
     extra = _auc_markdown(auc_rows, "adaptation_auc.png")
+    extra += _zero_shot_markdown(zero_shot_rows(runs))
     extra += _paired_markdown(paired_rows(runs, reference), reference)
     extra += _drift_markdown(runs, "drift.png")
     written["report"] = out / "report.md"

@@ -147,3 +147,23 @@ def test_paired_needs_three_seeds(tmp_path: Path) -> None:
     report = build_report([runs], tmp_path / "rep")["report"].read_text()
     assert "Not shown: fewer than 3 seeds" in report
     assert "(`drift.csv`) not recorded in these runs" in report
+
+
+def test_zero_shot_at_fixed_frames(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    header = ["timesteps", "success_rate", "mean_reward", "n_episodes", "mean_ep_length"]
+    for seed, late in enumerate((0.5, 0.7, 0.7)):
+        run = _run(runs, "meta-rim", seed, 1, 0.5)
+        _write_csv(run / "heldout_eval.csv", header, [[500, 0.0, 0.0, 10, 5.0], [1000, late, 0.3, 10, 5.0]])
+    run = _run(runs, "lstm", 0, 1, 0.5)
+    _write_csv(run / "heldout_eval.csv", header, [[500, 0.2, 0.0, 10, 5.0], [1000, 0.4, 0.3, 10, 5.0]])
+    report = build_report([runs], tmp_path / "rep")["report"].read_text()
+    section = report.split("## Zero-shot success during training")[1].split("\n## ")[0]
+    cells = {
+        (c[1], c[2]): c
+        for c in ([x.strip() for x in line.split("|")[1:-1]] for line in section.splitlines())
+        if c and c[0] == ENV
+    }
+    assert cells[("meta-rim", "1,000")][4].startswith("0.63 [")  # IQM of 3 seeds = their mean
+    assert cells[("lstm", "500")][4] == "0.20 (n=1: no interval)"
+    assert "s0: 0.20 [0.06, 0.51]" in cells[("lstm", "500")][3]  # Wilson interval of 2/10
