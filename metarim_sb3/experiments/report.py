@@ -332,9 +332,10 @@ def zero_shot_rows(runs: list[RunData], n_points: int = 4) -> list[dict[str, Any
         for agent in _agent_order(r.agent for r in env_runs):
             for at in frames:
                 per_seed = []
-                for r in (r for r in env_runs if r.agent == agent and r.heldout):
-                    i = int(np.flatnonzero(r.heldout["timesteps"] == at)[-1])
-                    rate, n = float(r.heldout["success_rate"][i]), int(r.heldout["n_episodes"][i])
+                for r in (r for r in env_runs if r.agent == agent):
+                    held = r.heldout or {}
+                    i = int(np.flatnonzero(held["timesteps"] == at)[-1])
+                    rate, n = float(held["success_rate"][i]), int(held["n_episodes"][i])
                     if math.isnan(rate) or n <= 0:
                         continue
                     per_seed.append((r.seed, rate, *wilson_interval(round(rate * n), n)))
