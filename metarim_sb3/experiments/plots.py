@@ -17,7 +17,7 @@ from metarim_sb3.experiments.stats import bootstrap_ci, curve_band
 if TYPE_CHECKING:
     from metarim_sb3.experiments.report import RunData
 
-__all__ = ["adaptation", "adaptation_auc", "drift", "learning_curves", "unit_activity", "zero_shot"]
+__all__ = ["adaptation", "adaptation_auc", "drift", "learning_curves", "stage_heatmaps", "unit_activity", "zero_shot"]
 
 COLORS = {"meta-rim": "#1b9e77", "rim": "#7570b3", "reversed": "#d95f02", "lstm": "#666666"}
 GRID_POINTS = 120
@@ -213,6 +213,46 @@ def drift(runs: list[RunData], groups: list[str], path: Path) -> Path:
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def stage_heatmaps(runs: list[RunData], path: Path) -> Path:
+    """
+    Success on every stage (rows) at every evaluation frame (columns) from ``stage_eval.csv``, one panel per
+    (env, agent), mean over seeds (``nan``, blank, where no seed evaluated).
+
+    :param runs: loaded runs.
+    :param path: the PNG to write.
+    :return: ``path``.
+    """
+    panels = []
+    for env in _envs(runs):
+        for agent in _agents([r for r in runs if r.env == env]):
+            tables = [r.stage_eval for r in runs if r.env == env and r.agent == agent and r.stage_eval is not None]
+            if tables:
+                panels.append((env, agent, [t for t in tables if t is not None]))
+    fig = Figure(figsize=(7, 2.8 * max(len(panels), 1)), layout="constrained")
+    axes = fig.subplots(max(len(panels), 1), 1, squeeze=False)
+    if not panels:
+        ax = axes[0][0]
+        ax.text(0.5, 0.5, "stage_eval.csv not recorded in these runs", ha="center", transform=ax.transAxes)
+    for (env, agent, tables), ax in zip(panels, axes[:, 0], strict=False):
+        stages = np.unique(np.concatenate([t["stage"] for t in tables]))
+        times = np.unique(np.concatenate([t["timesteps"] for t in tables]))
+        stack = np.full((len(tables), stages.size, times.size), np.nan)
+        for k, t in enumerate(tables):
+            stack[k, np.searchsorted(stages, t["stage"]), np.searchsorted(times, t["timesteps"])] = t["success_rate"]
+        with np.errstate(all="ignore"):
+            counts = np.sum(~np.isnan(stack), axis=0)
+            mean = np.where(counts > 0, np.nansum(stack, axis=0) / np.maximum(counts, 1), np.nan)
+        image = ax.imshow(mean, aspect="auto", origin="lower", vmin=0, vmax=1, cmap="viridis", interpolation="nearest")
+        ticks = np.linspace(0, times.size - 1, min(times.size, 6)).round().astype(int)
+        ax.set_xticks(ticks, [f"{times[i] / 1e3:g}k" for i in ticks])
+        ax.set_yticks(range(stages.size), [str(int(s)) for s in stages])
+        ax.set_xlabel("frames")
+        ax.set_ylabel("stage")
+        ax.set_title(f"{env}: {agent} ({len(tables)} seed(s)), success per stage")
+        fig.colorbar(image, ax=ax, label="success")
     return _save(fig, path)
 
 

@@ -29,14 +29,17 @@ import numpy as np
 from metarim_sb3.experiments.config import AGENTS
 from metarim_sb3.experiments.metrics import (
     AdaptationAUC,
+    ForgettingRow,
     KaplanMeier,
     PairedComparison,
     Visit,
+    forgetting,
     format_estimate,
     format_number,
     frames_to_threshold_km,
     interval_allowed,
     paired_differences,
+    stage_time_matrix,
     visit_aucs,
     visits_from_shifts,
 )
@@ -373,6 +376,85 @@ def _zero_shot_markdown(rows: list[dict[str, Any]]) -> list[str]:
             f"| {format_estimate(point, low, high, r['seeds'])} |"
         )
     return lines
+
+
+def run_forgetting(run: RunData) -> list[ForgettingRow] | None:
+    """
+    :param run: a loaded run.
+    :return: :func:`~metarim_sb3.experiments.metrics.forgetting` per stage of its ``stage_eval.csv``: success when
+        the stage was first left minus success later, up to its return as the training stage; ``None`` when not
+        recorded (or shifts without ``to_stage``).
+    """
+    table = run.stage_eval
+    if table is None or len(run.shift_stages) != len(run.shifts):
+        return None
+    stages = [int(v) for v in table["stage"]]
+    ids, times, matrix = stage_time_matrix(table["timesteps"], stages, table["success_rate"])
+    first = run.visits[0]["stage"] if run.visits else 0
+    visits = visits_from_shifts(run.shifts, run.shift_stages, first_stage=first)
+    refs: list[float | None] = []
+    until: list[float | None] = []
+    for stage in ids:
+        mine = [v for v in visits if v.stage == stage]
+        refs.append(mine[0].left_at if mine else None)
+        until.append(mine[1].entered_at if len(mine) > 1 else None)
+    return forgetting(matrix, times, refs, until, [int(i) for i in ids])
+
+
+def forgetting_rows(runs: list[RunData]) -> list[dict[str, Any]]:
+    """
+    :param runs: loaded runs.
+    :return: per (env, agent, stage): ``seeds`` with a defined drop, ``final_drop`` and ``max_drop`` (IQM over
+        seeds with a bootstrap CI), ``reasons`` (why other seeds have none: count).
+    """
+    out = []
+    for env in sorted({r.env for r in runs}):
+        for agent in _agent_order(r.agent for r in runs if r.env == env):
+            per_run = [f for f in (run_forgetting(r) for r in runs if r.env == env and r.agent == agent) if f]
+            for stage in sorted({row.stage for f in per_run for row in f}):
+                rows = [row for f in per_run for row in f if row.stage == stage]
+                defined = [row for row in rows if not math.isnan(row.final_drop)]
+                reasons: dict[str, int] = defaultdict(int)
+                for row in rows:
+                    if row.reason:
+                        reasons[row.reason] += 1
+                out.append(
+                    {
+                        "env": env,
+                        "agent": agent,
+                        "stage": stage,
+                        "seeds": len(defined),
+                        "final_drop": stratified_bootstrap_ci([[row.final_drop for row in defined]]),
+                        "max_drop": stratified_bootstrap_ci([[row.max_drop for row in defined]]),
+                        "reasons": dict(reasons),
+                    }
+                )
+    return out
+
+
+def _forgetting_markdown(rows: list[dict[str, Any]], image: str) -> list[str]:
+    lines = ["", "## Forgetting", ""]
+    if not rows:
+        return [*lines, "Per-stage evaluations (`stage_eval.csv`) not recorded in these runs."]
+    lines += [
+        "Heatmap: success on every stage (rows) at every evaluation (columns), mean over seeds. Table: success "
+        "when a stage was first left minus its success later (last evaluation before it became the training stage "
+        "again, or the end): `final` drop, and the largest drop (`max`). Positive = forgetting. IQM over seeds, "
+        "95 % bootstrap CI from 3 seeds on.",
+        "",
+        "| env | agent | stage | seeds | final drop: IQM [95% CI] | max drop: IQM [95% CI] "
+        "| undefined (reason: count) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        reasons = "; ".join(f"{k}: {v}" for k, v in sorted(r["reasons"].items())) or "-"
+        final, worst = r["final_drop"], r["max_drop"]
+        lines.append(
+            f"| {r['env']} | {r['agent']} | {r['stage']} | {r['seeds']} "
+            f"| {format_estimate(final[0], final[1], final[2], r['seeds'])} "
+            f"| {format_estimate(worst[0], worst[1], worst[2], r['seeds'])} | {reasons} |"
+        )
+    return [*lines, "", f"![Forgetting]({image})"]
 
 
 def drift_groups(runs: list[RunData]) -> list[str]:
@@ -722,6 +804,8 @@ def build_report(
     written["adaptation_auc"] = plots.adaptation_auc(auc_rows, out / "adaptation_auc.png")
     written["drift"] = plots.drift(runs, drift_groups(runs), out / "drift.png")
     extra = _auc_markdown(auc_rows, "adaptation_auc.png")
+    written["forgetting"] = plots.stage_heatmaps(runs, out / "forgetting.png")
+    extra += _forgetting_markdown(forgetting_rows(runs), "forgetting.png")
     extra += _zero_shot_markdown(zero_shot_rows(runs))
     extra += _paired_markdown(paired_rows(runs, reference), reference)
     extra += _drift_markdown(runs, "drift.png")

@@ -167,3 +167,17 @@ def test_zero_shot_at_fixed_frames(tmp_path: Path) -> None:
     assert cells[("meta-rim", "1,000")][4].startswith("0.63 [")  # IQM of 3 seeds = their mean
     assert cells[("lstm", "500")][4] == "0.20 (n=1: no interval)"
     assert "s0: 0.20 [0.06, 0.51]" in cells[("lstm", "500")][3]  # Wilson interval of 2/10
+
+
+def test_forgetting_section(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    for seed in range(3):  # stage 0 left at 500 with 0.9, evaluated later at 0.6 and 0.6 - 0.1 * seed
+        run = _run(runs, "meta-rim", seed, 1, 0.5)
+        rows = [[0, 0, 1, 0.0], [500, 0, 0, 0.9], [500, 1, 1, 0.0], [700, 0, 0, 0.6], [700, 1, 1, 0.5]]
+        _stage_eval(run, [*rows, [900, 0, 0, 0.6 - 0.1 * seed], [900, 1, 1, 1.0]])
+    written = build_report([runs], tmp_path / "rep")
+    assert written["forgetting"].exists()
+    section = written["report"].read_text().split("## Forgetting")[1].split("\n## ")[0]
+    cells = {c[2]: c for c in ([x.strip() for x in line.split("|")[1:-1]] for line in section.splitlines()) if c}
+    assert cells["0"][3] == "3" and cells["0"][4].startswith("0.40 [")  # drops 0.3, 0.4, 0.5
+    assert cells["1"][3] == "0" and "never mastered or left: 3" in cells["1"][6]  # stage 1 is never left
