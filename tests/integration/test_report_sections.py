@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from metarim_sb3.experiments.report import build_report
@@ -181,3 +182,14 @@ def test_forgetting_section(tmp_path: Path) -> None:
     cells = {c[2]: c for c in ([x.strip() for x in line.split("|")[1:-1]] for line in section.splitlines()) if c}
     assert cells["0"][3] == "3" and cells["0"][4].startswith("0.40 [")  # drops 0.3, 0.4, 0.5
     assert cells["1"][3] == "0" and "never mastered or left: 3" in cells["1"][6]  # stage 1 is never left
+
+
+def test_cli_reference(tmp_path: Path) -> None:
+    from metarim_sb3.experiments.cli import main
+
+    for agent in ("meta-rim", "lstm"):
+        _run(tmp_path / "runs", agent, 0, 1, 0.5)
+    with pytest.raises(SystemExit) as exit_:
+        main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "rep"), "--reference", "lstm"])
+    assert exit_.value.code == 0
+    assert "## Paired comparisons with lstm" in (tmp_path / "rep" / "report.md").read_text()
