@@ -163,6 +163,12 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="summary.csv, plots and report.md from run folders", formatter_class=_Formatter)
     p.add_argument("runs", nargs="+", type=Path, help="run folders, or folders searched for them (recursively)")
     p.add_argument("--out", type=Path, required=True, help="report folder (required)")
+    p.add_argument(
+        "--reference",
+        choices=AGENTS,
+        default="meta-rim",
+        help="agent the paired comparisons compare with (default: meta-rim)",
+    )
 
     p = sub.add_parser(
         "render", help="record an env (and optionally a trained model) to a GIF", formatter_class=_Formatter
@@ -275,7 +281,7 @@ def _dispatch(args: argparse.Namespace, prog: str) -> int:
     if args.command == "report":
         from metarim_sb3.experiments.report import build_report
 
-        paths = build_report(args.runs, args.out, command=_command())
+        paths = build_report(args.runs, args.out, command=_command(), reference=args.reference)
         print("\n".join(f"{k}: {v}" for k, v in paths.items()))
         return 0
     if args.command == "render":

@@ -1,4 +1,4 @@
-"""The four report figures, drawn with matplotlib's object API on the Agg canvas (no pyplot, no display needed)."""
+"""The report figures, drawn with matplotlib's object API on the Agg canvas (no pyplot, no display needed)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from metarim_sb3.experiments.config import AGENTS
-from metarim_sb3.experiments.stats import bootstrap_ci, curve_band, stratified_bootstrap_ci
+from metarim_sb3.experiments.metrics import MIN_SEEDS_FOR_INTERVAL
+from metarim_sb3.experiments.stats import bootstrap_ci, curve_band
 
 if TYPE_CHECKING:
     from metarim_sb3.experiments.report import RunData
 
-__all__ = ["adaptation", "learning_curves", "unit_activity", "zero_shot"]
+__all__ = ["adaptation", "adaptation_auc", "drift", "learning_curves", "stage_heatmaps", "unit_activity", "zero_shot"]
 
 COLORS = {"meta-rim": "#1b9e77", "rim": "#7570b3", "reversed": "#d95f02", "lstm": "#666666"}
 GRID_POINTS = 120
@@ -105,45 +106,153 @@ def learning_curves(runs: list[RunData], path: Path) -> Path:
 
 def adaptation(runs: list[RunData], path: Path) -> Path:
     """
-    Frames to reach the success threshold: stage 0 from scratch, after each shift, and all shifts pooled.
+    Kaplan–Meier curves of the frames to reach the success threshold after a shift, one line per agent.
 
     :param runs: loaded runs.
     :param path: the PNG to write.
     :return: ``path``.
     """
+    from metarim_sb3.experiments.report import shift_kms
+
+    kms = shift_kms(runs)
     envs = _envs(runs)
-    fig = Figure(figsize=(11, 3.6 * len(envs)), layout="constrained")
+    fig = Figure(figsize=(8, 3.6 * len(envs)), layout="constrained")
     axes = fig.subplots(len(envs), 1, squeeze=False)
     for row, env in enumerate(envs):
         ax = axes[row][0]
-        env_runs = [r for r in runs if r.env == env]
-        agents = _agents(env_runs)
-        n_visits = max((len(r.visits) for r in env_runs), default=0)
-        groups = ["stage 0\n(from scratch)"] + [f"shift {k}" for k in range(1, n_visits)] + ["all shifts"]
+        for agent in _agents([r for r in runs if r.env == env]):
+            km = kms.get((env, agent))
+            if km is None:
+                continue
+            x = np.concatenate([[0.0], km.times])
+            label = f"{agent} ({km.n_events}/{km.n} mastered)"
+            ax.step(x, np.concatenate([[1.0], km.survival]), where="post", color=_color(agent), label=label)
+            low, high = np.concatenate([[1.0], km.low]), np.concatenate([[1.0], km.high])
+            ax.fill_between(x, low, high, step="post", color=_color(agent), alpha=0.15)
+            ax.axvline(km.tau, color="grey", linestyle=":", linewidth=1)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "no shifts in these runs", ha="center", transform=ax.transAxes)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("frames since the shift")
+        ax.set_ylabel("visits not yet at threshold")
+        ax.set_title(f"{env}: frames to threshold after a shift (Kaplan-Meier; dotted: tau)")
+        ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def adaptation_auc(rows: list[dict[str, Any]], path: Path) -> Path:
+    """
+    Success AUC after a shift per agent, first visits and revisits apart (rows of
+    :func:`metarim_sb3.experiments.report.adaptation_auc_rows`).
+
+    :param rows: the AUC rows.
+    :param path: the PNG to write.
+    :return: ``path``.
+    """
+    envs = sorted({r["env"] for r in rows}) or ["(no runs)"]
+    fig = Figure(figsize=(8, 3.4 * len(envs)), layout="constrained")
+    axes = fig.subplots(len(envs), 1, squeeze=False)
+    kinds = ["first visit", "revisit"]
+    for row, env in enumerate(envs):
+        ax = axes[row][0]
+        env_rows = [r for r in rows if r["env"] == env]
+        agents = list(dict.fromkeys(r["agent"] for r in env_rows))
         width = 0.8 / max(len(agents), 1)
         for j, agent in enumerate(agents):
-            adapt = [r.adaptation() for r in env_runs if r.agent == agent]
-            per_visit = [[a[k] for a in adapt if len(a) > k] for k in range(n_visits)]
-            stats: list[tuple[float, float, float, bool]] = []
-            for values in per_visit:
-                point, low, high = stratified_bootstrap_ci([[f for f, _ in values]])
-                stats.append((point, low, high, any(not m for _, m in values)))
-            shifted = [[f for f, _ in v] for v in per_visit[1:] if v]
-            point, low, high = stratified_bootstrap_ci(shifted) if shifted else (np.nan,) * 3
-            stats.append((point, low, high, any(not m for v in per_visit[1:] for _, m in v)))
-            for i, (point, low, high, censored) in enumerate(stats):
+            for r in (r for r in env_rows if r["agent"] == agent):
+                point, low, high = r["estimate"]
                 if np.isnan(point):
                     continue
-                x = i - 0.4 + width * (j + 0.5)
-                ax.bar(x, point, width, color=_color(agent), hatch="//" if censored else None, edgecolor="white",
-                       label=agent if i == 0 else None)  # fmt: skip
-                ax.errorbar(x, point, yerr=[[point - low], [high - point]], color="black", capsize=3, linewidth=1)
-        ax.set_xticks(range(len(groups)), groups)
-        threshold = sorted({r.config["curriculum"]["threshold"] for r in env_runs})
-        ax.set_ylabel(f"frames to {', '.join(map(str, threshold))} success")
-        ax.set_title(f"{env}: adaptation (IQM over seeds, 95% stratified bootstrap CI; hatched: includes censored)")
+                x = kinds.index(r["kind"]) - 0.4 + width * (j + 0.5)
+                ax.bar(x, point, width, color=_color(agent), label=agent if r["kind"] == kinds[0] else None)
+                if r["seeds"] >= MIN_SEEDS_FOR_INTERVAL:
+                    ax.errorbar(x, point, yerr=[[point - low], [high - point]], color="black", capsize=3)
+        if not any(r["defined"] for r in env_rows):
+            ax.text(0.5, 0.5, "stage_eval.csv not recorded in these runs", ha="center", transform=ax.transAxes)
+        ax.set_xticks(range(len(kinds)), kinds)
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel("success AUC over the horizon")
+        ax.set_title(f"{env}: adaptation AUC (IQM over seeds; 95% CI from 3 seeds)")
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def drift(runs: list[RunData], groups: list[str], path: Path) -> Path:
+    """
+    Parameter drift (``drift.csv``) against frames, one panel per group, one line per (env, agent): mean over the
+    seeds that recorded it, on a common frame grid.
+
+    :param runs: loaded runs.
+    :param groups: the parameter groups to draw.
+    :param path: the PNG to write.
+    :return: ``path``.
+    """
+    fig = Figure(figsize=(4.2 * max(len(groups), 1), 3.4), layout="constrained")
+    axes = fig.subplots(1, max(len(groups), 1), squeeze=False)[0]
+    if not groups:
+        axes[0].text(0.5, 0.5, "drift.csv not recorded in these runs", ha="center", transform=axes[0].transAxes)
+    for ax, group in zip(axes, groups, strict=False):
+        column = f"drift_{group}"
+        for env in _envs(runs):
+            for agent in _agents([r for r in runs if r.env == env]):
+                tables = [r.drift for r in runs if r.env == env and r.agent == agent and r.drift and column in r.drift]
+                tables = [t for t in tables if t is not None and t["timesteps"].size]
+                if not tables:
+                    continue
+                end = min(float(t["timesteps"].max()) for t in tables)
+                grid = np.linspace(min(float(t["timesteps"].min()) for t in tables), end, GRID_POINTS)
+                mean = np.mean([np.interp(grid, t["timesteps"], t[column]) for t in tables], axis=0)
+                label = agent if len(_envs(runs)) == 1 else f"{agent} ({env})"
+                ax.plot(grid, mean, color=_color(agent), label=f"{label}, {len(tables)} seed(s)")
+        ax.set_title(f"drift: {group}")
+        ax.set_xlabel("frames")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def stage_heatmaps(runs: list[RunData], path: Path) -> Path:
+    """
+    Success on every stage (rows) at every evaluation frame (columns) from ``stage_eval.csv``, one panel per
+    (env, agent), mean over seeds (``nan``, blank, where no seed evaluated).
+
+    :param runs: loaded runs.
+    :param path: the PNG to write.
+    :return: ``path``.
+    """
+    panels = []
+    for env in _envs(runs):
+        for agent in _agents([r for r in runs if r.env == env]):
+            tables = [r.stage_eval for r in runs if r.env == env and r.agent == agent and r.stage_eval is not None]
+            if tables:
+                panels.append((env, agent, [t for t in tables if t is not None]))
+    fig = Figure(figsize=(7, 2.8 * max(len(panels), 1)), layout="constrained")
+    axes = fig.subplots(max(len(panels), 1), 1, squeeze=False)
+    if not panels:
+        ax = axes[0][0]
+        ax.text(0.5, 0.5, "stage_eval.csv not recorded in these runs", ha="center", transform=ax.transAxes)
+    for (env, agent, tables), ax in zip(panels, axes[:, 0], strict=False):
+        stages = np.unique(np.concatenate([t["stage"] for t in tables]))
+        times = np.unique(np.concatenate([t["timesteps"] for t in tables]))
+        stack = np.full((len(tables), stages.size, times.size), np.nan)
+        for k, t in enumerate(tables):
+            stack[k, np.searchsorted(stages, t["stage"]), np.searchsorted(times, t["timesteps"])] = t["success_rate"]
+        with np.errstate(all="ignore"):
+            counts = np.sum(~np.isnan(stack), axis=0)
+            mean = np.where(counts > 0, np.nansum(stack, axis=0) / np.maximum(counts, 1), np.nan)
+        image = ax.imshow(mean, aspect="auto", origin="lower", vmin=0, vmax=1, cmap="viridis", interpolation="nearest")
+        ticks = np.linspace(0, times.size - 1, min(times.size, 6)).round().astype(int)
+        ax.set_xticks(ticks, [f"{times[i] / 1e3:g}k" for i in ticks])
+        ax.set_yticks(range(stages.size), [str(int(s)) for s in stages])
+        ax.set_xlabel("frames")
+        ax.set_ylabel("stage")
+        ax.set_title(f"{env}: {agent} ({len(tables)} seed(s)), success per stage")
+        fig.colorbar(image, ax=ax, label="success")
     return _save(fig, path)
 
 

@@ -1,12 +1,13 @@
-"""``metarim report``: run folders in; ``summary.csv``, ``aggregate.csv``, four plots and ``report.md`` out.
+"""``metarim report``: run folders in; ``summary.csv``, ``aggregate.csv``, plots and ``report.md`` out.
 
 Numbers (all from files the runs wrote, see :mod:`metarim_sb3.experiments.rundir`):
 
-- **adaptation**: frames from entering a stage to reaching the success threshold in it (``mastery.csv``); visit 0
-  is learning stage 0 from scratch, visit ``k >= 1`` follows the ``k``-th shift. A visit that never reached the
-  threshold is *censored*: it counts with the frames it lasted (a lower bound) and the table says how many
-  visits were mastered. Aggregated per agent as the IQM over seeds and shifts with a stratified bootstrap 95 % CI
-  (strata: shifts).
+- **adaptation** (primary): success AUC over ``adaptation.horizon`` frames after each shift, from the per-stage
+  evaluations (``stage_eval.csv``), first visits and revisits apart; IQM over seeds with a stratified bootstrap
+  95 % CI (strata: visit index), no interval under three seeds; undefined visits are counted with their reasons.
+- **frames to threshold** (secondary): Kaplan–Meier curve of the frames from a shift to the success threshold
+  (``mastery.csv``); unmastered visits are right-censored, never averaged; restricted mean up to one ``tau`` per
+  env, and the median.
 - **zero-shot**: success on the held-out stage after training (``final_eval.json``); mean over seeds with a
   percentile-bootstrap 95 % CI over seeds.
 """
@@ -18,7 +19,7 @@ import math
 import time
 import zipfile
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,23 +27,42 @@ from typing import Any
 import numpy as np
 
 from metarim_sb3.experiments.config import AGENTS
+from metarim_sb3.experiments.metrics import (
+    AdaptationAUC,
+    ForgettingRow,
+    KaplanMeier,
+    PairedComparison,
+    Visit,
+    forgetting,
+    format_estimate,
+    format_number,
+    frames_to_threshold_km,
+    interval_allowed,
+    paired_differences,
+    stage_time_matrix,
+    visit_aucs,
+    visits_from_shifts,
+)
 from metarim_sb3.experiments.rundir import (
     ACTIVITY,
     CONFIG,
     CURRICULUM,
     CURVE,
     DONE,
+    DRIFT,
     FINAL_EVAL,
+    HELDOUT_EVAL,
     MASTERY,
+    STAGE_EVAL,
     VERSIONS,
     RunError,
     check_out_folder,
     read_json,
     read_run_config,
 )
-from metarim_sb3.experiments.stats import bootstrap_ci, stratified_bootstrap_ci
+from metarim_sb3.experiments.stats import bootstrap_ci, stratified_bootstrap_ci, wilson_interval
 
-__all__ = ["RunData", "build_report", "find_runs", "load_run"]
+__all__ = ["RunData", "adaptation_auc_rows", "build_report", "dirty_runs", "find_runs", "load_run", "run_visit_aucs"]
 
 
 @dataclass
@@ -57,6 +77,14 @@ class RunData:
     final_eval: dict[str, Any] | None
     activity: dict[str, np.ndarray] | None
     shifts: list[int] = field(default_factory=list)
+    #: Stage each shift moved to (``curriculum.csv`` ``to_stage``; empty when not recorded).
+    shift_stages: list[int] = field(default_factory=list)
+    #: Columns of ``stage_eval.csv`` (``None``: not recorded).
+    stage_eval: dict[str, np.ndarray] | None = None
+    #: Columns of ``heldout_eval.csv`` (``None``: not recorded).
+    heldout: dict[str, np.ndarray] | None = None
+    #: Columns of ``drift.csv`` (``None``: not recorded).
+    drift: dict[str, np.ndarray] | None = None
 
     @property
     def agent(self) -> str:
@@ -144,26 +172,432 @@ def _load_run(path: Path) -> RunData:
     if (path / f"{ACTIVITY}.npz").exists():
         with np.load(path / f"{ACTIVITY}.npz") as data:
             activity = {k: data[k] for k in data.files}
-    shifts = [int(_num(r["timestep"])) for r in _read_csv(path / CURRICULUM)]
+    shift_rows = _read_csv(path / CURRICULUM)
+    shifts = [int(_num(r["timestep"])) for r in shift_rows]
+    to_stage = [_num(r.get("to_stage")) for r in shift_rows]
+    shift_stages = [int(v) for v in to_stage] if not any(math.isnan(v) for v in to_stage) else []
+    eval_rows = _read_csv(path / STAGE_EVAL)
+    stage_eval = (
+        {k: np.array([_num(r.get(k)) for r in eval_rows]) for k in ("timesteps", "stage", "current", "success_rate")}
+        if eval_rows
+        else None
+    )
     done = read_json(path / DONE) if (path / DONE).exists() else None
     final = read_json(path / FINAL_EVAL) if (path / FINAL_EVAL).exists() else None
-    return RunData(path, read_run_config(path), done, curve, visits, final, activity, shifts)
+    drift_rows = _read_csv(path / DRIFT)
+    drift = {k: np.array([_num(r.get(k)) for r in drift_rows]) for k in drift_rows[0]} if drift_rows else None
+    held_rows = _read_csv(path / HELDOUT_EVAL)
+    heldout = {k: np.array([_num(r.get(k)) for r in held_rows]) for k in held_rows[0]} if held_rows else None
+    config = read_run_config(path)
+    return RunData(path, config, done, curve, visits, final, activity, shifts, shift_stages, stage_eval, heldout, drift)
+
+
+def run_visit_aucs(run: RunData) -> list[tuple[Visit, AdaptationAUC]] | None:
+    """
+    :param run: a loaded run.
+    :return: the adaptation AUC of each stage visit (success of the training stage, ``stage_eval.csv`` rows with
+        ``current == 1``, over ``adaptation.horizon`` frames after the shift into it); ``None`` when the run
+        recorded no ``stage_eval.csv``, no horizon, or no ``to_stage`` of its shifts.
+    """
+    horizon = (run.config.get("adaptation") or {}).get("horizon")
+    table = run.stage_eval
+    if table is None or not horizon or len(run.shift_stages) != len(run.shifts):
+        return None
+    current = table["current"] == 1
+    first = run.visits[0]["stage"] if run.visits else int(table["stage"][current][0]) if current.any() else 0
+    visits = visits_from_shifts(run.shifts, run.shift_stages, first_stage=first)
+    stages = [int(v) for v in table["stage"][current]]
+    return visit_aucs(table["timesteps"][current], stages, table["success_rate"][current], visits, float(horizon))
+
+
+_REASONS = {"stage left": "left before the horizon", "no evaluation": "no evaluation at the shift"}
+_REASONS["evaluations end"] = "training ended before the horizon"
+
+
+def _reason(text: str) -> str:
+    return next((short for prefix, short in _REASONS.items() if text.startswith(prefix)), text)
+
+
+def adaptation_auc_rows(runs: list[RunData]) -> list[dict[str, Any]]:
+    """
+    The primary adaptation metric per (env, agent, kind): the success AUC over the horizon after each shift.
+
+    Visits after a shift are split into first visits of a stage and revisits; the IQM pools the seeds' AUCs with
+    the visit index as stratum (stratified bootstrap 95 % CI). Undefined (NaN) AUCs are counted with their reasons,
+    never imputed.
+
+    :param runs: loaded runs.
+    :return: rows with ``env``, ``agent``, ``kind``, ``recorded`` (runs with a ``stage_eval.csv``), ``seeds``
+        (runs with at least one defined AUC of this kind), ``defined``, ``total``, ``estimate`` (IQM, low, high),
+        ``reasons`` (reason -> count).
+    """
+    groups: dict[tuple[str, str], list[RunData]] = defaultdict(list)
+    for r in runs:
+        groups[(r.env, r.agent)].append(r)
+    rows = []
+    for env in sorted({r.env for r in runs}):
+        for agent in _agent_order(a for e, a in groups if e == env):
+            per_run = [a for a in (run_visit_aucs(r) for r in groups[(env, agent)]) if a is not None]
+            for kind, revisit in (("first visit", False), ("revisit", True)):
+                strata: dict[int, list[float]] = defaultdict(list)
+                reasons: dict[str, int] = defaultdict(int)
+                seeds = 0
+                for aucs in per_run:
+                    picked = [(k, a) for k, (v, a) in enumerate(aucs) if k >= 1 and v.revisit == revisit]
+                    seeds += any(not math.isnan(a.auc) for _, a in picked)
+                    for k, a in picked:
+                        strata[k].append(a.auc)
+                        if a.reason:
+                            reasons[_reason(a.reason)] += 1
+                values = [v for s in strata.values() for v in s]
+                rows.append(
+                    {
+                        "env": env,
+                        "agent": agent,
+                        "kind": kind,
+                        "recorded": len(per_run),
+                        "seeds": seeds,
+                        "defined": sum(not math.isnan(v) for v in values),
+                        "total": len(values),
+                        "estimate": stratified_bootstrap_ci([strata[k] for k in sorted(strata)]),
+                        "reasons": dict(reasons),
+                    }
+                )
+    return rows
+
+
+def _auc_markdown(rows: list[dict[str, Any]], image: str) -> list[str]:
+    lines = ["", "## Adaptation: success AUC after a shift", ""]
+    if not any(r["recorded"] for r in rows):
+        return [*lines, "Per-stage evaluations (`stage_eval.csv`) not recorded in these runs."]
+    lines += [
+        "Success rate of the new training stage (deterministic evaluation, `stage_eval.csv`) integrated over the "
+        "fixed horizon (`adaptation.horizon` frames) after each shift, divided by the horizon: 1 = solved at once, "
+        "0 = never solved within the horizon. Higher is better. IQM over seeds (strata: visit index) with a 95 % "
+        "stratified-bootstrap CI from 3 seeds on. Undefined visits are counted with their reasons, never imputed.",
+        "",
+        "| env | agent | visits | runs recorded | AUC defined / visits | AUC: IQM [95% CI] "
+        "| undefined (reason: count) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        reasons = "; ".join(f"{k}: {v}" for k, v in sorted(r["reasons"].items())) or "-"
+        point, low, high = r["estimate"]
+        lines.append(
+            f"| {r['env']} | {r['agent']} | {r['kind']} | {r['recorded']} | {r['defined']}/{r['total']} "
+            f"| {format_estimate(point, low, high, r['seeds'])} | {reasons} |"
+        )
+    return [*lines, "", f"![Adaptation AUC]({image})"]
+
+
+def shift_kms(runs: list[RunData]) -> dict[tuple[str, str], KaplanMeier]:
+    """
+    Kaplan–Meier estimate of the frames to reach the success threshold after a shift (``mastery.csv`` visits
+    ``k >= 1``; a visit that never reached it is right-censored at the frames it lasted, never averaged as is).
+
+    :param runs: loaded runs.
+    :return: per (env, agent) with at least one shift visit; all agents of an env share one ``tau`` (the smallest
+        of their longest durations) so that their restricted means compare.
+    """
+    visits: dict[tuple[str, str], list[tuple[float, bool]]] = defaultdict(list)
+    for r in runs:
+        visits[(r.env, r.agent)] += r.adaptation()[1:]
+    visits = {k: v for k, v in visits.items() if v}
+    out = {}
+    for env in {e for e, _ in visits}:
+        keys = [k for k in visits if k[0] == env]
+        tau = min(max(d for d, _ in visits[k]) for k in keys)
+        for k in keys:
+            d, m = zip(*visits[k], strict=True)
+            out[k] = frames_to_threshold_km(d, m, tau=tau if tau > 0 else None)
+    return out
+
+
+def zero_shot_rows(runs: list[RunData], n_points: int = 4) -> list[dict[str, Any]]:
+    """
+    Held-out success during training at fixed frame counts (``heldout_eval.csv``): the evaluation frames every
+    run of an env shares, thinned to ``n_points`` evenly spread ones (the last always kept).
+
+    :param runs: loaded runs.
+    :param n_points: frame counts per env.
+    :return: rows with ``env``, ``agent``, ``frames``, ``per_seed`` (seed, rate, Wilson low, high; successes =
+        rate x episodes rounded) and ``estimate`` (IQM over seeds with a bootstrap 95 % CI) and ``seeds``.
+    """
+    rows = []
+    for env in sorted({r.env for r in runs}):
+        env_runs = [r for r in runs if r.env == env and r.heldout is not None and r.heldout["timesteps"].size]
+        if not env_runs:
+            continue
+        common = set.intersection(*(set(r.heldout["timesteps"].tolist()) for r in env_runs if r.heldout))
+        frames = sorted(common)
+        if len(frames) > n_points:
+            frames = [frames[int(i)] for i in np.linspace(0, len(frames) - 1, n_points).round()]
+        for agent in _agent_order(r.agent for r in env_runs):
+            for at in frames:
+                per_seed = []
+                for r in (r for r in env_runs if r.agent == agent):
+                    held = r.heldout or {}
+                    i = int(np.flatnonzero(held["timesteps"] == at)[-1])
+                    rate, n = float(held["success_rate"][i]), int(held["n_episodes"][i])
+                    if math.isnan(rate) or n <= 0:
+                        continue
+                    per_seed.append((r.seed, rate, *wilson_interval(round(rate * n), n)))
+                values = [p[1] for p in per_seed]
+                rows.append(
+                    {
+                        "env": env,
+                        "agent": agent,
+                        "frames": at,
+                        "per_seed": sorted(per_seed),
+                        "seeds": len(values),
+                        "estimate": stratified_bootstrap_ci([values]),
+                    }
+                )
+    return rows
+
+
+def _zero_shot_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    lines = ["", "## Zero-shot success during training", ""]
+    if not rows:
+        return [*lines, "Held-out evaluations during training (`heldout_eval.csv`) not recorded in these runs."]
+    lines += [
+        "Success on the held-out stage at fixed frame counts (the evaluation frames all runs of an env share). "
+        "Per seed: rate with a Wilson 95 % interval (successes = rate x episodes); across seeds: IQM with a "
+        "bootstrap 95 % CI from 3 seeds on.",
+        "",
+        "| env | agent | frames | per seed: rate [Wilson 95%] | IQM over seeds [95% CI] |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        seeds = "; ".join(f"s{s}: {p:.2f} [{lo:.2f}, {hi:.2f}]" for s, p, lo, hi in r["per_seed"]) or "n/a"
+        point, low, high = r["estimate"]
+        lines.append(
+            f"| {r['env']} | {r['agent']} | {int(r['frames']):,} | {seeds} "
+            f"| {format_estimate(point, low, high, r['seeds'])} |"
+        )
+    return lines
+
+
+def run_forgetting(run: RunData) -> list[ForgettingRow] | None:
+    """
+    :param run: a loaded run.
+    :return: :func:`~metarim_sb3.experiments.metrics.forgetting` per stage of its ``stage_eval.csv``: success when
+        the stage was first left minus success later, up to its return as the training stage; ``None`` when not
+        recorded (or shifts without ``to_stage``).
+    """
+    table = run.stage_eval
+    if table is None or len(run.shift_stages) != len(run.shifts):
+        return None
+    stages = [int(v) for v in table["stage"]]
+    ids, times, matrix = stage_time_matrix(table["timesteps"], stages, table["success_rate"])
+    first = run.visits[0]["stage"] if run.visits else 0
+    visits = visits_from_shifts(run.shifts, run.shift_stages, first_stage=first)
+    refs: list[float | None] = []
+    until: list[float | None] = []
+    for stage in ids:
+        mine = [v for v in visits if v.stage == stage]
+        refs.append(mine[0].left_at if mine else None)
+        until.append(mine[1].entered_at if len(mine) > 1 else None)
+    return forgetting(matrix, times, refs, until, [int(i) for i in ids])
+
+
+def forgetting_rows(runs: list[RunData]) -> list[dict[str, Any]]:
+    """
+    :param runs: loaded runs.
+    :return: per (env, agent, stage): ``seeds`` with a defined drop, ``final_drop`` and ``max_drop`` (IQM over
+        seeds with a bootstrap CI), ``reasons`` (why other seeds have none: count).
+    """
+    out = []
+    for env in sorted({r.env for r in runs}):
+        for agent in _agent_order(r.agent for r in runs if r.env == env):
+            per_run = [f for f in (run_forgetting(r) for r in runs if r.env == env and r.agent == agent) if f]
+            for stage in sorted({row.stage for f in per_run for row in f}):
+                rows = [row for f in per_run for row in f if row.stage == stage]
+                defined = [row for row in rows if not math.isnan(row.final_drop)]
+                reasons: dict[str, int] = defaultdict(int)
+                for row in rows:
+                    if row.reason:
+                        reasons[row.reason] += 1
+                out.append(
+                    {
+                        "env": env,
+                        "agent": agent,
+                        "stage": stage,
+                        "seeds": len(defined),
+                        "final_drop": stratified_bootstrap_ci([[row.final_drop for row in defined]]),
+                        "max_drop": stratified_bootstrap_ci([[row.max_drop for row in defined]]),
+                        "reasons": dict(reasons),
+                    }
+                )
+    return out
+
+
+def _forgetting_markdown(rows: list[dict[str, Any]], image: str) -> list[str]:
+    lines = ["", "## Forgetting", ""]
+    if not rows:
+        return [*lines, "Per-stage evaluations (`stage_eval.csv`) not recorded in these runs."]
+    lines += [
+        "Heatmap: success on every stage (rows) at every evaluation (columns), mean over seeds. Table: success "
+        "when a stage was first left minus its success later (last evaluation before it became the training stage "
+        "again, or the end): `final` drop, and the largest drop (`max`). Positive = forgetting. IQM over seeds, "
+        "95 % bootstrap CI from 3 seeds on.",
+        "",
+        "| env | agent | stage | seeds | final drop: IQM [95% CI] | max drop: IQM [95% CI] "
+        "| undefined (reason: count) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        reasons = "; ".join(f"{k}: {v}" for k, v in sorted(r["reasons"].items())) or "-"
+        final, worst = r["final_drop"], r["max_drop"]
+        lines.append(
+            f"| {r['env']} | {r['agent']} | {r['stage']} | {r['seeds']} "
+            f"| {format_estimate(final[0], final[1], final[2], r['seeds'])} "
+            f"| {format_estimate(worst[0], worst[1], worst[2], r['seeds'])} | {reasons} |"
+        )
+    return [*lines, "", f"![Forgetting]({image})"]
+
+
+def drift_groups(runs: list[RunData]) -> list[str]:
+    """
+    :param runs: loaded runs.
+    :return: the parameter groups with a ``drift_<group>`` column in some run's ``drift.csv``.
+    """
+    names = {k.removeprefix("drift_") for r in runs if r.drift for k in r.drift if k.startswith("drift_")}
+    return sorted(names)
+
+
+def _drift_markdown(runs: list[RunData], image: str) -> list[str]:
+    lines = ["", "## Parameter drift", ""]
+    groups = drift_groups(runs)
+    if not groups:
+        return [*lines, "Parameter drift (`drift.csv`) not recorded in these runs."]
+    lines += [
+        "Distance of each parameter group from its initial values (`drift_<group>` in `drift.csv`) against "
+        "frames; line: mean over seeds. Table: the last recorded value, mean over the seeds that recorded it.",
+        "",
+        "| env | agent | seeds | " + " | ".join(f"final drift: {g}" for g in groups) + " |",
+        "|---|---|---|" + "---|" * len(groups),
+    ]
+    for env in sorted({r.env for r in runs}):
+        for agent in _agent_order(r.agent for r in runs if r.env == env):
+            group = [r for r in runs if r.env == env and r.agent == agent and r.drift]
+            if not group:
+                continue
+            finals = []
+            for g in groups:
+                last = [float(r.drift[f"drift_{g}"][-1]) for r in group if r.drift and f"drift_{g}" in r.drift]
+                finals.append(format_number(float(np.mean(last)) if last else None, 4))
+            lines.append(f"| {env} | {agent} | {len(group)} | " + " | ".join(finals) + " |")
+    return [*lines, "", f"![Parameter drift]({image})"]
+
+
+def paired_rows(runs: list[RunData], reference: str) -> dict[str, list[PairedComparison]]:
+    """
+    Every agent against ``reference`` on the seeds both ran (tasks: envs), for each metric with a score per seed:
+    the adaptation AUC (mean over a run's defined first-visit AUCs after a shift) and the final zero-shot success.
+
+    :param runs: loaded runs.
+    :param reference: the reference agent.
+    :return: metric name -> comparisons (empty when the reference is absent or no metric has scores).
+    """
+    metrics: dict[str, dict[str, dict[Hashable, dict[Hashable, float]]]] = {
+        "adaptation AUC": {},
+        "zero-shot success": {},
+    }
+    for r in runs:
+        aucs = run_visit_aucs(r)
+        defined = [a.auc for k, (v, a) in enumerate(aucs or []) if k >= 1 and not v.revisit and not math.isnan(a.auc)]
+        if defined:
+            metrics["adaptation AUC"].setdefault(r.agent, {}).setdefault(r.env, {})[r.seed] = float(np.mean(defined))
+        if r.final_eval:
+            score = float(r.final_eval["success_rate"])
+            metrics["zero-shot success"].setdefault(r.agent, {}).setdefault(r.env, {})[r.seed] = score
+    out = {}
+    for name, scores in metrics.items():
+        if reference in scores and len(scores) > 1:
+            out[name] = paired_differences(scores, reference)
+    return out
+
+
+def _paired_markdown(comparisons: dict[str, list[PairedComparison]], reference: str) -> list[str]:
+    lines = ["", f"## Paired comparisons with {reference}", ""]
+    shown = [(m, c) for m, cs in comparisons.items() for c in cs if interval_allowed(c.n_pairs)]
+    if not shown:
+        return [
+            *lines,
+            f"Not shown: fewer than 3 seeds run by both {reference} and another agent (or {reference} absent).",
+        ]
+    lines += [
+        f"Per metric, each agent minus {reference} on the seeds both ran: IQM of the per-seed differences with a "
+        "stratified-bootstrap 95 % CI (strata: envs), probability of improvement P(agent > reference) with its "
+        "CI, and a two-sided sign-flip permutation p-value, Holm-adjusted across the agents of a metric. "
+        "Comparisons with fewer than 3 common seeds are left out.",
+        "",
+        "| metric | agent | pairs | IQM difference [95% CI] | P(improvement) [95% CI] | p | p (Holm) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for metric, c in shown:
+        lines.append(
+            f"| {metric} | {c.agent} | {c.n_pairs} | {format_estimate(*c.iqm_diff, c.n_pairs)} "
+            f"| {format_estimate(*c.poi, c.n_pairs)} | {c.p_value:.3f} | {c.p_holm:.3f} |"
+        )
+    return lines
 
 
 def _agent_order(agents: Iterable[str]) -> list[str]:
     return sorted(set(agents), key=lambda a: (AGENTS.index(a) if a in AGENTS else len(AGENTS), a))
 
 
-def _fmt_ci(point: float, low: float, high: float, digits: int = 2) -> str:
-    if math.isnan(point):
-        return "n/a"
-    return f"{point:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+def _fmt_ci(estimate: tuple[float, float, float], n_seeds: int) -> str:
+    return format_estimate(*estimate, n_seeds)
 
 
-def _fmt_frames(point: float, low: float, high: float) -> str:
-    if math.isnan(point):
+def _fmt_km(km: KaplanMeier | None) -> str:
+    if km is None:
+        return "n/a | n/a"
+    rmst = format_number(km.rmst, 1, 1e3, "k") + f" ({format_number(km.tau, 1, 1e3, 'k')})"
+    median = "not reached" if math.isnan(km.median) else format_number(km.median, 1, 1e3, "k")
+    return f"{rmst} | {median}"
+
+
+def _final_stages(runs: list[RunData]) -> list[int]:
+    return [int(r.curve["stage"][-1]) for r in runs if r.curve["stage"].size and not math.isnan(r.curve["stage"][-1])]
+
+
+def _fmt_stages(stages: list[int]) -> str:
+    """Integer stages: each seed's value (sorted) up to five seeds, else the median of the integers."""
+    if not stages:
         return "n/a"
-    return f"{point / 1e3:.1f}k [{low / 1e3:.1f}k, {high / 1e3:.1f}k]"
+    if len(stages) <= 5:
+        return ", ".join(map(str, sorted(stages)))
+    median = float(np.median(stages))
+    return f"median {int(median) if median.is_integer() else median:g}"
+
+
+def dirty_runs(runs: list[RunData]) -> list[RunData]:
+    """
+    :param runs: loaded runs.
+    :return: the runs whose ``versions.json`` records a git sha ending in ``-dirty`` (code with uncommitted
+        changes: the numbers cannot be tied to a commit).
+    """
+
+    def shas(data: Any) -> Iterable[str]:
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if key == "git_sha" and isinstance(value, str):
+                    yield value
+                else:
+                    yield from shas(value)
+        elif isinstance(data, list):
+            for value in data:
+                yield from shas(value)
+
+    out = []
+    for r in runs:
+        path = r.path / VERSIONS
+        if path.exists() and any(s.endswith("-dirty") for s in shas(read_json(path))):
+            out.append(r)
+    return out
 
 
 def _write_summary(runs: list[RunData], path: Path) -> None:
@@ -194,13 +628,12 @@ def aggregate(runs: list[RunData]) -> list[dict[str, Any]]:
     groups: dict[tuple[str, str], list[RunData]] = defaultdict(list)
     for r in runs:
         groups[(r.env, r.agent)].append(r)
+    kms = shift_kms(runs)
     rows = []
     for env in sorted({r.env for r in runs}):
         for agent in _agent_order(a for e, a in groups if e == env):
             group = groups[(env, agent)]
             adapt = [r.adaptation() for r in group]
-            n_shift = max((len(a) for a in adapt), default=0)
-            strata = [[a[k][0] for a in adapt if len(a) > k] for k in range(1, n_shift)]
             mastered = sum(m for a in adapt for _, m in a[1:])
             total = sum(len(a) - 1 for a in adapt if a)
             initial = [a[0][0] for a in adapt if a]
@@ -213,17 +646,16 @@ def aggregate(runs: list[RunData]) -> list[dict[str, Any]]:
                     "agent": agent,
                     "seeds": len(group),
                     "complete": sum(r.done is not None for r in group),
-                    "final_stage_mean": float(np.mean([r.curve["stage"][-1] for r in group if r.curve["stage"].size]))
-                    if any(r.curve["stage"].size for r in group)
-                    else math.nan,
+                    "km": kms.get((env, agent)),
+                    "final_stages": _final_stages(group),
+                    "final_stage_median": float(np.median(_final_stages(group))) if _final_stages(group) else math.nan,
                     "shifts_mean": float(np.mean([len(r.shifts) for r in group])),
-                    "initial_frames": stratified_bootstrap_ci([initial]) if initial else (math.nan,) * 3,
-                    "adapt_frames": stratified_bootstrap_ci(strata) if strata else (math.nan,) * 3,
                     "adapt_mastered": f"{mastered}/{total}",
                     "initial_mastered": f"{sum(a[0][1] for a in adapt if a)}/{len(initial)}",
                     "heldout_success": (float(np.mean(success)), *bootstrap_ci(success))
                     if success
                     else (math.nan,) * 3,
+                    "heldout_seeds": len(success),
                     "wall_time_s": float(np.mean(wall)) if wall else math.nan,
                     "fps": float(np.mean(fps)) if fps else math.nan,
                 }
@@ -235,35 +667,40 @@ def _write_aggregate(rows: list[dict[str, Any]], path: Path) -> None:
     with open(path, "w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(
-            ["env", "agent", "seeds", "complete", "final_stage_mean", "shifts_mean"]
-            + [f"{k}{s}" for k in ("initial_frames_iqm", "adapt_frames_iqm") for s in ("", "_low", "_high")]
-            + [
-                "initial_mastered",
-                "adapt_mastered",
-                "heldout_success_mean",
-                "heldout_success_low",
-                "heldout_success_high",
+            [
+                *("env", "agent", "seeds", "complete", "final_stage_median", "final_stages", "shifts_mean"),
+                *("km_tau", "km_rmst", "km_median", "initial_mastered", "adapt_mastered"),
+                *("heldout_success_mean", "heldout_success_low", "heldout_success_high", "wall_time_s", "fps"),
             ]
-            + ["wall_time_s", "fps"]
         )
         for r in rows:
             writer.writerow(
                 [
-                    *(r["env"], r["agent"], r["seeds"], r["complete"], r["final_stage_mean"], r["shifts_mean"]),
-                    *(*r["initial_frames"], *r["adapt_frames"], r["initial_mastered"], r["adapt_mastered"]),
+                    *(r["env"], r["agent"], r["seeds"], r["complete"], r["final_stage_median"]),
+                    *(" ".join(map(str, r["final_stages"])), r["shifts_mean"]),
+                    *((r["km"].tau, r["km"].rmst, r["km"].median) if r["km"] else ("", "", "")),
+                    *(r["initial_mastered"], r["adapt_mastered"]),
                     *(*r["heldout_success"], r["wall_time_s"], r["fps"]),
                 ]
             )
 
 
-def _markdown(runs: list[RunData], rows: list[dict[str, Any]], images: dict[str, str], command: str) -> str:
+def _markdown(
+    runs: list[RunData], rows: list[dict[str, Any]], images: dict[str, str], command: str, extra: list[str]
+) -> str:
     seeds = sorted({r.seed for r in runs})
     budgets = sorted({int(r.config["timesteps"]) for r in runs})
     threshold = sorted({float(r.config["curriculum"]["threshold"]) for r in runs})
     versions: dict[str, Any] = {}
     if (runs[0].path / VERSIONS).exists():
         versions = read_json(runs[0].path / VERSIONS).get("started", {})
+    dirty = dirty_runs(runs)
     lines = [
+        f"**Uncommitted code**: {len(dirty)} of {len(runs)} runs were made from a working tree with uncommitted "
+        "changes (git sha ending in `-dirty` in versions.json): their numbers cannot be tied to a commit."
+        if dirty
+        else "",
+        "",
         "# metarim report",
         "",
         f"Produced by `{command}` on {time.strftime('%Y-%m-%d %H:%M')}." if command else "",
@@ -277,16 +714,17 @@ def _markdown(runs: list[RunData], rows: list[dict[str, Any]], images: dict[str,
         "so treat differences as anecdotes unless they hold with 5+ seeds (`metarim compare --preset paper`). "
         "Budgets are far below the papers'; nothing here reproduces a published number.",
         "",
-        "| env | agent | runs | final stage | shifts | frames to threshold in stage 0: IQM [95% CI] (mastered) "
-        "| frames to threshold after a shift: IQM [95% CI] (mastered) | held-out success: mean [95% CI] "
+        "| env | agent | runs | final stage (per seed) | shifts "
+        "| stage 0 mastered | shifts mastered | frames to threshold after a shift: KM restricted mean (tau) "
+        "| KM median | held-out success: mean [95% CI] "
         "| wall time / run | steps/s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['env']} | {r['agent']} | {r['complete']}/{r['seeds']} | {r['final_stage_mean']:.1f} "
-            f"| {r['shifts_mean']:.1f} | {_fmt_frames(*r['initial_frames'])} ({r['initial_mastered']}) "
-            f"| {_fmt_frames(*r['adapt_frames'])} ({r['adapt_mastered']}) | {_fmt_ci(*r['heldout_success'])} "
+            f"| {r['env']} | {r['agent']} | {r['complete']}/{r['seeds']} | {_fmt_stages(r['final_stages'])} "
+            f"| {r['shifts_mean']:g} | {r['initial_mastered']} | {r['adapt_mastered']} | {_fmt_km(r['km'])} "
+            f"| {_fmt_ci(r['heldout_success'], r['heldout_seeds'])} "
             f"| {r['wall_time_s']:.0f} s "
             f"| {r['fps']:.0f} |"
         )
@@ -300,11 +738,13 @@ def _markdown(runs: list[RunData], rows: list[dict[str, Any]], images: dict[str,
             "side on an otherwise idle machine.",
         ),
         "adaptation": (
-            "Adaptation after a shift",
-            "Frames from entering a stage to reaching the success threshold in it. Bars: interquartile mean "
-            "(IQM) over seeds; whiskers: 95 % stratified-bootstrap CI (numpy re-implementation of the rliable "
-            "method). Hatched bars include censored visits (threshold not reached before the budget ran out: "
-            "counted with the frames they lasted, a lower bound). Lower is better.",
+            "Frames to threshold after a shift (Kaplan–Meier)",
+            "Fraction of stage visits after a shift that have not yet reached the success threshold, against "
+            "frames since the shift (`mastery.csv`), pooled over seeds and shifts. A visit that never reached it "
+            "(stage left or budget spent) is censored at the frames it lasted: it leaves the risk set there and "
+            "never enters a mean. The table's restricted mean is the area under this curve up to one tau shared by "
+            "the agents of an env (the smallest of their longest visits); the median is the first frame where the "
+            "curve drops to 0.5 ('not reached' if it never does). Lower is better. Band: pointwise 95 % (log-log).",
         ),
         "zero_shot": (
             "Zero-shot transfer",
@@ -320,19 +760,25 @@ def _markdown(runs: list[RunData], rows: list[dict[str, Any]], images: dict[str,
     }
     for key, (title, text) in sections.items():
         lines += ["", f"## {title}", "", text, "", f"![{title}]({images[key]})"]
+    lines += extra
     lines += ["", "## Files", "", "`summary.csv`: one row per run; `aggregate.csv`: the table above.", ""]
     if versions:
         lines += ["## Versions", "", ", ".join(f"{k} {v}" for k, v in versions.items()), ""]
+    if not lines[0]:
+        lines = lines[2:]
     return "\n".join(lines)
 
 
-def build_report(paths: Iterable[str | Path], out: str | Path, command: str = "") -> dict[str, Path]:
+def build_report(
+    paths: Iterable[str | Path], out: str | Path, command: str = "", reference: str = "meta-rim"
+) -> dict[str, Path]:
     """
     Write the report of the runs found under ``paths`` into ``out``.
 
     :param paths: run folders or folders containing them.
     :param out: the report folder (created).
     :param command: the command that produced the report (quoted in ``report.md``).
+    :param reference: the agent the paired comparisons compare the others with.
     :return: the written files by name (``summary``, ``aggregate``, the four plots, ``report``).
     """
     from metarim_sb3.experiments import plots
@@ -354,6 +800,15 @@ def build_report(paths: Iterable[str | Path], out: str | Path, command: str = ""
     ):
         written[name] = draw(runs, out / f"{name}.png")
         images[name] = f"{name}.png"
+    auc_rows = adaptation_auc_rows(runs)
+    written["adaptation_auc"] = plots.adaptation_auc(auc_rows, out / "adaptation_auc.png")
+    written["drift"] = plots.drift(runs, drift_groups(runs), out / "drift.png")
+    extra = _auc_markdown(auc_rows, "adaptation_auc.png")
+    written["forgetting"] = plots.stage_heatmaps(runs, out / "forgetting.png")
+    extra += _forgetting_markdown(forgetting_rows(runs), "forgetting.png")
+    extra += _zero_shot_markdown(zero_shot_rows(runs))
+    extra += _paired_markdown(paired_rows(runs, reference), reference)
+    extra += _drift_markdown(runs, "drift.png")
     written["report"] = out / "report.md"
-    written["report"].write_text(_markdown(runs, rows, images, command), encoding="utf-8")
+    written["report"].write_text(_markdown(runs, rows, images, command, extra), encoding="utf-8")
     return written

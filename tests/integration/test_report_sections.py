@@ -1,0 +1,195 @@
+"""The report's rules on synthetic run folders: no interval under three seeds, integer stages, dirty code first."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from metarim_sb3.experiments.report import build_report
+
+ENV = "MiniGrid-Synthetic-v0"
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list[object]]) -> None:
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def _run(root: Path, agent: str, seed: int, final_stage: int, success: float, sha: str = "abc123") -> Path:
+    run = root / agent / f"seed{seed}"
+    run.mkdir(parents=True)
+    config = {"agent": agent, "env": ENV, "seed": seed, "timesteps": 1000, "curriculum": {"threshold": 0.8}}
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    (run / "versions.json").write_text(json.dumps({"started": {"git_sha": sha}}))
+    (run / "done.json").write_text(json.dumps({"timesteps": 1000, "wall_time_s": 10.0, "fps": 100.0}))
+    (run / "final_eval.json").write_text(json.dumps({"success_rate": success, "success_ci": [0.0, 1.0]}))
+    header = ["timesteps", "time_s", "stage", "success_rate", "episodes"]
+    _write_csv(run / "curve.csv", header, [[500, 5.0, 0, 0.5, 10], [1000, 10.0, final_stage, 0.9, 10]])
+    mastery = [[0, 0, 400, 500]] + ([[final_stage, 500, "", 1000]] if final_stage else [])
+    _write_csv(run / "mastery.csv", ["stage", "entered_at", "mastered_at", "left_at"], mastery)
+    _write_csv(run / "curriculum.csv", ["timestep", "to_stage"], [[500, final_stage]] if final_stage else [])
+    return run
+
+
+def test_report_rules(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    for seed, stage in enumerate((1, 2, 2)):
+        _run(runs, "meta-rim", seed, stage, 0.5 + 0.1 * seed)
+    _run(runs, "lstm", 0, 1, 0.4, sha="abc123-dirty")
+    _run(runs, "lstm", 1, 0, 0.6)
+    build_report([runs], tmp_path / "rep")
+    report = (tmp_path / "rep" / "report.md").read_text()
+    first = report.splitlines()[0]
+    assert "uncommitted" in first.lower() and "1 of 5" in first
+    rows = {line.split("|")[2].strip(): line for line in report.splitlines() if line.startswith(f"| {ENV}")}
+    assert "(n=2: no interval)" in rows["lstm"] and "[" not in rows["lstm"].split("|")[10]
+    assert "(n=3: no interval)" not in rows["meta-rim"] and "0.60 [" in rows["meta-rim"]
+    assert rows["meta-rim"].split("|")[4].strip() == "1, 2, 2"
+    assert rows["lstm"].split("|")[4].strip() == "0, 1"
+    with open(tmp_path / "rep" / "aggregate.csv", newline="") as file:
+        agg = {r["agent"]: r for r in csv.DictReader(file)}
+    assert agg["meta-rim"]["final_stage_median"] == "2.0" and agg["meta-rim"]["final_stages"] == "1 2 2"
+
+
+def test_clean_runs_have_no_warning(tmp_path: Path) -> None:
+    _run(tmp_path / "runs", "meta-rim", 0, 1, 0.5)
+    report = tmp_path / "rep" / "report.md"
+    build_report([tmp_path / "runs"], tmp_path / "rep")
+    assert report.read_text().splitlines()[0] == "# metarim report"
+
+
+def _stage_eval(run: Path, rows: list[list[object]], horizon: int = 200) -> None:
+    """Add a ``stage_eval.csv`` (rows: timesteps, stage, current, success_rate) and the horizon to ``run``."""
+    header = ["timesteps", "stage", "current", "episodes", "successes", "success_rate", "mean_return"]
+    full = [[t, s, c, 10, round(10 * p), p, 0.0] for t, s, c, p in rows]
+    _write_csv(run / "stage_eval.csv", header, full)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    (run / "config.yaml").write_text(yaml.safe_dump({**config, "adaptation": {"horizon": horizon}}))
+
+
+def _auc_rows(report: str) -> dict[tuple[str, str], list[str]]:
+    section = report.split("## Adaptation: success AUC after a shift")[1].split("\n## ")[0]
+    cells = [[c.strip() for c in line.split("|")[1:-1]] for line in section.splitlines() if line.startswith(f"| {ENV}")]
+    return {(c[1], c[2]): c for c in cells}
+
+
+def test_adaptation_auc_section(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    # three meta-rim seeds: shift 0 -> 1 at 500; AUC over [500, 700] of success 0 -> 1 linear = 0.5, 0 -> 0.5 = 0.25
+    for seed, end in enumerate((1.0, 1.0, 0.5)):
+        run = _run(runs, "meta-rim", seed, 1, 0.5)
+        _stage_eval(run, [[0, 0, 1, 0.0], [500, 0, 0, 0.9], [500, 1, 1, 0.0], [700, 1, 1, end], [900, 1, 1, end]])
+    # one lstm seed whose evaluations end before the horizon (censored), one that never shifts
+    run = _run(runs, "lstm", 0, 1, 0.4)
+    _stage_eval(run, [[0, 0, 1, 0.0], [500, 1, 1, 0.0], [600, 1, 1, 0.5]])
+    _stage_eval(_run(runs, "lstm", 1, 0, 0.6), [[0, 0, 1, 0.0], [1000, 0, 1, 0.9]])
+    written = build_report([runs], tmp_path / "rep")
+    assert written["adaptation_auc"].exists() and written["adaptation_auc"].stat().st_size > 0
+    rows = _auc_rows(written["report"].read_text())
+    meta = rows[("meta-rim", "first visit")]
+    assert meta[4] == "3/3" and meta[5].startswith("0.42 [0.25, 0.50]") and meta[6] == "-"  # IQM of 3 = mean
+    assert rows[("lstm", "first visit")][4] == "0/1"
+    assert rows[("lstm", "first visit")][6] == "training ended before the horizon: 1"
+    assert rows[("lstm", "first visit")][5] == "n/a" and rows[("meta-rim", "revisit")][4] == "0/0"
+
+
+def test_old_runs_say_not_recorded(tmp_path: Path) -> None:
+    _run(tmp_path / "runs", "meta-rim", 0, 1, 0.5)
+    written = build_report([tmp_path / "runs"], tmp_path / "rep")
+    assert "(`stage_eval.csv`) not recorded in these runs" in written["report"].read_text()
+    assert written["adaptation_auc"].exists()
+
+
+def test_km_section_censored_visits(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    for seed in range(3):  # each seed: one censored shift visit (500 frames), from _run
+        _run(runs, "meta-rim", seed, 1, 0.5)
+    _run(runs, "lstm", 0, 0, 0.5)  # never shifts
+    written = build_report([runs], tmp_path / "rep")
+    assert written["adaptation"].exists()
+    report = written["report"].read_text()
+    row = next(line for line in report.splitlines() if line.startswith(f"| {ENV} | meta-rim"))
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[6] == "0/3" and cells[7] == "0.5k (0.5k)"  # all censored at 500: area 500 up to tau
+    assert cells[8] == "not reached"
+    lstm = [c.strip() for c in next(x for x in report.splitlines() if x.startswith(f"| {ENV} | lstm")).split("|")]
+    assert lstm[8:10] == ["n/a", "n/a"]
+
+
+def test_drift_and_paired_sections(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    header = ["timesteps", "drift_modules", "update_modules", "drift_other", "update_other"]
+    for agent, success in (("meta-rim", 0.5), ("lstm", 0.8)):
+        for seed in range(3):
+            run = _run(runs, agent, seed, 1, success + 0.01 * seed)
+            _write_csv(run / "drift.csv", header, [[0, 0.0, 0.0, 0.0, 0.0], [1000, 0.1 * (seed + 1), 0.01, 2.0, 0.1]])
+    written = build_report([runs], tmp_path / "rep")
+    assert written["drift"].exists()
+    report = written["report"].read_text()
+    drift = report.split("## Parameter drift")[1]
+    assert f"| {ENV} | meta-rim | 3 | 0.2000 | 2 |" in drift  # mean of 0.1, 0.2, 0.3; integral 2.0 prints as 2
+    paired = report.split("## Paired comparisons with meta-rim")[1].split("\n## ")[0]
+    row = next(line for line in paired.splitlines() if line.startswith("| zero-shot success | lstm"))
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[2] == "3" and cells[3].startswith("0.30 [0.30, 0.30]") and cells[4].startswith("1.00")
+
+
+def test_paired_needs_three_seeds(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    for agent in ("meta-rim", "lstm"):
+        for seed in range(2):
+            _run(runs, agent, seed, 1, 0.5)
+    report = build_report([runs], tmp_path / "rep")["report"].read_text()
+    assert "Not shown: fewer than 3 seeds" in report
+    assert "(`drift.csv`) not recorded in these runs" in report
+
+
+def test_zero_shot_at_fixed_frames(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    header = ["timesteps", "success_rate", "mean_reward", "n_episodes", "mean_ep_length"]
+    for seed, late in enumerate((0.5, 0.7, 0.7)):
+        run = _run(runs, "meta-rim", seed, 1, 0.5)
+        _write_csv(run / "heldout_eval.csv", header, [[500, 0.0, 0.0, 10, 5.0], [1000, late, 0.3, 10, 5.0]])
+    run = _run(runs, "lstm", 0, 1, 0.5)
+    _write_csv(run / "heldout_eval.csv", header, [[500, 0.2, 0.0, 10, 5.0], [1000, 0.4, 0.3, 10, 5.0]])
+    report = build_report([runs], tmp_path / "rep")["report"].read_text()
+    section = report.split("## Zero-shot success during training")[1].split("\n## ")[0]
+    cells = {
+        (c[1], c[2]): c
+        for c in ([x.strip() for x in line.split("|")[1:-1]] for line in section.splitlines())
+        if c and c[0] == ENV
+    }
+    assert cells[("meta-rim", "1,000")][4].startswith("0.63 [")  # IQM of 3 seeds = their mean
+    assert cells[("lstm", "500")][4] == "0.20 (n=1: no interval)"
+    assert "s0: 0.20 [0.06, 0.51]" in cells[("lstm", "500")][3]  # Wilson interval of 2/10
+
+
+def test_forgetting_section(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    for seed in range(3):  # stage 0 left at 500 with 0.9, evaluated later at 0.6 and 0.6 - 0.1 * seed
+        run = _run(runs, "meta-rim", seed, 1, 0.5)
+        rows = [[0, 0, 1, 0.0], [500, 0, 0, 0.9], [500, 1, 1, 0.0], [700, 0, 0, 0.6], [700, 1, 1, 0.5]]
+        _stage_eval(run, [*rows, [900, 0, 0, 0.6 - 0.1 * seed], [900, 1, 1, 1.0]])
+    written = build_report([runs], tmp_path / "rep")
+    assert written["forgetting"].exists()
+    section = written["report"].read_text().split("## Forgetting")[1].split("\n## ")[0]
+    cells = {c[2]: c for c in ([x.strip() for x in line.split("|")[1:-1]] for line in section.splitlines()) if c}
+    assert cells["0"][3] == "3" and cells["0"][4].startswith("0.40 [")  # drops 0.3, 0.4, 0.5
+    assert cells["1"][3] == "0" and "never mastered or left: 3" in cells["1"][6]  # stage 1 is never left
+
+
+def test_cli_reference(tmp_path: Path) -> None:
+    from metarim_sb3.experiments.cli import main
+
+    for agent in ("meta-rim", "lstm"):
+        _run(tmp_path / "runs", agent, 0, 1, 0.5)
+    with pytest.raises(SystemExit) as exit_:
+        main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "rep"), "--reference", "lstm"])
+    assert exit_.value.code == 0
+    assert "## Paired comparisons with lstm" in (tmp_path / "rep" / "report.md").read_text()
