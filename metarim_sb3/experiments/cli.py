@@ -61,7 +61,13 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     envs = env_ids()
 
-    p = sub.add_parser("train", help="train one agent on one env", formatter_class=_Formatter, epilog=EPILOG)
+    p = sub.add_parser(
+        "train",
+        help="train one agent on one env",
+        description="Train one agent on one env, then evaluate it zero-shot on the held-out stage.",
+        formatter_class=_Formatter,
+        epilog=EPILOG,
+    )
     p.add_argument(
         "--agent", choices=AGENTS, default=None, help="agent preset (required unless --resume; default: none)"
     )
@@ -122,7 +128,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit (default: off)")
 
     p = sub.add_parser(
-        "evaluate", help="success rate and return of a run on one stage, with 95%% CIs", formatter_class=_Formatter
+        "evaluate",
+        help="success rate and return of a run on one stage, with 95%% CIs",
+        description="Evaluate a finished run on one stage: success rate and return, with 95%% CIs.",
+        formatter_class=_Formatter,
     )
     p.add_argument("run", type=Path, help="run folder")
     p.add_argument("--stage", default="heldout", help="'heldout' or a training stage index (default: %(default)s)")
@@ -135,6 +144,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "compare",
         help="run an agent x env x seed grid in parallel, then report",
+        description="Run an agent x env x seed grid in parallel (resumable), then write the report.",
         formatter_class=_Formatter,
         epilog=COMPARE_EPILOG,
     )
@@ -155,12 +165,20 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-report", action="store_true", help="skip the report at the end (default: off)")
 
-    p = sub.add_parser("report", help="summary.csv, plots and report.md from run folders", formatter_class=_Formatter)
+    p = sub.add_parser(
+        "report",
+        help="summary.csv, plots and report.md from run folders",
+        description="Write summary.csv, plots and report.md from finished run folders.",
+        formatter_class=_Formatter,
+    )
     p.add_argument("runs", nargs="+", type=Path, help="run folders, or folders searched for them (recursively)")
     p.add_argument("--out", type=Path, required=True, help="report folder (required)")
 
     p = sub.add_parser(
-        "render", help="record an env (and optionally a trained model) to a GIF", formatter_class=_Formatter
+        "render",
+        help="record an env (and optionally a trained model) to a GIF",
+        description="Record an env, acted in by a trained model or at random, to a GIF.",
+        formatter_class=_Formatter,
     )
     p.add_argument(
         "--env", choices=envs, default=None, metavar="ID", help="environment id (default: the --model run's)"
@@ -223,7 +241,9 @@ def _train(args: argparse.Namespace, prog: str) -> int:
         print(f"interrupted: checkpoint at {result['timesteps']} steps in {out}; continue with: "
               f"metarim train --resume --out {shlex.quote(str(out))}", file=sys.stderr)  # fmt: skip
         return 130
-    print(f"done: {result['timesteps']} steps in {result['wall_time_s']:.0f} s ({result['fps']:.0f} fps); "
+    steps, train_s = result["this_segment_steps"], result["this_segment_s"]
+    print(f"done: {steps} steps in {train_s:.1f} s training ({steps / max(train_s, 1e-9):.0f} fps) + "
+          f"{result['final_eval_s']:.1f} s evaluation; {result['timesteps']} steps in all; "
           f"final stage {result['final_stage']}; held-out success {result['heldout_success']:.2f} "
           f"[{result['heldout_success_ci'][0]:.2f}, {result['heldout_success_ci'][1]:.2f}] -> {out}")  # fmt: skip
     return 0

@@ -14,6 +14,7 @@ rollout (the model is consistent there), a checkpoint is written, and ``run`` re
 from __future__ import annotations
 
 import copy
+import os
 import platform
 import subprocess
 import time
@@ -38,6 +39,8 @@ from metarim_sb3.experiments.rundir import (
     VERSIONS,
     RunError,
     RunLock,
+    _fsync_dir,
+    _tmp_name,
     check_out_dir,
     clean_stale_temp_files,
     load_model_file,
@@ -172,6 +175,29 @@ def _save_checkpoint(model: Any, out_dir: Path, state: dict[str, Any], fast_slow
     setattr(model, FAST_SLOW_ATTR, fast_slow)
     save_model(model, out_dir / CHECKPOINT)
     write_json(out_dir / CHECKPOINT_META, state)
+
+
+def _link_model(model: Any, checkpoint: Path, path: Path) -> None:
+    """
+    Make ``path`` (``model.zip``) the finished run's checkpoint without a second copy on disk.
+
+    ``checkpoint.zip`` was just written (atomically, fsynced) from the same model, so ``model.zip`` becomes a hard
+    link to it, put in place by an atomic rename. Later checkpoints replace ``checkpoint.zip`` by rename too, so a
+    resumed run never changes ``model.zip`` behind the link. Where links are not supported the model is saved again.
+
+    :param model: the trained model (saved in full if the link fails).
+    :param checkpoint: the checkpoint just written.
+    :param path: the ``model.zip`` to write.
+    """
+    tmp = _tmp_name(path)
+    try:
+        tmp.unlink(missing_ok=True)
+        os.link(checkpoint, tmp)
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        save_model(model, path)
 
 
 def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -376,8 +402,11 @@ def _run_locked(
         return {"status": "interrupted", "timesteps": int(model.num_timesteps), "out_dir": str(out_dir)}
 
     recorder.finish()
+    train_wall = recorder.wall_time()  # training only (all segments); the evaluation below is timed apart
+    train_segment = time.perf_counter() - segment_start
     save()
-    save_model(model, out_dir / MODEL)
+    _link_model(model, out_dir / CHECKPOINT, out_dir / MODEL)
+    eval_start = time.perf_counter()
     final = evaluate_model(
         model,
         config["env"],
@@ -388,19 +417,21 @@ def _run_locked(
         env_kwargs=config["env_kwargs"],
         deterministic=bool(config["deterministic_eval"]),
     )
+    eval_s = time.perf_counter() - eval_start
     write_json(out_dir / FINAL_EVAL, final)
     final_stage = int(env.env_method("get_stage", indices=[0])[0])
     env.close()
-    wall = recorder.wall_time()
     summary = {
         "status": "done",
         "agent": config["agent"],
         "env": config["env"],
         "seed": seed,
         "timesteps": int(model.num_timesteps),
-        "wall_time_s": round(wall, 2),
-        "fps": round((model.num_timesteps) / max(wall, 1e-9), 1),
-        "this_segment_s": round(time.perf_counter() - segment_start, 2),
+        "wall_time_s": round(train_wall, 2),
+        "fps": round((model.num_timesteps) / max(train_wall, 1e-9), 1),
+        "this_segment_s": round(train_segment, 2),
+        "this_segment_steps": int(model.num_timesteps) - start,
+        "final_eval_s": round(eval_s, 2),
         "final_stage": final_stage,
         "heldout_success": final["success_rate"],
         "heldout_success_ci": final["success_ci"],

@@ -1,0 +1,48 @@
+"""What ``metarim train`` shows while it runs and when it ends, and what a finished run folder keeps."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from cli_helpers import ENV_ID, metarim
+
+CLOSING = re.compile(
+    r"^done: (\d+) steps in ([\d.]+) s training \((\d+) fps\) \+ ([\d.]+) s evaluation; (\d+) steps in all; ",
+    re.MULTILINE,
+)
+
+
+def _train(out: Path, config: Path, timesteps: int, *extra: str) -> tuple[str, str]:
+    result = metarim(
+        "train", "--agent", "rim", "--env", ENV_ID, "--timesteps", str(timesteps), "--seed", "2", "--out", out,
+        "--config", config, *extra,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout, result.stderr
+
+
+def test_closing_line_no_progress_off_a_terminal_and_one_model_copy(tmp_path: Path, tiny_config: Path) -> None:
+    out = tmp_path / "run"
+    stdout, stderr = _train(out, tiny_config, 256)
+    match = CLOSING.search(stdout)
+    assert match, stdout
+    steps, train_s, fps, eval_s, total = match.groups()
+    done = json.loads((out / "done.json").read_text())
+    assert int(steps) == int(total) == done["timesteps"] == 256
+    assert float(train_s) == round(done["this_segment_s"], 1) and float(eval_s) == round(done["final_eval_s"], 1)
+    assert int(fps) == round(256 / max(done["this_segment_s"], 1e-9))
+    assert "%" not in stderr and "\r" not in stderr  # no progress bar when stderr is not a terminal
+    # the finished run keeps one copy of the model: model.zip is the final checkpoint, hard-linked
+    assert os.path.samefile(out / "model.zip", out / "checkpoint.zip")
+
+    # a finished run still resumes; the new checkpoints never change the model.zip linked before
+    old_model = (out / "model.zip").read_bytes()
+    (out / "model.zip").rename(tmp_path / "model-256.zip")
+    stdout, _ = _train(out, tiny_config, 320, "--resume")
+    match = CLOSING.search(stdout)
+    assert match and int(match.group(1)) == 64 and int(match.group(5)) == 320, stdout
+    assert (tmp_path / "model-256.zip").read_bytes() == old_model
+    assert os.path.samefile(out / "model.zip", out / "checkpoint.zip")
