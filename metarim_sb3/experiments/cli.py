@@ -116,7 +116,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="progress bar (default: on when stderr is a terminal)",
+        help="progress on stderr: training steps, fps and ETA, then final-evaluation episodes with an ETA "
+        "(default: on when stderr is a terminal)",
     )
     p.add_argument(
         "--threads",
@@ -140,6 +141,12 @@ def _build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=10_000, help="seed of the evaluation environments (default: %(default)s)"
     )
     p.add_argument("--n-envs", type=int, default=8, help="parallel evaluation environments (default: %(default)s)")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="episodes done / total with an ETA on stderr (default: on when stderr is a terminal)",
+    )
 
     p = sub.add_parser(
         "compare",
@@ -281,7 +288,8 @@ def _dispatch(args: argparse.Namespace, prog: str) -> int:
         from metarim_sb3.experiments.evaluate import evaluate_run, format_table
         from metarim_sb3.experiments.rundir import eval_files
 
-        summary = evaluate_run(args.run, args.stage, args.episodes, args.seed, args.n_envs)
+        progress = args.progress if args.progress is not None else sys.stderr.isatty()
+        summary = evaluate_run(args.run, args.stage, args.episodes, args.seed, args.n_envs, progress=progress)
         print(format_table(summary))
         print("saved " + " and ".join(str(args.run / name) for name in eval_files(summary["stage"])))
         return 0

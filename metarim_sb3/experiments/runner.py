@@ -260,7 +260,8 @@ def run(
         up to ``config["timesteps"]``; the ``ppo`` keys :data:`RESUME_APPLIED_PPO_KEYS` are applied to the loaded
         model, changes of :data:`RESUME_FIXED_KEYS` are refused.
     :param force: replace the run in ``out_dir`` (its run files only; other files stay).
-    :param progress_bar: show SB3's progress bar.
+    :param progress_bar: show progress on stderr: SB3's training bar (steps, fps, ETA), then the final held-out
+        evaluation's episodes done / total with an ETA.
     :return: the summary also written to ``done.json`` (status ``"done"``), or ``{"status": "interrupted",
         "timesteps": ...}`` after SIGINT/SIGTERM.
     :raises ConfigError: on settings the model, policy or callbacks reject.
@@ -416,6 +417,7 @@ def _run_locked(
         n_envs=config["final_eval"]["n_envs"],
         env_kwargs=config["env_kwargs"],
         deterministic=bool(config["deterministic_eval"]),
+        progress=progress_bar,
     )
     eval_s = time.perf_counter() - eval_start
     write_json(out_dir / FINAL_EVAL, final)

@@ -46,3 +46,12 @@ def test_closing_line_no_progress_off_a_terminal_and_one_model_copy(tmp_path: Pa
     assert match and int(match.group(1)) == 64 and int(match.group(5)) == 320, stdout
     assert (tmp_path / "model-256.zip").read_bytes() == old_model
     assert os.path.samefile(out / "model.zip", out / "checkpoint.zip")
+
+
+def test_evaluate_progress_only_when_asked_off_a_terminal(finished_run: Path) -> None:
+    quiet = metarim("evaluate", finished_run, "--stage", "0", "--episodes", "3", "--n-envs", "1")
+    assert quiet.returncode == 0, quiet.stderr
+    assert "evaluating" not in quiet.stderr
+    shown = metarim("evaluate", finished_run, "--stage", "0", "--episodes", "3", "--n-envs", "1", "--progress")
+    assert shown.returncode == 0, shown.stderr
+    assert "evaluating (0)" in shown.stderr and "/3 " in shown.stderr  # episodes done / total
