@@ -20,6 +20,10 @@ from typing import Any, NoReturn
 __all__ = ["main"]
 
 EPILOG = (
+    "evaluation cost: evaluations do not scale with --timesteps. After training, final_eval.episodes held-out "
+    "episodes are run, and every heldout_eval.every steps heldout_eval.episodes (the env's values: "
+    "--print-config); on a tiny budget lower them, e.g. --set final_eval.episodes=10 --set "
+    "heldout_eval.enabled=false. The closing line reports training time and evaluation time apart.\n\n"
     "exit codes: 0 ok, 2 bad input, 3 diverged (NaN; last good checkpoint kept), "
     "130 interrupted (checkpoint saved; continue with --resume)"
 )
