@@ -53,6 +53,16 @@ def _fail(prog: str, message: str, code: int = 2) -> NoReturn:
     raise SystemExit(code)
 
 
+def _show_progress(flag: bool | None) -> bool:
+    """
+    :param flag: ``--progress`` (true), ``--no-progress`` (false) or neither (none).
+    :return: whether to show progress: the flag, else whether stderr is a terminal outside CI (``CI`` unset).
+    """
+    if flag is not None:
+        return flag
+    return sys.stderr.isatty() and not os.environ.get("CI")
+
+
 def _command() -> str:
     return " ".join(shlex.quote(a) for a in ["metarim", *sys.argv[1:]])
 
@@ -121,7 +131,7 @@ def _build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="progress on stderr: training steps, fps and ETA, then final-evaluation episodes with an ETA "
-        "(default: on when stderr is a terminal)",
+        "(default: on when stderr is a terminal and CI is unset)",
     )
     p.add_argument(
         "--threads",
@@ -149,7 +159,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="episodes done / total with an ETA on stderr (default: on when stderr is a terminal)",
+        help="episodes done / total with an ETA on stderr (default: on when stderr is a terminal and CI is unset)",
     )
 
     p = sub.add_parser(
@@ -245,7 +255,7 @@ def _train(args: argparse.Namespace, prog: str) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    progress = _show_progress(args.progress)
     print(f"training {config['agent']} on {config['env']} for {config['timesteps']} steps, seed {seed} -> {out}")
     result = run(config, seed, out, resume=args.resume, force=args.force, progress_bar=progress)
     if result["status"] == "interrupted":
@@ -292,7 +302,7 @@ def _dispatch(args: argparse.Namespace, prog: str) -> int:
         from metarim_sb3.experiments.evaluate import evaluate_run, format_table
         from metarim_sb3.experiments.rundir import eval_files
 
-        progress = args.progress if args.progress is not None else sys.stderr.isatty()
+        progress = _show_progress(args.progress)
         summary = evaluate_run(args.run, args.stage, args.episodes, args.seed, args.n_envs, progress=progress)
         print(format_table(summary))
         print("saved " + " and ".join(str(args.run / name) for name in eval_files(summary["stage"])))

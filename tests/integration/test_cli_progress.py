@@ -7,6 +7,7 @@ import os
 import re
 from pathlib import Path
 
+import pytest
 from cli_helpers import ENV_ID, metarim
 
 CLOSING = re.compile(
@@ -63,3 +64,17 @@ def test_compare_eta_counts_parallel_workers() -> None:
     assert _eta(10.0, 4, 4, 4) == ", ETA 10s"  # four ran side by side in 10 s: four more take 10 s
     assert _eta(10.0, 2, 2, 1) == ", ETA 10s"  # one at a time, 5 s each
     assert _eta(10.0, 3, 0, 2) == ""  # nothing left
+
+
+def test_progress_default_follows_the_flag_then_terminal_and_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from metarim_sb3.experiments.cli import _show_progress
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    monkeypatch.delenv("CI", raising=False)
+    assert _show_progress(None) is True
+    assert _show_progress(False) is False
+    monkeypatch.setenv("CI", "true")
+    assert _show_progress(None) is False
+    assert _show_progress(True) is True
