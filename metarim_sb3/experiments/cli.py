@@ -20,6 +20,10 @@ from typing import Any, NoReturn
 __all__ = ["main"]
 
 EPILOG = (
+    "evaluation cost: evaluations do not scale with --timesteps. After training, final_eval.episodes held-out "
+    "episodes are run, and every heldout_eval.every steps heldout_eval.episodes (the env's values: "
+    "--print-config); on a tiny budget lower them, e.g. --set final_eval.episodes=10 --set "
+    "heldout_eval.enabled=false. The closing line reports training time and evaluation time apart.\n\n"
     "exit codes: 0 ok, 2 bad input, 3 diverged (NaN; last good checkpoint kept), "
     "130 interrupted (checkpoint saved; continue with --resume)"
 )
@@ -49,6 +53,16 @@ def _fail(prog: str, message: str, code: int = 2) -> NoReturn:
     raise SystemExit(code)
 
 
+def _show_progress(flag: bool | None) -> bool:
+    """
+    :param flag: ``--progress`` (true), ``--no-progress`` (false) or neither (none).
+    :return: whether to show progress: the flag, else whether stderr is a terminal outside CI (``CI`` unset).
+    """
+    if flag is not None:
+        return flag
+    return sys.stderr.isatty() and not os.environ.get("CI")
+
+
 def _command() -> str:
     return " ".join(shlex.quote(a) for a in ["metarim", *sys.argv[1:]])
 
@@ -61,7 +75,13 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     envs = env_ids()
 
-    p = sub.add_parser("train", help="train one agent on one env", formatter_class=_Formatter, epilog=EPILOG)
+    p = sub.add_parser(
+        "train",
+        help="train one agent on one env",
+        description="Train one agent on one env, then evaluate it zero-shot on the held-out stage.",
+        formatter_class=_Formatter,
+        epilog=EPILOG,
+    )
     p.add_argument(
         "--agent", choices=AGENTS, default=None, help="agent preset (required unless --resume; default: none)"
     )
@@ -110,7 +130,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="progress bar (default: on when stderr is a terminal)",
+        help="progress on stderr: training steps, fps and ETA, then final-evaluation episodes with an ETA "
+        "(default: on when stderr is a terminal and CI is unset)",
     )
     p.add_argument(
         "--threads",
@@ -122,7 +143,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit (default: off)")
 
     p = sub.add_parser(
-        "evaluate", help="success rate and return of a run on one stage, with 95%% CIs", formatter_class=_Formatter
+        "evaluate",
+        help="success rate and return of a run on one stage, with 95%% CIs",
+        description="Evaluate a finished run on one stage: success rate and return, with 95%% CIs.",
+        formatter_class=_Formatter,
     )
     p.add_argument("run", type=Path, help="run folder")
     p.add_argument("--stage", default="heldout", help="'heldout' or a training stage index (default: %(default)s)")
@@ -131,10 +155,17 @@ def _build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=10_000, help="seed of the evaluation environments (default: %(default)s)"
     )
     p.add_argument("--n-envs", type=int, default=8, help="parallel evaluation environments (default: %(default)s)")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="episodes done / total with an ETA on stderr (default: on when stderr is a terminal and CI is unset)",
+    )
 
     p = sub.add_parser(
         "compare",
         help="run an agent x env x seed grid in parallel, then report",
+        description="Run an agent x env x seed grid in parallel (resumable), then write the report.",
         formatter_class=_Formatter,
         epilog=COMPARE_EPILOG,
     )
@@ -160,7 +191,12 @@ def _build_parser() -> argparse.ArgumentParser:
         help="write under the repository's results/ from a tree with uncommitted changes (default: off)",
     )
 
-    p = sub.add_parser("report", help="summary.csv, plots and report.md from run folders", formatter_class=_Formatter)
+    p = sub.add_parser(
+        "report",
+        help="summary.csv, plots and report.md from run folders",
+        description="Write summary.csv, plots and report.md from finished run folders.",
+        formatter_class=_Formatter,
+    )
     p.add_argument("runs", nargs="+", type=Path, help="run folders, or folders searched for them (recursively)")
     p.add_argument("--out", type=Path, required=True, help="report folder (required)")
     p.add_argument(
@@ -171,7 +207,10 @@ def _build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser(
-        "render", help="record an env (and optionally a trained model) to a GIF", formatter_class=_Formatter
+        "render",
+        help="record an env (and optionally a trained model) to a GIF",
+        description="Record an env, acted in by a trained model or at random, to a GIF.",
+        formatter_class=_Formatter,
     )
     p.add_argument(
         "--env", choices=envs, default=None, metavar="ID", help="environment id (default: the --model run's)"
@@ -227,14 +266,16 @@ def _train(args: argparse.Namespace, prog: str) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    progress = _show_progress(args.progress)
     print(f"training {config['agent']} on {config['env']} for {config['timesteps']} steps, seed {seed} -> {out}")
     result = run(config, seed, out, resume=args.resume, force=args.force, progress_bar=progress)
     if result["status"] == "interrupted":
         print(f"interrupted: checkpoint at {result['timesteps']} steps in {out}; continue with: "
               f"metarim train --resume --out {shlex.quote(str(out))}", file=sys.stderr)  # fmt: skip
         return 130
-    print(f"done: {result['timesteps']} steps in {result['wall_time_s']:.0f} s ({result['fps']:.0f} fps); "
+    steps, train_s = result["this_segment_steps"], result["this_segment_s"]
+    print(f"done: {steps} steps in {train_s:.1f} s training ({steps / max(train_s, 1e-9):.0f} fps) + "
+          f"{result['final_eval_s']:.1f} s evaluation; {result['timesteps']} steps in all; "
           f"final stage {result['final_stage']}; held-out success {result['heldout_success']:.2f} "
           f"[{result['heldout_success_ci'][0]:.2f}, {result['heldout_success_ci'][1]:.2f}] -> {out}")  # fmt: skip
     return 0
@@ -274,7 +315,8 @@ def _dispatch(args: argparse.Namespace, prog: str) -> int:
         from metarim_sb3.experiments.evaluate import evaluate_run, format_table
         from metarim_sb3.experiments.rundir import eval_files
 
-        summary = evaluate_run(args.run, args.stage, args.episodes, args.seed, args.n_envs)
+        progress = _show_progress(args.progress)
+        summary = evaluate_run(args.run, args.stage, args.episodes, args.seed, args.n_envs, progress=progress)
         print(format_table(summary))
         print("saved " + " and ".join(str(args.run / name) for name in eval_files(summary["stage"])))
         return 0

@@ -9,6 +9,7 @@ to ``train.log`` in its run folder; a failed cell leaves its traceback in ``erro
 from __future__ import annotations
 
 import contextlib
+import math
 import multiprocessing as mp
 import os
 import signal
@@ -132,6 +133,20 @@ def _describe(result: dict[str, Any]) -> str:
     return f"FAILED: {result.get('error', '?')} (see {ERROR_LOG} if there is one)"
 
 
+def _eta(elapsed: float, ran: int, left: int, workers: int) -> str:
+    """
+    :param elapsed: seconds since the runs started.
+    :param ran: runs finished so far.
+    :param left: runs still to finish.
+    :param workers: worker processes.
+    :return: ``", ETA 12s"`` (runs left at the mean pace so far, ``workers`` at a time), or ``""`` when none are left.
+    """
+    if left <= 0 or ran <= 0:
+        return ""
+    per_run = elapsed * min(workers, ran) / ran  # wall time of one run, ``workers`` running side by side
+    return f", ETA {per_run * math.ceil(left / workers):.0f}s"
+
+
 def run_grid(jobs: list[Job], workers: int | None = None, log: Any = None) -> tuple[list[dict[str, Any]], bool]:
     """
     Run the jobs that are not complete yet, ``workers`` at a time.
@@ -191,7 +206,9 @@ def run_grid(jobs: list[Job], workers: int | None = None, log: Any = None) -> tu
                     results[i] = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
                 finished += 1
                 elapsed = time.perf_counter() - start
-                line = f"[{finished}/{len(jobs)} {elapsed:5.0f}s] {jobs[i].label}: {_describe(results[i])}"
+                ran = finished - (len(jobs) - len(todo))  # runs of this call (skipped ones took no time)
+                eta = _eta(elapsed, ran, len(todo) - ran, n_workers)
+                line = f"[{finished}/{len(jobs)} {elapsed:5.0f}s{eta}] {jobs[i].label}: {_describe(results[i])}"
                 print(line, file=log, flush=True)
         finally:
             executor.shutdown(wait=True, cancel_futures=True)

@@ -14,6 +14,7 @@ import numpy as np
 from stable_baselines3.common.evaluation import evaluate_policy
 
 from metarim_sb3.experiments.envs import make_env
+from metarim_sb3.experiments.monitoring import episode_progress
 from metarim_sb3.experiments.rundir import (
     RunError,
     check_writable_file,
@@ -52,6 +53,7 @@ def evaluate_model(
     n_envs: int = 8,
     env_kwargs: dict[str, Any] | None = None,
     deterministic: bool = False,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """
     Run ``episodes`` episodes of ``model`` on one stage of ``env_id``.
@@ -64,15 +66,18 @@ def evaluate_model(
     :param n_envs: parallel environments (at most ``episodes``).
     :param env_kwargs: extra ``gymnasium.make`` arguments (the run's ``env_kwargs``).
     :param deterministic: greedy actions instead of sampled ones.
+    :param progress: show episodes done / total with an ETA on stderr.
     :return: ``stage, episodes, success_rate, success_ci, mean_return, return_ci, mean_length`` and the
         per-episode lists ``successes, returns, lengths``.
     """
     env = make_env(env_id, max(1, min(n_envs, episodes)), seed, env_kwargs, stage=stage)
     successes: list[bool] = []
+    bar = episode_progress(episodes, f"evaluating ({stage})", progress)
 
     def collect(locals_: dict[str, Any], _globals: dict[str, Any]) -> None:
         if locals_["done"]:
             successes.append(bool(locals_["info"].get("is_success", False)))
+            bar.update(1)
 
     try:
         returns, lengths = evaluate_policy(
@@ -84,6 +89,7 @@ def evaluate_model(
             callback=collect,
         )
     finally:
+        bar.close()
         env.close()
     returns_a, lengths_a = np.asarray(returns, dtype=float), np.asarray(lengths, dtype=float)
     n_success = int(sum(successes))
@@ -114,7 +120,12 @@ def load_model(run_dir: str | Path, device: str = "cpu") -> tuple[Any, dict[str,
 
 
 def evaluate_run(
-    run_dir: str | Path, stage: str | int = "heldout", episodes: int = 100, seed: int = 10_000, n_envs: int = 8
+    run_dir: str | Path,
+    stage: str | int = "heldout",
+    episodes: int = 100,
+    seed: int = 10_000,
+    n_envs: int = 8,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """
     Evaluate a run's model and write ``eval_<stage>.json`` (summary) and ``eval_<stage>_episodes.csv``.
@@ -124,6 +135,7 @@ def evaluate_run(
     :param episodes: number of episodes.
     :param seed: seed of the evaluation environments.
     :param n_envs: parallel environments.
+    :param progress: show episodes done / total with an ETA on stderr.
     :return: the summary (as :func:`evaluate_model`, without the per-episode lists, plus ``run``, ``agent``, ``env``).
     """
     if episodes < 1:
@@ -141,6 +153,7 @@ def evaluate_run(
         n_envs=n_envs,
         env_kwargs=config.get("env_kwargs"),
         deterministic=bool(config.get("deterministic_eval", False)),
+        progress=progress,
     )
     run_dir = Path(run_dir)
     summary_name, episodes_name = eval_files(stage)

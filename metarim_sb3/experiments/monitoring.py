@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -22,11 +23,29 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from metarim_sb3.experiments.rundir import CURVE, MASTERY, append_csv_row
 
-__all__ = ["NonFiniteError", "RunControl", "RunRecorder", "check_finite"]
+__all__ = ["NonFiniteError", "RunControl", "RunRecorder", "check_finite", "episode_progress"]
 
 
 class NonFiniteError(RuntimeError):
     """The model's parameters (or a loss) became NaN or infinite: training stopped, no checkpoint was written."""
+
+
+def episode_progress(total: int, description: str, enabled: bool) -> Any:
+    """
+    A progress bar on stderr counting episodes, with rate and ETA (tqdm, from the ``experiments`` extra).
+
+    :param total: episodes expected.
+    :param description: what is counted, shown before the bar.
+    :param enabled: show it; off (a bar that prints nothing) when false or when tqdm is not installed.
+    :return: an object with ``update(n)`` and ``close()``.
+    """
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - the experiments extra is missing
+        from types import SimpleNamespace
+
+        return SimpleNamespace(update=lambda n=1: None, close=lambda: None)
+    return tqdm(total=total, desc=description, unit="ep", file=sys.stderr, disable=not enabled, leave=False)
 
 
 def check_finite(model: Any) -> None:

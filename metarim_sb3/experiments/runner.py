@@ -14,6 +14,7 @@ rollout (the model is consistent there), a checkpoint is written, and ``run`` re
 from __future__ import annotations
 
 import copy
+import os
 import platform
 import subprocess
 import time
@@ -40,6 +41,8 @@ from metarim_sb3.experiments.rundir import (
     VERSIONS,
     RunError,
     RunLock,
+    _fsync_dir,
+    _tmp_name,
     check_out_dir,
     clean_stale_temp_files,
     load_model_file,
@@ -200,6 +203,29 @@ def _save_checkpoint(model: Any, out_dir: Path, state: dict[str, Any], fast_slow
     write_json(out_dir / CHECKPOINT_META, state)
 
 
+def _link_model(model: Any, checkpoint: Path, path: Path) -> None:
+    """
+    Make ``path`` (``model.zip``) the finished run's checkpoint without a second copy on disk.
+
+    ``checkpoint.zip`` was just written (atomically, fsynced) from the same model, so ``model.zip`` becomes a hard
+    link to it, put in place by an atomic rename. Later checkpoints replace ``checkpoint.zip`` by rename too, so a
+    resumed run never changes ``model.zip`` behind the link. Where links are not supported the model is saved again.
+
+    :param model: the trained model (saved in full if the link fails).
+    :param checkpoint: the checkpoint just written.
+    :param path: the ``model.zip`` to write.
+    """
+    tmp = _tmp_name(path)
+    try:
+        tmp.unlink(missing_ok=True)
+        os.link(checkpoint, tmp)
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        save_model(model, path)
+
+
 def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in config.items():
@@ -260,7 +286,8 @@ def run(
         up to ``config["timesteps"]``; the ``ppo`` keys :data:`RESUME_APPLIED_PPO_KEYS` are applied to the loaded
         model, changes of :data:`RESUME_FIXED_KEYS` are refused.
     :param force: replace the run in ``out_dir`` (its run files only; other files stay).
-    :param progress_bar: show SB3's progress bar.
+    :param progress_bar: show progress on stderr: SB3's training bar (steps, fps, ETA), then the final held-out
+        evaluation's episodes done / total with an ETA.
     :return: the summary also written to ``done.json`` (status ``"done"``), or ``{"status": "interrupted",
         "timesteps": ...}`` after SIGINT/SIGTERM.
     :raises ConfigError: on settings the model, policy or callbacks reject.
@@ -402,8 +429,11 @@ def _run_locked(
         return {"status": "interrupted", "timesteps": int(model.num_timesteps), "out_dir": str(out_dir)}
 
     recorder.finish()
+    train_wall = recorder.wall_time()  # training only (all segments); the evaluation below is timed apart
+    train_segment = time.perf_counter() - segment_start
     save()
-    save_model(model, out_dir / MODEL)
+    _link_model(model, out_dir / CHECKPOINT, out_dir / MODEL)
+    eval_start = time.perf_counter()
     final = evaluate_model(
         model,
         config["env"],
@@ -413,20 +443,23 @@ def _run_locked(
         n_envs=config["final_eval"]["n_envs"],
         env_kwargs=config["env_kwargs"],
         deterministic=bool(config["deterministic_eval"]),
+        progress=progress_bar,
     )
+    eval_s = time.perf_counter() - eval_start
     write_json(out_dir / FINAL_EVAL, final)
     final_stage = int(env.env_method("get_stage", indices=[0])[0])
     env.close()
-    wall = recorder.wall_time()
     summary = {
         "status": "done",
         "agent": config["agent"],
         "env": config["env"],
         "seed": seed,
         "timesteps": int(model.num_timesteps),
-        "wall_time_s": round(wall, 2),
-        "fps": round((model.num_timesteps) / max(wall, 1e-9), 1),
-        "this_segment_s": round(time.perf_counter() - segment_start, 2),
+        "wall_time_s": round(train_wall, 2),
+        "fps": round((model.num_timesteps) / max(train_wall, 1e-9), 1),
+        "this_segment_s": round(train_segment, 2),
+        "this_segment_steps": int(model.num_timesteps) - start,
+        "final_eval_s": round(eval_s, 2),
         "final_stage": final_stage,
         "schedule": schedule_name(config),
         "heldout_success": final["success_rate"],

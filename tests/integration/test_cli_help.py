@@ -31,3 +31,12 @@ def test_help_shows_defaults(command: str) -> None:
         if option.startswith("-h, --help"):
             continue
         assert "default" in option or "required" in option, option
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_starts_with_a_one_line_description(command: str) -> None:
+    result = metarim(command, "--help")
+    assert result.returncode == 0, result.stderr
+    after_usage = result.stdout.split("\n\n", 2)[1]
+    assert "\n" not in after_usage.strip()
+    assert after_usage[0].isupper() and after_usage.rstrip().endswith(".")
