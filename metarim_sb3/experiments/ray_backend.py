@@ -294,7 +294,7 @@ def run_grid_on_ray(
         )
         with _env_default("TUNE_FORCE_TRIAL_CLEANUP_S", str(TRIAL_CLEANUP_S)):
             grid = tuner.fit()
-        for result in grid:
+        for result in (grid[i] for i in range(len(grid))):
             config = result.config or {}
             if "cell" not in config:  # pragma: no cover - a trial Tune could not start at all
                 continue

@@ -110,6 +110,7 @@ def test_bad_arguments(tmp_path: Path, kwargs: dict[str, Any], match: str) -> No
         run_grid_on_ray(grid(tmp_path), fake_run, tmp_path, **kwargs)
 
 
+@pytest.mark.slow
 def test_grid_matches_local_layout_retries_then_skips(local_ray: None, tmp_path: Path) -> None:
     local, remote = tmp_path / "local", tmp_path / "ray"
     for cell in grid(local):
