@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import gymnasium as gym
@@ -39,6 +40,8 @@ class HeldOutEvalCallback(BaseCallback):
     :param csv_name: file name of the CSV.
     :param log_prefix: prefix of the logged keys.
     :param verbose: ``1`` prints each evaluation.
+    :param progress: show a bar on stderr counting each evaluation's episodes, with an ETA (needs ``tqdm``, part of
+        the ``experiments`` extra; without it nothing is shown).
     """
 
     CSV_HEADER = ("timesteps", "success_rate", "mean_reward", "n_episodes", "mean_ep_length")
@@ -53,9 +56,14 @@ class HeldOutEvalCallback(BaseCallback):
         csv_name: str = "heldout_eval.csv",
         log_prefix: str = "eval_heldout",
         verbose: int = 0,
+        progress: bool = False,
     ) -> None:
         super().__init__(verbose)
         name = "HeldOutEvalCallback"
+        if not isinstance(progress, bool):
+            raise ValueError(f"{name}: progress must be True or False, got {progress!r}")
+        self.progress = progress
+        self._bar: Any = None
         eval_freq = check_int(name, "eval_freq", eval_freq)
         n_eval_episodes = check_int(name, "n_eval_episodes", n_eval_episodes)
         if isinstance(eval_env, str):
@@ -89,9 +97,21 @@ class HeldOutEvalCallback(BaseCallback):
 
     def _collect_success(self, locals_: dict[str, Any], globals_: dict[str, Any]) -> None:
         if locals_["done"]:
+            if self._bar is not None:
+                self._bar.update(1)
             success = locals_["info"].get("is_success")
             if success is not None:
                 self._successes.append(bool(success))
+
+    def _progress_bar(self) -> Any:
+        if not self.progress:
+            return None
+        try:
+            from tqdm import tqdm
+        except ImportError:  # the experiments extra is not installed: no bar
+            return None
+        label = f"held-out evaluation at {self.model.num_timesteps} steps"
+        return tqdm(total=self.n_eval_episodes, desc=label, unit="ep", file=sys.stderr, leave=False)
 
     def evaluate(self) -> dict[str, Any]:
         """
@@ -108,14 +128,20 @@ class HeldOutEvalCallback(BaseCallback):
                 f"(VecNormalize): {err}"
             ) from err
         self._successes = []
-        rewards, lengths = evaluate_policy(
-            self.model,
-            self.eval_env,
-            n_eval_episodes=self.n_eval_episodes,
-            deterministic=self.deterministic,
-            callback=self._collect_success,
-            return_episode_rewards=True,
-        )
+        self._bar = self._progress_bar()
+        try:
+            rewards, lengths = evaluate_policy(
+                self.model,
+                self.eval_env,
+                n_eval_episodes=self.n_eval_episodes,
+                deterministic=self.deterministic,
+                callback=self._collect_success,
+                return_episode_rewards=True,
+            )
+        finally:
+            if self._bar is not None:
+                self._bar.close()
+            self._bar = None
         row = dict(
             timesteps=self.model.num_timesteps,
             success_rate=float(np.mean(self._successes)) if self._successes else math.nan,

@@ -220,6 +220,12 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=200, help="frames to record (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
     p.add_argument("--out", type=Path, required=True, help="output .gif file (required)")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="frames recorded / total with an ETA on stderr (default: on when stderr is a terminal and CI is unset)",
+    )
     return parser
 
 
@@ -334,7 +340,9 @@ def _dispatch(args: argparse.Namespace, prog: str) -> int:
             raise RunError("render needs --env ID or --model RUN")
         if args.steps < 1:
             raise RunError(f"--steps must be a positive integer, got {args.steps}")
-        path = render_gif(args.out, args.env, args.model, args.stage, args.steps, args.seed)
+        path = render_gif(
+            args.out, args.env, args.model, args.stage, args.steps, args.seed, progress=_show_progress(args.progress)
+        )
         print(f"wrote {path}")
         return 0
     raise AssertionError(args.command)

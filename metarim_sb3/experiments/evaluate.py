@@ -200,6 +200,7 @@ def render_gif(
     steps: int = 200,
     seed: int = 0,
     fps: int = 8,
+    progress: bool = False,
 ) -> Path:
     """
     Record an episode stream to a GIF: the run's model acting (sampled actions), or random actions without one.
@@ -211,6 +212,7 @@ def render_gif(
     :param steps: frames to record.
     :param seed: seed of the environment and actions.
     :param fps: GIF frame rate.
+    :param progress: show frames recorded / total with an ETA on stderr.
     :return: the written path.
     """
     from metarim_gym.rendering import save_gif
@@ -223,13 +225,13 @@ def render_gif(
         raise RunError("render needs --env or --model")
     env = make_env(env_id, 1, seed, config.get("env_kwargs"), stage=stage, render_mode="rgb_array")
     try:
-        frames = policy_frames(env, model, steps, seed)
+        frames = policy_frames(env, model, steps, seed, progress=progress)
     finally:
         env.close()
     return save_gif(frames, out, fps=fps)
 
 
-def policy_frames(env: Any, model: Any | None, steps: int, seed: int = 0) -> list[np.ndarray]:
+def policy_frames(env: Any, model: Any | None, steps: int, seed: int = 0, progress: bool = False) -> list[np.ndarray]:
     """
     Step a one-env ``VecEnv`` (``render_mode="rgb_array"``) with a recurrent model and collect its frames.
     ``metarim_gym.rendering.record_frames`` takes a stateless policy of the observation; a recurrent model needs
@@ -240,12 +242,14 @@ def policy_frames(env: Any, model: Any | None, steps: int, seed: int = 0) -> lis
     :param model: a (recurrent) SB3 model with sampled actions, or ``None`` for uniformly random actions.
     :param steps: steps to take.
     :param seed: seed of the random actions.
+    :param progress: show steps done / total with an ETA on stderr.
     :return: the frames, one per step plus the first.
     """
     obs = env.reset()
     frames = [env.get_images()[0]]
     state, start = None, np.ones(1, dtype=bool)
     rng = np.random.default_rng(seed)
+    bar = episode_progress(steps, "frames", progress)
     for _ in range(steps):
         if model is not None:
             action, state = model.predict(obs, state=state, episode_start=start, deterministic=False)
@@ -253,4 +257,6 @@ def policy_frames(env: Any, model: Any | None, steps: int, seed: int = 0) -> lis
             action = rng.integers(env.action_space.n, size=1)
         obs, _, start, _ = env.step(action)
         frames.append(env.get_images()[0])
+        bar.update(1)
+    bar.close()
     return frames

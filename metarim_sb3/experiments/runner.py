@@ -137,8 +137,11 @@ def _build_model(config: dict[str, Any], env: Any, seed: int) -> Any:
         raise ConfigError(f"cannot build {config['policy']} / RecurrentPPO from the config: {err}") from err
 
 
-def _callbacks(config: dict[str, Any], out_dir: Path, seed: int) -> list[Any]:
-    """The algorithm's callbacks, in the order they must run (fast/slow first: its slow step ends a train())."""
+def _callbacks(config: dict[str, Any], out_dir: Path, seed: int, progress: bool = False) -> list[Any]:
+    """The algorithm's callbacks, in the order they must run (fast/slow first: its slow step ends a train()).
+
+    ``progress``: the periodic held-out evaluations show a bar on stderr (as the training bar does).
+    """
     from metarim_sb3.callbacks import (
         CurriculumCallback,
         FastSlowCallback,
@@ -170,6 +173,7 @@ def _callbacks(config: dict[str, Any], out_dir: Path, seed: int) -> list[Any]:
                     deterministic=bool(config["deterministic_eval"]),
                     log_dir=log_dir,
                     csv_name=HELDOUT_EVAL,
+                    progress=progress,
                 )
             )
         stage_eval = config.get("stage_eval") or {}
@@ -347,7 +351,7 @@ def _run_locked(
             "seed": seed,
         }
 
-    run_callbacks = _callbacks(config, out_dir, seed)
+    run_callbacks = _callbacks(config, out_dir, seed, progress=progress_bar)
     curriculum = next((c for c in run_callbacks if isinstance(c, CurriculumCallback)), None)
     if curriculum is not None and state.get("curriculum"):
         curriculum.load_state_dict(state["curriculum"])  # the same success window as before the interruption

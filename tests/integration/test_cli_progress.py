@@ -78,3 +78,12 @@ def test_progress_default_follows_the_flag_then_terminal_and_ci(monkeypatch: pyt
     monkeypatch.setenv("CI", "true")
     assert _show_progress(None) is False
     assert _show_progress(True) is True
+
+
+def test_render_progress_only_when_asked(tmp_path: Path) -> None:
+    quiet = metarim("render", "--env", ENV_ID, "--steps", "5", "--out", tmp_path / "a.gif")
+    assert quiet.returncode == 0, quiet.stderr
+    assert "frames" not in quiet.stderr
+    shown = metarim("render", "--env", ENV_ID, "--steps", "5", "--out", tmp_path / "b.gif", "--progress")
+    assert shown.returncode == 0, shown.stderr
+    assert "frames" in shown.stderr and "/5 " in shown.stderr  # frames done / total

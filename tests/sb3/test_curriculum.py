@@ -249,3 +249,16 @@ class StopAfterShift(BaseCallback):
 
     def _on_step(self) -> bool:
         return not self.curriculum.shifts
+
+
+def test_heldout_eval_progress_bar_counts_episodes(capsys: pytest.CaptureFixture[str]) -> None:
+    model = tiny_model(make_vec_env("MetaRIM-GoTo-v0", n_envs=2, seed=0))
+    quiet = HeldOutEvalCallback("MetaRIM-GoTo-v0", eval_freq=16, n_eval_episodes=2)
+    model.learn(16, callback=quiet)
+    assert "held-out evaluation" not in capsys.readouterr().err
+    shown = HeldOutEvalCallback("MetaRIM-GoTo-v0", eval_freq=16, n_eval_episodes=2, progress=True)
+    model.learn(16, callback=shown, reset_num_timesteps=False)
+    err = capsys.readouterr().err
+    assert "held-out evaluation at 32 steps" in err and "/2 " in err  # episodes done / total
+    with pytest.raises(ValueError, match="progress must be True or False"):
+        HeldOutEvalCallback("MetaRIM-GoTo-v0", progress="yes")  # type: ignore[arg-type]
