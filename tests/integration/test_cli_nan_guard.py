@@ -27,7 +27,7 @@ class Poison(BaseCallback):
                 next(self.model.policy.parameters()).fill_(float("nan"))
 
 make_callbacks = runner._callbacks
-runner._callbacks = lambda *args: [*make_callbacks(*args), Poison()]
+runner._callbacks = lambda *args, **kwargs: [*make_callbacks(*args, **kwargs), Poison()]
 cli.main(sys.argv[1:])
 """
 
