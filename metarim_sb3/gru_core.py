@@ -11,6 +11,7 @@ from typing import Any, cast
 import torch as th
 from torch import nn
 
+from metarim_sb3.lstm_core import run_segments
 from metarim_sb3.rim import ATTENTION, MODULES
 
 GRUState = tuple[th.Tensor, th.Tensor]
@@ -79,23 +80,9 @@ class GRUCore(nn.GRU):
         :return: Output ``(T, B, hidden_size)`` (last layer) and the final ``(h, zeros)``.
         """
         h, c = state
-        zeros = th.zeros_like(c)
-        if episode_starts is None:
-            out, h = self._run(x, h)
-            return out, (h, zeros)
-        starts = episode_starts != 0  # (T, B)
-        h = th.where(starts[0].view(1, -1, 1), th.zeros_like(h), h)
-        n_steps = x.shape[0]
-        if n_steps == 1 or not bool(starts[1:].any()):
-            out, h = self._run(x, h)
-            return out, (h, zeros)
-        bounds = (th.nonzero(starts[1:].any(dim=1)).flatten() + 1).tolist()
-        outputs = []
-        start = 0
-        for stop in [*bounds, n_steps]:
-            if start > 0:
-                h = th.where(starts[start].view(1, -1, 1), th.zeros_like(h), h)
-            out, h = self._run(x[start:stop], h)
-            outputs.append(out)
-            start = stop
-        return th.cat(outputs), (h, zeros)
+
+        def reset(h: th.Tensor, starts: th.Tensor) -> th.Tensor:
+            return th.where(starts.view(1, -1, 1) != 0, th.zeros_like(h), h)
+
+        out, h = run_segments(self._run, x, h, episode_starts, reset)
+        return out, (h, th.zeros_like(c))

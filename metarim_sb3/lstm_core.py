@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import torch as th
 from torch import nn
@@ -10,6 +11,43 @@ from torch import nn
 from metarim_sb3.rim.protocol import ATTENTION, MODULES
 
 LSTMState = tuple[th.Tensor, th.Tensor]
+S = TypeVar("S")
+
+
+def run_segments(
+    run: Callable[[th.Tensor, S], tuple[th.Tensor, S]],
+    x: th.Tensor,
+    state: S,
+    episode_starts: th.Tensor | None,
+    reset: Callable[[S, th.Tensor], S],
+) -> tuple[th.Tensor, S]:
+    """
+    Run a fused recurrent call over a sequence once per segment between episode starts (the loop the LSTM and GRU
+    cores share): no reset after ``t = 0``, the case of every training minibatch of sb3-contrib's buffer, is one call.
+
+    :param run: ``run(x_segment, state) -> (output, state)``.
+    :param x: input ``(T, B, ...)``.
+    :param state: the state before ``t = 0``.
+    :param episode_starts: ``(T, B)``, nonzero where the state is reset before the step; ``None``: no reset.
+    :param reset: ``reset(state, starts_t)`` resets the batch entries where ``starts_t`` (``(B,)``) is nonzero.
+    :return: the outputs ``(T, B, ...)`` and the final state.
+    """
+    if episode_starts is None:
+        return run(x, state)
+    state = reset(state, episode_starts[0])
+    n_steps = x.shape[0]
+    if n_steps == 1 or not bool(episode_starts[1:].any()):
+        return run(x, state)
+    bounds = (th.nonzero(episode_starts[1:].any(dim=1)).flatten() + 1).tolist()
+    outputs = []
+    start = 0
+    for stop in [*bounds, n_steps]:
+        if start > 0:
+            state = reset(state, episode_starts[start])
+        out, state = run(x[start:stop], state)
+        outputs.append(out)
+        start = stop
+    return th.cat(outputs), state
 
 
 class LSTMCore(nn.LSTM):
@@ -76,21 +114,9 @@ class LSTMCore(nn.LSTM):
             zeroed before the step), else 0.0. ``None``: no reset.
         :return: Output ``(T, B, hidden_size)`` (last layer) and the final ``(h, c)``.
         """
-        if episode_starts is None:
-            return self._run(x, state)
-        keep = (1.0 - episode_starts).unsqueeze(-1)  # (T, B, 1)
-        h, c = state[0] * keep[0], state[1] * keep[0]
-        n_steps = x.shape[0]
-        if n_steps == 1 or not bool(episode_starts[1:].any()):
-            return self._run(x, (h, c))
-        # Resets inside the sequence: one fused call per segment (few segments in practice).
-        bounds = (th.nonzero(episode_starts[1:].any(dim=1)).flatten() + 1).tolist()
-        outputs = []
-        start = 0
-        for stop in [*bounds, n_steps]:
-            if start > 0:
-                h, c = h * keep[start], c * keep[start]
-            out, (h, c) = self._run(x[start:stop], (h, c))
-            outputs.append(out)
-            start = stop
-        return th.cat(outputs), (h, c)
+
+        def reset(state: LSTMState, starts: th.Tensor) -> LSTMState:
+            keep = (1.0 - starts).view(1, -1, 1)
+            return state[0] * keep, state[1] * keep
+
+        return run_segments(self._run, x, state, episode_starts, reset)
