@@ -186,6 +186,12 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-report", action="store_true", help="skip the report at the end (default: off)")
     p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan (runs, frames) and its CPU core-hours and wall hours at --workers, estimated from "
+        "measured ms per step (presets/costs.yaml), then exit without running (default: off)",
+    )
+    p.add_argument(
         "--allow-dirty",
         action="store_true",
         help="write under the repository's results/ from a tree with uncommitted changes (default: off)",
@@ -299,6 +305,15 @@ def _compare(args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers must be a positive integer, got {args.workers}")
     name = Path(args.preset).stem if args.preset.endswith((".yaml", ".yml")) else args.preset
     out = args.out or Path("results") / name
+    if args.dry_run:
+        from metarim_sb3.experiments.compare import default_workers
+        from metarim_sb3.experiments.cost import describe_plan, load_costs
+
+        jobs = plan(args.preset, out, args.seeds, parse_set(args.set))
+        runs = [(j.agent, j.env, int(j.config["timesteps"])) for j in jobs]
+        print(f"dry run of preset {args.preset} -> {out} (nothing is run or written)")
+        print(describe_plan(runs, args.workers or default_workers(), load_costs()))
+        return 0
     check_results_tree(out, allow_dirty=args.allow_dirty)
     jobs = plan(args.preset, out, args.seeds, parse_set(args.set))
     results, interrupted = run_grid(jobs, args.workers)
