@@ -138,16 +138,17 @@ def write_costs(
     :raises ConfigError: when a figure or a header key is missing or not a positive number.
     """
     figures = {a: {e: {k: round(float(f[k]), 4) for k in _FIGURES} for e, f in p.items()} for a, p in agents.items()}
-    data = {"measured": dict(measured), "agents": figures}
+    header = {k: v if v is None or isinstance(v, (bool, int, float)) else str(v) for k, v in measured.items()}
+    data = {"measured": header, "agents": figures}
     _check(data, "the costs to write")
-    header = (
-        "# Measured milliseconds per environment step (CPU and wall) of whole runs, evaluations included, one torch\n"
-        "# thread. Written by benchmarks/bench_study.py --write-costs; do not edit by hand (re-run it instead).\n"
-        "# Read by `metarim compare --dry-run` (metarim_sb3.experiments.cost).\n"
+    comment = (
+        "# Measured milliseconds per environment step (CPU and wall) of whole runs, evaluations included,\n"
+        "# with the torch threads of the header. Written by benchmarks/bench_study.py --write-costs;\n"
+        "# do not edit by hand (re-run it). Read by `metarim compare --dry-run` (metarim_sb3.experiments.cost).\n"
     )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(header + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    path.write_text(comment + yaml.safe_dump(data, sort_keys=False, width=1000), encoding="utf-8")
     return path
 
 
