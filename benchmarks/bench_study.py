@@ -206,8 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps({"meta": meta, "target_ms": TARGET_MS, "rows": rows}, indent=2))
     if args.write_costs is not None:
         figures: dict[str, dict[str, dict[str, float]]] = {}
-        for r in rows:
-            figures.setdefault(r["agent"], {})[r["env"]] = {"cpu_ms": r["cpu_ms"], "wall_ms": r["wall_ms"]}
+        for row in rows:
+            figures.setdefault(row["agent"], {})[row["env"]] = {"cpu_ms": row["cpu_ms"], "wall_ms": row["wall_ms"]}
         print(f"wrote {write_costs(args.write_costs, figures, meta)}")
     return 0
 
