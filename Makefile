@@ -52,12 +52,16 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 # Each benchmark prints a table and writes its figures to results/bench/ (committed; the docs results page shows them).
+# bench_study also writes metarim_sb3/experiments/presets/costs.yaml, the measured costs of `metarim compare --dry-run`
+# (STUDY_ARGS= to keep the committed one).
 BENCH_OUT ?= results/bench
+STUDY_ARGS ?= --write-costs
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_env.py --json $(BENCH_OUT)/bench_env.json
 	$(PY) benchmarks/bench_rim.py --json $(BENCH_OUT)/bench_rim.json
 	$(PY) benchmarks/bench_train.py --json $(BENCH_OUT)/bench_train.json
+	$(PY) benchmarks/bench_study.py --json $(BENCH_OUT)/bench_study.json $(STUDY_ARGS)
 	$(PY) benchmarks/bench_callbacks.py --json $(BENCH_OUT)/bench_callbacks.json
 	$(PY) benchmarks/report.py --dir $(BENCH_OUT)
 

@@ -1,14 +1,17 @@
 """Benchmark the RIM core against torch's fused LSTM on CPU.
 
-Cases (input 64, RIM 6 units x 64 (k 4) vs ``nn.LSTM(64, 384)``, the same state width):
+Cases (input 64, RIM 6 units x 64 (k 4) vs ``nn.LSTM(64, 384)``: the reference has the RIM's total hidden size,
+6 x 64 = 384, so both carry the same state width):
 
-* ``train``: forward + backward over a sequence (T=32) at B=16 and B=64;
+* ``train``: forward + backward over a sequence (T=32) at B=16 and B=64, with the fused kernel (the default) and
+  with it off (``fused=False``: the plain autograd loop of :mod:`metarim_sb3.rim.reference`), to show what it buys;
 * ``rollout``: one step (T=1, B=8) under ``torch.no_grad``, against ``nn.LSTMCell(64, 384)`` and against
   ``nn.LSTM`` called with T=1.
 
 Each timed repeat runs the RIM and its reference back to back, alternating which goes first, so that load from
 other processes hits both alike; the table reports the median time of each and the median of the per-repeat
 ratios (and the ratio of the minima, the least disturbed estimate). Runs with 2 threads and with 1 thread.
+Target: the fused training case <= 1.5x ``nn.LSTM`` of equal total hidden at B=16 and B=64 with 2 threads.
 
 Usage::
 
@@ -35,7 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from metarim_sb3.rim import RIM
 
 INPUT, UNITS, UNIT_SIZE, K = 64, 6, 64, 4
-HIDDEN = UNITS * UNIT_SIZE
+HIDDEN = UNITS * UNIT_SIZE  # the reference LSTM's hidden size: the RIM's total hidden size
+#: The fused training case is held to at most this many times ``nn.LSTM(INPUT, HIDDEN)`` (2 threads).
+TARGET = 1.5
 
 
 def _time(fn: Callable[[], object], n: int) -> float:
@@ -77,10 +82,10 @@ def compare(a: Callable[[], object], b: Callable[[], object], n: int, repeats: i
     }
 
 
-def train_case(batch: int, seq: int, cell: str, n: int, repeats: int) -> dict[str, float]:
-    """Forward + backward over ``seq`` steps, RIM vs ``nn.LSTM``."""
+def train_case(batch: int, seq: int, cell: str, n: int, repeats: int, fused: bool = True) -> dict[str, float]:
+    """Forward + backward over ``seq`` steps, RIM (fused kernel or not) vs ``nn.LSTM`` of equal total hidden."""
     torch.manual_seed(0)
-    rim = RIM(INPUT, UNITS, UNIT_SIZE, K, cell=cell)
+    rim = RIM(INPUT, UNITS, UNIT_SIZE, K, cell=cell, fused=fused)
     lstm = nn.LSTM(INPUT, HIDDEN)
     x = torch.randn(seq, batch, INPUT, requires_grad=True)
     state = (torch.zeros(1, batch, HIDDEN), torch.zeros(1, batch, HIDDEN))
@@ -133,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, nargs="+", default=[16, 64], help="batch sizes of the training case")
     parser.add_argument("--cells", nargs="+", default=["lstm"], choices=["lstm", "gru"], help="RIM cells")
     parser.add_argument("--repeats", type=int, default=None, help="timings per case (default 11, quick 3)")
+    parser.add_argument("--no-unfused", action="store_true", help="skip the training rows with fused=False")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 11)
@@ -143,21 +149,30 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(threads)
         for cell in args.cells:
             for batch in args.batches:
-                res = train_case(batch, args.seq, cell, n_train, repeats)
-                rows.append(dict(case=f"train T={args.seq} B={batch}", rim=cell, ref="nn.LSTM", threads=threads, **res))
+                for fused in (True, False) if not args.no_unfused else (True,):
+                    res = train_case(batch, args.seq, cell, n_train, repeats, fused)
+                    case = f"train T={args.seq} B={batch}" + ("" if fused else " unfused")
+                    rows.append(dict(case=case, rim=cell, ref="nn.LSTM", threads=threads, fused=fused, **res))
         for ref in ("LSTMCell", "LSTM(T=1)"):
             res = rollout_case(8, ref, n_roll, repeats)
-            rows.append(dict(case="rollout T=1 B=8 no_grad", rim="lstm", ref=f"nn.{ref}", threads=threads, **res))
+            rows.append(
+                dict(case="rollout T=1 B=8 no_grad", rim="lstm", ref=f"nn.{ref}", threads=threads, fused=True, **res)
+            )
 
-    head = f"{'case':<24} {'rim':<4} {'reference':<14} {'thr':>3} {'RIM ms':>8} {'ref ms':>8} {'ratio':>6}"
+    head = f"{'case':<32} {'rim':<4} {'reference':<14} {'thr':>3} {'RIM ms':>8} {'ref ms':>8} {'ratio':>6}"
     head += f" {'min-ratio':>9}"
     print(head)
     print("-" * len(head))
     for r in rows:
         print(
-            f"{r['case']:<24} {r['rim']:<4} {r['ref']:<14} {r['threads']:>3} {r['rim_ms']:>8.3f} {r['ref_ms']:>8.3f} "
+            f"{r['case']:<32} {r['rim']:<4} {r['ref']:<14} {r['threads']:>3} {r['rim_ms']:>8.3f} {r['ref_ms']:>8.3f} "
             f"{r['ratio_median']:>6.2f} {r['ratio_of_min']:>9.2f}"
         )
+    checked = [r for r in rows if r["fused"] and r["threads"] == 2 and str(r["case"]).startswith("train")]
+    if checked:
+        worst = max(float(r["ratio_median"]) for r in checked)  # type: ignore[arg-type]
+        print(f"target: fused training <= {TARGET}x nn.LSTM({INPUT}, {HIDDEN}) at 2 threads: "
+              f"{'met' if worst <= TARGET else 'not met'} (worst {worst:.2f})")  # fmt: skip
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     print(
         f"\ntorch {torch.__version__}, {os.cpu_count()} CPUs, load average {load}; ratio = median of per-repeat ratios"

@@ -12,12 +12,15 @@ Setup (identical for every row): ``MetaRIM-MultiRoom-v0`` fixed at stage 0, 8 en
 - ``rim_shared_chunked``: ``rim_shared`` trained the same way;
 - ``lstm_sb3``: RecurrentPPO + sb3-contrib's stock ``RecurrentActorCriticPolicy``, ``lstm_hidden_size=192``;
 - ``lstm_fast``: RecurrentPPO + :class:`~metarim_sb3.MultiInputFastLstmPolicy`, ``lstm_hidden_size=192``;
+- ``gru``: RecurrentPPO + :class:`~metarim_sb3.MultiInputGruPolicy` (the GRU agent's policy), ``lstm_hidden_size=192``;
+- ``gru_chunked``: ``gru`` trained by ``ChunkedRecurrentPPO`` with ``chunk_len=16``;
 - ``ppo``: feed-forward PPO, ``MultiInputPolicy``.
 
 Each measurement is one ``learn()`` of ``--timesteps`` steps on a fresh model (after one untimed warm-up run per
 row); rows are interleaved and their order rotated on every repeat, in one process; the table shows medians.
 FPS = timesteps / wall time of ``learn()``; ``rollout s`` / ``train s`` split that time (collection vs updates).
-Targets: rim >= 1.5x lstm_sb3 and rim >= 0.4x ppo.
+Targets: ``rim`` >= 2.5x ``lstm_sb3`` and >= 0.5x ``ppo``; the fastest RIM layout (any ``rim*`` row) is reported
+beside it with its own ratios.
 
     python benchmarks/bench_train.py [--timesteps 4096] [--repeats 3] [--threads 1] [--quick] [--json out.json]
 """
@@ -43,12 +46,14 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import metarim_gym  # noqa: F401  (registers the ids)
-from metarim_sb3 import MiniGridExtractor, MultiInputFastLstmPolicy, MultiInputRIMPolicy
+from metarim_sb3 import MiniGridExtractor, MultiInputFastLstmPolicy, MultiInputGruPolicy, MultiInputRIMPolicy
 from metarim_sb3.chunked_ppo import ChunkedRecurrentPPO
 
 ENV_ID = "MetaRIM-MultiRoom-v0"
 EXTRACTOR = dict(features_extractor_class=MiniGridExtractor, normalize_images=False)
 HYPER = dict(n_steps=128, batch_size=128, n_epochs=10)
+#: Targets of the ``rim`` row: at least this many times the FPS of ``lstm_sb3`` and of ``ppo``.
+TARGET_LSTM, TARGET_PPO = 2.5, 0.5
 
 
 class PhaseTimer(BaseCallback):
@@ -104,6 +109,16 @@ def builders(n_envs: int) -> dict[str, Callable[[], BaseAlgorithm]]:
         kwargs = dict(EXTRACTOR, lstm_hidden_size=192)
         return RecurrentPPO(MultiInputFastLstmPolicy, make_env(n_envs), policy_kwargs=kwargs, seed=0, **HYPER)
 
+    def gru() -> BaseAlgorithm:
+        kwargs = dict(EXTRACTOR, lstm_hidden_size=192)
+        return RecurrentPPO(MultiInputGruPolicy, make_env(n_envs), policy_kwargs=kwargs, seed=0, **HYPER)
+
+    def gru_chunked() -> BaseAlgorithm:
+        kwargs = dict(EXTRACTOR, lstm_hidden_size=192)
+        return ChunkedRecurrentPPO(
+            MultiInputGruPolicy, make_env(n_envs), policy_kwargs=kwargs, seed=0, chunk_len=16, **HYPER
+        )
+
     def ppo() -> BaseAlgorithm:
         return PPO("MultiInputPolicy", make_env(n_envs), policy_kwargs=dict(EXTRACTOR), seed=0, **HYPER)
 
@@ -114,6 +129,8 @@ def builders(n_envs: int) -> dict[str, Callable[[], BaseAlgorithm]]:
         "rim_shared_chunked": rim_shared_chunked,
         "lstm_sb3": lstm_sb3,
         "lstm_fast": lstm_fast,
+        "gru": gru,
+        "gru_chunked": gru_chunked,
         "ppo": ppo,
     }
 
@@ -127,6 +144,27 @@ def measure(build: Callable[[], BaseAlgorithm], timesteps: int) -> dict[str, flo
     model.get_env().close()
     return {"fps": model.num_timesteps / total, "total_s": total, "rollout_s": timer.rollout_s,
             "train_s": total - timer.rollout_s}  # fmt: skip
+
+
+def target_lines(summary: dict[str, dict[str, Any]]) -> list[str]:
+    """
+    :param summary: row name -> medians (``fps``).
+    :return: one line per target of the ``rim`` row, then the fastest RIM layout's ratios (rows that ran only).
+    """
+    fps = {name: s["fps"] for name, s in summary.items()}
+    if "lstm_sb3" not in fps or "ppo" not in fps:
+        return ["targets: need the lstm_sb3 and ppo rows"]
+    lines = []
+    if "rim" in fps:
+        for ref, target in (("lstm_sb3", TARGET_LSTM), ("ppo", TARGET_PPO)):
+            ratio = fps["rim"] / fps[ref]
+            lines.append(f"target: rim >= {target}x {ref}: {'met' if ratio >= target else 'not met'} ({ratio:.2f}x)")
+    layouts = [name for name in fps if name.startswith("rim")]
+    if layouts:
+        best = max(layouts, key=fps.__getitem__)
+        lines.append(f"fastest RIM layout: {best}, {fps[best] / fps['lstm_sb3']:.2f}x lstm_sb3, "
+                     f"{fps[best] / fps['ppo']:.2f}x ppo")  # fmt: skip
+    return lines
 
 
 def main() -> None:
@@ -171,6 +209,8 @@ def main() -> None:
         x_lstm = f"{s['fps'] / ref_lstm:11.2f}" if ref_lstm else f"{'-':>11s}"
         x_ppo = f"{s['fps'] / ref_ppo:7.2f}" if ref_ppo else f"{'-':>7s}"
         print(f"{name:18s} {s['fps']:8.0f} {s['rollout_s']:10.2f} {s['train_s']:8.2f} {x_lstm} {x_ppo}")
+    for line in target_lines(summary):
+        print(line)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         meta = {"env_id": ENV_ID, "stage": 0, "n_envs": args.n_envs, **HYPER, "timesteps": args.timesteps,

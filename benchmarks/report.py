@@ -1,11 +1,12 @@
 """Collect the JSON files written by the benchmarks into one Markdown report with each target and whether it is met.
 
-Run by ``make bench`` after the four benchmarks; by hand::
+Run by ``make bench`` after the benchmarks; by hand::
 
     python benchmarks/report.py [--dir results/bench]
 
-Reads ``bench_env.json``, ``bench_rim.json``, ``bench_train.json`` and ``bench_callbacks.json`` (any missing file
-is reported as "not run") and writes ``report.md`` beside them. Every number comes from those files.
+Reads ``bench_env.json``, ``bench_rim.json``, ``bench_train.json``, ``bench_study.json`` and ``bench_callbacks.json``
+(any missing file is reported as "not run") and writes ``report.md`` beside them. Every number comes from those
+files.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from typing import Any
 
 #: The targets each benchmark is held to.
 ENV_TARGET = 0.95
-RIM_TARGET = 2.0
-TRAIN_TARGET_LSTM, TRAIN_TARGET_PPO = 1.5, 0.4
+RIM_TARGET = 1.5  # fused training case vs nn.LSTM of equal total hidden, 2 threads, every batch size
+TRAIN_TARGET_LSTM, TRAIN_TARGET_PPO = 2.5, 0.5
+STUDY_TARGET_MS = 0.8  # CPU ms per environment step of the RIM agents, evaluations included
 CALLBACK_TARGET = 0.05
 
 
@@ -62,11 +64,14 @@ def rim_section(data: dict[str, Any] | None) -> list[str]:
         return [*lines, "Not run.", ""]
     rows = [[r["case"], r["ref"], str(r["threads"]), f"{r['rim_ms']:.3f}", f"{r['ref_ms']:.3f}",
              f"{r['ratio_median']:.2f}"] for r in data["results"]]  # fmt: skip
-    train = [r["ratio_median"] for r in data["results"] if r["case"].startswith("train")]
+    train = [r["ratio_median"] for r in data["results"]
+             if r["case"].startswith("train") and r.get("fused", True) and r["threads"] == 2]  # fmt: skip
+    verdict = f"{_verdict(max(train) <= RIM_TARGET)} (worst {max(train):.2f})" if train else "not measured"
     lines += [
-        "RIM (6 units x 64, k 4) vs `nn.LSTM(64, 384)`: forward + backward over T=32, and one no-grad rollout "
-        f"step; ratio = median of per-repeat ratios over {data['repeats']} repeats. Target: training ratio <= "
-        f"{RIM_TARGET} — {_verdict(max(train) <= RIM_TARGET)} (worst {max(train):.2f}).",
+        "RIM (6 units x 64, k 4) vs `nn.LSTM(64, 384)` (equal total hidden, 6 x 64 = 384): forward + backward over "
+        "T=32 with the fused kernel and without it (`unfused` rows: what the kernel buys), and one no-grad rollout "
+        f"step; ratio = median of per-repeat ratios over {data['repeats']} repeats. Target: fused training ratio <= "
+        f"{RIM_TARGET} at every batch size with 2 threads — {verdict}.",
         "",
     ]
     return lines + _table(["case", "reference", "threads", "RIM ms", "reference ms", "ratio"], rows)
@@ -78,8 +83,12 @@ def train_section(data: dict[str, Any] | None) -> list[str]:
     if data is None:
         return [*lines, "Not run.", ""]
     res, meta = data["results"], data["meta"]
+    if not all(name in res for name in ("rim", "lstm_sb3", "ppo")):
+        return [*lines, "Incomplete: the `rim`, `lstm_sb3` and `ppo` rows are needed for the targets.", ""]
     lstm, ppo = res["lstm_sb3"]["fps"], res["ppo"]["fps"]
     rim = res["rim"]["fps"]
+    best = max((name for name in res if name.startswith("rim")), key=lambda name: res[name]["fps"])
+    fast = res[best]["fps"]
     rows = [[f"`{name}`", f"{r['fps']:.0f}", f"{r['rollout_s']:.2f}", f"{r['train_s']:.2f}", f"{r['fps'] / lstm:.2f}",
              f"{r['fps'] / ppo:.2f}"] for name, r in res.items()]  # fmt: skip
     lines += [
@@ -87,10 +96,36 @@ def train_section(data: dict[str, Any] | None) -> list[str]:
         f"{meta['batch_size']}, {meta['n_epochs']} epochs, {meta['timesteps']} steps x {meta['repeats']} "
         f"interleaved repeats, {meta['threads']} torch thread(s); medians. Targets: `rim` >= {TRAIN_TARGET_LSTM}x "
         f"`lstm_sb3` — {_verdict(rim / lstm >= TRAIN_TARGET_LSTM)} ({rim / lstm:.2f}x); `rim` >= "
-        f"{TRAIN_TARGET_PPO}x `ppo` — {_verdict(rim / ppo >= TRAIN_TARGET_PPO)} ({rim / ppo:.2f}x).",
+        f"{TRAIN_TARGET_PPO}x `ppo` — {_verdict(rim / ppo >= TRAIN_TARGET_PPO)} ({rim / ppo:.2f}x). The fastest "
+        f"RIM layout, `{best}`: {fast / lstm:.2f}x `lstm_sb3` ({_verdict(fast / lstm >= TRAIN_TARGET_LSTM)}), "
+        f"{fast / ppo:.2f}x `ppo` ({_verdict(fast / ppo >= TRAIN_TARGET_PPO)}).",
         "",
     ]
     return lines + _table(["row", "FPS", "rollout s", "train s", "x lstm_sb3", "x ppo"], rows)
+
+
+def study_section(data: dict[str, Any] | None) -> list[str]:
+    """:param data: ``bench_study.json``. :return: Markdown lines."""
+    lines = ["## Cost of a study run: `bench_study.py`", ""]
+    if data is None:
+        return [*lines, "Not run.", ""]
+    meta, results = data["meta"], data["rows"]
+    rows = [[f"`{r['agent']}`", f"`{r['env']}`", f"{r['cpu_ms']:.3f}", f"{r['wall_ms']:.3f}",
+             f"{r['final_eval_share']:.0%}", (_verdict(r["cpu_ms"] <= STUDY_TARGET_MS) if r["rim"] else "-")]
+            for r in results]  # fmt: skip
+    rim = [r["cpu_ms"] for r in results if r["rim"]]
+    verdict = f"{_verdict(max(rim) <= STUDY_TARGET_MS)} (worst {max(rim):.3f})" if rim else "no RIM agent measured"
+    scaled = "scaled to the budget" if meta.get("scaled_evals", True) else "at the preset's intervals"
+    lines += [
+        f"CPU milliseconds per environment step of whole runs (`metarim train` in-process: training, evaluations "
+        f"{scaled}, checkpoints) on the `{meta['preset']}` preset's settings, {meta['timesteps']} steps per run x "
+        f"{meta['repeats']} interleaved repeats, {meta['torch_threads']} torch thread(s); medians. Target: RIM "
+        f"agents <= {STUDY_TARGET_MS} ms — {verdict}. These figures, written to `presets/costs.yaml` by "
+        "`bench_study.py --write-costs`, are what `metarim compare --preset NAME --dry-run` estimates a grid's "
+        "CPU core-hours and wall hours from.",
+        "",
+    ]
+    return lines + _table(["agent", "env", "CPU ms/step", "wall ms/step", "final eval (wall)", "target"], rows)
 
 
 def callbacks_section(data: dict[str, Any] | None) -> list[str]:
@@ -123,10 +158,11 @@ def main() -> None:
         "is a ratio measured side by side in one process.",
         "",
     ]
-    for section, name in ((env_section, "bench_env"), (rim_section, "bench_rim"), (train_section, "bench_train"),
-                          (callbacks_section, "bench_callbacks")):  # fmt: skip
+    sections = ((env_section, "bench_env"), (rim_section, "bench_rim"), (train_section, "bench_train"),
+                (study_section, "bench_study"), (callbacks_section, "bench_callbacks"))  # fmt: skip
+    for section, name in sections:
         lines += section(_load(args.dir, name))
-    names = ("bench_env", "bench_rim", "bench_train", "bench_callbacks")
+    names = [name for _, name in sections]
     lines += ["Raw data, per benchmark: " + ", ".join(f"`{n}.json`" for n in names) + ".", ""]
     out = args.dir / "report.md"
     out.write_text("\n".join(lines))
