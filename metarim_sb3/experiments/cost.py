@@ -308,9 +308,9 @@ def describe_plan(runs: Iterable[tuple[str, str, int]], workers: int, costs: Cos
     wall = _hours(est.wall_hours)
     if est.unmeasured_agents:
         missing = ", ".join(est.unmeasured_agents)
-        lines.append(f"estimate: no measurement for agent(s) {missing} in {est.costs.source}; core-hours: {core}")
+        lines.append(f"estimate: no measurement (agent(s) {missing} not in {est.costs.source})")
         return "\n".join(lines)
-    lines.append(f"estimate: {core}; wall {wall} on {est.workers} worker(s), one core each")
+    lines.append(f"estimate: {core}; wall {wall} on {est.workers} worker(s) (one free core each, else slower)")
     fallbacks = sorted({(c.agent, c.env, str(c.measured_env)) for c in est.cells if c.fallback})
     if fallbacks:
         lines.append(

@@ -87,7 +87,7 @@ def test_unmeasured_agent_gives_no_number(costs_file: Path) -> None:
     assert est.core_hours is None and est.wall_hours is None
     assert est.unmeasured_agents == ["gru"]
     text = describe_plan(runs, 2, costs)
-    assert "no measurement for agent(s) gru" in text
+    assert "estimate: no measurement (agent(s) gru not in" in text
     assert "CPU core-hours" not in text
 
 
