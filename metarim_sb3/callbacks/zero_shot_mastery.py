@@ -39,15 +39,17 @@ class ZeroShotAtMasteryCallback(BaseCallback):
     Mastery is the curriculum's when ``curriculum`` is given (its first shift out of the last training stage, or
     the last stage marked mastered when it does not cycle); otherwise the same rule is applied here: the last
     ``window`` finished episodes of the stage (by ``info["stage"]``) reach ``threshold`` success. The
-    parameters do not change inside a rollout, so the model evaluated is the one that mastered the stage.
+    parameters do not change inside a rollout, so the model evaluated is the one that mastered the stage. Put
+    this callback after the curriculum in the callback list: it reads the curriculum's state of the same step.
 
     Writes ``<log_dir>/<csv_name>`` with the header ``timesteps, stage, episodes, successes, success_rate,
     mean_return`` at training start (a file with a header and no row: recorded, not reached so far) and its one
     row at mastery, and saves the model as ``<log_dir>/<model_name>`` (if given). Both files are written whole
     through ``write_rows`` and ``save_model`` (pass atomic writers, as the ``metarim train`` runner does). A run
-    resumed with the row already in the CSV does not evaluate again. The episodes are reseeded with ``seed``
-    before the evaluation and drawn from a forked torch generator: training is the same with or without this
-    callback.
+    resumed with the row already in the CSV does not evaluate again; nor does one whose curriculum had already
+    mastered the stage when it started (that moment is past: the CSV stays without a row). The episodes are
+    reseeded with ``seed`` before the evaluation and drawn from a forked torch generator: training is the same with
+    or without this callback.
 
     :param eval_env: the held-out evaluation ``VecEnv`` (episodes spread evenly over its envs).
     :param n_eval_episodes: episodes of the evaluation, ``>= 1``.
@@ -98,11 +100,9 @@ class ZeroShotAtMasteryCallback(BaseCallback):
         self.stage = None if stage is None else check_int(name, "stage", stage, minimum=0)
         if seed is not None:
             seed = check_int(name, "seed", seed, minimum=0)
-        for key, value in (("csv_name", csv_name), ("model_name", model_name)):
-            if value is not None and (not isinstance(value, str) or not value):
+        for key, value, optional in (("csv_name", csv_name, False), ("model_name", model_name, True)):
+            if not (optional and value is None) and (not isinstance(value, str) or not value):
                 raise ValueError(f"{name}: {key} must be a non-empty file name, got {value!r}")
-        if csv_name is None:
-            raise ValueError(f"{name}: csv_name must be a non-empty file name, got None")
         self.deterministic, self.seed, self.log_dir = bool(deterministic), seed, log_dir
         self.csv_name, self.model_name = csv_name, model_name
         self._write_rows, self._save_model = write_rows, save_model
@@ -113,6 +113,7 @@ class ZeroShotAtMasteryCallback(BaseCallback):
         self._target = -1
         self._results: deque[bool] = deque(maxlen=self.window)
         self._n_shifts = 0
+        self._missed = False
 
     # ------------------------------------------------------------------ hooks
     def _on_training_start(self) -> None:
@@ -133,19 +134,18 @@ class ZeroShotAtMasteryCallback(BaseCallback):
                 self._write_rows(Path(self.csv_path), [list(self.CSV_HEADER)])
         if self.curriculum is not None:
             self._n_shifts = len(self.curriculum.shifts)
-        if self.result is None and self.curriculum is not None and self._curriculum_mastered(all_shifts=True):
-            # mastered in an earlier session that kept no row: that moment cannot be evaluated any more
-            self.result = {"timesteps": None, "stage": self._target}
+        # mastered in an earlier session that kept no row: that moment cannot be evaluated any more
+        self._missed = self.result is None and self.curriculum is not None and self._curriculum_mastered(True)
 
     def _on_step(self) -> bool:
-        if self.result is not None:
+        if self.result is not None or self._missed:
             return True
         if self._mastered():
             self.evaluate()
         return True
 
     def _on_rollout_end(self) -> None:
-        if self.curriculum is None and self.result is None:
+        if self.curriculum is None and self.result is None and not self._missed:
             stages = [int(s) for s in self.training_env.env_method("get_stage")]
             if self._target not in stages:  # the stage was left (fixed schedule): its window starts again
                 self._results.clear()
@@ -159,10 +159,15 @@ class ZeroShotAtMasteryCallback(BaseCallback):
         with open(path, newline="") as file:
             for row in csv.DictReader(file):
                 if row.get("timesteps"):
-                    return {k: row.get(k) for k in self.CSV_HEADER}
+                    rate = float(row["success_rate"]) if row.get("success_rate") else math.nan
+                    out: dict[str, Any] = {
+                        k: int(float(row[k])) for k in ("timesteps", "stage", "episodes", "successes")
+                    }
+                    return {**out, "success_rate": rate, "mean_return": float(row["mean_return"])}
         return None
 
     def _curriculum_mastered(self, all_shifts: bool = False) -> bool:
+        """Whether the curriculum mastered the target stage (in the shifts since the last call, or in all)."""
         assert self.curriculum is not None
         shifts: Sequence[dict[str, Any]] = self.curriculum.shifts
         new = shifts if all_shifts else shifts[self._n_shifts :]
