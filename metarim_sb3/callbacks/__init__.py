@@ -6,7 +6,9 @@
 - :class:`UnitActivityCallback` (:mod:`~metarim_sb3.callbacks.activity`): which RIM units are active, per task;
 - :class:`ParameterDriftCallback` (:mod:`~metarim_sb3.callbacks.drift`): how far each parameter group has moved;
 - :class:`StageEvalCallback` (:mod:`~metarim_sb3.callbacks.stage_eval`): periodic evaluation on the current stage
-  and every stage seen (adaptation and forgetting).
+  and every stage seen (adaptation and forgetting);
+- :class:`ZeroShotAtMasteryCallback` (:mod:`~metarim_sb3.callbacks.zero_shot_mastery`): zero-shot evaluation on the
+  held-out stage when the last training stage is first mastered.
 """
 
 from metarim_sb3.callbacks.activity import UnitActivityCallback
@@ -15,6 +17,7 @@ from metarim_sb3.callbacks.drift import ParameterDriftCallback
 from metarim_sb3.callbacks.fast_slow import DEFAULT_SLOW_FRACTION, FastSlowCallback
 from metarim_sb3.callbacks.heldout_eval import HeldOutEvalCallback
 from metarim_sb3.callbacks.stage_eval import StageEvalCallback
+from metarim_sb3.callbacks.zero_shot_mastery import ZeroShotAtMasteryCallback
 
 __all__ = [
     "DEFAULT_SLOW_FRACTION",
@@ -24,4 +27,5 @@ __all__ = [
     "ParameterDriftCallback",
     "StageEvalCallback",
     "UnitActivityCallback",
+    "ZeroShotAtMasteryCallback",
 ]

@@ -9,7 +9,9 @@ Numbers (all from files the runs wrote, see :mod:`metarim_sb3.experiments.rundir
   (``mastery.csv``); unmastered visits are right-censored, never averaged; restricted mean up to one ``tau`` per
   env, and the median.
 - **zero-shot**: success on the held-out stage after training (``final_eval.json``); mean over seeds with a
-  percentile-bootstrap 95 % CI over seeds.
+  percentile-bootstrap 95 % CI over seeds. During training (``heldout_eval.csv``) at fixed frame counts, and when
+  the last training stage was first mastered (``zero_shot_mastery.csv``): per seed a Wilson interval, across
+  seeds the IQM with a bootstrap CI; a run that never mastered that stage is counted as not reached, never averaged.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from metarim_sb3.experiments.rundir import (
     MASTERY,
     STAGE_EVAL,
     VERSIONS,
+    ZERO_SHOT_MASTERY,
     RunError,
     check_out_folder,
     read_json,
@@ -62,7 +65,16 @@ from metarim_sb3.experiments.rundir import (
 )
 from metarim_sb3.experiments.stats import bootstrap_ci, stratified_bootstrap_ci, wilson_interval
 
-__all__ = ["RunData", "adaptation_auc_rows", "build_report", "dirty_runs", "find_runs", "load_run", "run_visit_aucs"]
+__all__ = [
+    "RunData",
+    "adaptation_auc_rows",
+    "build_report",
+    "dirty_runs",
+    "find_runs",
+    "load_run",
+    "run_visit_aucs",
+    "zero_shot_mastery_rows",
+]
 
 
 @dataclass
@@ -85,6 +97,9 @@ class RunData:
     heldout: dict[str, np.ndarray] | None = None
     #: Columns of ``drift.csv`` (``None``: not recorded).
     drift: dict[str, np.ndarray] | None = None
+    #: The held-out evaluation at the first mastery of the last training stage (``zero_shot_mastery.csv``):
+    #: ``{"reached": False}`` when the run recorded it but never got there; ``None``: not recorded.
+    zero_shot_mastery: dict[str, Any] | None = None
 
     @property
     def agent(self) -> str:
@@ -189,7 +204,20 @@ def _load_run(path: Path) -> RunData:
     held_rows = _read_csv(path / HELDOUT_EVAL)
     heldout = {k: np.array([_num(r.get(k)) for r in held_rows]) for k in held_rows[0]} if held_rows else None
     config = read_run_config(path)
-    return RunData(path, config, done, curve, visits, final, activity, shifts, shift_stages, stage_eval, heldout, drift)
+    run = RunData(path, config, done, curve, visits, final, activity, shifts, shift_stages, stage_eval, heldout, drift)
+    if (path / ZERO_SHOT_MASTERY).exists():
+        at_mastery = [r for r in _read_csv(path / ZERO_SHOT_MASTERY) if r.get("timesteps")]
+        run.zero_shot_mastery = {"reached": False}
+        if at_mastery:
+            row = at_mastery[0]
+            run.zero_shot_mastery = {
+                "reached": True,
+                "timesteps": int(_num(row["timesteps"])),
+                "episodes": int(_num(row["episodes"])),
+                "successes": int(_num(row["successes"])),
+                "success_rate": _num(row["success_rate"]),
+            }
+    return run
 
 
 def run_visit_aucs(run: RunData) -> list[tuple[Visit, AdaptationAUC]] | None:
@@ -374,6 +402,73 @@ def _zero_shot_markdown(rows: list[dict[str, Any]]) -> list[str]:
         lines.append(
             f"| {r['env']} | {r['agent']} | {int(r['frames']):,} | {seeds} "
             f"| {format_estimate(point, low, high, r['seeds'])} |"
+        )
+    return lines
+
+
+def zero_shot_mastery_rows(runs: list[RunData]) -> list[dict[str, Any]]:
+    """
+    Held-out success when the last training stage was first mastered (``zero_shot_mastery.csv``). Runs that never
+    mastered it are counted (``not_reached``), never averaged; runs that did not record it are left out.
+
+    :param runs: loaded runs.
+    :return: per (env, agent) with a recorded run: ``recorded`` (runs), ``not_reached`` (seeds), ``per_seed``
+        (seed, rate, Wilson low, high, frames at mastery; reached seeds only, sorted by seed), ``seeds`` (reached
+        seeds with a success rate) and ``estimate`` (IQM over them with a bootstrap 95 % CI).
+    """
+    rows = []
+    for env in sorted({r.env for r in runs}):
+        recorded = [r for r in runs if r.env == env and r.zero_shot_mastery is not None]
+        for agent in _agent_order(r.agent for r in recorded):
+            group = [r for r in recorded if r.agent == agent]
+            per_seed = []
+            for r in group:
+                m = r.zero_shot_mastery or {}
+                if m.get("reached") and m["episodes"] > 0 and not math.isnan(m["success_rate"]):
+                    low, high = wilson_interval(m["successes"], m["episodes"])
+                    per_seed.append((r.seed, m["success_rate"], low, high, m["timesteps"]))
+            values = [p[1] for p in per_seed]
+            rows.append(
+                {
+                    "env": env,
+                    "agent": agent,
+                    "recorded": len(group),
+                    "not_reached": sum(not (r.zero_shot_mastery or {}).get("reached") for r in group),
+                    "per_seed": sorted(per_seed),
+                    "seeds": len(values),
+                    "estimate": stratified_bootstrap_ci([values]),
+                }
+            )
+    return rows
+
+
+def _zero_shot_mastery_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    lines = ["", "### At mastery of the last training stage", ""]
+    if not rows:
+        return [*lines, "The evaluation at mastery (`zero_shot_mastery.csv`) was not recorded in these runs."]
+    lines += [
+        "Success on the held-out stage at the step each run first mastered its last training stage (the "
+        "curriculum's threshold over its window), with the model of that moment (`mastery.zip`). Per seed: rate "
+        "with a Wilson 95 % interval and the frames at mastery; across seeds: IQM over the seeds that reached "
+        "mastery, with a bootstrap 95 % CI from 3 such seeds on. A seed that never mastered the stage is counted "
+        "as not reached (censored at its budget) and enters no average.",
+        "",
+        "| env | agent | reached | never reached | per seed: rate [Wilson 95%] at frames | IQM over reached seeds "
+        "[95% CI] |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        seeds = (
+            "; ".join(f"s{s}: {p:.2f} [{lo:.2f}, {hi:.2f}] at {int(at):,}" for s, p, lo, hi, at in r["per_seed"])
+            or "n/a"
+        )
+        point, low, high = r["estimate"]
+        estimate = format_estimate(point, low, high, r["seeds"])
+        if r["seeds"] == 0:
+            estimate = "n/a (no seed reached mastery)"
+        lines.append(
+            f"| {r['env']} | {r['agent']} | {r['recorded'] - r['not_reached']}/{r['recorded']} | {r['not_reached']} "
+            f"| {seeds} | {estimate} |"
         )
     return lines
 
@@ -663,6 +758,11 @@ def aggregate(runs: list[RunData]) -> list[dict[str, Any]]:
     return rows
 
 
+def _integral(value: float) -> float | int:
+    """An integral float (frames, a median of stages) as an ``int``, so that the CSV shows no ``.0``."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def _write_aggregate(rows: list[dict[str, Any]], path: Path) -> None:
     with open(path, "w", newline="") as file:
         writer = csv.writer(file)
@@ -676,9 +776,9 @@ def _write_aggregate(rows: list[dict[str, Any]], path: Path) -> None:
         for r in rows:
             writer.writerow(
                 [
-                    *(r["env"], r["agent"], r["seeds"], r["complete"], r["final_stage_median"]),
+                    *(r["env"], r["agent"], r["seeds"], r["complete"], _integral(r["final_stage_median"])),
                     *(" ".join(map(str, r["final_stages"])), r["shifts_mean"]),
-                    *((r["km"].tau, r["km"].rmst, r["km"].median) if r["km"] else ("", "", "")),
+                    *((_integral(r["km"].tau), r["km"].rmst, _integral(r["km"].median)) if r["km"] else ("", "", "")),
                     *(r["initial_mastered"], r["adapt_mastered"]),
                     *(*r["heldout_success"], r["wall_time_s"], r["fps"]),
                 ]
@@ -807,6 +907,7 @@ def build_report(
     written["forgetting"] = plots.stage_heatmaps(runs, out / "forgetting.png")
     extra += _forgetting_markdown(forgetting_rows(runs), "forgetting.png")
     extra += _zero_shot_markdown(zero_shot_rows(runs))
+    extra += _zero_shot_mastery_markdown(zero_shot_mastery_rows(runs))
     extra += _paired_markdown(paired_rows(runs, reference), reference)
     extra += _drift_markdown(runs, "drift.png")
     written["report"] = out / "report.md"

@@ -14,6 +14,9 @@
       curriculum.csv       one row per curriculum shift
       heldout_eval.csv     periodic zero-shot evaluations on the held-out stage
       stage_eval.csv       periodic evaluations of the current stage and every stage seen (if stage_eval.enabled)
+      zero_shot_mastery.csv  the held-out evaluation when the last training stage was first mastered (header only:
+                           not reached); written with heldout_eval.enabled
+      mastery.zip          the model at that moment (``RecurrentPPO.load`` it, then ``evaluate.evaluate_model``)
       drift.csv            per parameter group: distance from the start and size of the last update, per rollout
       drift_reference.pt   the parameters at the run's start (kept on resume: drift is measured from the true start)
       final_eval.json      the held-out evaluation after training (with CIs)
@@ -63,12 +66,14 @@ __all__ = [
     "LOCK",
     "MARKER",
     "MASTERY",
+    "MASTERY_MODEL",
     "MODEL",
     "STAGE_EVAL",
     "STEP_COLUMNS",
     "TENSORBOARD",
     "TRAIN_LOG",
     "VERSIONS",
+    "ZERO_SHOT_MASTERY",
     "RunError",
     "RunLock",
     "append_csv_row",
@@ -106,6 +111,8 @@ MASTERY = "mastery.csv"
 CURRICULUM = "curriculum.csv"
 HELDOUT_EVAL = "heldout_eval.csv"
 STAGE_EVAL = "stage_eval.csv"
+ZERO_SHOT_MASTERY = "zero_shot_mastery.csv"
+MASTERY_MODEL = "mastery.zip"
 #: Base name of the drift files (``drift.csv`` and ``drift_reference.pt``, see ParameterDriftCallback).
 DRIFT_BASE = "drift"
 DRIFT = f"{DRIFT_BASE}.csv"
@@ -143,8 +150,8 @@ def eval_files(stage: int | str) -> tuple[str, str]:
 
 def _run_file_names() -> set[str]:
     return {CONFIG, VERSIONS, CHECKPOINT, CHECKPOINT_META, MODEL, DONE, FINAL_EVAL, CURVE, MASTERY, CURRICULUM,
-            HELDOUT_EVAL, STAGE_EVAL, DRIFT, DRIFT_REFERENCE, f"{ACTIVITY}.csv", f"{ACTIVITY}.npz", TRAIN_LOG,
-            ERROR_LOG, JOB, MARKER}  # fmt: skip
+            HELDOUT_EVAL, STAGE_EVAL, ZERO_SHOT_MASTERY, MASTERY_MODEL, DRIFT, DRIFT_REFERENCE, f"{ACTIVITY}.csv",
+            f"{ACTIVITY}.npz", TRAIN_LOG, ERROR_LOG, JOB, MARKER}  # fmt: skip
 
 
 def _is_run_file(name: str) -> bool:
@@ -465,6 +472,7 @@ STEP_COLUMNS = {
     CURRICULUM: "timestep",
     HELDOUT_EVAL: "timesteps",
     STAGE_EVAL: "timesteps",
+    ZERO_SHOT_MASTERY: "timesteps",
     DRIFT: "timesteps",
 }
 
@@ -495,7 +503,7 @@ def start_fresh(run_dir: str | Path, *, force: bool) -> None:
         clear_run(run_dir)
     elif run_dir.is_dir():
         for name in (*STEP_COLUMNS, DRIFT_REFERENCE, f"{ACTIVITY}.csv", f"{ACTIVITY}.npz", FINAL_EVAL, MODEL, DONE,
-                     CHECKPOINT_META):  # fmt: skip
+                     CHECKPOINT_META, MASTERY_MODEL):  # fmt: skip
             (run_dir / name).unlink(missing_ok=True)
         for path in run_dir.glob("progress*.csv"):
             path.unlink()

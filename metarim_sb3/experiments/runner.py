@@ -34,11 +34,13 @@ from metarim_sb3.experiments.rundir import (
     DRIFT_BASE,
     FINAL_EVAL,
     HELDOUT_EVAL,
+    MASTERY_MODEL,
     MODEL,
     STAGE_EVAL,
     STEP_COLUMNS,
     TENSORBOARD,
     VERSIONS,
+    ZERO_SHOT_MASTERY,
     RunError,
     RunLock,
     _fsync_dir,
@@ -53,6 +55,7 @@ from metarim_sb3.experiments.rundir import (
     save_model,
     start_fresh,
     truncate_csv,
+    write_csv,
     write_json,
     write_yaml,
 )
@@ -149,6 +152,7 @@ def _callbacks(config: dict[str, Any], out_dir: Path, seed: int, progress: bool 
         ParameterDriftCallback,
         StageEvalCallback,
         UnitActivityCallback,
+        ZeroShotAtMasteryCallback,
     )
 
     callbacks: list[Any] = []
@@ -159,9 +163,11 @@ def _callbacks(config: dict[str, Any], out_dir: Path, seed: int, progress: bool 
         # after fast/slow: its slow steps are in the record
         callbacks.append(ParameterDriftCallback(log_dir=log_dir, file_name=DRIFT_BASE))
         cur = config["curriculum"]
+        curriculum = None
         if cur["enabled"]:
             kwargs = {k: cur[k] for k in ("threshold", "window", "min_steps", "cycle")}
-            callbacks.append(CurriculumCallback(**kwargs, log_dir=log_dir, csv_name=CURRICULUM))
+            curriculum = CurriculumCallback(**kwargs, log_dir=log_dir, csv_name=CURRICULUM)
+            callbacks.append(curriculum)
         held = config["heldout_eval"]
         if held["enabled"]:
             eval_env = make_env(config["env"], held["n_envs"], seed + 10_000, config["env_kwargs"], stage="heldout")
@@ -174,6 +180,23 @@ def _callbacks(config: dict[str, Any], out_dir: Path, seed: int, progress: bool 
                     log_dir=log_dir,
                     csv_name=HELDOUT_EVAL,
                     progress=progress,
+                )
+            )
+            # after the curriculum: it sees the step on which the curriculum marks the last training stage mastered
+            callbacks.append(
+                ZeroShotAtMasteryCallback(
+                    make_env(config["env"], held["n_envs"], seed + 10_000, config["env_kwargs"], stage="heldout"),
+                    n_eval_episodes=held["episodes"],
+                    curriculum=curriculum,
+                    threshold=cur["threshold"],
+                    window=cur["window"],
+                    deterministic=bool(config["deterministic_eval"]),
+                    seed=seed + 10_000,
+                    log_dir=log_dir,
+                    csv_name=ZERO_SHOT_MASTERY,
+                    model_name=MASTERY_MODEL,
+                    write_rows=write_csv,
+                    save_model=save_model,
                 )
             )
         stage_eval = config.get("stage_eval") or {}
@@ -228,6 +251,14 @@ def _link_model(model: Any, checkpoint: Path, path: Path) -> None:
     except OSError:
         tmp.unlink(missing_ok=True)
         save_model(model, path)
+
+
+def _has_rows(path: Path) -> bool:
+    """:return: whether the CSV ``path`` exists and holds a row below its header."""
+    if not path.exists():
+        return False
+    with open(path, encoding="utf-8") as file:
+        return sum(1 for line in file if line.strip()) > 1
 
 
 def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -387,6 +418,8 @@ def _run_locked(
     if resume:
         for name, column in STEP_COLUMNS.items():  # rows written after the checkpoint are replayed
             truncate_csv(out_dir / name, column, start)
+        if not _has_rows(out_dir / ZERO_SHOT_MASTERY):  # mastered after the checkpoint: replayed, or never
+            (out_dir / MASTERY_MODEL).unlink(missing_ok=True)
         (out_dir / DONE).unlink(missing_ok=True)
         mark_run_dir(out_dir)
     else:

@@ -54,7 +54,7 @@ def test_report_rules(tmp_path: Path) -> None:
     assert rows["lstm"].split("|")[4].strip() == "0, 1"
     with open(tmp_path / "rep" / "aggregate.csv", newline="") as file:
         agg = {r["agent"]: r for r in csv.DictReader(file)}
-    assert agg["meta-rim"]["final_stage_median"] == "2.0" and agg["meta-rim"]["final_stages"] == "1 2 2"
+    assert agg["meta-rim"]["final_stage_median"] == "2" and agg["meta-rim"]["final_stages"] == "1 2 2"
 
 
 def test_clean_runs_have_no_warning(tmp_path: Path) -> None:
@@ -193,3 +193,35 @@ def test_cli_reference(tmp_path: Path) -> None:
         main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "rep"), "--reference", "lstm"])
     assert exit_.value.code == 0
     assert "## Paired comparisons with lstm" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def _at_mastery(run: Path, row: list[object] | None) -> None:
+    """Add a ``zero_shot_mastery.csv``: its header, and ``row`` (timesteps, successes of 10) if mastery was reached."""
+    header = ["timesteps", "stage", "episodes", "successes", "success_rate", "mean_return"]
+    rows = [] if row is None else [[row[0], 2, 10, row[1], int(row[1]) / 10, 0.1]]  # type: ignore[call-overload]
+    _write_csv(run / "zero_shot_mastery.csv", header, rows)
+
+
+def test_zero_shot_at_mastery(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    for seed, row in enumerate(([600, 3], [800, 5], None)):  # seed 2 never masters the last training stage
+        _at_mastery(_run(runs, "meta-rim", seed, 2, 0.5), row)
+    for seed, successes in enumerate((2, 4, 6)):
+        _at_mastery(_run(runs, "rim", seed, 2, 0.5), [700, successes])
+    _at_mastery(_run(runs, "lstm", 0, 2, 0.5), None)
+    _run(runs, "lstm", 1, 1, 0.5)  # an older run that did not record it: left out, not counted as not reached
+    report = build_report([runs], tmp_path / "rep")["report"].read_text()
+    section = report.split("### At mastery of the last training stage")[1].split("\n## ")[0]
+    cells = {c[1]: c for c in ([x.strip() for x in line.split("|")[1:-1]] for line in section.splitlines()) if c}
+    meta = cells["meta-rim"]
+    assert meta[2:4] == ["2/3", "1"]  # reached / recorded, never reached
+    assert meta[4] == "s0: 0.30 [0.11, 0.60] at 600; s1: 0.50 [0.24, 0.76] at 800"  # Wilson of 3/10 and 5/10
+    assert meta[5] == "0.40 (n=2: no interval)"  # the unreached seed is not averaged in
+    assert cells["rim"][2:4] == ["3/3", "0"] and cells["rim"][5].startswith("0.40 [")  # IQM of 3 = their mean
+    assert cells["lstm"][2:] == ["0/1", "1", "n/a", "n/a (no seed reached mastery)"]
+
+
+def test_zero_shot_at_mastery_not_recorded(tmp_path: Path) -> None:
+    _run(tmp_path / "runs", "meta-rim", 0, 1, 0.5)
+    report = build_report([tmp_path / "runs"], tmp_path / "rep")["report"].read_text()
+    assert "The evaluation at mastery (`zero_shot_mastery.csv`) was not recorded in these runs." in report
