@@ -315,6 +315,7 @@ def _check(config: dict[str, Any]) -> None:
         raise ConfigError(
             f"config key ppo.batch_size must be <= n_envs * ppo.n_steps = {rollout}, got {ppo['batch_size']}"
         )
+    _check_chunk_len(config)
     mode = _lookup(config, "fast_slow.mode")[1]
     if mode is not None and mode not in ("meta", "reversed", "joint"):
         raise ConfigError(f"config key fast_slow.mode must be one of meta, reversed, joint, got {mode!r}")
@@ -322,6 +323,26 @@ def _check(config: dict[str, Any]) -> None:
     if other is not None and other not in ("fast", "slow"):
         raise ConfigError(f"config key fast_slow.other must be fast or slow, got {other!r}")
     _check_schedule(config)
+
+
+def _check_chunk_len(config: dict[str, Any]) -> None:
+    """``ppo.chunk_len``: ``null`` (sb3-contrib's padded whole sequences) or a length that cuts rollouts and
+    minibatches into whole chunks (:class:`~metarim_sb3.chunked_ppo.ChunkedRecurrentPPO`)."""
+    present, chunk_len = _lookup(config, "ppo.chunk_len")
+    if not present or chunk_len is None:
+        return
+    n_steps, batch_size = _lookup(config, "ppo.n_steps")[1], _lookup(config, "ppo.batch_size")[1]
+    ok = isinstance(chunk_len, int) and not isinstance(chunk_len, bool) and chunk_len >= 1
+    if ok and isinstance(n_steps, int) and isinstance(batch_size, int):
+        ok = n_steps % chunk_len == 0 and batch_size % chunk_len == 0
+    if not ok:
+        common = math.gcd(n_steps, batch_size) if isinstance(n_steps, int) and isinstance(batch_size, int) else 0
+        lengths = [d for d in range(1, common + 1) if common % d == 0]
+        listed = f" ({', '.join(map(str, lengths))})" if lengths else ""
+        raise ConfigError(
+            f"config key ppo.chunk_len must be null (whole padded sequences) or a positive integer that divides "
+            f"ppo.n_steps={n_steps} and ppo.batch_size={batch_size}{listed}, got {chunk_len!r}"
+        )
 
 
 #: ``env_kwargs.schedule`` values that shift stages on their own (fixed schedules for studies).
