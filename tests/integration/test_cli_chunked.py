@@ -1,5 +1,6 @@
-"""``ppo.chunk_len`` in ``metarim``: a chunked run trains, resumes and evaluates with ChunkedRecurrentPPO; a bad
-length exits 2 with one line; ``null`` (the default) keeps sb3-contrib's RecurrentPPO and its files."""
+"""``ppo.chunk_len`` in ``metarim``: a chunked run trains, resumes, evaluates and renders with ChunkedRecurrentPPO;
+a bad length exits 2 with one line; ``null`` (the default) keeps sb3-contrib's RecurrentPPO and its files; the
+``layout`` compare preset."""
 
 from __future__ import annotations
 
@@ -59,6 +60,9 @@ def test_chunked_run_trains_resumes_and_evaluates(tmp_path: Path, tiny_config: P
     result = _main(["evaluate", out, "--episodes", "2", "--n-envs", "1"], capsys)
     assert result.returncode == 0, result.stderr
     assert json.loads((out / "eval_heldout.json").read_text())["episodes"] == 2
+    result = _main(["render", "--model", out, "--steps", "3", "--out", tmp_path / "run.gif"], capsys)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "run.gif").read_bytes()[:6] in (b"GIF87a", b"GIF89a")
 
 
 @pytest.mark.parametrize("value", ["7", "0", "-16", "16.5", "many", "true"])
