@@ -87,7 +87,13 @@ def plan(preset: str, out: Path, seeds: int | None = None, overrides: dict[str, 
     jobs = []
     for env in grid["envs"]:
         for agent in grid["agents"]:
-            config = resolve_config(agent, env, overrides=layer, timesteps=grid["timesteps"][env])
+            variant = grid["variants"].get(agent)
+            if variant is None:
+                config = resolve_config(agent, env, overrides=layer, timesteps=grid["timesteps"][env])
+            else:  # a named preset agent with its own overrides, before the grid's and the user's
+                base = merge(variant["overrides"], layer)
+                config = resolve_config(variant["agent"], env, overrides=base, timesteps=grid["timesteps"][env])
+                config = {**config, "agent": agent, "variant_of": variant["agent"]}
             for seed in range(seeds if seeds is not None else grid["seeds"]):
                 jobs.append(Job(agent, env, seed, config, out / "runs" / env / agent / f"seed_{seed}"))
     return jobs

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -314,6 +315,7 @@ def _check(config: dict[str, Any]) -> None:
         raise ConfigError(
             f"config key ppo.batch_size must be <= n_envs * ppo.n_steps = {rollout}, got {ppo['batch_size']}"
         )
+    _check_chunk_len(config)
     mode = _lookup(config, "fast_slow.mode")[1]
     if mode is not None and mode not in ("meta", "reversed", "joint"):
         raise ConfigError(f"config key fast_slow.mode must be one of meta, reversed, joint, got {mode!r}")
@@ -321,6 +323,26 @@ def _check(config: dict[str, Any]) -> None:
     if other is not None and other not in ("fast", "slow"):
         raise ConfigError(f"config key fast_slow.other must be fast or slow, got {other!r}")
     _check_schedule(config)
+
+
+def _check_chunk_len(config: dict[str, Any]) -> None:
+    """``ppo.chunk_len``: ``null`` (sb3-contrib's padded whole sequences) or a length that cuts rollouts and
+    minibatches into whole chunks (:class:`~metarim_sb3.chunked_ppo.ChunkedRecurrentPPO`)."""
+    present, chunk_len = _lookup(config, "ppo.chunk_len")
+    if not present or chunk_len is None:
+        return
+    n_steps, batch_size = _lookup(config, "ppo.n_steps")[1], _lookup(config, "ppo.batch_size")[1]
+    ok = isinstance(chunk_len, int) and not isinstance(chunk_len, bool) and chunk_len >= 1
+    if ok and isinstance(n_steps, int) and isinstance(batch_size, int):
+        ok = n_steps % chunk_len == 0 and batch_size % chunk_len == 0
+    if not ok:
+        common = math.gcd(n_steps, batch_size) if isinstance(n_steps, int) and isinstance(batch_size, int) else 0
+        lengths = [d for d in range(1, common + 1) if common % d == 0]
+        listed = f" ({', '.join(map(str, lengths))})" if lengths else ""
+        raise ConfigError(
+            f"config key ppo.chunk_len must be null (whole padded sequences) or a positive integer that divides "
+            f"ppo.n_steps={n_steps} and ppo.batch_size={batch_size}{listed}, got {chunk_len!r}"
+        )
 
 
 #: ``env_kwargs.schedule`` values that shift stages on their own (fixed schedules for studies).
@@ -386,6 +408,35 @@ def resolve_config(
     return apply_overrides(config, file_layer, overrides, top)
 
 
+_VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def _check_variants(where: str, variants: object) -> dict[str, dict[str, Any]]:
+    """
+    :param where: the preset, for messages.
+    :param variants: the preset's ``variants`` value.
+    :return: ``{name: {"agent": preset agent, "overrides": mapping}}``.
+    :raises ConfigError: on a bad name, base agent or overrides.
+    """
+    if not isinstance(variants, dict):
+        raise ConfigError(f"preset {where}: variants must be a mapping name -> {{agent, overrides}}")
+    out: dict[str, dict[str, Any]] = {}
+    for name, spec in variants.items():
+        if not isinstance(name, str) or not _VARIANT_NAME.fullmatch(name) or name in AGENTS:
+            raise ConfigError(
+                f"preset {where}: variant name {name!r} must be letters, digits, '.', '_' or '-' and not an agent's"
+            )
+        if not isinstance(spec, dict) or set(spec) - {"agent", "overrides"} or spec.get("agent") not in AGENTS:
+            raise ConfigError(
+                f"preset {where}: variant {name} must be {{agent: one of {', '.join(AGENTS)}, overrides: mapping}}"
+            )
+        overrides = spec.get("overrides") or {}
+        if not isinstance(overrides, dict) or "agent" in overrides or "env" in overrides:
+            raise ConfigError(f"preset {where}: variant {name}: overrides must be a mapping without agent or env")
+        out[name] = {"agent": spec["agent"], "overrides": overrides}
+    return out
+
+
 def compare_preset_names() -> tuple[str, ...]:
     """:return: the names of the grid presets in ``presets/compare.yaml``."""
     return tuple(load_yaml(preset="compare.yaml"))
@@ -396,7 +447,9 @@ def compare_preset(name_or_path: str) -> dict[str, Any]:
     A grid preset: a name from ``presets/compare.yaml`` or a YAML file with the same keys.
 
     Keys: ``agents`` (list), ``envs`` (list), ``seeds`` (int), ``timesteps`` (int, or a mapping env -> int),
-    ``overrides`` (a nested mapping applied to every run config), ``description`` (text).
+    ``overrides`` (a nested mapping applied to every run config), ``description`` (text), and ``variants``: named
+    agents made from a preset agent and overrides, ``{name: {agent: meta-rim, overrides: {...}}}``, usable in
+    ``agents`` like the preset agents (a sweep over an agent's settings is a grid of variants).
 
     :param name_or_path: the preset name or a file path.
     :return: the preset with every key present.
@@ -409,7 +462,7 @@ def compare_preset(name_or_path: str) -> dict[str, Any]:
         preset = load_yaml(name_or_path)
     else:
         raise ConfigError(f"unknown preset {name_or_path!r}; allowed: {', '.join(names)} or a YAML file")
-    allowed = {"description", "agents", "envs", "seeds", "timesteps", "overrides"}
+    allowed = {"description", "agents", "envs", "seeds", "timesteps", "overrides", "variants"}
     unknown = sorted(set(preset) - allowed)
     if unknown:
         raise ConfigError(f"preset {name_or_path}: unknown keys {unknown}; allowed: {', '.join(sorted(allowed))}")
@@ -417,9 +470,13 @@ def compare_preset(name_or_path: str) -> dict[str, Any]:
     for key in ("agents", "envs"):
         if not isinstance(out.get(key), list) or not out[key]:
             raise ConfigError(f"preset {name_or_path}: {key} must be a non-empty list")
-    bad_agents = [a for a in out["agents"] if a not in AGENTS]
+    out["variants"] = _check_variants(name_or_path, out.get("variants") or {})
+    bad_agents = [a for a in out["agents"] if a not in AGENTS and a not in out["variants"]]
     if bad_agents:
-        raise ConfigError(f"preset {name_or_path}: unknown agents {bad_agents}; allowed: {', '.join(AGENTS)}")
+        allowed_agents = ", ".join((*AGENTS, *out["variants"]))
+        raise ConfigError(f"preset {name_or_path}: unknown agents {bad_agents}; allowed: {allowed_agents}")
+    if len(set(out["agents"])) != len(out["agents"]):
+        raise ConfigError(f"preset {name_or_path}: agents must not repeat, got {out['agents']}")
     bad_envs = [e for e in out["envs"] if e not in env_ids()]
     if bad_envs:
         raise ConfigError(f"preset {name_or_path}: unknown envs {bad_envs}; allowed: {', '.join(env_ids())}")

@@ -40,6 +40,7 @@ import json
 import os
 import shutil
 import socket
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,7 @@ __all__ = [
     "read_run_config",
     "repair_csv_tail",
     "save_model",
+    "saved_chunk_len",
     "start_fresh",
     "truncate_csv",
     "write_csv",
@@ -333,20 +335,38 @@ def find_model(run_dir: str | Path) -> Path:
     raise RunError(f"{run_dir} has no {MODEL} or {CHECKPOINT}: train it first (metarim train --out {run_dir})")
 
 
+def saved_chunk_len(path: str | Path) -> int | None:
+    """
+    :param path: a model zip written by SB3's ``save``.
+    :return: the ``chunk_len`` it was saved with (a :class:`~metarim_sb3.chunked_ppo.ChunkedRecurrentPPO`), or
+        ``None`` (sb3-contrib's ``RecurrentPPO``). Reads only the archive's ``data`` entry (JSON, no pickle).
+    :raises OSError, KeyError, ValueError, zipfile.BadZipFile: if the archive is damaged.
+    """
+    with zipfile.ZipFile(path) as archive:
+        data = json.loads(archive.read("data"))
+    value = data.get("chunk_len") if isinstance(data, dict) else None
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def load_model_file(path: str | Path, **kwargs: Any) -> Any:
     """
-    Load a ``RecurrentPPO`` zip (a pickle inside: open only run folders you trust).
+    Load a model zip (a pickle inside: open only run folders you trust) with the class it was saved with:
+    :class:`~metarim_sb3.chunked_ppo.ChunkedRecurrentPPO` if it has a ``chunk_len`` (:func:`saved_chunk_len`),
+    else sb3-contrib's ``RecurrentPPO``.
 
     :param path: ``model.zip`` or ``checkpoint.zip``.
-    :param kwargs: passed to ``RecurrentPPO.load`` (``env``, ``device``...).
+    :param kwargs: passed to ``load`` (``env``, ``device``...).
     :return: the model.
     :raises RunError: naming the file if it is damaged, and the checkpoint to fall back to if there is one.
     """
     from sb3_contrib import RecurrentPPO
 
+    from metarim_sb3.chunked_ppo import ChunkedRecurrentPPO
+
     path = Path(path)
     try:
-        return RecurrentPPO.load(path, **kwargs)
+        algorithm = RecurrentPPO if saved_chunk_len(path) is None else ChunkedRecurrentPPO
+        return algorithm.load(path, **kwargs)
     except Exception as err:  # anything a damaged archive raises (zip, JSON, torch or pickle errors)
         other = path.with_name(CHECKPOINT) if path.name != CHECKPOINT else None
         hint = f"; {other} may still load" if other is not None and other.is_file() else ""

@@ -73,6 +73,7 @@ RESUME_FIXED_KEYS = (
     "n_envs",
     "ppo.n_steps",
     "ppo.batch_size",
+    "ppo.chunk_len",
     "ppo.gamma",
     "ppo.gae_lambda",
 )
@@ -123,21 +124,29 @@ def _policy_class(name: str) -> type:
 
 
 def _build_model(config: dict[str, Any], env: Any, seed: int) -> Any:
+    """
+    The algorithm of the config: sb3-contrib's ``RecurrentPPO`` (``ppo.chunk_len: null``, padded whole sequences)
+    or :class:`~metarim_sb3.chunked_ppo.ChunkedRecurrentPPO` (``ppo.chunk_len`` an integer: fixed-length chunks).
+    """
     from sb3_contrib import RecurrentPPO
 
+    from metarim_sb3.chunked_ppo import ChunkedRecurrentPPO
+
     policy_kwargs = copy.deepcopy(config["policy_kwargs"])
+    ppo = {k: v for k, v in config["ppo"].items() if not (k == "chunk_len" and v is None)}
+    algorithm = ChunkedRecurrentPPO if "chunk_len" in ppo else RecurrentPPO
     try:
-        return RecurrentPPO(
+        return algorithm(
             _policy_class(config["policy"]),
             env,
             seed=seed,
             policy_kwargs=policy_kwargs,
             device=config.get("device", "cpu"),
             verbose=0,
-            **config["ppo"],
+            **ppo,
         )
     except (TypeError, ValueError, AssertionError) as err:
-        raise ConfigError(f"cannot build {config['policy']} / RecurrentPPO from the config: {err}") from err
+        raise ConfigError(f"cannot build {config['policy']} / {algorithm.__name__} from the config: {err}") from err
 
 
 def _callbacks(config: dict[str, Any], out_dir: Path, seed: int, progress: bool = False) -> list[Any]:

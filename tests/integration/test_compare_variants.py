@@ -1,0 +1,69 @@
+"""Grid presets with named variants of the preset agents (``variants:``), e.g. the ``calibrate`` sweep."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from metarim_sb3.experiments.compare import plan
+from metarim_sb3.experiments.config import ConfigError, compare_preset
+
+GRID = {
+    "agents": ["meta-rim", "fast-k2"],
+    "envs": ["MetaRIM-GoTo-v0"],
+    "seeds": 2,
+    "timesteps": 512,
+    "overrides": {"n_envs": 2},
+    "variants": {"fast-k2": {"agent": "meta-rim", "overrides": {"fast_slow": {"slow_every": 2, "slow_lr": 1e-4}}}},
+}
+
+
+def _preset(tmp_path: Path, grid: dict) -> str:
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(grid))
+    return str(path)
+
+
+def test_variant_is_its_base_agent_with_overrides(tmp_path: Path) -> None:
+    jobs = plan(_preset(tmp_path, GRID), tmp_path / "out", overrides={"fast_slow": {"slow_lr": 2e-4}})
+    assert [(j.agent, j.seed) for j in jobs] == [("meta-rim", 0), ("meta-rim", 1), ("fast-k2", 0), ("fast-k2", 1)]
+    base, variant = jobs[0].config, jobs[2].config
+    assert variant["agent"] == "fast-k2" and variant["variant_of"] == "meta-rim" and "variant_of" not in base
+    assert variant["fast_slow"]["slow_every"] == 2 and base["fast_slow"]["slow_every"] == 4
+    assert variant["fast_slow"]["slow_lr"] == 2e-4  # the user's --set wins over the variant's own value
+    assert variant["n_envs"] == 2  # the grid's overrides apply to variants too
+    assert jobs[2].out_dir == tmp_path / "out" / "runs" / "MetaRIM-GoTo-v0" / "fast-k2" / "seed_0"
+    same = {k: v for k, v in variant.items() if k not in ("agent", "variant_of", "fast_slow")}
+    assert same == {k: v for k, v in base.items() if k not in ("agent", "fast_slow")}
+
+
+@pytest.mark.parametrize(
+    ("variants", "agents", "message"),
+    [
+        ({"rim": {"agent": "meta-rim"}}, ["rim"], "variant name 'rim'"),
+        ({"a b": {"agent": "meta-rim"}}, ["meta-rim"], "variant name 'a b'"),
+        ({"v": {"agent": "nope"}}, ["v"], "variant v must be"),
+        ({"v": {"agent": "rim", "extra": 1}}, ["v"], "variant v must be"),
+        ({"v": {"agent": "rim", "overrides": {"env": "x"}}}, ["v"], "without agent or env"),
+        ({"v": {"agent": "rim", "overrides": [1]}}, ["v"], "without agent or env"),
+        ([1], ["rim"], "variants must be a mapping"),
+        ({}, ["v"], "unknown agents ['v']"),
+        ({}, ["rim", "rim"], "must not repeat"),
+    ],
+)
+def test_bad_variants_are_refused(tmp_path: Path, variants: object, agents: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        compare_preset(_preset(tmp_path, {**GRID, "agents": agents, "variants": variants}))
+
+
+def test_calibrate_preset_sweeps_both_modes() -> None:
+    grid = compare_preset("calibrate")
+    assert grid["seeds"] >= 3 and grid["envs"] == ["MetaRIM-GoTo-v0"]
+    assert {"meta-rim", "reversed", "rim"} <= set(grid["agents"])
+    modes = {v["agent"] for v in grid["variants"].values()}
+    assert modes == {"meta-rim", "reversed"}
+    cells = {(v["agent"], v["overrides"]["fast_slow"]["slow_lr"], v["overrides"]["fast_slow"]["slow_every"])
+             for v in grid["variants"].values()}  # fmt: skip
+    assert len(cells) == len(grid["variants"]) == 16  # 3 x 3 per mode, less the agents' own default cell
