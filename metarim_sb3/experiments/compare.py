@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 import traceback
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -191,7 +191,7 @@ def run_grid(jobs: list[Job], workers: int | None = None, log: Any = None) -> tu
     def stop() -> None:
         nonlocal interrupted
         interrupted = True
-        for future in futures:
+        for future in list(futures):
             future.cancel()
         for process in list(getattr(executor, "_processes", {}).values()):  # workers may not share our group
             with contextlib.suppress(OSError):
@@ -200,10 +200,21 @@ def run_grid(jobs: list[Job], workers: int | None = None, log: Any = None) -> tu
     start = time.perf_counter()
     with stop_on_signals(stop, "stopping the runs (they save checkpoints)..."):
         try:
-            futures.update({executor.submit(_run_job, jobs[i]): i for i in todo})
+            # At most one job per worker is submitted at a time: the executor hands submitted jobs to its workers
+            # ahead of time, where cancelling no longer reaches them, so a queue of all jobs would go on starting
+            # runs after Ctrl-C.
+            queue = list(todo)
             finished = len(results)
-            for future in as_completed(futures):
-                i = futures[future]
+            while queue and len(futures) < n_workers:
+                i = queue.pop(0)
+                futures[executor.submit(_run_job, jobs[i])] = i
+            while futures:
+                done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                future = next(iter(done))
+                i = futures.pop(future)
+                if queue and not interrupted:
+                    nxt = queue.pop(0)
+                    futures[executor.submit(_run_job, jobs[nxt])] = nxt
                 if future.cancelled():
                     continue
                 try:

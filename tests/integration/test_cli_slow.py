@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 def test_interrupted_compare_resumes(tmp_path: Path) -> None:
     preset = tmp_path / "grid.yaml"
-    grid = {"agents": ["rim", "lstm"], "envs": [ENV_ID], "seeds": 1, "timesteps": 20480, "overrides": TINY}
+    grid = {"agents": ["rim", "lstm"], "envs": [ENV_ID], "seeds": 2, "timesteps": 20480, "overrides": TINY}
     preset.write_text(yaml.safe_dump(grid))
     out = tmp_path / "results"
     proc = popen_metarim("compare", "--preset", preset, "--workers", "2", "--out", out)
@@ -28,6 +28,7 @@ def test_interrupted_compare_resumes(tmp_path: Path) -> None:
     stdout, stderr = proc.communicate(timeout=180)
     assert proc.returncode == 130, stdout + stderr
     assert stdout.count("interrupted at") == 2 and not list(out.rglob("done.json"))
+    assert len(list(out.rglob("train.log"))) == 2  # the two queued runs were not started after Ctrl-C
     result = metarim("compare", "--preset", preset, "--workers", "2", "--out", out, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     for done in out.rglob("done.json"):

@@ -66,4 +66,4 @@ def test_calibrate_preset_sweeps_both_modes() -> None:
     assert modes == {"meta-rim", "reversed"}
     cells = {(v["agent"], v["overrides"]["fast_slow"]["slow_lr"], v["overrides"]["fast_slow"]["slow_every"])
              for v in grid["variants"].values()}  # fmt: skip
-    assert len(cells) == len(grid["variants"]) == 16  # 3 x 3 per mode, less the agents' own default cell
+    assert len(cells) == len(grid["variants"]) == 8  # per mode: r 0.1 and 0.5 at K 4, K 2 and 8 at r 0.25
