@@ -310,7 +310,7 @@ def _compare(args: argparse.Namespace) -> int:
         from metarim_sb3.experiments.cost import describe_plan, load_costs
 
         jobs = plan(args.preset, out, args.seeds, parse_set(args.set))
-        runs = [(j.agent, j.env, int(j.config["timesteps"])) for j in jobs]
+        runs = [(str(j.config.get("variant_of", j.agent)), j.env, int(j.config["timesteps"])) for j in jobs]
         print(f"dry run of preset {args.preset} -> {out} (nothing is run or written)")
         print(describe_plan(runs, args.workers or default_workers(), load_costs()))
         return 0

@@ -77,7 +77,7 @@ def plan(preset: str, out: Path, seeds: int | None = None, overrides: dict[str, 
 
     :param preset: a preset name or YAML file (:func:`~metarim_sb3.experiments.config.compare_preset`).
     :param out: the results folder.
-    :param seeds: number of seeds (``None``: the preset's).
+    :param seeds: number of seeds for every env (``None``: the preset's, which may differ by env).
     :param overrides: applied to every run config after the preset's ``overrides`` (e.g. ``--set``).
     :return: the jobs, env-major then agent then seed.
     """
@@ -94,7 +94,7 @@ def plan(preset: str, out: Path, seeds: int | None = None, overrides: dict[str, 
                 base = merge(variant["overrides"], layer)
                 config = resolve_config(variant["agent"], env, overrides=base, timesteps=grid["timesteps"][env])
                 config = {**config, "agent": agent, "variant_of": variant["agent"]}
-            for seed in range(seeds if seeds is not None else grid["seeds"]):
+            for seed in range(seeds if seeds is not None else grid["seeds"][env]):
                 jobs.append(Job(agent, env, seed, config, out / "runs" / env / agent / f"seed_{seed}"))
     return jobs
 

@@ -446,13 +446,13 @@ def compare_preset(name_or_path: str) -> dict[str, Any]:
     """
     A grid preset: a name from ``presets/compare.yaml`` or a YAML file with the same keys.
 
-    Keys: ``agents`` (list), ``envs`` (list), ``seeds`` (int), ``timesteps`` (int, or a mapping env -> int),
+    Keys: ``agents`` (list), ``envs`` (list), ``seeds`` and ``timesteps`` (each an int, or a mapping env -> int),
     ``overrides`` (a nested mapping applied to every run config), ``description`` (text), and ``variants``: named
     agents made from a preset agent and overrides, ``{name: {agent: meta-rim, overrides: {...}}}``, usable in
     ``agents`` like the preset agents (a sweep over an agent's settings is a grid of variants).
 
     :param name_or_path: the preset name or a file path.
-    :return: the preset with every key present.
+    :return: the preset with every key present; ``seeds`` and ``timesteps`` as mappings env -> int.
     :raises ConfigError: on an unknown name, a bad file or a bad value.
     """
     names = compare_preset_names()
@@ -480,8 +480,13 @@ def compare_preset(name_or_path: str) -> dict[str, Any]:
     bad_envs = [e for e in out["envs"] if e not in env_ids()]
     if bad_envs:
         raise ConfigError(f"preset {name_or_path}: unknown envs {bad_envs}; allowed: {', '.join(env_ids())}")
-    if isinstance(out.get("seeds"), bool) or not isinstance(out.get("seeds"), int) or out["seeds"] < 1:
-        raise ConfigError(f"preset {name_or_path}: seeds must be a positive integer, got {out.get('seeds')!r}")
+    seeds = out.get("seeds")
+    per_env_seeds = seeds if isinstance(seeds, dict) else dict.fromkeys(out["envs"], seeds)
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in (per_env_seeds.get(e) for e in out["envs"])):
+        raise ConfigError(
+            f"preset {name_or_path}: seeds must be a positive integer or a mapping env -> integer, got {seeds!r}"
+        )
+    out["seeds"] = {e: per_env_seeds[e] for e in out["envs"]}
     steps = out.get("timesteps")
     per_env = steps if isinstance(steps, dict) else dict.fromkeys(out["envs"], steps)
     if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in (per_env.get(e) for e in out["envs"])):

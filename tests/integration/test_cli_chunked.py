@@ -92,7 +92,9 @@ def test_stock_layout_is_the_default(finished_run: Path) -> None:
 
 def test_layout_preset_pairs_every_agent_with_its_chunked_variant(tmp_path: Path) -> None:
     grid, quick = compare_preset("layout"), compare_preset("quick")
-    assert (grid["timesteps"], grid["overrides"]) == (quick["timesteps"], quick["overrides"]) and grid["seeds"] == 3
+    assert (grid["timesteps"], grid["overrides"]) == (quick["timesteps"], quick["overrides"]) and grid["seeds"] == {
+        ENV_ID: 3
+    }
     jobs = plan("layout", tmp_path)
     assert len(jobs) == 6 * 3
     layouts = {(j.config.get("variant_of", j.agent), j.config["ppo"]["chunk_len"]) for j in jobs}

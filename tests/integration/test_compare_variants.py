@@ -60,10 +60,32 @@ def test_bad_variants_are_refused(tmp_path: Path, variants: object, agents: list
 
 def test_calibrate_preset_sweeps_both_modes() -> None:
     grid = compare_preset("calibrate")
-    assert grid["seeds"] >= 3 and grid["envs"] == ["MetaRIM-GoTo-v0"]
+    assert min(grid["seeds"].values()) >= 3 and grid["envs"] == ["MetaRIM-GoTo-v0"]
     assert {"meta-rim", "reversed", "rim"} <= set(grid["agents"])
     modes = {v["agent"] for v in grid["variants"].values()}
     assert modes == {"meta-rim", "reversed"}
     cells = {(v["agent"], v["overrides"]["fast_slow"]["slow_lr"], v["overrides"]["fast_slow"]["slow_every"])
              for v in grid["variants"].values()}  # fmt: skip
     assert len(cells) == len(grid["variants"]) == 8  # per mode: r 0.1 and 0.5 at K 4, K 2 and 8 at r 0.25
+
+
+def test_seeds_may_differ_by_env(tmp_path: Path) -> None:
+    grid = {
+        **GRID,
+        "envs": ["MetaRIM-GoTo-v0", "MetaRIM-DoorKey-v0"],
+        "seeds": {"MetaRIM-GoTo-v0": 3, "MetaRIM-DoorKey-v0": 1},
+    }
+    jobs = plan(_preset(tmp_path, grid), tmp_path / "out")
+    per_env = {env: sorted({j.seed for j in jobs if j.env == env}) for env in grid["seeds"]}
+    assert per_env == {"MetaRIM-GoTo-v0": [0, 1, 2], "MetaRIM-DoorKey-v0": [0]}
+    assert len(plan(_preset(tmp_path, grid), tmp_path / "out", seeds=2)) == 2 * 2 * 2  # --seeds: every env
+    for bad in ({"MetaRIM-GoTo-v0": 3}, {"MetaRIM-GoTo-v0": 3, "MetaRIM-DoorKey-v0": 0}, 0, True):
+        with pytest.raises(ConfigError, match="seeds must be a positive integer or a mapping env"):
+            compare_preset(_preset(tmp_path, {**grid, "seeds": bad}))
+
+
+def test_study_preset_fixes_its_primary_metric_and_seed_counts() -> None:
+    grid = compare_preset("study")
+    assert grid["agents"] == ["meta-rim", "rim", "reversed", "lstm", "gru"]
+    assert grid["seeds"] == {"MetaRIM-GoTo-v0": 10, "MetaRIM-DoorKey-v0": 5}
+    assert "PRIMARY METRIC" in grid["description"]
