@@ -60,6 +60,7 @@ STUDY_ARGS ?= --write-costs
 bench: $(STAMP)
 	$(PY) benchmarks/bench_env.py --json $(BENCH_OUT)/bench_env.json
 	$(PY) benchmarks/bench_rim.py --json $(BENCH_OUT)/bench_rim.json
+	$(PY) benchmarks/profile_rim.py --out $(BENCH_OUT)/profile_rim.txt
 	$(PY) benchmarks/bench_train.py --json $(BENCH_OUT)/bench_train.json
 	$(PY) benchmarks/bench_study.py --json $(BENCH_OUT)/bench_study.json $(STUDY_ARGS)
 	$(PY) benchmarks/bench_callbacks.py --json $(BENCH_OUT)/bench_callbacks.json
