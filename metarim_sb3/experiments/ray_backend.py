@@ -30,9 +30,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from metarim_sb3.experiments.rundir import DONE, read_json
+from metarim_sb3.experiments.rundir import DONE, ERROR_LOG, read_json
 
-__all__ = ["TRIAL_CLEANUP_S", "GridCell", "RayMissingError", "require_ray", "run_grid_on_ray"]
+__all__ = ["TRIAL_CLEANUP_S", "GridCell", "RayConnectionError", "RayMissingError", "require_ray", "run_grid_on_ray"]
 
 #: Seconds Tune gives a stopping trial before killing its process (``TUNE_FORCE_TRIAL_CLEANUP_S``).
 TRIAL_CLEANUP_S = 30
@@ -56,6 +56,10 @@ class GridCell(Protocol):
 
 class RayMissingError(ImportError):
     """Ray is not installed."""
+
+
+class RayConnectionError(ConnectionError):
+    """No Ray cluster answers at the address given."""
 
 
 def require_ray() -> Any:
@@ -158,11 +162,18 @@ def _progress_callback(cells: Sequence[GridCell], skipped: int, verbose: int, lo
             self._line(f"{cells[index].label}: {_describe(result)}")
 
         def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-            self._line(f"{cells[trial.config['cell']].label}: attempt {trial.num_failures} failed, retrying")
+            self._line(
+                f"{cells[trial.config['cell']].label}: attempt {trial.num_failures} failed "
+                f"({_trial_error(trial)}), retrying from its checkpoint"
+            )
 
         def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
             self.finished += 1
-            self._line(f"{cells[trial.config['cell']].label}: FAILED after {trial.num_failures} attempt(s)")
+            cell = cells[trial.config["cell"]]
+            self._line(
+                f"{cell.label}: FAILED after {trial.num_failures} attempt(s): {_trial_error(trial)} "
+                f"(see {Path(cell.out_dir) / ERROR_LOG} if there is one)"
+            )
 
     return Progress()
 
@@ -178,6 +189,14 @@ def _env_default(name: str, value: str) -> Iterator[None]:
         yield
     finally:
         os.environ.pop(name, None)
+
+
+def _trial_error(trial: Any) -> str:
+    """The last line of a failed trial's exception, or ``"?"`` when Tune kept none."""
+    try:
+        return _error_text(trial.get_pickled_error() or trial.get_error())
+    except Exception:  # pragma: no cover - an error file Tune could not read back
+        return "?"
 
 
 def _error_text(error: BaseException | None) -> str:
@@ -199,6 +218,7 @@ def run_grid_on_ray(
     *,
     num_cpus: int | None = None,
     log: Any = None,
+    prepare: Callable[[list[Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """
     Run the cells that are not complete yet as Ray Tune trials, as many at a time as the cluster's CPUs allow.
@@ -219,11 +239,14 @@ def run_grid_on_ray(
         trials' output.
     :param num_cpus: CPUs of the Ray instance started when ``address`` is ``None`` (default: all of them).
     :param log: stream for the progress lines (default ``sys.stdout``).
+    :param prepare: called with the cells to run once Ray is up, before any is submitted (e.g. to mark their run
+        folders), so that nothing is written when Ray cannot start or connect.
     :return: one result per cell, in order: the ``done.json`` of skipped cells (with ``"skipped": True``), the
         summary of finished ones, ``{"status": "failed", "error": ..., "attempts": ...}`` for cells that failed
         every attempt, and ``{"status": "interrupted"}`` for cells the run did not reach (e.g. Ctrl-C).
     :raises ValueError: on a bad argument.
     :raises RayMissingError: if Ray is not installed.
+    :raises RayConnectionError: if no Ray cluster answers at ``address``.
     """
     _check_args(address, cpus_per_run, max_failures, verbose)
     if num_cpus is not None and (isinstance(num_cpus, bool) or not isinstance(num_cpus, int) or num_cpus < 1):
@@ -259,7 +282,14 @@ def run_grid_on_ray(
                 init_kwargs.update(num_cpus=num_cpus, include_dashboard=False)
             else:
                 init_kwargs["address"] = address
-            ray.init(**init_kwargs)
+            try:
+                ray.init(**init_kwargs)
+            except ConnectionError as err:
+                first = (str(err).strip().splitlines() or [""])[0]
+                raise RayConnectionError(
+                    f"no Ray cluster at address {address!r} ({first}); start one with `ray start --head`, "
+                    "or leave the address out to start Ray on this machine"
+                ) from err
         if verbose:
             cpus = int(ray.cluster_resources().get("CPU", 0))
             where = "a local Ray" if address is None and owned else f"the Ray cluster at {address or 'this process'}"
@@ -268,6 +298,8 @@ def run_grid_on_ray(
                 file=log,
                 flush=True,
             )
+        if prepare is not None:
+            prepare([cells[i] for i in todo])
         trainable = tune.with_resources(
             tune.with_parameters(
                 _trial, cells=cells, run_cell=run_cell, cpus_per_run=cpus_per_run, workdir=os.getcwd()
@@ -292,7 +324,11 @@ def run_grid_on_ray(
                 verbose=1 if verbose >= 2 else 0,
             ),
         )
-        with _env_default("TUNE_FORCE_TRIAL_CLEANUP_S", str(TRIAL_CLEANUP_S)):
+        new_output = "1" if verbose >= 2 else "0"  # Tune's newer console output prints its header even at verbose 0
+        with (
+            _env_default("TUNE_FORCE_TRIAL_CLEANUP_S", str(TRIAL_CLEANUP_S)),
+            _env_default("RAY_AIR_NEW_OUTPUT", new_output),
+        ):
             grid = tuner.fit()
         for result in (grid[i] for i in range(len(grid))):
             config = result.config or {}
