@@ -138,22 +138,38 @@ def _describe(result: dict[str, Any]) -> str:
     return f"FAILED: {result.get('error', '?')}"
 
 
-def _progress_callback(cells: Sequence[GridCell], skipped: int, verbose: int, log: Any) -> Any:
-    """A Tune callback printing one line per finished, failed or retried trial (on the driver)."""
+def _progress_callback(cells: Sequence[GridCell], skipped: int, slots: int, verbose: int, log: Any) -> Any:
+    """
+    A Tune callback printing one line per finished, failed or retried trial on the driver, as the local backend
+    does: ``[finished/total elapsed, ETA] label: result``.
+
+    :param cells: the grid.
+    :param skipped: cells skipped as complete (counted as finished).
+    :param slots: trials that run at once (the ETA's parallelism).
+    :param verbose: 0 prints nothing.
+    :param log: the stream; it is not pickled with the callback (Tune saves its callbacks with the experiment).
+    """
     from ray import tune
 
+    from metarim_sb3.experiments.compare import _eta
+
     class Progress(tune.Callback):  # type: ignore[misc]
-        def __init__(self) -> None:
+        def __init__(self, stream: Any) -> None:  # an argument, not a closure variable: not pickled
             self.finished = skipped
             self.start = time.perf_counter()
+            self.log = stream
+
+        def __getstate__(self) -> dict[str, Any]:
+            return {**self.__dict__, "log": None}
 
         def _line(self, text: str) -> None:
-            if verbose:
-                print(
-                    f"[{self.finished}/{len(cells)} {time.perf_counter() - self.start:5.0f}s] {text}",
-                    file=log,
-                    flush=True,
-                )
+            if not verbose:
+                return
+            elapsed = time.perf_counter() - self.start
+            ran = self.finished - skipped
+            eta = _eta(elapsed, ran, len(cells) - self.finished, slots)
+            line = f"[{self.finished}/{len(cells)} {elapsed:5.0f}s{eta}] {text}"
+            print(line, file=self.log or sys.stdout, flush=True)
 
         def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
             self.finished += 1
@@ -175,7 +191,7 @@ def _progress_callback(cells: Sequence[GridCell], skipped: int, verbose: int, lo
                 f"(see {Path(cell.out_dir) / ERROR_LOG} if there is one)"
             )
 
-    return Progress()
+    return Progress(log)
 
 
 @contextlib.contextmanager
@@ -191,12 +207,22 @@ def _env_default(name: str, value: str) -> Iterator[None]:
         os.environ.pop(name, None)
 
 
-def _trial_error(trial: Any) -> str:
-    """The last line of a failed trial's exception, or ``"?"`` when Tune kept none."""
+def _trial_error(trial: Any, limit: int = 160) -> str:
+    """The last line of a trial's latest exception, read from the file Tune just wrote on the driver (its copy in
+    the storage folder comes later), cut to ``limit`` characters, or ``"?"`` when there is none."""
+    text = "?"
     try:
-        return _error_text(trial.get_pickled_error() or trial.get_error())
+        if trial.pickled_error_file and os.path.exists(trial.pickled_error_file):
+            from ray import cloudpickle
+
+            with open(trial.pickled_error_file, "rb") as file:
+                text = _error_text(cloudpickle.load(file))
+        elif trial.error_file and os.path.exists(trial.error_file):
+            with open(trial.error_file) as file:
+                text = ([line.strip() for line in file if line.strip()] or ["?"])[-1]
     except Exception:  # pragma: no cover - an error file Tune could not read back
-        return "?"
+        pass
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _error_text(error: BaseException | None) -> str:
@@ -290,8 +316,8 @@ def run_grid_on_ray(
                     f"no Ray cluster at address {address!r} ({first}); start one with `ray start --head`, "
                     "or leave the address out to start Ray on this machine"
                 ) from err
+        cpus = int(ray.cluster_resources().get("CPU", 0))
         if verbose:
-            cpus = int(ray.cluster_resources().get("CPU", 0))
             where = "a local Ray" if address is None and owned else f"the Ray cluster at {address or 'this process'}"
             print(
                 f"running {len(todo)} of {len(cells)} runs on {where} ({cpus} CPUs, {cpus_per_run} per run)",
@@ -300,6 +326,7 @@ def run_grid_on_ray(
             )
         if prepare is not None:
             prepare([cells[i] for i in todo])
+        slots = max(1, cpus // cpus_per_run)  # trials at once, for the ETA
         trainable = tune.with_resources(
             tune.with_parameters(
                 _trial, cells=cells, run_cell=run_cell, cpus_per_run=cpus_per_run, workdir=os.getcwd()
@@ -320,7 +347,7 @@ def run_grid_on_ray(
                 storage_path=str(storage),
                 failure_config=tune.FailureConfig(max_failures=max_failures),
                 checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False),
-                callbacks=[_progress_callback(cells, len(cells) - len(todo), verbose, log)],
+                callbacks=[_progress_callback(cells, len(cells) - len(todo), slots, verbose, log)],
                 verbose=1 if verbose >= 2 else 0,
             ),
         )
