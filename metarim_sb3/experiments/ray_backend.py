@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sys
 import time
@@ -194,6 +195,23 @@ def _progress_callback(cells: Sequence[GridCell], skipped: int, slots: int, verb
     return Progress(log)
 
 
+class _NoRestoreHint(logging.Filter):
+    """Drops Tune's "resume with Tuner.restore(...)" hint after Ctrl-C: a grid resumes by running it again."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tuner.restore" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _without_restore_hint() -> Iterator[None]:
+    tune_logger, hint_filter = logging.getLogger("ray.tune.tune"), _NoRestoreHint()
+    tune_logger.addFilter(hint_filter)
+    try:
+        yield
+    finally:
+        tune_logger.removeFilter(hint_filter)
+
+
 @contextlib.contextmanager
 def _env_default(name: str, value: str) -> Iterator[None]:
     """Set an environment variable for the block unless the user set it."""
@@ -355,6 +373,7 @@ def run_grid_on_ray(
         with (
             _env_default("TUNE_FORCE_TRIAL_CLEANUP_S", str(TRIAL_CLEANUP_S)),
             _env_default("RAY_AIR_NEW_OUTPUT", new_output),
+            _without_restore_hint(),
         ):
             grid = tuner.fit()
         for result in (grid[i] for i in range(len(grid))):

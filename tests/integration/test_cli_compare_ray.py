@@ -1,6 +1,7 @@
 """``metarim compare --backend ray``: its options and their one-line errors (these run with or without Ray), then,
 against a real local Ray, a 2-agent x 2-seed grid through the command whose run folders match the local backend's
-and that a second compare skips, and a run killed mid-training that is retried and resumes from its checkpoint."""
+and that a second compare skips, a run killed mid-training that is retried and resumes from its checkpoint, and a
+grid interrupted by Ctrl-C (exit 130) that resumes when the command is run again."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cli_helpers import ENV_ID, TINY
+from cli_helpers import ENV_ID, TINY, metarim, popen_metarim
 
 from metarim_sb3.experiments import cli
 from metarim_sb3.experiments.compare import Job, _run_job, plan, prepare_run_dirs
@@ -187,3 +188,30 @@ def test_killed_run_is_retried_and_resumes(tmp_path: Path) -> None:
     assert "attempt 1 failed" in log.getvalue() and "retrying from its checkpoint" in log.getvalue()
     assert json.loads((jobs[0].out_dir / DONE).read_text())["timesteps"] == 512
     assert not _kill_marker(jobs[0]).exists()  # the first attempt was killed
+
+
+@needs_ray
+@pytest.mark.slow
+def test_interrupted_grid_resumes_when_run_again(tmp_path: Path) -> None:
+    preset = tmp_path / "long.yaml"
+    grid = {"agents": ["lstm"], "envs": [ENV_ID], "seeds": 2, "timesteps": 8192, "overrides": TINY}
+    preset.write_text(yaml.safe_dump(grid))
+    out = tmp_path / "out"
+    args = ("compare", "--preset", preset, "--out", out, "--backend", "ray", "--no-report")
+    process = popen_metarim(*args)
+    runs = [out / "runs" / ENV_ID / "lstm" / f"seed_{seed}" for seed in (0, 1)]
+    deadline = time.monotonic() + 180
+    while not all((run / CHECKPOINT).exists() for run in runs) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stdout + stderr
+    assert "interrupted: run the same command again to resume" in stderr
+    assert "Tuner.restore" not in stderr  # Tune's own resume hint would mislead
+    assert not any((run / DONE).exists() for run in runs)
+
+    result = metarim(*args, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for run in runs:
+        done = json.loads((run / DONE).read_text())
+        assert done["timesteps"] == 8192 and 0 < done["this_segment_steps"] < 8192  # went on from the checkpoint
