@@ -336,7 +336,8 @@ def run_grid_on_ray(
                 ) from err
         cpus = int(ray.cluster_resources().get("CPU", 0))
         if verbose:
-            where = "a local Ray" if address is None and owned else f"the Ray cluster at {address or 'this process'}"
+            joined = address or os.environ.get("RAY_ADDRESS")  # ray.init() joins RAY_ADDRESS when given no address
+            where = "a local Ray" if owned and not joined else f"the Ray cluster at {joined or 'this process'}"
             print(
                 f"running {len(todo)} of {len(cells)} runs on {where} ({cpus} CPUs, {cpus_per_run} per run)",
                 file=log,

@@ -85,11 +85,13 @@ def test_backend_options_bad_input(
     assert not out.exists()
 
 
-def _ray_cluster_running() -> bool:
-    """Whether a Ray instance runs on this machine (``--address auto`` would join it)."""
+def _ray_cluster_known() -> bool:
+    """Whether ``--address auto`` would try to join a cluster: ``RAY_ADDRESS``, the address ``ray start`` recorded
+    (possibly of a cluster stopped without ``ray stop``: Ray then retries it for minutes), or a running instance."""
     from ray._private.services import find_gcs_addresses
+    from ray._private.utils import read_ray_address
 
-    return bool(os.environ.get("RAY_ADDRESS")) or bool(find_gcs_addresses())
+    return bool(os.environ.get("RAY_ADDRESS") or read_ray_address() or find_gcs_addresses())
 
 
 @needs_ray
@@ -98,8 +100,8 @@ def test_no_cluster_at_address_exits_2_writing_nothing(
 ) -> None:
     import ray
 
-    if ray.is_initialized() or _ray_cluster_running():
-        pytest.skip("a Ray instance is running here; --address auto would join it")
+    if ray.is_initialized() or _ray_cluster_known():
+        pytest.skip("a Ray cluster is running or recorded here; --address auto would try to join it")
     out = tmp_path / "out"
     result = _main(["compare", "--preset", preset, "--out", out, "--backend", "ray", "--address", "auto"], capsys)
     _one_line_error(result, "no Ray cluster at address 'auto'", "ray start --head")
