@@ -165,7 +165,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "compare",
         help="run an agent x env x seed grid in parallel, then report",
-        description="Run an agent x env x seed grid in parallel (resumable), then write the report.",
+        description="Run an agent x env x seed grid in parallel (resumable), on this machine or on Ray "
+        "(--backend ray), then write the report.",
         formatter_class=_Formatter,
         epilog=COMPARE_EPILOG,
     )
