@@ -16,7 +16,9 @@ goes to ``OUT/.ray``, apart from the run folders.
 - Trials that do not exit when stopped are killed after :data:`TRIAL_CLEANUP_S` seconds (Tune waits 600 s by
   default), so the last trial cannot keep the grid from finishing.
 
-Ray is an optional dependency: ``pip install metarim[ray]``.
+``metarim compare --backend ray`` calls this through :func:`metarim_sb3.experiments.compare.run_grid_ray`, whose
+``prepare`` step writes each run folder's ``job.yaml`` as the local backend does. Ray is an optional dependency:
+``pip install metarim[ray]``.
 """
 
 from __future__ import annotations
