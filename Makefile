@@ -24,7 +24,7 @@ $(PY):
 # torch first and explicitly: an unpinned torch pulled in by a dependency would fetch a multi-GB CUDA build.
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install "$(TORCH_SPEC)"
-	$(PY) -m pip install "$(TORCH_SPEC)" -e ".[dev,docs,experiments]"  # torch named again: keeps the pin
+	$(PY) -m pip install "$(TORCH_SPEC)" -e ".[dev,docs,experiments,ray]"  # torch named again: keeps the pin
 	touch $(STAMP)
 
 venv: $(STAMP)

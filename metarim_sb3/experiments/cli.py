@@ -165,7 +165,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "compare",
         help="run an agent x env x seed grid in parallel, then report",
-        description="Run an agent x env x seed grid in parallel (resumable), then write the report.",
+        description="Run an agent x env x seed grid in parallel (resumable), on this machine or on Ray "
+        "(--backend ray), then write the report.",
         formatter_class=_Formatter,
         epilog=COMPARE_EPILOG,
     )
@@ -175,7 +176,33 @@ def _build_parser() -> argparse.ArgumentParser:
         help=f"grid preset: {', '.join(compare_preset_names())} or a YAML file (default: %(default)s)",
     )
     p.add_argument("--seeds", type=int, default=None, help="seeds per agent and env (default: the preset's)")
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: number of CPU cores)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes of the local backend (default: number of CPU cores)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="where the runs go: worker processes on this machine, or Ray Tune trials on a local Ray or a Ray "
+        "cluster (needs pip install metarim[ray]) (default: %(default)s)",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        metavar="auto|HOST:PORT",
+        help="with --backend ray: the running Ray cluster to use (ray start --head); 'auto' finds the one this "
+        "machine belongs to (default: start Ray on this machine for the grid)",
+    )
+    p.add_argument(
+        "--cpus-per-run",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --backend ray: CPUs each run reserves, and its torch threads (default: 1)",
+    )
     p.add_argument("--out", type=Path, default=None, help="results folder (default: results/<preset>)")
     p.add_argument(
         "--set",
@@ -293,16 +320,61 @@ def _train(args: argparse.Namespace, prog: str) -> int:
     return 0
 
 
+def _check_address(address: str) -> None:
+    """
+    :param address: ``--address``.
+    :raises ConfigError: unless it is ``auto`` or ``HOST:PORT`` with a port in 1..65535.
+    """
+    from metarim_sb3.experiments.config import ConfigError
+
+    host, _, port = address.rpartition(":")
+    if address == "auto" or (host and port.isdigit() and 1 <= int(port) <= 65535 and " " not in host):
+        return
+    raise ConfigError(f"--address must be 'auto' or HOST:PORT (e.g. 10.0.0.1:6379), got {address!r}")
+
+
+def _check_backend_args(args: argparse.Namespace) -> None:
+    """
+    The options of ``compare`` that belong to one backend; with ``--backend ray``, also that Ray is installed.
+
+    :param args: the parsed ``compare`` arguments.
+    :raises ConfigError: on an option of the other backend, a bad value, or Ray missing.
+    """
+    from metarim_sb3.experiments import ray_backend
+    from metarim_sb3.experiments.config import ConfigError
+
+    if args.backend != "ray":
+        for option, value in (("--address", args.address), ("--cpus-per-run", args.cpus_per_run)):
+            if value is not None:
+                raise ConfigError(f"{option} is an option of --backend ray (this compare runs on --backend local)")
+        return
+    if args.workers is not None:
+        raise ConfigError(
+            "--workers is an option of --backend local; with --backend ray the cluster's CPUs and --cpus-per-run "
+            "set how many runs go at once"
+        )
+    if args.cpus_per_run is not None and args.cpus_per_run < 1:
+        raise ConfigError(f"--cpus-per-run must be a positive integer, got {args.cpus_per_run}")
+    if args.address is not None:
+        _check_address(args.address)
+    try:
+        ray_backend.require_ray()
+    except ray_backend.RayMissingError as err:
+        raise ConfigError(str(err)) from None
+
+
 def _compare(args: argparse.Namespace) -> int:
-    from metarim_sb3.experiments.compare import plan, run_grid
+    from metarim_sb3.experiments.compare import plan, run_grid, run_grid_ray
     from metarim_sb3.experiments.config import ConfigError, parse_set
     from metarim_sb3.experiments.provenance import check_results_tree
+    from metarim_sb3.experiments.ray_backend import RayConnectionError
     from metarim_sb3.experiments.report import build_report
 
     if args.seeds is not None and args.seeds < 1:
         raise ConfigError(f"--seeds must be a positive integer, got {args.seeds}")
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be a positive integer, got {args.workers}")
+    _check_backend_args(args)
     name = Path(args.preset).stem if args.preset.endswith((".yaml", ".yml")) else args.preset
     out = args.out or Path("results") / name
     if args.dry_run:
@@ -316,7 +388,13 @@ def _compare(args: argparse.Namespace) -> int:
         return 0
     check_results_tree(out, allow_dirty=args.allow_dirty)
     jobs = plan(args.preset, out, args.seeds, parse_set(args.set))
-    results, interrupted = run_grid(jobs, args.workers)
+    if args.backend == "ray":
+        try:
+            results, interrupted = run_grid_ray(jobs, out, args.address, args.cpus_per_run or 1)
+        except RayConnectionError as err:
+            raise ConfigError(str(err)) from None
+    else:
+        results, interrupted = run_grid(jobs, args.workers)
     if interrupted:
         print(f"interrupted: run the same command again to resume ({_command()})", file=sys.stderr)
         return 130

@@ -1,9 +1,10 @@
-"""The agent x env x seed grid of a preset, run in parallel worker processes, then reported.
+"""The agent x env x seed grid of a preset, run in parallel worker processes (or as Ray Tune trials), then reported.
 
 Each cell is one :func:`metarim_sb3.experiments.runner.run` call in a worker process (``spawn`` context, one torch
-thread per worker), writing to ``OUT/runs/<env>/<agent>/seed_<s>``. Cells with a ``done.json`` are skipped and
-cells with a checkpoint are resumed, so an interrupted compare continues where it stopped. A worker's output goes
-to ``train.log`` in its run folder; a failed cell leaves its traceback in ``error.log`` and does not stop the others.
+thread per worker; :func:`run_grid`) or in a Ray Tune trial (:func:`run_grid_ray`), writing to
+``OUT/runs/<env>/<agent>/seed_<s>``. Cells with a ``done.json`` are skipped and cells with a checkpoint are
+resumed, so an interrupted compare continues where it stopped. A run's output goes to ``train.log`` in its run
+folder; a failed cell leaves its traceback in ``error.log`` and does not stop the others.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from metarim_sb3.experiments.rundir import (
 )
 from metarim_sb3.experiments.signals import stop_on_signals
 
-__all__ = ["Job", "default_workers", "plan", "run_grid"]
+__all__ = ["Job", "default_workers", "plan", "prepare_run_dirs", "run_grid", "run_grid_ray"]
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,25 @@ def plan(preset: str, out: Path, seeds: int | None = None, overrides: dict[str, 
             for seed in range(seeds if seeds is not None else grid["seeds"][env]):
                 jobs.append(Job(agent, env, seed, config, out / "runs" / env / agent / f"seed_{seed}"))
     return jobs
+
+
+def prepare_run_dirs(jobs: list[Job]) -> None:
+    """
+    Before any run starts: mark the run folder of every job not complete yet and write its ``job.yaml`` (the
+    cell's agent, env and seed), whichever backend then runs it. A folder the run may not write into (e.g. it holds
+    other files) is left untouched: the run reports the problem itself.
+
+    :param jobs: from :func:`plan`.
+    """
+    for job in jobs:
+        if (job.out_dir / DONE).exists():
+            continue
+        try:
+            check_out_dir(job.out_dir, resume=(job.out_dir / CHECKPOINT).exists(), force=False)
+        except RunError:
+            continue
+        mark_run_dir(job.out_dir)
+        write_yaml(job.out_dir / JOB, {"agent": job.agent, "env": job.env, "seed": job.seed})
 
 
 def _init_worker() -> None:
@@ -175,14 +195,7 @@ def run_grid(jobs: list[Job], workers: int | None = None, log: Any = None) -> tu
         return [results[i] for i in range(len(jobs))], False
     n_workers = max(1, min(workers or default_workers(), len(todo)))
     print(f"running {len(todo)} of {len(jobs)} runs on {n_workers} worker(s)", file=log, flush=True)
-    for i in todo:
-        job = jobs[i]
-        try:
-            check_out_dir(job.out_dir, resume=(job.out_dir / CHECKPOINT).exists(), force=False)
-        except RunError:
-            continue  # the worker reports it and writes nothing
-        mark_run_dir(job.out_dir)
-        write_yaml(job.out_dir / JOB, {"agent": job.agent, "env": job.env, "seed": job.seed})
+    prepare_run_dirs([jobs[i] for i in todo])
 
     interrupted = False
     executor = ProcessPoolExecutor(max_workers=n_workers, mp_context=mp.get_context("spawn"), initializer=_init_worker)
@@ -232,3 +245,32 @@ def run_grid(jobs: list[Job], workers: int | None = None, log: Any = None) -> tu
     for i in range(len(jobs)):
         results.setdefault(i, {"status": "interrupted", "timesteps": None})
     return [results[i] for i in range(len(jobs))], interrupted
+
+
+def run_grid_ray(
+    jobs: list[Job],
+    out: Path,
+    address: str | None = None,
+    cpus_per_run: int = 1,
+    log: Any = None,
+) -> tuple[list[dict[str, Any]], bool]:
+    """
+    Run the jobs that are not complete yet as Ray Tune trials
+    (:func:`~metarim_sb3.experiments.ray_backend.run_grid_on_ray`), each through the same entry point as a local
+    worker, so the run folders are the same; complete ones are skipped, interrupted ones resume.
+
+    :param jobs: from :func:`plan`.
+    :param out: the results folder (Ray's own files go to ``out/.ray``).
+    :param address: ``None`` starts Ray on this machine; ``"auto"`` or ``HOST:PORT`` joins a running cluster.
+    :param cpus_per_run: CPUs (and torch threads) per run.
+    :param log: stream for progress lines (default ``sys.stdout``).
+    :return: one result per job (the ``done.json`` of skipped ones) and whether the grid was interrupted.
+    :raises RayMissingError: if Ray is not installed (nothing is written then).
+    :raises RayConnectionError: if no Ray cluster answers at ``address`` (nothing is written then).
+    """
+    from metarim_sb3.experiments import ray_backend
+
+    results = ray_backend.run_grid_on_ray(
+        jobs, _run_job, out, address=address, cpus_per_run=cpus_per_run, log=log, prepare=prepare_run_dirs
+    )
+    return results, any(r.get("status") == "interrupted" for r in results)

@@ -16,13 +16,16 @@ goes to ``OUT/.ray``, apart from the run folders.
 - Trials that do not exit when stopped are killed after :data:`TRIAL_CLEANUP_S` seconds (Tune waits 600 s by
   default), so the last trial cannot keep the grid from finishing.
 
-Ray is an optional dependency: ``pip install metarim[ray]``.
+``metarim compare --backend ray`` calls this through :func:`metarim_sb3.experiments.compare.run_grid_ray`, whose
+``prepare`` step writes each run folder's ``job.yaml`` as the local backend does. Ray is an optional dependency:
+``pip install metarim[ray]``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sys
 import time
@@ -30,9 +33,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from metarim_sb3.experiments.rundir import DONE, read_json
+from metarim_sb3.experiments.rundir import DONE, ERROR_LOG, read_json
 
-__all__ = ["TRIAL_CLEANUP_S", "GridCell", "RayMissingError", "require_ray", "run_grid_on_ray"]
+__all__ = ["TRIAL_CLEANUP_S", "GridCell", "RayConnectionError", "RayMissingError", "require_ray", "run_grid_on_ray"]
 
 #: Seconds Tune gives a stopping trial before killing its process (``TUNE_FORCE_TRIAL_CLEANUP_S``).
 TRIAL_CLEANUP_S = 30
@@ -56,6 +59,10 @@ class GridCell(Protocol):
 
 class RayMissingError(ImportError):
     """Ray is not installed."""
+
+
+class RayConnectionError(ConnectionError):
+    """No Ray cluster answers at the address given."""
 
 
 def require_ray() -> Any:
@@ -134,22 +141,38 @@ def _describe(result: dict[str, Any]) -> str:
     return f"FAILED: {result.get('error', '?')}"
 
 
-def _progress_callback(cells: Sequence[GridCell], skipped: int, verbose: int, log: Any) -> Any:
-    """A Tune callback printing one line per finished, failed or retried trial (on the driver)."""
+def _progress_callback(cells: Sequence[GridCell], skipped: int, slots: int, verbose: int, log: Any) -> Any:
+    """
+    A Tune callback printing one line per finished, failed or retried trial on the driver, as the local backend
+    does: ``[finished/total elapsed, ETA] label: result``.
+
+    :param cells: the grid.
+    :param skipped: cells skipped as complete (counted as finished).
+    :param slots: trials that run at once (the ETA's parallelism).
+    :param verbose: 0 prints nothing.
+    :param log: the stream; it is not pickled with the callback (Tune saves its callbacks with the experiment).
+    """
     from ray import tune
 
+    from metarim_sb3.experiments.compare import _eta
+
     class Progress(tune.Callback):  # type: ignore[misc]
-        def __init__(self) -> None:
+        def __init__(self, stream: Any) -> None:  # an argument, not a closure variable: not pickled
             self.finished = skipped
             self.start = time.perf_counter()
+            self.log = stream
+
+        def __getstate__(self) -> dict[str, Any]:
+            return {**self.__dict__, "log": None}
 
         def _line(self, text: str) -> None:
-            if verbose:
-                print(
-                    f"[{self.finished}/{len(cells)} {time.perf_counter() - self.start:5.0f}s] {text}",
-                    file=log,
-                    flush=True,
-                )
+            if not verbose:
+                return
+            elapsed = time.perf_counter() - self.start
+            ran = self.finished - skipped
+            eta = _eta(elapsed, ran, len(cells) - self.finished, slots)
+            line = f"[{self.finished}/{len(cells)} {elapsed:5.0f}s{eta}] {text}"
+            print(line, file=self.log or sys.stdout, flush=True)
 
         def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
             self.finished += 1
@@ -158,13 +181,37 @@ def _progress_callback(cells: Sequence[GridCell], skipped: int, verbose: int, lo
             self._line(f"{cells[index].label}: {_describe(result)}")
 
         def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-            self._line(f"{cells[trial.config['cell']].label}: attempt {trial.num_failures} failed, retrying")
+            self._line(
+                f"{cells[trial.config['cell']].label}: attempt {trial.num_failures} failed "
+                f"({_trial_error(trial)}), retrying from its checkpoint"
+            )
 
         def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
             self.finished += 1
-            self._line(f"{cells[trial.config['cell']].label}: FAILED after {trial.num_failures} attempt(s)")
+            cell = cells[trial.config["cell"]]
+            self._line(
+                f"{cell.label}: FAILED after {trial.num_failures} attempt(s): {_trial_error(trial)} "
+                f"(see {Path(cell.out_dir) / ERROR_LOG} if there is one)"
+            )
 
-    return Progress()
+    return Progress(log)
+
+
+class _NoRestoreHint(logging.Filter):
+    """Drops Tune's "resume with Tuner.restore(...)" hint after Ctrl-C: a grid resumes by running it again."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tuner.restore" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _without_restore_hint() -> Iterator[None]:
+    tune_logger, hint_filter = logging.getLogger("ray.tune.tune"), _NoRestoreHint()
+    tune_logger.addFilter(hint_filter)
+    try:
+        yield
+    finally:
+        tune_logger.removeFilter(hint_filter)
 
 
 @contextlib.contextmanager
@@ -178,6 +225,24 @@ def _env_default(name: str, value: str) -> Iterator[None]:
         yield
     finally:
         os.environ.pop(name, None)
+
+
+def _trial_error(trial: Any, limit: int = 160) -> str:
+    """The last line of a trial's latest exception, read from the file Tune just wrote on the driver (its copy in
+    the storage folder comes later), cut to ``limit`` characters, or ``"?"`` when there is none."""
+    text = "?"
+    try:
+        if trial.pickled_error_file and os.path.exists(trial.pickled_error_file):
+            from ray import cloudpickle
+
+            with open(trial.pickled_error_file, "rb") as file:
+                text = _error_text(cloudpickle.load(file))
+        elif trial.error_file and os.path.exists(trial.error_file):
+            with open(trial.error_file) as file:
+                text = ([line.strip() for line in file if line.strip()] or ["?"])[-1]
+    except Exception:  # pragma: no cover - an error file Tune could not read back
+        pass
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _error_text(error: BaseException | None) -> str:
@@ -199,6 +264,7 @@ def run_grid_on_ray(
     *,
     num_cpus: int | None = None,
     log: Any = None,
+    prepare: Callable[[list[Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """
     Run the cells that are not complete yet as Ray Tune trials, as many at a time as the cluster's CPUs allow.
@@ -219,11 +285,14 @@ def run_grid_on_ray(
         trials' output.
     :param num_cpus: CPUs of the Ray instance started when ``address`` is ``None`` (default: all of them).
     :param log: stream for the progress lines (default ``sys.stdout``).
+    :param prepare: called with the cells to run once Ray is up, before any is submitted (e.g. to mark their run
+        folders), so that nothing is written when Ray cannot start or connect.
     :return: one result per cell, in order: the ``done.json`` of skipped cells (with ``"skipped": True``), the
         summary of finished ones, ``{"status": "failed", "error": ..., "attempts": ...}`` for cells that failed
         every attempt, and ``{"status": "interrupted"}`` for cells the run did not reach (e.g. Ctrl-C).
     :raises ValueError: on a bad argument.
     :raises RayMissingError: if Ray is not installed.
+    :raises RayConnectionError: if no Ray cluster answers at ``address``.
     """
     _check_args(address, cpus_per_run, max_failures, verbose)
     if num_cpus is not None and (isinstance(num_cpus, bool) or not isinstance(num_cpus, int) or num_cpus < 1):
@@ -259,15 +328,26 @@ def run_grid_on_ray(
                 init_kwargs.update(num_cpus=num_cpus, include_dashboard=False)
             else:
                 init_kwargs["address"] = address
-            ray.init(**init_kwargs)
+            try:
+                ray.init(**init_kwargs)
+            except ConnectionError as err:
+                first = (str(err).strip().splitlines() or [""])[0]
+                raise RayConnectionError(
+                    f"no Ray cluster at address {address!r} ({first}); start one with `ray start --head`, "
+                    "or leave the address out to start Ray on this machine"
+                ) from err
+        cpus = int(ray.cluster_resources().get("CPU", 0))
         if verbose:
-            cpus = int(ray.cluster_resources().get("CPU", 0))
-            where = "a local Ray" if address is None and owned else f"the Ray cluster at {address or 'this process'}"
+            joined = address or os.environ.get("RAY_ADDRESS")  # ray.init() joins RAY_ADDRESS when given no address
+            where = "a local Ray" if owned and not joined else f"the Ray cluster at {joined or 'this process'}"
             print(
                 f"running {len(todo)} of {len(cells)} runs on {where} ({cpus} CPUs, {cpus_per_run} per run)",
                 file=log,
                 flush=True,
             )
+        if prepare is not None:
+            prepare([cells[i] for i in todo])
+        slots = max(1, cpus // cpus_per_run)  # trials at once, for the ETA
         trainable = tune.with_resources(
             tune.with_parameters(
                 _trial, cells=cells, run_cell=run_cell, cpus_per_run=cpus_per_run, workdir=os.getcwd()
@@ -288,11 +368,16 @@ def run_grid_on_ray(
                 storage_path=str(storage),
                 failure_config=tune.FailureConfig(max_failures=max_failures),
                 checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False),
-                callbacks=[_progress_callback(cells, len(cells) - len(todo), verbose, log)],
+                callbacks=[_progress_callback(cells, len(cells) - len(todo), slots, verbose, log)],
                 verbose=1 if verbose >= 2 else 0,
             ),
         )
-        with _env_default("TUNE_FORCE_TRIAL_CLEANUP_S", str(TRIAL_CLEANUP_S)):
+        new_output = "1" if verbose >= 2 else "0"  # Tune's newer console output prints its header even at verbose 0
+        with (
+            _env_default("TUNE_FORCE_TRIAL_CLEANUP_S", str(TRIAL_CLEANUP_S)),
+            _env_default("RAY_AIR_NEW_OUTPUT", new_output),
+            _without_restore_hint(),
+        ):
             grid = tuner.fit()
         for result in (grid[i] for i in range(len(grid))):
             config = result.config or {}

@@ -131,7 +131,9 @@ def test_grid_matches_local_layout_retries_then_skips(local_ray: None, tmp_path:
     assert layout(remote) == layout(local)
     assert sorted(p.name for p in remote.iterdir()) == [".ray", "runs"]  # Ray's files apart from the runs
     text = log.getvalue()
-    assert text.count(": done, 4 steps") == 4 and "a seed 1: attempt 1 failed, retrying" in text
+    assert text.count(": done, 4 steps") == 4
+    retry = "a seed 1: attempt 1 failed (RuntimeError: simulated crash after step 2), retrying from its checkpoint"
+    assert retry in text
 
     from metarim_sb3.experiments.report import find_runs
 
@@ -157,7 +159,7 @@ def test_failures_are_reported(local_ray: None, tmp_path: Path) -> None:
     assert results[1]["status"] == "failed" and results[1]["attempts"] == 2
     assert "this cell always fails" in results[1]["error"]
     assert not (cells[1].out_dir / "done.json").exists()
-    assert "a seed 1: FAILED after 2 attempt(s)" in log.getvalue()
+    assert "a seed 1: FAILED after 2 attempt(s): RuntimeError: this cell always fails" in log.getvalue()
 
 
 def real_run(cell: Cell) -> dict[str, Any]:
