@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--slow-every", type=int, default=4, help="rollouts per slow update (default: %(default)s)")
     parser.add_argument("--fast-lr", type=float, default=7e-4, help="fast learning rate (default: %(default)s)")
     parser.add_argument(
-        "--slow-lr", type=float, default=1.75e-4, help="slow learning rate per fast step (default: %(default)s)"
+        "--slow-lr", type=float, default=7e-5, help="slow learning rate per fast step (default: %(default)s)"
     )
     parser.add_argument("--threshold", type=float, default=0.7, help="success rate to shift (default: %(default)s)")
     parser.add_argument("--window", type=int, default=50, help="episodes in the success window (default: %(default)s)")

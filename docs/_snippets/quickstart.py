@@ -36,7 +36,7 @@ model = RecurrentPPO(
     seed=0,
     verbose=1,
 )
-fast_slow = FastSlowCallback(fast_lr=7e-4, slow_lr=1.75e-4, slow_every=4, mode="meta")
+fast_slow = FastSlowCallback(fast_lr=7e-4, slow_lr=7e-5, slow_every=4, mode="meta")
 model.learn(TOTAL_STEPS, callback=fast_slow)
 
 # 3. Zero-shot: the held-out stage (8x8 room, 7 distractors) was never trained on.
