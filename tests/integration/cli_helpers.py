@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ENV_ID = "MetaRIM-GoTo-v0"  # short episodes: the curriculum shifts within a few hundred steps
 
@@ -32,3 +33,28 @@ def popen_metarim(*args: str | os.PathLike) -> subprocess.Popen:
     env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     cmd = [sys.executable, "-m", "metarim_sb3.experiments.cli", *map(str, args)]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def main_in_process(args: list[str | os.PathLike], capsys: Any) -> subprocess.CompletedProcess:
+    """``cli.main(args)`` in this process (what the console script calls), as a CompletedProcess.
+
+    :param args: the command's arguments.
+    :param capsys: pytest's ``capsys`` fixture.
+    """
+    import pytest
+
+    from metarim_sb3.experiments import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, exit_info.value.code, captured.out, captured.err)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
+    """Exit code 2, one line on stderr (no traceback), containing every one of ``needles``."""
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]

@@ -8,31 +8,12 @@ the real command in a subprocess.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
-from cli_helpers import ENV_ID, metarim
+from cli_helpers import ENV_ID, assert_one_line_error, main_in_process, metarim
 
-from metarim_sb3.experiments import cli
 from metarim_sb3.experiments.rundir import LOCK
-
-
-def _main(args: list[str | Path], capsys: pytest.CaptureFixture) -> subprocess.CompletedProcess:
-    """``cli.main(args)`` in this process, as a CompletedProcess."""
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return subprocess.CompletedProcess(args, exit_info.value.code, captured.out, captured.err)
-
-
-def _one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
-    assert result.returncode == 2, (result.returncode, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 @pytest.mark.parametrize(
@@ -63,7 +44,7 @@ def test_bad_argument(
     args: list[str], needles: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    _one_line_error(_main(args, capsys), *needles)
+    assert_one_line_error(main_in_process(args, capsys), *needles)
     assert list(tmp_path.iterdir()) == []  # nothing written (e.g. no runs/ folder)
 
 
@@ -77,27 +58,33 @@ def test_bad_argument(
     ids=["agent", "set", "preset"],
 )
 def test_bad_argument_subprocess(args: list[str], needles: list[str], tmp_path: Path) -> None:
-    _one_line_error(metarim(*args, cwd=tmp_path), *needles)
+    assert_one_line_error(metarim(*args, cwd=tmp_path), *needles)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_invalid_config_files(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     bad_yaml = tmp_path / "bad.yaml"
     bad_yaml.write_text("ppo: [unclosed\n")
-    _one_line_error(_main(["train", "--agent", "rim", "--config", bad_yaml], capsys), "not valid YAML")
+    assert_one_line_error(main_in_process(["train", "--agent", "rim", "--config", bad_yaml], capsys), "not valid YAML")
     not_mapping = tmp_path / "list.yaml"
     not_mapping.write_text("- 1\n- 2\n")
-    _one_line_error(_main(["train", "--agent", "rim", "--config", not_mapping], capsys), "mapping")
+    assert_one_line_error(main_in_process(["train", "--agent", "rim", "--config", not_mapping], capsys), "mapping")
     unknown = tmp_path / "unknown.yaml"
     unknown.write_text("ppo:\n  n_stepz: 8\n")
-    _one_line_error(_main(["train", "--agent", "rim", "--config", unknown], capsys), "ppo.n_stepz", "n_steps")
+    assert_one_line_error(
+        main_in_process(["train", "--agent", "rim", "--config", unknown], capsys), "ppo.n_stepz", "n_steps"
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "list.yaml", "unknown.yaml"]
 
 
 def test_resume_without_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     (tmp_path / "empty").mkdir()
-    _one_line_error(_main(["train", "--resume", "--out", tmp_path / "empty"], capsys), "no checkpoint.zip")
-    _one_line_error(_main(["train", "--resume", "--out", tmp_path / "missing"], capsys), "no checkpoint.zip")
+    assert_one_line_error(
+        main_in_process(["train", "--resume", "--out", tmp_path / "empty"], capsys), "no checkpoint.zip"
+    )
+    assert_one_line_error(
+        main_in_process(["train", "--resume", "--out", tmp_path / "missing"], capsys), "no checkpoint.zip"
+    )
     assert not (tmp_path / "missing").exists()
 
 
@@ -109,16 +96,18 @@ def _files(folder: Path) -> dict[str, int]:
 def test_finished_run_is_not_overwritten(finished_run: Path) -> None:
     before = _files(finished_run)
     result = metarim("train", "--agent", "rim", "--env", ENV_ID, "--out", finished_run, "--timesteps", "64")
-    _one_line_error(result, "finished run", "--force")
+    assert_one_line_error(result, "finished run", "--force")
     assert _files(finished_run) == before
     # a finished run can only be resumed to a larger budget
-    _one_line_error(metarim("train", "--resume", "--out", finished_run), "complete at 512")
+    assert_one_line_error(metarim("train", "--resume", "--out", finished_run), "complete at 512")
     assert _files(finished_run) == before
 
 
 def test_bad_run_folders(finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    _one_line_error(_main(["evaluate", tmp_path], capsys), "not a run folder")
-    _one_line_error(_main(["evaluate", finished_run, "--stage", "hard"], capsys), "heldout")
-    _one_line_error(_main(["evaluate", finished_run, "--stage", "7", "--episodes", "1"], capsys), "stage")
-    _one_line_error(_main(["report", tmp_path, "--out", tmp_path / "rep"], capsys), "no run folders")
+    assert_one_line_error(main_in_process(["evaluate", tmp_path], capsys), "not a run folder")
+    assert_one_line_error(main_in_process(["evaluate", finished_run, "--stage", "hard"], capsys), "heldout")
+    assert_one_line_error(
+        main_in_process(["evaluate", finished_run, "--stage", "7", "--episodes", "1"], capsys), "stage"
+    )
+    assert_one_line_error(main_in_process(["report", tmp_path, "--out", tmp_path / "rep"], capsys), "no run folders")
     assert not (tmp_path / "rep").exists()

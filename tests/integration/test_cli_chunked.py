@@ -5,16 +5,14 @@ a bad length exits 2 with one line; ``null`` (the default) keeps sb3-contrib's R
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from cli_helpers import ENV_ID
+from cli_helpers import ENV_ID, assert_one_line_error, main_in_process
 from sb3_contrib import RecurrentPPO
 
 from metarim_sb3.chunked_ppo import ChunkedRecurrentPPO
-from metarim_sb3.experiments import cli
 from metarim_sb3.experiments.compare import plan
 from metarim_sb3.experiments.config import ConfigError, compare_preset, resolve_config
 from metarim_sb3.experiments.rundir import load_model_file, saved_chunk_len
@@ -22,26 +20,10 @@ from metarim_sb3.experiments.rundir import load_model_file, saved_chunk_len
 DATA = Path(__file__).resolve().parent.parent / "data"
 
 
-def _main(args: list[str | Path], capsys: pytest.CaptureFixture) -> subprocess.CompletedProcess:
-    """``cli.main(args)`` in this process (what the console script calls), as a CompletedProcess."""
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return subprocess.CompletedProcess(args, exit_info.value.code, captured.out, captured.err)
-
-
-def _one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
-    assert result.returncode == 2, (result.returncode, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-
-
 def test_chunked_run_trains_resumes_and_evaluates(tmp_path: Path, tiny_config: Path,
                                                   capsys: pytest.CaptureFixture) -> None:  # fmt: skip
     out = tmp_path / "run"
-    result = _main(["train", "--agent", "meta-rim", "--env", ENV_ID, "--timesteps", "128", "--out", out,
+    result = main_in_process(["train", "--agent", "meta-rim", "--env", ENV_ID, "--timesteps", "128", "--out", out,
                     "--config", tiny_config, "--set", "ppo.chunk_len=16"], capsys)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert yaml.safe_load((out / "config.yaml").read_text())["ppo"]["chunk_len"] == 16
@@ -49,18 +31,20 @@ def test_chunked_run_trains_resumes_and_evaluates(tmp_path: Path, tiny_config: P
     assert type(model) is ChunkedRecurrentPPO and model.chunk_len == 16
 
     # the checkpoint fixes the layout: a resume may not change it
-    refused = _main(["train", "--resume", "--out", out, "--timesteps", "256", "--set", "ppo.chunk_len=8"], capsys)
-    _one_line_error(refused, "ppo.chunk_len")
-    result = _main(["train", "--resume", "--out", out, "--timesteps", "256"], capsys)
+    refused = main_in_process(
+        ["train", "--resume", "--out", out, "--timesteps", "256", "--set", "ppo.chunk_len=8"], capsys
+    )
+    assert_one_line_error(refused, "ppo.chunk_len")
+    result = main_in_process(["train", "--resume", "--out", out, "--timesteps", "256"], capsys)
     assert result.returncode == 0, result.stderr
     assert json.loads((out / "done.json").read_text())["timesteps"] == 256
     resumed = load_model_file(out / "checkpoint.zip")
     assert type(resumed) is ChunkedRecurrentPPO and resumed.chunk_len == 16 and resumed.num_timesteps == 256
 
-    result = _main(["evaluate", out, "--episodes", "2", "--n-envs", "1"], capsys)
+    result = main_in_process(["evaluate", out, "--episodes", "2", "--n-envs", "1"], capsys)
     assert result.returncode == 0, result.stderr
     assert json.loads((out / "eval_heldout.json").read_text())["episodes"] == 2
-    result = _main(["render", "--model", out, "--steps", "3", "--out", tmp_path / "run.gif"], capsys)
+    result = main_in_process(["render", "--model", out, "--steps", "3", "--out", tmp_path / "run.gif"], capsys)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "run.gif").read_bytes()[:6] in (b"GIF87a", b"GIF89a")
 
@@ -69,8 +53,8 @@ def test_chunked_run_trains_resumes_and_evaluates(tmp_path: Path, tiny_config: P
 def test_bad_chunk_len_exits_2(value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                capsys: pytest.CaptureFixture) -> None:  # fmt: skip
     monkeypatch.chdir(tmp_path)
-    result = _main(["train", "--agent", "rim", "--env", ENV_ID, "--set", f"ppo.chunk_len={value}"], capsys)
-    _one_line_error(result, "ppo.chunk_len", "null", "ppo.n_steps=128", "ppo.batch_size=256", "32, 64, 128")
+    result = main_in_process(["train", "--agent", "rim", "--env", ENV_ID, "--set", f"ppo.chunk_len={value}"], capsys)
+    assert_one_line_error(result, "ppo.chunk_len", "null", "ppo.n_steps=128", "ppo.batch_size=256", "32, 64, 128")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -11,7 +11,6 @@ import io
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -19,29 +18,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cli_helpers import ENV_ID, TINY, metarim, popen_metarim
+from cli_helpers import ENV_ID, TINY, assert_one_line_error, main_in_process, metarim, popen_metarim
 
-from metarim_sb3.experiments import cli
 from metarim_sb3.experiments.compare import Job, _run_job, plan, prepare_run_dirs
 from metarim_sb3.experiments.rundir import CHECKPOINT, DONE, JOB
 
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="needs Ray: pip install metarim[ray]")
-
-
-def _main(args: list[str | Path], capsys: pytest.CaptureFixture) -> subprocess.CompletedProcess:
-    """``cli.main(args)`` in this process, as a CompletedProcess."""
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return subprocess.CompletedProcess(args, exit_info.value.code, captured.out, captured.err)
-
-
-def _one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    lines = [line for line in result.stderr.strip().splitlines() if " WARNING " not in line]  # Ray's own warnings
-    assert len(lines) == 1, result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 @pytest.fixture
@@ -59,8 +41,8 @@ def test_ray_missing_exits_2_naming_the_extra(
     for name in ("ray", "ray.tune"):
         monkeypatch.setitem(sys.modules, name, None)  # importing them now raises ImportError, as without Ray
     out = tmp_path / "out"
-    result = _main(["compare", "--preset", preset, "--out", out, "--backend", "ray"], capsys)
-    _one_line_error(result, "--backend ray", "pip install metarim[ray]")
+    result = main_in_process(["compare", "--preset", preset, "--out", out, "--backend", "ray"], capsys)
+    assert_one_line_error(result, "--backend ray", "pip install metarim[ray]")
     assert not out.exists()
 
 
@@ -81,7 +63,7 @@ def test_backend_options_bad_input(
     args: list[str], needles: list[str], preset: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     out = tmp_path / "out"
-    _one_line_error(_main(["compare", "--preset", preset, "--out", out, *args], capsys), *needles)
+    assert_one_line_error(main_in_process(["compare", "--preset", preset, "--out", out, *args], capsys), *needles)
     assert not out.exists()
 
 
@@ -103,8 +85,10 @@ def test_no_cluster_at_address_exits_2_writing_nothing(
     if ray.is_initialized() or _ray_cluster_known():
         pytest.skip("a Ray cluster is running or recorded here; --address auto would try to join it")
     out = tmp_path / "out"
-    result = _main(["compare", "--preset", preset, "--out", out, "--backend", "ray", "--address", "auto"], capsys)
-    _one_line_error(result, "no Ray cluster at address 'auto'", "ray start --head")
+    result = main_in_process(
+        ["compare", "--preset", preset, "--out", out, "--backend", "ray", "--address", "auto"], capsys
+    )
+    assert_one_line_error(result, "no Ray cluster at address 'auto'", "ray start --head")
     assert not (out / "runs").exists()
 
 
@@ -120,13 +104,13 @@ def _run_folders(out: Path) -> dict[str, list[str]]:
 @pytest.mark.slow
 def test_ray_grid_through_the_command(preset: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     remote, local = tmp_path / "ray", tmp_path / "local"
-    result = _main(["compare", "--preset", preset, "--out", remote, "--backend", "ray"], capsys)
+    result = main_in_process(["compare", "--preset", preset, "--out", remote, "--backend", "ray"], capsys)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "running 4 of 4 runs on a local Ray" in result.stdout
     assert result.stdout.count(f" on {ENV_ID}: done, 256 steps") == 4
     assert "Configuration for experiment" not in result.stdout  # Tune's own console output stays off
 
-    result = _main(["compare", "--preset", preset, "--out", local, "--workers", "2"], capsys)
+    result = main_in_process(["compare", "--preset", preset, "--out", local, "--workers", "2"], capsys)
     assert result.returncode == 0, result.stdout + result.stderr
     runs = _run_folders(remote)
     assert list(runs) == [f"runs/{ENV_ID}/{agent}/seed_{seed}" for agent in ("lstm", "meta-rim") for seed in (0, 1)]
@@ -140,7 +124,7 @@ def test_ray_grid_through_the_command(preset: Path, tmp_path: Path, capsys: pyte
 
     experiments = sorted((remote / ".ray").iterdir())
     done = [(remote / run / DONE).stat().st_mtime_ns for run in runs]
-    result = _main(["compare", "--preset", preset, "--out", remote, "--backend", "ray"], capsys)
+    result = main_in_process(["compare", "--preset", preset, "--out", remote, "--backend", "ray"], capsys)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("[skip]") == 4 and "running" not in result.stdout
     assert sorted((remote / ".ray").iterdir()) == experiments  # nothing was submitted
