@@ -49,12 +49,16 @@ def test_chunked_run_trains_resumes_and_evaluates(tmp_path: Path, tiny_config: P
     assert (tmp_path / "run.gif").read_bytes()[:6] in (b"GIF87a", b"GIF89a")
 
 
+@pytest.mark.parametrize("agent", ["rim", "lstm"])  # chunked and stock by default
 @pytest.mark.parametrize("value", ["7", "0", "-16", "16.5", "many", "true"])
-def test_bad_chunk_len_exits_2(value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_bad_chunk_len_exits_2(agent: str, value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                capsys: pytest.CaptureFixture) -> None:  # fmt: skip
     monkeypatch.chdir(tmp_path)
-    result = main_in_process(["train", "--agent", "rim", "--env", ENV_ID, "--set", f"ppo.chunk_len={value}"], capsys)
-    assert_one_line_error(result, "ppo.chunk_len", "null", "ppo.n_steps=128", "ppo.batch_size=256", "32, 64, 128")
+    result = main_in_process(["train", "--agent", agent, "--env", ENV_ID, "--set", f"ppo.chunk_len={value}"], capsys)
+    if agent == "lstm" or value in ("7", "0", "-16"):  # the layout check, with the lengths allowed
+        assert_one_line_error(result, "ppo.chunk_len", "null", "ppo.n_steps=128", "ppo.batch_size=256", "32, 64, 128")
+    else:  # not an integer where the agent's preset has one: the type check names the key
+        assert_one_line_error(result, "config key ppo.chunk_len: expected a")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -65,11 +69,13 @@ def test_chunk_len_must_divide_the_run_settings() -> None:
         resolve_config("rim", ENV_ID, overrides={"ppo": {"chunk_len": 32, "n_steps": 48, "batch_size": 64}})
 
 
-def test_stock_layout_is_the_default(finished_run: Path) -> None:
-    assert resolve_config("meta-rim", ENV_ID)["ppo"]["chunk_len"] is None
-    assert yaml.safe_load((finished_run / "config.yaml").read_text())["ppo"]["chunk_len"] is None
-    assert saved_chunk_len(finished_run / "model.zip") is None
-    assert type(load_model_file(finished_run / "model.zip")) is RecurrentPPO
+def test_default_layouts(finished_run: Path) -> None:
+    """The RIM agents train in chunks of 32 (results/layout), the LSTM and GRU baselines in whole sequences."""
+    layouts = {a: resolve_config(a, ENV_ID)["ppo"]["chunk_len"] for a in ("meta-rim", "rim", "reversed", "lstm", "gru")}
+    assert layouts == {"meta-rim": 32, "rim": 32, "reversed": 32, "lstm": None, "gru": None}
+    assert yaml.safe_load((finished_run / "config.yaml").read_text())["ppo"]["chunk_len"] == 32  # a rim run
+    assert saved_chunk_len(finished_run / "model.zip") == 32
+    assert type(load_model_file(finished_run / "model.zip")) is ChunkedRecurrentPPO
     for legacy in ("legacy_rim.zip", "legacy_lstm.zip"):  # models saved before the key existed
         assert type(load_model_file(DATA / legacy)) is RecurrentPPO
 
