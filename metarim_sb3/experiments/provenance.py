@@ -7,7 +7,7 @@ from pathlib import Path
 
 from metarim_sb3.experiments.config import ConfigError
 
-__all__ = ["RESULTS_DIR", "check_results_tree", "git_root"]
+__all__ = ["RESULTS_DIR", "check_results_tree", "git_root", "git_sha"]
 
 #: The repository folder whose contents are committed results.
 RESULTS_DIR = "results"
@@ -28,6 +28,42 @@ def git_root(path: Path) -> Path | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return Path(top.stdout.strip()).resolve() if top.returncode == 0 and top.stdout.strip() else None
+
+
+def _changes_outside_results(root: Path) -> str | None:
+    """:return: ``git status --porcelain`` of the work tree at ``root`` outside ``results/``, or ``None`` on failure."""
+    try:
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--", ".", f":(exclude){RESULTS_DIR}"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return status.stdout.strip() if status.returncode == 0 else None
+
+
+def git_sha(path: Path) -> str | None:
+    """
+    The commit a result is made from, as runs record it (``versions.json``).
+
+    :param path: a file or folder in the work tree.
+    :return: the commit of ``HEAD``, with ``-dirty`` appended when files outside ``results/`` differ from it
+        (results themselves, e.g. the summaries of finished runs of the same study, do not count); ``None`` outside
+        a git repository.
+    """
+    root = git_root(path)
+    if root is None:
+        return None
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode != 0 or not head.stdout.strip():
+        return None
+    return head.stdout.strip() + ("-dirty" if _changes_outside_results(root) else "")
 
 
 def check_results_tree(out: Path, *, allow_dirty: bool) -> None:
@@ -51,18 +87,9 @@ def check_results_tree(out: Path, *, allow_dirty: bool) -> None:
         return
     if not relative.parts or relative.parts[0] != RESULTS_DIR:
         return
-    try:
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--", ".", f":(exclude){RESULTS_DIR}"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return
-    if status.returncode == 0 and status.stdout.strip():
-        changed = len(status.stdout.strip().splitlines())
+    changes = _changes_outside_results(root)
+    if changes:
+        changed = len(changes.splitlines())
         raise ConfigError(
             f"refusing to write {out} under {root / RESULTS_DIR}: the git tree has {changed} uncommitted change(s) "
             "and committed results must come from a clean tree; commit first or pass --allow-dirty"

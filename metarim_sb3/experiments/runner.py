@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import os
 import platform
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 from metarim_sb3.experiments.config import ConfigError, check_seed, schedule_name
 from metarim_sb3.experiments.envs import make_env
 from metarim_sb3.experiments.monitoring import NonFiniteError, RunControl, RunRecorder, check_finite
+from metarim_sb3.experiments.provenance import git_sha
 from metarim_sb3.experiments.rundir import (
     ACTIVITY,
     CHECKPOINT,
@@ -103,14 +103,9 @@ def versions() -> dict[str, str]:
         "numpy": numpy.__version__,
         "metarim": metarim_sb3.__version__,
     }
-    root = Path(metarim_sb3.__file__).resolve().parent.parent
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, timeout=5)
-        if sha.returncode == 0:
-            out["git_sha"] = sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        pass
+    sha = git_sha(Path(metarim_sb3.__file__).resolve().parent.parent)
+    if sha is not None:
+        out["git_sha"] = sha
     return out
 
 

@@ -13,7 +13,7 @@ import yaml
 from cli_helpers import ENV_ID, TINY, metarim
 
 from metarim_sb3.experiments.config import ConfigError, resolve_config
-from metarim_sb3.experiments.provenance import check_results_tree
+from metarim_sb3.experiments.provenance import check_results_tree, git_sha
 
 #: TINY, with stage evaluations frequent enough to write rows within a few hundred steps.
 WIRED = {**TINY, "stage_eval": {"every": 128, "episodes": 1, "n_envs": 1}}
@@ -86,6 +86,21 @@ def test_results_tree_rule(dirty_repo: Path, tmp_path: Path) -> None:
     (dirty_repo / "results" / "old").mkdir(parents=True)
     (dirty_repo / "results" / "old" / "summary.csv").write_text("a\n")  # results themselves do not count
     check_results_tree(dirty_repo / "results" / "x", allow_dirty=False)
+
+
+def test_git_sha_ignores_results(dirty_repo: Path, tmp_path: Path) -> None:
+    """Runs record ``<sha>-dirty`` for code changes, not for result files (e.g. a study's finished runs)."""
+    assert str(git_sha(dirty_repo)).endswith("-dirty")
+    _git(dirty_repo, "commit", "-q", "-am", "clean")
+    (dirty_repo / "results" / "study" / "runs").mkdir(parents=True)
+    (dirty_repo / "results" / "study" / "runs" / "curve.csv").write_text("a\n")
+    sha = git_sha(dirty_repo / "results" / "study")
+    assert sha is not None and len(sha) == 40 and not sha.endswith("-dirty")
+    (dirty_repo / "new.py").write_text("y = 1\n")
+    assert git_sha(dirty_repo) == f"{sha}-dirty"
+    outside = tmp_path / "no-repo"
+    outside.mkdir()
+    assert git_sha(outside) is None
 
 
 @pytest.mark.parametrize(
