@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["append_csv_row", "check_int", "check_real", "log_path", "repair_csv_tail", "write_csv"]
+__all__ = ["append_csv_row", "check_int", "check_real", "log_path", "repair_csv_tail", "sync_eval_env", "write_csv"]
 
 
 def check_int(owner: str, name: str, value: Any, minimum: int = 1) -> int:
@@ -124,3 +124,22 @@ def write_csv(path: str | Path, header: Sequence[str], rows: Sequence[Sequence[A
         writer = csv.writer(file)
         writer.writerow(header)
         writer.writerows(rows)
+
+
+def sync_eval_env(owner: str, training_env: Any, eval_env: Any) -> None:
+    """
+    Copy the training envs' ``VecNormalize`` statistics to the evaluation envs (SB3's ``sync_envs_normalization``).
+
+    :param owner: the callback's name, for the message.
+    :param training_env: the model's training ``VecEnv``.
+    :param eval_env: the evaluation ``VecEnv``.
+    :raises ValueError: if the two are not wrapped alike.
+    """
+    from stable_baselines3.common.vec_env import sync_envs_normalization
+
+    try:
+        sync_envs_normalization(training_env, eval_env)
+    except AttributeError as err:
+        raise ValueError(
+            f"{owner}: the training and evaluation envs must be wrapped alike (VecNormalize): {err}"
+        ) from err

@@ -85,6 +85,11 @@ class CurriculumCallback(BaseCallback):
         self._done = False  # last stage reached without cycle
 
     @property
+    def last_stage_mastered(self) -> bool:
+        """Whether the last stage reached the threshold (without ``cycle``: training stays in it from then on)."""
+        return self._done
+
+    @property
     def success_rate(self) -> float:
         """Success rate over the current window (``nan`` while it is empty)."""
         return self._n_success / len(self._results) if self._results else math.nan

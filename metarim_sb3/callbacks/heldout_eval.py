@@ -12,9 +12,9 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import is_wrapped
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, sync_envs_normalization
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
-from metarim_sb3.callbacks._common import append_csv_row, check_int, log_path
+from metarim_sb3.callbacks._common import append_csv_row, check_int, log_path, sync_eval_env
 
 __all__ = ["HeldOutEvalCallback"]
 
@@ -120,13 +120,7 @@ class HeldOutEvalCallback(BaseCallback):
         :return: the row: ``timesteps``, ``success_rate`` (``nan`` if the env reports none), ``mean_reward``,
             ``n_episodes``, ``mean_ep_length``.
         """
-        try:
-            sync_envs_normalization(self.training_env, self.eval_env)
-        except AttributeError as err:
-            raise ValueError(
-                "HeldOutEvalCallback: the training and evaluation environments must be wrapped alike "
-                f"(VecNormalize): {err}"
-            ) from err
+        sync_eval_env("HeldOutEvalCallback", self.training_env, self.eval_env)
         self._successes = []
         self._bar = self._progress_bar()
         try:

@@ -21,9 +21,9 @@ import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
-from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
+from stable_baselines3.common.vec_env import VecEnv
 
-from metarim_sb3.callbacks._common import append_csv_row
+from metarim_sb3.callbacks._common import append_csv_row, sync_eval_env
 
 __all__ = ["EpisodeResults", "StageEvalCallback", "run_episodes"]
 
@@ -219,12 +219,7 @@ class StageEvalCallback(BaseCallback):
 
         :return: the rows written, current stage first.
         """
-        try:
-            sync_envs_normalization(self.training_env, self.eval_env)
-        except AttributeError as err:
-            raise ValueError(
-                f"StageEvalCallback: the training and evaluation envs must be wrapped alike (VecNormalize): {err}"
-            ) from err
+        sync_eval_env("StageEvalCallback", self.training_env, self.eval_env)
         if self.current is None:
             raise RuntimeError("StageEvalCallback.evaluate() needs a training stage: call it during or after learn()")
         order = [self.current, *sorted(self.seen - {self.current})]

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
+from stable_baselines3.common.vec_env import VecEnv
 
-from metarim_sb3.callbacks._common import check_int, check_real, log_path, repair_csv_tail, write_csv
+from metarim_sb3.callbacks._common import check_int, check_real, log_path, repair_csv_tail, sync_eval_env, write_csv
 from metarim_sb3.callbacks.curriculum import CurriculumCallback
 from metarim_sb3.callbacks.stage_eval import run_episodes
 
@@ -174,7 +174,7 @@ class ZeroShotAtMasteryCallback(BaseCallback):
         self._n_shifts = len(shifts)
         if any(int(s["from_stage"]) == self._target for s in new):
             return True
-        return self.curriculum.stage == self._target and bool(self.curriculum.state_dict()["done"])
+        return self.curriculum.stage == self._target and self.curriculum.last_stage_mastered
 
     def _mastered(self) -> bool:
         if self.curriculum is not None:
@@ -199,13 +199,7 @@ class ZeroShotAtMasteryCallback(BaseCallback):
         :return: the row: ``timesteps``, ``stage`` (the mastered one), ``episodes``, ``successes``,
             ``success_rate`` (``nan`` if the env reports no success), ``mean_return``.
         """
-        try:
-            sync_envs_normalization(self.training_env, self.eval_env)
-        except AttributeError as err:
-            raise ValueError(
-                "ZeroShotAtMasteryCallback: the training and evaluation envs must be wrapped alike "
-                f"(VecNormalize): {err}"
-            ) from err
+        sync_eval_env("ZeroShotAtMasteryCallback", self.training_env, self.eval_env)
         device = getattr(self.model, "device", th.device("cpu"))
         cuda = [device] if th.device(device).type == "cuda" else []
         with th.random.fork_rng(devices=cuda):
