@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -264,11 +265,12 @@ def estimate(runs: Iterable[tuple[str, str, int]], workers: int, costs: Costs | 
             raise ValueError(f"timesteps must be a positive integer, got {timesteps!r} ({agent} on {env})")
         order.append((agent, env, timesteps))
     cells: dict[tuple[str, str, int], CellCost] = {}
-    for key in dict.fromkeys(order):  # first appearance order
+    counts = Counter(order)  # keys in first-appearance order
+    for key, count in counts.items():
         agent, env, timesteps = key
         figures, measured_env = costs.lookup(agent, env) if costs is not None else (None, None)
         cpu_ms, wall_ms = (None, None) if figures is None else (figures["cpu_ms"], figures["wall_ms"])
-        cells[key] = CellCost(agent, env, order.count(key), timesteps, cpu_ms, wall_ms, measured_env)
+        cells[key] = CellCost(agent, env, count, timesteps, cpu_ms, wall_ms, measured_env)
     n_workers = max(1, min(workers, len(order)))
     per_run = [cells[key].wall_ms for key in order]
     wall_hours = None
