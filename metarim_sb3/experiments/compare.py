@@ -80,13 +80,14 @@ def plan(preset: str, out: Path, seeds: int | None = None, overrides: dict[str, 
     :param out: the results folder.
     :param seeds: number of seeds for every env (``None``: the preset's, which may differ by env).
     :param overrides: applied to every run config after the preset's ``overrides`` (e.g. ``--set``).
-    :return: the jobs, env-major then agent then seed.
+    :return: the jobs, env-major then seed then agent (so a grid stopped part-way leaves paired seeds).
     """
     check_out_folder(out)
     grid = compare_preset(preset)
     layer = merge(grid["overrides"], overrides or {})
     jobs = []
     for env in grid["envs"]:
+        configs = {}
         for agent in grid["agents"]:
             variant = grid["variants"].get(agent)
             if variant is None:
@@ -95,7 +96,10 @@ def plan(preset: str, out: Path, seeds: int | None = None, overrides: dict[str, 
                 base = merge(variant["overrides"], layer)
                 config = resolve_config(variant["agent"], env, overrides=base, timesteps=grid["timesteps"][env])
                 config = {**config, "agent": agent, "variant_of": variant["agent"]}
-            for seed in range(seeds if seeds is not None else grid["seeds"][env]):
+            configs[agent] = config
+        # Seed-major within an env: a grid stopped part-way leaves whole seeds, paired across its agents.
+        for seed in range(seeds if seeds is not None else grid["seeds"][env]):
+            for agent, config in configs.items():
                 jobs.append(Job(agent, env, seed, config, out / "runs" / env / agent / f"seed_{seed}"))
     return jobs
 
