@@ -15,7 +15,10 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from metarim_sb3.experiments.claims import Claims
 
 __all__ = ["main"]
 
@@ -235,8 +238,15 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--reference",
         choices=AGENTS,
-        default="meta-rim",
-        help="agent the paired comparisons compare with (default: meta-rim)",
+        default=None,
+        help="agent the paired comparisons compare with (default: the claims' reference, else meta-rim)",
+    )
+    p.add_argument(
+        "--claims",
+        metavar="PRESET",
+        default=None,
+        help="give a verdict on the claims a comparison preset declares (a name, e.g. study, or a YAML file; "
+        "default: none)",
     )
 
     p = sub.add_parser(
@@ -363,9 +373,18 @@ def _check_backend_args(args: argparse.Namespace) -> None:
         raise ConfigError(str(err)) from None
 
 
+def _preset_claims(preset: str) -> Claims:
+    from metarim_sb3.experiments.config import ConfigError, compare_preset
+
+    claims = compare_preset(preset)["claims"]
+    if claims is None:
+        raise ConfigError(f"--claims: preset {preset} declares no claims")
+    return claims
+
+
 def _compare(args: argparse.Namespace) -> int:
     from metarim_sb3.experiments.compare import plan, run_grid, run_grid_ray
-    from metarim_sb3.experiments.config import ConfigError, parse_set
+    from metarim_sb3.experiments.config import ConfigError, compare_preset, parse_set
     from metarim_sb3.experiments.provenance import check_results_tree
     from metarim_sb3.experiments.ray_backend import RayConnectionError
     from metarim_sb3.experiments.report import build_report
@@ -400,7 +419,8 @@ def _compare(args: argparse.Namespace) -> int:
         return 130
     failed = [r for r in results if r.get("status") != "done"]
     if not args.no_report:
-        paths = build_report([j.out_dir for j in jobs], out, command=_command())
+        claims = compare_preset(args.preset)["claims"]
+        paths = build_report([j.out_dir for j in jobs], out, command=_command(), claims=claims)
         print(f"report: {paths['report']}")
     return 1 if failed else 0
 
@@ -420,9 +440,15 @@ def _dispatch(args: argparse.Namespace, prog: str) -> int:
         print("saved " + " and ".join(str(args.run / name) for name in eval_files(summary["stage"])))
         return 0
     if args.command == "report":
+        from metarim_sb3.experiments.config import ConfigError
         from metarim_sb3.experiments.report import build_report
 
-        paths = build_report(args.runs, args.out, command=_command(), reference=args.reference)
+        claims = _preset_claims(args.claims) if args.claims else None
+        if claims is not None and args.reference not in (None, claims.reference):
+            raise ConfigError(
+                f"--reference must be {claims.reference} with --claims {args.claims}, got {args.reference}"
+            )
+        paths = build_report(args.runs, args.out, command=_command(), reference=args.reference, claims=claims)
         print("\n".join(f"{k}: {v}" for k, v in paths.items()))
         return 0
     if args.command == "render":

@@ -449,10 +449,12 @@ def compare_preset(name_or_path: str) -> dict[str, Any]:
     Keys: ``agents`` (list), ``envs`` (list), ``seeds`` and ``timesteps`` (each an int, or a mapping env -> int),
     ``overrides`` (a nested mapping applied to every run config), ``description`` (text), and ``variants``: named
     agents made from a preset agent and overrides, ``{name: {agent: meta-rim, overrides: {...}}}``, usable in
-    ``agents`` like the preset agents (a sweep over an agent's settings is a grid of variants).
+    ``agents`` like the preset agents (a sweep over an agent's settings is a grid of variants). ``claims``: the
+    paper's claims the report gives a verdict on (:mod:`~metarim_sb3.experiments.claims`).
 
     :param name_or_path: the preset name or a file path.
-    :return: the preset with every key present; ``seeds`` and ``timesteps`` as mappings env -> int.
+    :return: the preset with every key present; ``seeds`` and ``timesteps`` as mappings env -> int; ``claims`` a
+        :class:`~metarim_sb3.experiments.claims.Claims` or ``None``.
     :raises ConfigError: on an unknown name, a bad file or a bad value.
     """
     names = compare_preset_names()
@@ -462,7 +464,7 @@ def compare_preset(name_or_path: str) -> dict[str, Any]:
         preset = load_yaml(name_or_path)
     else:
         raise ConfigError(f"unknown preset {name_or_path!r}; allowed: {', '.join(names)} or a YAML file")
-    allowed = {"description", "agents", "envs", "seeds", "timesteps", "overrides", "variants"}
+    allowed = {"description", "agents", "envs", "seeds", "timesteps", "overrides", "variants", "claims"}
     unknown = sorted(set(preset) - allowed)
     if unknown:
         raise ConfigError(f"preset {name_or_path}: unknown keys {unknown}; allowed: {', '.join(sorted(allowed))}")
@@ -494,4 +496,13 @@ def compare_preset(name_or_path: str) -> dict[str, Any]:
     out["timesteps"] = {e: per_env[e] for e in out["envs"]}
     if not isinstance(out["overrides"], dict):
         raise ConfigError(f"preset {name_or_path}: overrides must be a mapping")
+    if out.get("claims") is not None:
+        from metarim_sb3.experiments.claims import parse_claims
+
+        try:
+            out["claims"] = parse_claims(out["claims"], out["agents"], f"preset {name_or_path}")
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+    else:
+        out["claims"] = None
     return out

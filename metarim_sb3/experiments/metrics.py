@@ -57,6 +57,8 @@ __all__ = [
 
 #: Fewest seeds for which a report prints an interval.
 MIN_SEEDS_FOR_INTERVAL = 3
+#: The per-seed metrics a report compares between agents (and a preset's claims may name).
+PAIRED_METRICS = ("adaptation AUC", "zero-shot success")
 
 ArrayLike = Sequence[float] | np.ndarray
 

@@ -28,8 +28,10 @@ from typing import Any
 
 import numpy as np
 
+from metarim_sb3.experiments.claims import Claims, judge, verdict_markdown
 from metarim_sb3.experiments.config import AGENTS
 from metarim_sb3.experiments.metrics import (
+    PAIRED_METRICS,
     AdaptationAUC,
     ForgettingRow,
     KaplanMeier,
@@ -595,10 +597,7 @@ def paired_rows(runs: list[RunData], reference: str) -> dict[str, list[PairedCom
     :param reference: the reference agent.
     :return: metric name -> comparisons (empty when the reference is absent or no metric has scores).
     """
-    metrics: dict[str, dict[str, dict[Hashable, dict[Hashable, float]]]] = {
-        "adaptation AUC": {},
-        "zero-shot success": {},
-    }
+    metrics: dict[str, dict[str, dict[Hashable, dict[Hashable, float]]]] = {name: {} for name in PAIRED_METRICS}
     for r in runs:
         aucs = run_visit_aucs(r)
         defined = [a.auc for k, (v, a) in enumerate(aucs or []) if k >= 1 and not v.revisit and not math.isnan(a.auc)]
@@ -786,7 +785,12 @@ def _write_aggregate(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def _markdown(
-    runs: list[RunData], rows: list[dict[str, Any]], images: dict[str, str], command: str, extra: list[str]
+    runs: list[RunData],
+    rows: list[dict[str, Any]],
+    images: dict[str, str],
+    command: str,
+    extra: list[str],
+    verdict: list[str],
 ) -> str:
     seeds = sorted({r.seed for r in runs})
     budgets = sorted({int(r.config["timesteps"]) for r in runs})
@@ -828,6 +832,7 @@ def _markdown(
             f"| {r['wall_time_s']:.0f} s "
             f"| {r['fps']:.0f} |"
         )
+    lines += verdict
     sections = {
         "learning_curves": (
             "Learning curves",
@@ -870,7 +875,11 @@ def _markdown(
 
 
 def build_report(
-    paths: Iterable[str | Path], out: str | Path, command: str = "", reference: str = "meta-rim"
+    paths: Iterable[str | Path],
+    out: str | Path,
+    command: str = "",
+    reference: str | None = None,
+    claims: Claims | None = None,
 ) -> dict[str, Path]:
     """
     Write the report of the runs found under ``paths`` into ``out``.
@@ -878,11 +887,18 @@ def build_report(
     :param paths: run folders or folders containing them.
     :param out: the report folder (created).
     :param command: the command that produced the report (quoted in ``report.md``).
-    :param reference: the agent the paired comparisons compare the others with.
-    :return: the written files by name (``summary``, ``aggregate``, the four plots, ``report``).
+    :param reference: the agent the paired comparisons compare the others with (default: the claims' reference,
+        else meta-rim).
+    :param claims: claims to give a verdict on (a ``Verdict`` section near the top of ``report.md``), e.g. a
+        comparison preset's ``claims``.
+    :return: the written files by name (``summary``, ``aggregate``, the plots, ``report``).
+    :raises ValueError: if ``reference`` differs from the claims' reference.
     """
     from metarim_sb3.experiments import plots
 
+    if claims is not None and reference not in (None, claims.reference):
+        raise ValueError(f"reference must be the claims' reference {claims.reference!r}, got {reference!r}")
+    reference = reference or (claims.reference if claims else "meta-rim")
     out = Path(out)
     check_out_folder(out)
     runs = [load_run(p) for p in find_runs(paths)]
@@ -908,8 +924,10 @@ def build_report(
     extra += _forgetting_markdown(forgetting_rows(runs), "forgetting.png")
     extra += _zero_shot_markdown(zero_shot_rows(runs))
     extra += _zero_shot_mastery_markdown(zero_shot_mastery_rows(runs))
-    extra += _paired_markdown(paired_rows(runs, reference), reference)
+    comparisons = paired_rows(runs, reference)
+    verdict = verdict_markdown(claims, judge(claims, comparisons), sorted({r.env for r in runs})) if claims else []
+    extra += _paired_markdown(comparisons, reference)
     extra += _drift_markdown(runs, "drift.png")
     written["report"] = out / "report.md"
-    written["report"].write_text(_markdown(runs, rows, images, command, extra), encoding="utf-8")
+    written["report"].write_text(_markdown(runs, rows, images, command, extra, verdict), encoding="utf-8")
     return written

@@ -1,0 +1,208 @@
+"""
+The paper's claims as testable statements, and the verdict a report gives each one.
+
+A comparison preset may declare ``claims``: which agent the claims are about (``reference``), the decision rule's
+``alpha`` and ``margin``, and ``items``, each a claim in words with the metric and the agent it is judged
+against::
+
+    claims:
+      reference: meta-rim
+      alpha: 0.05     # Holm-adjusted p-value below which a difference counts
+      margin: 0.05    # the smallest advantage (on the metric's 0-1 scale) that would matter
+      items:
+        - claim: Meta-RIMs adapt faster after a shift than RIMs trained jointly
+          metric: adaptation AUC
+          against: rim
+
+Declaring them in the preset fixes them, and the rule, before the runs are read. The verdict of one claim comes
+from the paired comparison of the report (the agent minus the reference on the seeds both ran; see
+:func:`~metarim_sb3.experiments.metrics.paired_differences`), read as the reference's advantage:
+
+- **supported**: the Holm-adjusted p-value is below ``alpha`` and the whole 95 % CI of the advantage is above 0;
+- **not supported**: the whole CI is below ``margin``, i.e. the data exclude an advantage that would matter
+  (this includes the other agent being clearly better);
+- **inconclusive**: anything else, and every comparison with fewer than 3 paired seeds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from metarim_sb3.experiments.metrics import (
+    PAIRED_METRICS,
+    PairedComparison,
+    format_estimate,
+    interval_allowed,
+)
+
+SUPPORTED = "supported"
+NOT_SUPPORTED = "not supported"
+INCONCLUSIVE = "inconclusive"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim: ``reference`` is better than ``against`` on ``metric``."""
+
+    text: str
+    metric: str
+    against: str
+
+
+@dataclass(frozen=True)
+class Claims:
+    """The claims of a preset with their decision rule."""
+
+    reference: str
+    alpha: float
+    margin: float
+    items: tuple[Claim, ...]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A claim judged on a report's paired comparison (``None`` when the comparison could not be made)."""
+
+    claim: Claim
+    comparison: PairedComparison | None
+    verdict: str
+    reason: str
+
+    @property
+    def advantage(self) -> tuple[float, float, float]:
+        """The reference's advantage (reference minus the other agent: IQM and 95 % CI), NaN without data."""
+        if self.comparison is None:
+            return math.nan, math.nan, math.nan
+        point, low, high = self.comparison.iqm_diff
+        return -point, -high, -low
+
+    @property
+    def p_better(self) -> tuple[float, float, float]:
+        """P(reference > other agent) with its 95 % CI, NaN without data."""
+        if self.comparison is None:
+            return math.nan, math.nan, math.nan
+        point, low, high = self.comparison.poi
+        return 1.0 - point, 1.0 - high, 1.0 - low
+
+
+def _fraction(raw: Mapping[str, Any], key: str, where: str) -> float:
+    value = raw.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ValueError(f"{where}: claims.{key} must be a number in (0, 1), got {value!r}")
+    return float(value)
+
+
+def parse_claims(raw: Any, agents: list[str], where: str) -> Claims:
+    """
+    Check a preset's ``claims`` block.
+
+    :param raw: the block as read from YAML.
+    :param agents: the preset's agents (the reference and every ``against`` must be among them).
+    :param where: the preset's name, for messages.
+    :return: the claims.
+    :raises ValueError: naming the bad key and what is allowed.
+    """
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{where}: claims must be a mapping with keys reference, alpha, margin, items")
+    unknown = sorted(set(raw) - {"reference", "alpha", "margin", "items"})
+    if unknown:
+        raise ValueError(f"{where}: unknown claims keys {unknown}; allowed: alpha, items, margin, reference")
+    reference = raw.get("reference")
+    if reference not in agents:
+        raise ValueError(f"{where}: claims.reference must be one of the agents {agents}, got {reference!r}")
+    items = raw.get("items")
+    if not isinstance(items, list) or not items:
+        raise ValueError(f"{where}: claims.items must be a non-empty list")
+    claims = []
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping) or set(item) != {"claim", "metric", "against"}:
+            raise ValueError(f"{where}: claims.items[{i}] must have exactly the keys claim, metric, against")
+        if not isinstance(item["claim"], str) or not item["claim"].strip():
+            raise ValueError(f"{where}: claims.items[{i}].claim must be a non-empty text")
+        if item["metric"] not in PAIRED_METRICS:
+            raise ValueError(
+                f"{where}: claims.items[{i}].metric must be one of {list(PAIRED_METRICS)}, got {item['metric']!r}"
+            )
+        if item["against"] not in agents or item["against"] == reference:
+            others = [a for a in agents if a != reference]
+            raise ValueError(f"{where}: claims.items[{i}].against must be one of {others}, got {item['against']!r}")
+        claims.append(Claim(item["claim"].strip(), item["metric"], item["against"]))
+    return Claims(str(reference), _fraction(raw, "alpha", where), _fraction(raw, "margin", where), tuple(claims))
+
+
+def judge(claims: Claims, comparisons: Mapping[str, list[PairedComparison]]) -> list[Verdict]:
+    """
+    Give each claim its verdict (rule in the module docstring).
+
+    :param claims: from :func:`parse_claims`.
+    :param comparisons: a report's paired comparisons with ``claims.reference`` (metric -> comparisons).
+    :return: one verdict per claim, in order.
+    """
+    out = []
+    for claim in claims.items:
+        found = [c for c in comparisons.get(claim.metric, []) if c.agent == claim.against]
+        comparison = found[0] if found else None
+        if comparison is None or comparison.reference != claims.reference:
+            reason = f"no seeds run by both {claims.reference} and {claim.against}"
+            out.append(Verdict(claim, None, INCONCLUSIVE, reason))
+            continue
+        if not interval_allowed(comparison.n_pairs):
+            reason = f"{comparison.n_pairs} paired seed(s): fewer than 3 get no interval"
+            out.append(Verdict(claim, comparison, INCONCLUSIVE, reason))
+            continue
+        verdict = Verdict(claim, comparison, INCONCLUSIVE, "")
+        _, low, high = verdict.advantage
+        if comparison.p_holm < claims.alpha and low > 0:
+            reason = f"p (Holm) {comparison.p_holm:.3f} < {claims.alpha:g} and the CI is above 0"
+            if high < claims.margin:
+                reason += f", but the whole CI is below the margin {claims.margin:g}: a real but small advantage"
+            out.append(Verdict(claim, comparison, SUPPORTED, reason))
+        elif high < claims.margin:
+            reason = f"the CI excludes an advantage of {claims.margin:g} or more"
+            out.append(Verdict(claim, comparison, NOT_SUPPORTED, reason))
+        else:
+            if low > 0:
+                reason = f"the CI is above 0 but p (Holm) {comparison.p_holm:.3f} >= {claims.alpha:g}"
+            else:
+                reason = f"the CI holds both no advantage and one of the margin {claims.margin:g} or more"
+            out.append(Verdict(claim, comparison, INCONCLUSIVE, reason))
+    return out
+
+
+def verdict_markdown(claims: Claims, verdicts: list[Verdict], envs: list[str]) -> list[str]:
+    """
+    The report's ``Verdict`` section.
+
+    :param claims: the claims and their rule.
+    :param verdicts: from :func:`judge`.
+    :param envs: the envs the comparisons pool (as strata).
+    :return: Markdown lines.
+    """
+    ref = claims.reference
+    lines = [
+        "",
+        "## Verdict",
+        "",
+        f"Each claim of the paper, as declared with its decision rule in the comparison preset before the runs "
+        f"were read, judged on the paired comparison below ({ref} minus the other agent on the seeds both ran, "
+        f"envs {', '.join(envs)} as strata). **Supported**: Holm-adjusted p < {claims.alpha:g} and the 95 % CI of "
+        f"{ref}'s advantage above 0. **Not supported**: the whole CI below the margin {claims.margin:g}, so an "
+        "advantage that would matter is excluded. **Inconclusive**: anything else, and fewer than 3 paired seeds. "
+        "Inconclusive means this study lacks the power to tell, not that there is no effect.",
+        "",
+        f"| claim | metric | against | pairs | {ref} advantage: IQM [95% CI] | P({ref} better) [95% CI] "
+        "| p (Holm) | verdict | why |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for v in verdicts:
+        c = v.comparison
+        n = c.n_pairs if c else 0
+        p = f"{c.p_holm:.3f}" if c else "n/a"
+        lines.append(
+            f"| {v.claim.text} | {v.claim.metric} | {v.claim.against} | {n} | {format_estimate(*v.advantage, n)} "
+            f"| {format_estimate(*v.p_better, n)} | {p} | **{v.verdict}** | {v.reason} |"
+        )
+    return lines
