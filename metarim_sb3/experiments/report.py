@@ -588,6 +588,37 @@ def _drift_markdown(runs: list[RunData], image: str) -> list[str]:
     return [*lines, "", f"![Parameter drift]({image})"]
 
 
+def _cost_markdown(runs: list[RunData]) -> list[str]:
+    """Wall time and frames of the complete runs, summed per env and agent, with the grid's total."""
+    lines = [
+        "",
+        "## Cost",
+        "",
+        "Wall time of the complete runs (`done.json`, evaluations included), summed per env and agent. Each run is "
+        "one process with one torch thread, so its core-hours equal its wall-hours when it had a core to itself; "
+        "runs that shared a busy machine count the time they waited. `metarim compare --dry-run` estimates a grid "
+        "from `presets/costs.yaml`.",
+        "",
+        "| env | agent | complete runs | frames | wall-hours | wall ms per frame | median wall time / run |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    done = [r for r in runs if r.done]
+    groups: dict[tuple[str, str], list[RunData]] = defaultdict(list)
+    for r in done:
+        groups[(r.env, r.agent)].append(r)
+    for env in sorted({e for e, _ in groups}):
+        for agent in _agent_order(a for e, a in groups if e == env):
+            group = groups[(env, agent)]
+            wall = [float(r.done["wall_time_s"]) for r in group if r.done]
+            frames = sum(int(r.done["timesteps"]) for r in group if r.done)
+            lines.append(
+                f"| {env} | {agent} | {len(group)} | {frames:,} | {sum(wall) / 3600:.2f} "
+                f"| {1e3 * sum(wall) / max(frames, 1):.2f} | {float(np.median(wall)):.0f} s |"
+            )
+    total = sum(float(r.done["wall_time_s"]) for r in done if r.done)
+    return [*lines, "", f"Total: {len(done)} complete runs, {total / 3600:.2f} wall-hours."]
+
+
 def paired_rows(runs: list[RunData], reference: str) -> dict[str, list[PairedComparison]]:
     """
     Every agent against ``reference`` on the seeds both ran (tasks: envs), for each metric with a score per seed:
@@ -928,6 +959,7 @@ def build_report(
     verdict = verdict_markdown(claims, judge(claims, comparisons), sorted({r.env for r in runs})) if claims else []
     extra += _paired_markdown(comparisons, reference)
     extra += _drift_markdown(runs, "drift.png")
+    extra += _cost_markdown(runs)
     written["report"] = out / "report.md"
     written["report"].write_text(_markdown(runs, rows, images, command, extra, verdict), encoding="utf-8")
     return written

@@ -225,3 +225,15 @@ def test_zero_shot_at_mastery_not_recorded(tmp_path: Path) -> None:
     _run(tmp_path / "runs", "meta-rim", 0, 1, 0.5)
     report = build_report([tmp_path / "runs"], tmp_path / "rep")["report"].read_text()
     assert "The evaluation at mastery (`zero_shot_mastery.csv`) was not recorded in these runs." in report
+
+
+def test_cost_section_sums_complete_runs(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    for seed in range(3):
+        _run(runs, "meta-rim", seed, 1, 0.5)  # 1000 frames in 10 s each
+    unfinished = _run(runs, "lstm", 0, 1, 0.5)
+    (unfinished / "done.json").unlink()
+    build_report([runs], tmp_path / "rep")
+    section = (tmp_path / "rep" / "report.md").read_text().split("## Cost")[1].split("\n## ")[0]
+    assert f"| {ENV} | meta-rim | 3 | 3,000 | 0.01 | 10.00 | 10 s |" in section
+    assert "| lstm |" not in section and "Total: 3 complete runs" in section
