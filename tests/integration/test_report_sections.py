@@ -47,7 +47,8 @@ def test_report_rules(tmp_path: Path) -> None:
     report = (tmp_path / "rep" / "report.md").read_text()
     first = report.splitlines()[0]
     assert "uncommitted" in first.lower() and "1 of 5" in first
-    rows = {line.split("|")[2].strip(): line for line in report.splitlines() if line.startswith(f"| {ENV}")}
+    summary = report.split("\n## ")[0]  # the summary table, before the first section
+    rows = {line.split("|")[2].strip(): line for line in summary.splitlines() if line.startswith(f"| {ENV}")}
     assert "(n=2: no interval)" in rows["lstm"] and "[" not in rows["lstm"].split("|")[10]
     assert "(n=3: no interval)" not in rows["meta-rim"] and "0.60 [" in rows["meta-rim"]
     assert rows["meta-rim"].split("|")[4].strip() == "1, 2, 2"
