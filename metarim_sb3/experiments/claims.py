@@ -172,13 +172,16 @@ def judge(claims: Claims, comparisons: Mapping[str, list[PairedComparison]]) -> 
     return out
 
 
-def verdict_markdown(claims: Claims, verdicts: list[Verdict], envs: list[str]) -> list[str]:
+def verdict_markdown(
+    claims: Claims, verdicts: list[Verdict], envs: list[str], by_env: Mapping[str, list[Verdict]] | None = None
+) -> list[str]:
     """
     The report's ``Verdict`` section.
 
     :param claims: the claims and their rule.
-    :param verdicts: from :func:`judge`.
+    :param verdicts: from :func:`judge` on the comparisons that pool the envs.
     :param envs: the envs the comparisons pool (as strata).
+    :param by_env: env -> verdicts judged on that env's runs alone (a secondary table when there are several envs).
     :return: Markdown lines.
     """
     ref = claims.reference
@@ -205,4 +208,18 @@ def verdict_markdown(claims: Claims, verdicts: list[Verdict], envs: list[str]) -
             f"| {v.claim.text} | {v.claim.metric} | {v.claim.against} | {n} | {format_estimate(*v.advantage, n)} "
             f"| {format_estimate(*v.p_better, n)} | {p} | **{v.verdict}** | {v.reason} |"
         )
+    if by_env and len(by_env) > 1:
+        lines += [
+            "",
+            "Secondary, the same rule on each env alone (its own Holm correction; fewer pairs, so less power):",
+            "",
+            f"| claim | env | pairs | {ref} advantage: IQM [95% CI] | p (Holm) | verdict |",
+            "|---|---|---|---|---|---|",
+        ]
+        for i, claim in enumerate(claims.items):
+            for env, env_verdicts in by_env.items():
+                v = env_verdicts[i]
+                n = v.comparison.n_pairs if v.comparison else 0
+                p = f"{v.comparison.p_holm:.3f}" if v.comparison else "n/a"
+                lines.append(f"| {claim.text} | {env} | {n} | {format_estimate(*v.advantage, n)} | {p} | {v.verdict} |")
     return lines

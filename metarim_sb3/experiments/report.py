@@ -956,7 +956,11 @@ def build_report(
     extra += _zero_shot_markdown(zero_shot_rows(runs))
     extra += _zero_shot_mastery_markdown(zero_shot_mastery_rows(runs))
     comparisons = paired_rows(runs, reference)
-    verdict = verdict_markdown(claims, judge(claims, comparisons), sorted({r.env for r in runs})) if claims else []
+    verdict = []
+    if claims:
+        envs = sorted({r.env for r in runs})
+        by_env = {e: judge(claims, paired_rows([r for r in runs if r.env == e], reference)) for e in envs}
+        verdict = verdict_markdown(claims, judge(claims, comparisons), envs, by_env)
     extra += _paired_markdown(comparisons, reference)
     extra += _drift_markdown(runs, "drift.png")
     extra += _cost_markdown(runs)

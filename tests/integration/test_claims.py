@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from cli_helpers import assert_one_line_error, main_in_process
 from test_report_sections import ENV, _run
 
@@ -134,3 +135,28 @@ def test_report_claims_bad_input(
     result = main_in_process(["report", runs, "--out", tmp_path / "rep", *extra], capsys)
     assert_one_line_error(result, *needles)
     assert not (tmp_path / "rep").exists()
+
+
+def test_verdict_by_env_with_several_envs(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    for seed in range(3):
+        for agent, success in (("meta-rim", 0.8), ("lstm", 0.2)):
+            _run(runs / "a", agent, seed, 2, success + 0.01 * seed)
+            other = _run(runs / "b", agent, seed, 2, success)
+            config = yaml.safe_load((other / "config.yaml").read_text())
+            (other / "config.yaml").write_text(yaml.safe_dump({**config, "env": "MiniGrid-Other-v0"}))
+    build_report([runs], tmp_path / "rep", claims=compare_preset("study")["claims"])
+    section = (tmp_path / "rep" / "report.md").read_text().split("## Verdict")[1].split("\n## ")[0]
+    assert "envs MiniGrid-Other-v0, MiniGrid-Synthetic-v0 as strata" in section
+    pooled = [
+        line
+        for line in section.splitlines()
+        if line.startswith("| Meta-RIMs transfer better zero-shot than an LSTM | zero")
+    ]
+    assert len(pooled) == 1 and "| 6 |" in pooled[0]  # 3 seeds in each of 2 envs
+    per_env = [
+        line
+        for line in section.splitlines()
+        if line.startswith("| Meta-RIMs transfer better zero-shot than an LSTM | MiniGrid")
+    ]
+    assert len(per_env) == 2 and all("| 3 |" in line for line in per_env)
