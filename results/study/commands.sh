@@ -1,0 +1,9 @@
+# How results/study was made (2 CPU cores, 2 workers, one torch thread per run).
+# The claims and their decision rule (the study preset's `claims`) were committed in 74648d2, before any study run
+# was read; the primary metric was fixed in the preset's description before the runs started.
+# Runs: from a clean clone at 058d130; the run summaries under runs/ were committed as each run finished (model
+# zips, checkpoints, logs and tensorboard files are not committed). Resumable: the same command continues a grid.
+git clone <this repository> study && cd study && git checkout 058d130
+metarim compare --preset study --out results/study --workers 2 --no-report
+# Report and verdict, from the committed run summaries, in a clean clone of the commit that adds them:
+metarim report results/study/runs --out results/study --claims study
