@@ -32,7 +32,7 @@ PHASES: tuple[tuple[str, str], ...] = (
     ("PPO update: backward", "Tensor.backward"),
     ("PPO update: optimizer step (fast/slow hooks in it)", "Optimizer"),
     ("PPO update: forward and the rest", ".train "),
-    ("callbacks (evaluations, curriculum, telemetry)", "Callback."),
+    ("callbacks (evaluations, curriculum, telemetry)", "Callback"),
     ("rollout: env step", "VecEnv.step"),
     ("rollout: policy forward and buffer", "collect_rollouts"),
 )
@@ -106,12 +106,14 @@ def main() -> None:
     parser.add_argument("--pid", type=int, default=None, help="sample this running process instead (default: none)")
     parser.add_argument("--duration", type=int, default=60, help="seconds to sample with --pid (default: 60)")
     parser.add_argument("--rate", type=int, default=50, help="samples per second (default: 50)")
+    parser.add_argument("--label", default="", help="what the process is, for the header (default: none)")
     parser.add_argument("--out", type=Path, default=None, help="also write the table here (default: print only)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         raw_path = Path(tmp) / "raw.txt"
         what = _record(args, raw_path)
-        text = table(*summarize(raw_path.read_text()), header=f"py-spy samples of {what}")
+        header = f"py-spy samples of {what}" + (f" ({args.label})" if args.label else "")
+        text = table(*summarize(raw_path.read_text()), header=header)
     print(text)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
