@@ -192,3 +192,13 @@ def test_readme_quickstart_is_the_docs_quickstart() -> None:
     snippet = (SNIPPETS / "quickstart.py").read_text()
     body = snippet.split('"""', 2)[2].lstrip("\n")
     assert body in blocks, "README.md's quickstart differs from docs/_snippets/quickstart.py"
+
+
+def test_results_page_puts_the_study_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(gen_results.RESULTS_ENV, "all")
+    for name in ("bench", "calibrate", "study"):
+        (tmp_path / "results" / name).mkdir(parents=True)
+        (tmp_path / "results" / name / "report.md").write_text(f"# {name}\n")
+    page = gen_results.generate(tmp_path / "results", tmp_path / "out").read_text()
+    order = [page.index(f"{{include}} {name}/report.md") for name in ("study", "calibrate", "bench")]
+    assert order == sorted(order)

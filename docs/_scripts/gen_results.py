@@ -170,8 +170,8 @@ def generate(results_dir: Path, out_dir: Path) -> Path:
     for f in files:
         parts = f.relative_to(results_dir).parts
         groups.setdefault(parts[0] if len(parts) > 1 else "", []).append(f)
-    # experiment reports first, then benchmark folders
-    for name in sorted(groups, key=lambda n: (n.startswith("bench"), n)):
+    # the study (the project's answer to the paper's claims) first, then the other experiments, then benchmarks
+    for name in sorted(groups, key=lambda n: (n != "study", n.startswith("bench"), n)):
         src = results_dir / name if name else results_dir
         lines += _run_section(name, groups[name], src, out_dir / name, kept)
     page = out_dir / "index.md"
