@@ -815,6 +815,30 @@ def _write_aggregate(rows: list[dict[str, Any]], path: Path) -> None:
             )
 
 
+def _limits(runs: list[RunData]) -> str:
+    """The report's limits paragraph: seeds per env and agent (the fewest decide), and what the budgets are."""
+    cells: dict[tuple[str, str], int] = defaultdict(int)
+    for r in runs:
+        cells[(r.env, r.agent)] += 1
+    fewest = min(cells.values())
+    spans = []
+    for env in sorted({e for e, _ in cells}):
+        counts = [n for (e, _), n in cells.items() if e == env]
+        spans.append(f"{env} {min(counts)}" + (f"-{max(counts)}" if max(counts) > min(counts) else ""))
+    text = f"**Limits.** Seeds per agent by env: {'; '.join(spans)}. "
+    if fewest < 5:
+        text += (
+            f"With as few as {fewest} seed(s), a bootstrap over seeds understates the uncertainty: treat differences "
+            "as anecdotes unless they hold with 5+ seeds (`metarim compare --preset study`). "
+        )
+    else:
+        text += (
+            "Intervals are 95 % bootstraps over seeds; with this many seeds they are still wide, so a difference "
+            "whose interval spans 0 is unresolved, not absent. "
+        )
+    return text + "Budgets are far below the papers'; nothing here reproduces a published number."
+
+
 def _markdown(
     runs: list[RunData],
     rows: list[dict[str, Any]],
@@ -845,9 +869,7 @@ def _markdown(
         f"seeds {seeds}; budget {', '.join(f'{b:,}' for b in budgets)} steps per run; success threshold "
         f"{', '.join(map(str, threshold))}.",
         "",
-        f"**Limits.** {len(seeds)} seed(s) per agent: a bootstrap over so few runs understates the uncertainty, "
-        "so treat differences as anecdotes unless they hold with 5+ seeds (`metarim compare --preset paper`). "
-        "Budgets are far below the papers'; nothing here reproduces a published number.",
+        _limits(runs),
         "",
         "| env | agent | runs | final stage (per seed) | shifts "
         "| stage 0 mastered | shifts mastered | frames to threshold after a shift: KM restricted mean (tau) "

@@ -238,3 +238,16 @@ def test_cost_section_sums_complete_runs(tmp_path: Path) -> None:
     section = (tmp_path / "rep" / "report.md").read_text().split("## Cost")[1].split("\n## ")[0]
     assert f"| {ENV} | meta-rim | 3 | 3,000 | 0.01 | 10.00 | 10 s |" in section
     assert "| lstm |" not in section and "Total: 3 complete runs" in section
+
+
+def test_limits_name_the_fewest_seeds(tmp_path: Path) -> None:
+    for seed in range(5):
+        _run(tmp_path / "runs", "meta-rim", seed, 1, 0.5)
+    build_report([tmp_path / "runs"], tmp_path / "five")
+    limits = next(line for line in (tmp_path / "five" / "report.md").read_text().splitlines() if "Limits" in line)
+    assert f"by env: {ENV} 5." in limits and "anecdotes" not in limits
+    for seed in range(2):
+        _run(tmp_path / "runs", "lstm", seed, 1, 0.5)
+    build_report([tmp_path / "runs"], tmp_path / "mixed")
+    limits = next(line for line in (tmp_path / "mixed" / "report.md").read_text().splitlines() if "Limits" in line)
+    assert f"by env: {ENV} 2-5." in limits and "as few as 2 seed(s)" in limits and "anecdotes" in limits
