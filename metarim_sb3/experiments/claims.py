@@ -196,6 +196,13 @@ def verdict_markdown(
         "advantage that would matter is excluded. **Inconclusive**: anything else, and fewer than 3 paired seeds. "
         "Inconclusive means this study lacks the power to tell, not that there is no effect.",
         "",
+        "**In short:** "
+        + ", ".join(
+            f"{sum(v.verdict == name for v in verdicts)} of {len(verdicts)} claims {name}"
+            for name in (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE)
+        )
+        + ".",
+        "",
         f"| claim | metric | against | pairs | {ref} advantage: IQM [95% CI] | P({ref} better) [95% CI] "
         "| p (Holm) | verdict | why |",
         "|---|---|---|---|---|---|---|---|---|",

@@ -114,6 +114,7 @@ def test_report_gives_each_claim_a_verdict(tmp_path: Path, capsys: pytest.Captur
     assert "**inconclusive**" in rows["Meta-RIMs transfer better zero-shot than a GRU"]  # no gru runs
     assert "**inconclusive**" in rows["Meta-RIMs adapt faster after a shift than an LSTM"]  # no AUC in these runs
     assert f"envs {ENV}" in section
+    assert "**In short:** 1 of 8 claims supported, 1 of 8 claims not supported, 6 of 8 claims inconclusive." in section
     assert report.index("## Verdict") < report.index("## Paired comparisons with meta-rim")
     build_report([runs], tmp_path / "plain")
     assert "## Verdict" not in (tmp_path / "plain" / "report.md").read_text()
