@@ -27,7 +27,7 @@ from the paired comparison of the report (the agent minus the reference on the s
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -172,8 +172,40 @@ def judge(claims: Claims, comparisons: Mapping[str, list[PairedComparison]]) -> 
     return out
 
 
+def missing_runs(planned: Iterable[tuple[str, str, int]], complete: Iterable[tuple[str, str, int]]) -> str:
+    """
+    What a grid still lacks, in words.
+
+    :param planned: the (env, agent, seed) runs a preset plans.
+    :param complete: the (env, agent, seed) runs that finished.
+    :return: ``""`` if every planned run is complete, else a sentence counting them and naming the missing
+        seeds, agents with the same missing seeds together.
+    """
+    order = list(dict.fromkeys(planned))  # the plan's order of envs and agents
+    done = set(complete)
+    missing = [run for run in order if run not in done]
+    if not missing:
+        return ""
+    parts = []
+    for env in dict.fromkeys(e for e, _, _ in missing):
+        by_seeds: dict[tuple[int, ...], list[str]] = {}
+        for agent in dict.fromkeys(a for e, a, _ in missing if e == env):
+            seeds = tuple(sorted(s for e, a, s in missing if e == env and a == agent))
+            by_seeds.setdefault(seeds, []).append(agent)
+        cells = [f"{', '.join(agents)} seeds {', '.join(map(str, seeds))}" for seeds, agents in by_seeds.items()]
+        parts.append(f"{env}: {'; '.join(cells)}")
+    return (
+        f"**Interim:** {len(order) - len(missing)} of the {len(order)} runs the preset plans are complete; "
+        f"missing: {'. '.join(parts)}."
+    )
+
+
 def verdict_markdown(
-    claims: Claims, verdicts: list[Verdict], envs: list[str], by_env: Mapping[str, list[Verdict]] | None = None
+    claims: Claims,
+    verdicts: list[Verdict],
+    envs: list[str],
+    by_env: Mapping[str, list[Verdict]] | None = None,
+    missing: str = "",
 ) -> list[str]:
     """
     The report's ``Verdict`` section.
@@ -182,6 +214,7 @@ def verdict_markdown(
     :param verdicts: from :func:`judge` on the comparisons that pool the envs.
     :param envs: the envs the comparisons pool (as strata).
     :param by_env: env -> verdicts judged on that env's runs alone (a secondary table when there are several envs).
+    :param missing: from :func:`missing_runs`, shown first when the grid is not complete.
     :return: Markdown lines.
     """
     ref = claims.reference
@@ -189,6 +222,7 @@ def verdict_markdown(
         "",
         "## Verdict",
         "",
+        *([missing, ""] if missing else []),
         f"Each claim of the paper, as declared with its decision rule in the comparison preset before the runs "
         f"were read, judged on the paired comparison below ({ref} minus the other agent on the seeds both ran, "
         f"envs {', '.join(envs)} as strata). **Supported**: Holm-adjusted p < {claims.alpha:g} and the 95 % CI of "

@@ -373,13 +373,15 @@ def _check_backend_args(args: argparse.Namespace) -> None:
         raise ConfigError(str(err)) from None
 
 
-def _preset_claims(preset: str) -> Claims:
+def _preset_claims(preset: str) -> tuple[Claims, list[tuple[str, str, int]]]:
+    """:return: the claims a preset declares and the (env, agent, seed) runs its grid plans."""
     from metarim_sb3.experiments.config import ConfigError, compare_preset
 
-    claims = compare_preset(preset)["claims"]
-    if claims is None:
+    grid = compare_preset(preset)
+    if grid["claims"] is None:
         raise ConfigError(f"--claims: preset {preset} declares no claims")
-    return claims
+    planned = [(e, a, s) for e in grid["envs"] for a in grid["agents"] for s in range(grid["seeds"][e])]
+    return grid["claims"], planned
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -420,7 +422,8 @@ def _compare(args: argparse.Namespace) -> int:
     failed = [r for r in results if r.get("status") != "done"]
     if not args.no_report:
         claims = compare_preset(args.preset)["claims"]
-        paths = build_report([j.out_dir for j in jobs], out, command=_command(), claims=claims)
+        planned = [(j.env, j.agent, j.seed) for j in jobs]
+        paths = build_report([j.out_dir for j in jobs], out, command=_command(), claims=claims, planned=planned)
         print(f"report: {paths['report']}")
     return 1 if failed else 0
 
@@ -443,12 +446,14 @@ def _dispatch(args: argparse.Namespace, prog: str) -> int:
         from metarim_sb3.experiments.config import ConfigError
         from metarim_sb3.experiments.report import build_report
 
-        claims = _preset_claims(args.claims) if args.claims else None
+        claims, planned = _preset_claims(args.claims) if args.claims else (None, None)
         if claims is not None and args.reference not in (None, claims.reference):
             raise ConfigError(
                 f"--reference must be {claims.reference} with --claims {args.claims}, got {args.reference}"
             )
-        paths = build_report(args.runs, args.out, command=_command(), reference=args.reference, claims=claims)
+        paths = build_report(
+            args.runs, args.out, command=_command(), reference=args.reference, claims=claims, planned=planned
+        )
         print("\n".join(f"{k}: {v}" for k, v in paths.items()))
         return 0
     if args.command == "render":

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from metarim_sb3.experiments.claims import Claims, judge, verdict_markdown
+from metarim_sb3.experiments.claims import Claims, judge, missing_runs, verdict_markdown
 from metarim_sb3.experiments.config import AGENTS
 from metarim_sb3.experiments.metrics import (
     PAIRED_METRICS,
@@ -933,6 +933,7 @@ def build_report(
     command: str = "",
     reference: str | None = None,
     claims: Claims | None = None,
+    planned: Iterable[tuple[str, str, int]] | None = None,
 ) -> dict[str, Path]:
     """
     Write the report of the runs found under ``paths`` into ``out``.
@@ -944,6 +945,7 @@ def build_report(
         else meta-rim).
     :param claims: claims to give a verdict on (a ``Verdict`` section near the top of ``report.md``), e.g. a
         comparison preset's ``claims``.
+    :param planned: the (env, agent, seed) runs of the grid behind the claims: the verdict says which are missing.
     :return: the written files by name (``summary``, ``aggregate``, the plots, ``report``).
     :raises ValueError: if ``reference`` differs from the claims' reference.
     """
@@ -982,7 +984,9 @@ def build_report(
     if claims:
         envs = sorted({r.env for r in runs})
         by_env = {e: judge(claims, paired_rows([r for r in runs if r.env == e], reference)) for e in envs}
-        verdict = verdict_markdown(claims, judge(claims, comparisons), envs, by_env)
+        complete = [(r.env, r.agent, r.seed) for r in runs if r.done is not None]
+        missing = missing_runs(planned, complete) if planned is not None else ""
+        verdict = verdict_markdown(claims, judge(claims, comparisons), envs, by_env, missing)
     extra += _paired_markdown(comparisons, reference)
     extra += _drift_markdown(runs, "drift.png")
     extra += _cost_markdown(runs)

@@ -17,6 +17,7 @@ from metarim_sb3.experiments.claims import (
     Claim,
     Claims,
     judge,
+    missing_runs,
     parse_claims,
 )
 from metarim_sb3.experiments.config import ConfigError, compare_preset
@@ -161,3 +162,23 @@ def test_verdict_by_env_with_several_envs(tmp_path: Path) -> None:
         if line.startswith("| Meta-RIMs transfer better zero-shot than an LSTM | MiniGrid")
     ]
     assert len(per_env) == 2 and all("| 3 |" in line for line in per_env)
+
+
+def test_missing_runs_names_what_the_grid_lacks() -> None:
+    planned = [(e, a, s) for e in ("B", "A") for a in ("meta-rim", "rim") for s in range(3)]
+    assert missing_runs(planned, planned) == ""
+    done = [run for run in planned if not (run[0] == "A" or (run[1] == "rim" and run[2] == 2))]
+    text = missing_runs(planned, [*done, ("C", "gru", 0)])  # a run outside the plan counts for nothing
+    assert text == (
+        "**Interim:** 5 of the 12 runs the preset plans are complete; "
+        "missing: B: rim seeds 2. A: meta-rim, rim seeds 0, 1, 2."
+    )
+
+
+def test_report_with_claims_says_the_verdict_is_interim(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    runs = tmp_path / "runs"
+    _run(runs, "meta-rim", 0, 1, 0.5)
+    result = main_in_process(["report", runs, "--out", tmp_path / "rep", "--claims", "study"], capsys)
+    assert result.returncode == 0, result.stderr
+    section = (tmp_path / "rep" / "report.md").read_text().split("## Verdict")[1]
+    assert "**Interim:** 0 of the 75 runs the preset plans are complete" in section  # ENV is not a study env
