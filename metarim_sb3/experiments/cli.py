@@ -222,6 +222,14 @@ def _build_parser() -> argparse.ArgumentParser:
         "measured ms per step (presets/costs.yaml), then exit without running (default: off)",
     )
     p.add_argument(
+        "--costs-from",
+        type=Path,
+        metavar="RUNS",
+        default=None,
+        help="with --dry-run: estimate from the wall time per step of the complete runs under this folder (e.g. "
+        "an earlier grid's runs/) instead of presets/costs.yaml (default: none)",
+    )
+    p.add_argument(
         "--allow-dirty",
         action="store_true",
         help="write under the repository's results/ from a tree with uncommitted changes (default: off)",
@@ -398,14 +406,17 @@ def _compare(args: argparse.Namespace) -> int:
     _check_backend_args(args)
     name = Path(args.preset).stem if args.preset.endswith((".yaml", ".yml")) else args.preset
     out = args.out or Path("results") / name
+    if args.costs_from is not None and not args.dry_run:
+        raise ConfigError("--costs-from is an option of --dry-run (it estimates, it does not run)")
     if args.dry_run:
         from metarim_sb3.experiments.compare import default_workers
-        from metarim_sb3.experiments.cost import describe_plan, load_costs
+        from metarim_sb3.experiments.cost import costs_from_runs, describe_plan, load_costs
 
         jobs = plan(args.preset, out, args.seeds, parse_set(args.set))
+        costs = costs_from_runs([args.costs_from]) if args.costs_from is not None else load_costs()
         runs = [(str(j.config.get("variant_of", j.agent)), j.env, int(j.config["timesteps"])) for j in jobs]
         print(f"dry run of preset {args.preset} -> {out} (nothing is run or written)")
-        print(describe_plan(runs, args.workers or default_workers(), load_costs()))
+        print(describe_plan(runs, args.workers or default_workers(), costs))
         return 0
     check_results_tree(out, allow_dirty=args.allow_dirty)
     jobs = plan(args.preset, out, args.seeds, parse_set(args.set))

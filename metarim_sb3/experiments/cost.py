@@ -35,6 +35,7 @@ __all__ = [
     "CellCost",
     "Costs",
     "Estimate",
+    "costs_from_runs",
     "describe_plan",
     "estimate",
     "load_costs",
@@ -124,6 +125,62 @@ def load_costs(path: str | Path | None = None) -> Costs | None:
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         raise ConfigError(f"cannot read the costs file {file}: {err}") from err
     return _check(data, f"costs file {file}")
+
+
+def costs_from_runs(paths: Iterable[str | Path]) -> Costs:
+    """
+    Costs measured by finished runs instead of the benchmark: for each agent (a variant counts as the agent it
+    was made from) and environment, the median over complete runs of ``wall_time_s / timesteps`` in ``done.json``.
+    Runs record wall time only; ``metarim`` runs use one process and one torch thread each, so the CPU figure is
+    set to the wall figure, which is right when every run had a core to itself (as with ``--workers`` at most the
+    number of cores) and too high when runs waited for one.
+
+    :param paths: run folders, or folders containing them (as ``metarim report`` takes).
+    :return: the costs, with a header naming the runs' commits, the last finish time and the machine.
+    :raises ConfigError: if no complete run is found.
+    """
+    from statistics import median
+
+    from metarim_sb3.experiments.report import find_runs
+    from metarim_sb3.experiments.rundir import CONFIG, DONE, VERSIONS, RunError, read_json
+
+    paths = [Path(p) for p in paths]
+    try:
+        folders = find_runs(paths)
+    except RunError as err:
+        raise ConfigError(f"--costs-from: {err}") from None
+    per_cell: dict[tuple[str, str], list[float]] = {}
+    commits, finished, machines = set(), [], set()
+    for folder in folders:
+        if not (folder / DONE).is_file():
+            continue
+        done = read_json(folder / DONE)
+        config = yaml.safe_load((folder / CONFIG).read_text(encoding="utf-8")) or {}
+        if not _positive_number(done.get("wall_time_s")) or not _positive_number(done.get("timesteps")):
+            continue
+        agent = str(config.get("variant_of", config.get("agent", done.get("agent"))))
+        env = str(config.get("env", done.get("env")))
+        per_cell.setdefault((agent, env), []).append(1e3 * float(done["wall_time_s"]) / float(done["timesteps"]))
+        finished.append(str(done.get("finished_at", "")))
+        if (folder / VERSIONS).is_file():
+            started = read_json(folder / VERSIONS).get("started", {})
+            commits.add(str(started.get("git_sha", "unknown")))
+            machines.add(str(started.get("platform", "unknown")))
+    if not per_cell:
+        raise ConfigError(f"--costs-from: no complete run (with {DONE}) under {', '.join(map(str, paths))}")
+    agents: dict[str, dict[str, dict[str, float]]] = {}
+    for (agent, env), values in sorted(per_cell.items()):
+        ms = median(values)
+        agents.setdefault(agent, {})[env] = {"cpu_ms": ms, "wall_ms": ms}
+    measured = {
+        "command": f"costs_from_runs of {sum(map(len, per_cell.values()))} complete runs under "
+        + ", ".join(map(str, paths)),
+        "commit": ", ".join(sorted(commits)) or "unknown",
+        "date": max(finished),
+        "machine": ", ".join(sorted(machines)) or "unknown",
+        "torch_threads": 1,
+    }
+    return _check({"measured": measured, "agents": agents}, "runs under " + ", ".join(map(str, paths)))
 
 
 def write_costs(

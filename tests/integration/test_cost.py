@@ -12,7 +12,14 @@ import yaml
 from cli_helpers import metarim
 
 from metarim_sb3.experiments.config import ConfigError
-from metarim_sb3.experiments.cost import describe_plan, estimate, load_costs, wall_makespan, write_costs
+from metarim_sb3.experiments.cost import (
+    costs_from_runs,
+    describe_plan,
+    estimate,
+    load_costs,
+    wall_makespan,
+    write_costs,
+)
 
 GOTO, DOORKEY, MULTIROOM = "MetaRIM-GoTo-v0", "MetaRIM-DoorKey-v0", "MetaRIM-MultiRoom-v0"
 HEADER = {"command": "bench_study.py --write-costs", "commit": "abc1234", "date": "2026-01-01T00:00:00Z",
@@ -150,3 +157,38 @@ def test_bench_study_writes_costs_the_estimate_and_the_report_read(tmp_path: Pat
     report = _load_script("report")
     lines = report.study_section(json.loads(json_path.read_text()))
     assert any("`lstm`" in line for line in lines)
+
+
+def test_costs_from_runs_take_the_median_wall_ms_per_step(tmp_path: Path) -> None:
+    from test_report_sections import ENV, _run
+
+    for seed, wall in enumerate((10.0, 30.0, 20.0)):
+        run = _run(tmp_path / "runs", "meta-rim", seed, 1, 0.5)  # 1000 steps
+        (run / "done.json").write_text(json.dumps({"timesteps": 1000, "wall_time_s": wall, "finished_at": f"t{seed}"}))
+    variant = _run(tmp_path / "runs", "meta-k8", 0, 1, 0.5)
+    config = yaml.safe_load((variant / "config.yaml").read_text())
+    (variant / "config.yaml").write_text(yaml.safe_dump({**config, "variant_of": "lstm"}))
+    (_run(tmp_path / "runs", "gru", 0, 1, 0.5) / "done.json").unlink()  # unfinished: no figure
+    costs = costs_from_runs([tmp_path / "runs"])
+    assert costs.agents["meta-rim"][ENV] == {"cpu_ms": 20.0, "wall_ms": 20.0}
+    assert costs.agents["lstm"][ENV]["wall_ms"] == 10.0 and "gru" not in costs.agents
+    assert costs.measured["commit"] == "abc123" and costs.measured["date"] == "t2"
+    est = estimate([("meta-rim", ENV, 3600)], workers=1, costs=costs)
+    assert est.core_hours == pytest.approx(0.02)
+
+
+def test_compare_dry_run_costs_from_runs(tmp_path: Path) -> None:
+    from test_report_sections import _run
+
+    _run(tmp_path / "runs", "meta-rim", 0, 1, 0.5)
+    result = metarim("compare", "--preset", "quick", "--dry-run", "--costs-from", tmp_path / "runs")
+    assert result.returncode == 0, result.stderr
+    meta = next(line for line in result.stdout.splitlines() if line.startswith("meta-rim"))
+    assert "10.000" in meta  # 10 s for 1000 steps
+    assert "agent(s) rim, reversed, lstm not in runs under" in result.stdout  # no figure: no number
+    bad = metarim("compare", "--preset", "quick", "--costs-from", tmp_path / "runs", "--out", tmp_path / "o")
+    assert (
+        bad.returncode == 2 and "--costs-from is an option of --dry-run" in bad.stderr and not (tmp_path / "o").exists()
+    )
+    empty = metarim("compare", "--preset", "quick", "--dry-run", "--costs-from", tmp_path / "nothing")
+    assert empty.returncode == 2 and "--costs-from:" in empty.stderr and "does not exist" in empty.stderr
