@@ -174,7 +174,7 @@ def adaptation_auc(rows: list[dict[str, Any]], path: Path) -> Path:
         ax.set_xticks(range(len(kinds)), kinds)
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("success AUC over the horizon")
-        ax.set_title(f"{env}: adaptation AUC (IQM over seeds; 95% CI from 3 seeds)")
+        ax.set_title(f"{env}: adaptation AUC (IQM over seeds; 95% CI, drawn with {MIN_SEEDS_FOR_INTERVAL}+ seeds)")
         ax.grid(axis="y", alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
