@@ -200,6 +200,25 @@ def missing_runs(planned: Iterable[tuple[str, str, int]], complete: Iterable[tup
     )
 
 
+def pairs_to_resolve(verdict: Verdict, margin: float) -> int | None:
+    """
+    About how many paired seeds would let an inconclusive claim be decided: a CI narrower than the margin cannot
+    hold both 0 and the margin. Assumes the CI narrows as 1 / sqrt(pairs) around the same spread of differences.
+
+    :param verdict: a verdict from :func:`judge`.
+    :param margin: the claims' margin.
+    :return: the number of pairs (>= the current number), or ``None`` when the verdict is not inconclusive or has
+        no interval to scale.
+    """
+    c = verdict.comparison
+    if verdict.verdict != INCONCLUSIVE or c is None or not interval_allowed(c.n_pairs):
+        return None
+    width = c.iqm_diff[2] - c.iqm_diff[1]
+    if not math.isfinite(width) or width <= 0:
+        return None
+    return max(c.n_pairs, math.ceil(c.n_pairs * (width / margin) ** 2 - 1e-9))  # no extra pair for rounding
+
+
 def verdict_markdown(
     claims: Claims,
     verdicts: list[Verdict],
@@ -228,7 +247,8 @@ def verdict_markdown(
         f"envs {', '.join(envs)} as strata). **Supported**: Holm-adjusted p < {claims.alpha:g} and the 95 % CI of "
         f"{ref}'s advantage above 0. **Not supported**: the whole CI below the margin {claims.margin:g}, so an "
         "advantage that would matter is excluded. **Inconclusive**: anything else, and fewer than 3 paired seeds. "
-        "Inconclusive means this study lacks the power to tell, not that there is no effect.",
+        "Inconclusive means this study lacks the power to tell, not that there is no effect; its row says about "
+        "how many paired seeds would (if the CI narrows as 1/sqrt(pairs)).",
         "",
         "**In short:** "
         + ", ".join(
@@ -245,9 +265,11 @@ def verdict_markdown(
         c = v.comparison
         n = c.n_pairs if c else 0
         p = f"{c.p_holm:.3f}" if c else "n/a"
+        needed = pairs_to_resolve(v, claims.margin)
+        why = v.reason + (f"; about {needed} paired seeds would narrow it below the margin" if needed else "")
         lines.append(
             f"| {v.claim.text} | {v.claim.metric} | {v.claim.against} | {n} | {format_estimate(*v.advantage, n)} "
-            f"| {format_estimate(*v.p_better, n)} | {p} | **{v.verdict}** | {v.reason} |"
+            f"| {format_estimate(*v.p_better, n)} | {p} | **{v.verdict}** | {why} |"
         )
     if by_env and len(by_env) > 1:
         lines += [

@@ -18,6 +18,7 @@ from metarim_sb3.experiments.claims import (
     Claims,
     judge,
     missing_runs,
+    pairs_to_resolve,
     parse_claims,
 )
 from metarim_sb3.experiments.config import ConfigError, compare_preset
@@ -182,3 +183,12 @@ def test_report_with_claims_says_the_verdict_is_interim(tmp_path: Path, capsys: 
     assert result.returncode == 0, result.stderr
     section = (tmp_path / "rep" / "report.md").read_text().split("## Verdict")[1]
     assert "**Interim:** 0 of the 75 runs the preset plans are complete" in section  # ENV is not a study env
+
+
+def test_pairs_to_resolve_scales_the_ci_width() -> None:
+    (wide,) = judge(CLAIMS, {"adaptation AUC": [_comparison((-0.05, -0.2, 0.1), 0.5, n=10)]})
+    assert wide.verdict == INCONCLUSIVE and pairs_to_resolve(wide, 0.05) == 360  # 10 x (0.3 / 0.05)^2
+    (done,) = judge(CLAIMS, {"adaptation AUC": [_comparison((0.2, 0.1, 0.3), 0.01, n=10)]})
+    assert pairs_to_resolve(done, 0.05) is None  # decided: nothing to resolve
+    (few,) = judge(CLAIMS, {"adaptation AUC": [_comparison((-0.05, -0.2, 0.1), 0.5, n=2)]})
+    assert pairs_to_resolve(few, 0.05) is None  # no interval to scale
