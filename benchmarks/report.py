@@ -44,7 +44,8 @@ def env_section(data: dict[str, Any] | None) -> list[str]:
     lines = ["## Environments: `bench_env.py`", ""]
     if data is None:
         return [*lines, "Not run.", ""]
-    rows = [[f"`{r['id']}`", r["task"], f"{r['metarim_sps']:.0f}", f"{r['raw_sps']:.0f}", f"{r['ratio']:.3f}"]
+    rows = [[f"`{r['id']}`", r["task"], f"{r['metarim_sps']:.0f}", f"{r['raw_sps']:.0f}", f"{r['ratio']:.3f}",
+             f"{r['fast_obs_gain']:.2f}x" if "fast_obs_gain" in r else "not measured"]
             for r in data["rows"]]  # fmt: skip
     worst = min(r["ratio"] for r in data["rows"])
     lines += [
@@ -54,7 +55,7 @@ def env_section(data: dict[str, Any] | None) -> list[str]:
         f"{_verdict(worst >= ENV_TARGET)} (worst {worst:.3f}).",
         "",
     ]
-    return lines + _table(["id", "raw task", "MetaRIM steps/s", "raw steps/s", "ratio"], rows)
+    return lines + _table(["id", "raw task", "MetaRIM steps/s", "raw steps/s", "ratio", "fast_obs gain"], rows)
 
 
 def rim_section(data: dict[str, Any] | None) -> list[str]:

@@ -14,6 +14,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from metarim_gym.fast_obs import install_fast_obs
 from metarim_gym.rendering import fit_frame
 from metarim_gym.schedules import StageSchedule
 from metarim_gym.spaces import MAX_MISSION_LEN, MISSION_FORMATS, VIEW_SIZE, MissionTokenizer, observation_space
@@ -61,6 +62,8 @@ class MultiTaskEnv(gym.Env[dict[str, Any], int]):
     :param max_mission_len: number of mission tokens in the observation.
     :param mission_format: ``"tokens"`` (token ids, the default) or ``"text"`` (the mission sentence, as MiniGrid
         gives it; for MiniGrid's ``FlatObsWrapper`` and ``DictObservationSpaceWrapper``).
+    :param fast_obs: compute the task envs' partial views with :func:`metarim_gym.fast_obs.view_image` (the same
+        arrays as MiniGrid's ``gen_obs``, faster); ``False`` keeps MiniGrid's own.
     """
 
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 10}  # noqa: RUF012
@@ -76,6 +79,7 @@ class MultiTaskEnv(gym.Env[dict[str, Any], int]):
         render_mode: str | None = None,
         max_mission_len: int = MAX_MISSION_LEN,
         mission_format: str = "tokens",
+        fast_obs: bool = True,
     ) -> None:
         if isinstance(stages, (str, Stage, Task)) or not isinstance(stages, Sequence) or len(stages) == 0:
             raise ValueError("stages must be a non-empty sequence of stages (each a Stage, a task or a list of tasks)")
@@ -83,7 +87,10 @@ class MultiTaskEnv(gym.Env[dict[str, Any], int]):
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
         if mission_format not in MISSION_FORMATS:
             raise ValueError(f"mission_format must be one of {MISSION_FORMATS}, got {mission_format!r}")
+        if not isinstance(fast_obs, bool):
+            raise ValueError(f"fast_obs must be True or False, got {fast_obs!r}")
         self.mission_format = mission_format
+        self.fast_obs = fast_obs
         self.stages: tuple[Stage, ...] = tuple(as_stage(s) for s in stages)
         self.heldout: Stage | None = None if heldout is None else as_stage(heldout)
         self.n_stages = len(self.stages)
@@ -152,6 +159,8 @@ class MultiTaskEnv(gym.Env[dict[str, Any], int]):
         with contextlib.redirect_stdout(io.StringIO()):  # BabyAI's rejected-sample prints (see _prints_on_reset)
             probe, _ = env.reset(seed=0)
         self.tokenizer.encode(probe["mission"])  # unknown mission words fail here, at construction
+        if self.fast_obs:
+            install_fast_obs(env)
         return env
 
     # ------------------------------------------------------------------ stages
