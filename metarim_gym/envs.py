@@ -74,7 +74,7 @@ schedule, stays in) one stage; the held-out stage ({n}) is never entered by a sc
 int64))`: the egocentric 7×7 view as MiniGrid (object, colour, state) indices, the agent's heading, and the
 mission as token ids of the fixed vocabulary `metarim_gym.spaces.VOCABULARY` (0 = padding). Shared by every
 MetaRIM id. `mission_format="text"` gives the mission sentence instead (a `Text` space), as MiniGrid does. The
-view is computed by `metarim_gym.fast_obs` (the same arrays as MiniGrid's `gen_obs`, about 3x faster);
+view is computed by `metarim_gym.fast_obs` (the same arrays as MiniGrid's `gen_obs`, faster: `bench_env.py`);
 `fast_obs=False` keeps MiniGrid's own.
 
 MiniGrid's own wrappers work: `RGBImgObsWrapper`, `RGBImgPartialObsWrapper`, `FullyObsWrapper`, `ImgObsWrapper`,
