@@ -3,7 +3,8 @@ A faster ``MiniGridEnv.gen_obs`` that returns the same observation, installed on
 
 MiniGrid builds each partial view by copying the 7x7 cells around the agent into a new ``Grid``, rotating that grid
 object ``agent_dir + 1`` times (a new ``Grid`` per quarter turn), walking it for visibility and encoding it cell by
-cell: several hundred Python calls per step, about a seventh of a whole training run's time (``profile_run.py``).
+cell: several hundred Python calls per step, most of the env step, which is 15-20 % of a training run
+(``results/bench/profile_run_*.txt``).
 :func:`view_image` reads each cell of the view once (its encoding and whether it blocks sight), turns the arrays
 with ``numpy.rot90`` and runs MiniGrid's visibility walk on plain lists. The result is the same array, bit for bit;
 ``tests/envs/test_fast_obs.py`` checks it against MiniGrid's own ``gen_obs`` on every family and stage.
