@@ -7,6 +7,6 @@ git clone <this repository> study && cd study && git checkout 058d130
 metarim compare --preset study --out results/study --workers 2 --no-report
 # Report and verdict, from the committed run summaries, in a clean clone of the commit that adds them:
 metarim report results/study/runs --out results/study --claims study
-# This report: from a clean clone at b87132f, with 62 of the 75 runs complete (GoTo all 50; DoorKey seeds 0-1 of
-# every agent and seed 2 of meta-rim and rim). The Verdict section is interim until the rest finish: run the
+# This report: from a clean clone at 377c85f, with 64 of the 75 runs complete (GoTo all 50; DoorKey seeds 0-2 of
+# every agent but gru, seeds 0-1 of gru). The Verdict section is interim until the rest finish: run the
 # compare command again (it resumes), then this report command.
