@@ -63,6 +63,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/profile_rim.py --out $(BENCH_OUT)/profile_rim.txt
 	$(PY) benchmarks/bench_train.py --json $(BENCH_OUT)/bench_train.json
 	$(PY) benchmarks/bench_study.py --json $(BENCH_OUT)/bench_study.json $(STUDY_ARGS)
+	$(PY) benchmarks/bench_compile.py --json $(BENCH_OUT)/bench_compile.json
 	$(PY) benchmarks/bench_callbacks.py --json $(BENCH_OUT)/bench_callbacks.json
 	$(PY) benchmarks/report.py --dir $(BENCH_OUT)
 

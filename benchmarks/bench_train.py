@@ -10,6 +10,10 @@ Setup (identical for every row): ``MetaRIM-MultiRoom-v0`` fixed at stage 0, 8 en
 - ``rim_chunked``: ``rim`` trained by :class:`~metarim_sb3.chunked_ppo.ChunkedRecurrentPPO` with ``chunk_len=16``
   (minibatches of 8 chunks of 16 steps instead of sequences split at episode starts);
 - ``rim_shared_chunked``: ``rim_shared`` trained the same way;
+- ``rim_shared_chunked_subproc``: the same with the 8 envs in a ``SubprocVecEnv`` (does stepping them in worker
+  processes pay on this machine?);
+- ``rim_shared_chunked_2threads``: the same with 2 torch threads instead of ``--threads`` (does a second thread pay
+  for one run?);
 - ``lstm_sb3``: RecurrentPPO + sb3-contrib's stock ``RecurrentActorCriticPolicy``, ``lstm_hidden_size=192``;
 - ``lstm_fast``: RecurrentPPO + :class:`~metarim_sb3.MultiInputFastLstmPolicy`, ``lstm_hidden_size=192``;
 - ``gru``: RecurrentPPO + :class:`~metarim_sb3.MultiInputGruPolicy` (the GRU agent's policy), ``lstm_hidden_size=192``;
@@ -43,7 +47,7 @@ from sb3_contrib.common.recurrent.policies import RecurrentMultiInputActorCritic
 from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import DummyVecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 import metarim_gym  # noqa: F401  (registers the ids)
 from metarim_sb3 import MiniGridExtractor, MultiInputFastLstmPolicy, MultiInputGruPolicy, MultiInputRIMPolicy
@@ -74,8 +78,19 @@ class PhaseTimer(BaseCallback):
         return True
 
 
-def make_env(n_envs: int) -> DummyVecEnv:
-    return DummyVecEnv([lambda: gym.make(ENV_ID, stage=0) for _ in range(n_envs)])
+#: Rows run with this many torch threads instead of ``--threads``.
+ROW_THREADS = {"rim_shared_chunked_2threads": 2}
+#: Rows that use more than one core; compared with ``rim_shared_chunked``, not picked as the fastest layout.
+MORE_CPU = ("rim_shared_chunked_subproc", "rim_shared_chunked_2threads")
+
+
+def _stage0() -> gym.Env:
+    return gym.make(ENV_ID, stage=0)
+
+
+def make_env(n_envs: int, subproc: bool = False) -> VecEnv:
+    """:param n_envs: envs. :param subproc: step them in worker processes. :return: the ``VecEnv``."""
+    return SubprocVecEnv([_stage0] * n_envs) if subproc else DummyVecEnv([_stage0] * n_envs)
 
 
 def builders(n_envs: int) -> dict[str, Callable[[], BaseAlgorithm]]:
@@ -93,10 +108,10 @@ def builders(n_envs: int) -> dict[str, Callable[[], BaseAlgorithm]]:
             MultiInputRIMPolicy, make_env(n_envs), policy_kwargs=kwargs, seed=0, chunk_len=16, **HYPER
         )
 
-    def rim_shared_chunked() -> BaseAlgorithm:
+    def rim_shared_chunked(subproc: bool = False) -> BaseAlgorithm:
         kwargs = dict(EXTRACTOR, n_units=6, unit_size=32, k=4, shared_lstm=True, enable_critic_lstm=False)
         return ChunkedRecurrentPPO(
-            MultiInputRIMPolicy, make_env(n_envs), policy_kwargs=kwargs, seed=0, chunk_len=16, **HYPER
+            MultiInputRIMPolicy, make_env(n_envs, subproc), policy_kwargs=kwargs, seed=0, chunk_len=16, **HYPER
         )
 
     def lstm_sb3() -> BaseAlgorithm:
@@ -127,6 +142,8 @@ def builders(n_envs: int) -> dict[str, Callable[[], BaseAlgorithm]]:
         "rim_shared": rim_shared,
         "rim_chunked": rim_chunked,
         "rim_shared_chunked": rim_shared_chunked,
+        "rim_shared_chunked_subproc": lambda: rim_shared_chunked(subproc=True),
+        "rim_shared_chunked_2threads": rim_shared_chunked,
         "lstm_sb3": lstm_sb3,
         "lstm_fast": lstm_fast,
         "gru": gru,
@@ -135,13 +152,25 @@ def builders(n_envs: int) -> dict[str, Callable[[], BaseAlgorithm]]:
     }
 
 
-def measure(build: Callable[[], BaseAlgorithm], timesteps: int) -> dict[str, float]:
+def measure(build: Callable[[], BaseAlgorithm], timesteps: int, threads: int | None = None) -> dict[str, float]:
+    """
+    :param build: makes the model.
+    :param timesteps: steps of the timed ``learn()``.
+    :param threads: torch threads for this measurement (restored after), or ``None`` to keep the current setting.
+    :return: FPS and the wall time split into collection and updates.
+    """
     model = build()
     timer = PhaseTimer()
-    start = time.perf_counter()
-    model.learn(timesteps, callback=timer)
-    total = time.perf_counter() - start
-    model.get_env().close()
+    before = th.get_num_threads()
+    if threads is not None:
+        th.set_num_threads(threads)
+    try:
+        start = time.perf_counter()
+        model.learn(timesteps, callback=timer)
+        total = time.perf_counter() - start
+    finally:
+        th.set_num_threads(before)
+        model.get_env().close()
     return {"fps": model.num_timesteps / total, "total_s": total, "rollout_s": timer.rollout_s,
             "train_s": total - timer.rollout_s}  # fmt: skip
 
@@ -159,11 +188,14 @@ def target_lines(summary: dict[str, dict[str, Any]]) -> list[str]:
         for ref, target in (("lstm_sb3", TARGET_LSTM), ("ppo", TARGET_PPO)):
             ratio = fps["rim"] / fps[ref]
             lines.append(f"target: rim >= {target}x {ref}: {'met' if ratio >= target else 'not met'} ({ratio:.2f}x)")
-    layouts = [name for name in fps if name.startswith("rim")]
+    layouts = [name for name in fps if name.startswith("rim") and name not in MORE_CPU]
     if layouts:
         best = max(layouts, key=fps.__getitem__)
         lines.append(f"fastest RIM layout: {best}, {fps[best] / fps['lstm_sb3']:.2f}x lstm_sb3, "
                      f"{fps[best] / fps['ppo']:.2f}x ppo")  # fmt: skip
+    for name in MORE_CPU:
+        if name in fps and "rim_shared_chunked" in fps:
+            lines.append(f"{name}: {fps[name] / fps['rim_shared_chunked']:.2f}x rim_shared_chunked")
     return lines
 
 
@@ -183,14 +215,14 @@ def main() -> None:
 
     rows = {name: b for name, b in builders(args.n_envs).items() if args.rows is None or name in args.rows}
     if not args.quick:
-        for build in rows.values():  # warm-up: first-call costs (allocator, kernels, imports)
-            measure(build, 128 * args.n_envs)
+        for name, build in rows.items():  # warm-up: first-call costs (allocator, kernels, imports)
+            measure(build, 128 * args.n_envs, ROW_THREADS.get(name))
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in rows}
     names = list(rows)
     for repeat in range(args.repeats):
         shift = repeat % len(names)
         for name in names[shift:] + names[:shift]:
-            runs[name].append(measure(rows[name], args.timesteps))
+            runs[name].append(measure(rows[name], args.timesteps, ROW_THREADS.get(name)))
             print(f"  repeat {repeat}: {name:18s} {runs[name][-1]['fps']:8.0f} fps", flush=True)
 
     def median(name: str, key: str) -> float:

@@ -341,6 +341,7 @@ def _group_weights(cores: tuple[RIM, ...]) -> Weights:
     return cache[1]
 
 
+@torch.compiler.disable  # dynamo cannot trace the kernel's scratch pool; compiled callers run it eagerly
 def _run(
     cores: tuple[RIM, ...],
     x: Tensor,

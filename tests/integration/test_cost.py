@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import yaml
-from cli_helpers import metarim
+from cli_helpers import load_benchmark, metarim
 
 from metarim_sb3.experiments.config import ConfigError
 from metarim_sb3.experiments.cost import (
@@ -133,18 +131,9 @@ def test_compare_dry_run_prints_the_plan_and_writes_nothing(tmp_path: Path) -> N
     assert not out.exists()
 
 
-def _load_script(name: str) -> ModuleType:
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.slow
 def test_bench_study_writes_costs_the_estimate_and_the_report_read(tmp_path: Path) -> None:
-    bench = _load_script("bench_study")
+    bench = load_benchmark("bench_study")
     costs_path, json_path = tmp_path / "costs.yaml", tmp_path / "bench_study.json"
     argv = ["--agents", "lstm", "--timesteps", "512", "--repeats", "1", "--no-warmup", "--json", str(json_path),
             "--write-costs", str(costs_path)]  # fmt: skip
@@ -154,7 +143,7 @@ def test_bench_study_writes_costs_the_estimate_and_the_report_read(tmp_path: Pat
     assert set(costs.agents) == {"lstm"} and GOTO in costs.agents["lstm"]
     est = estimate([("lstm", GOTO, 10_000)], workers=1, costs=costs)
     assert est.core_hours is not None and est.core_hours > 0
-    report = _load_script("report")
+    report = load_benchmark("report")
     lines = report.study_section(json.loads(json_path.read_text()))
     assert any("`lstm`" in line for line in lines)
 

@@ -688,3 +688,18 @@ def test_cuda_matches_cpu(cell: str) -> None:
     gpu = _grads(rim_gpu, x.detach().cuda().requires_grad_(), st_gpu, starts.cuda(), seed=0)
     for a, b in zip(cpu, gpu, strict=True):
         torch.testing.assert_close(a, b.cpu())
+
+
+def test_torch_compile_runs_the_fused_kernel_eagerly() -> None:
+    """``torch.compile`` of a module holding a fused RIM works (the kernel runs eagerly inside) and changes nothing."""
+    torch.manual_seed(0)
+    rim = RIM(8, 3, 4, 2)
+    x = torch.randn(5, 2, 8, requires_grad=True)
+    state = (torch.zeros(1, 2, 12), torch.zeros(1, 2, 12))
+    eager, (h, c) = rim(x, state)
+    (grad,) = torch.autograd.grad(eager.sum(), x)
+    compiled, (h2, c2) = torch.compile(rim)(x, state)
+    (grad2,) = torch.autograd.grad(compiled.sum(), x)
+    torch.testing.assert_close(compiled, eager)
+    torch.testing.assert_close((h2, c2), (h, c))
+    torch.testing.assert_close(grad2, grad)
