@@ -157,7 +157,9 @@ def compile_section(data: dict[str, Any] | None) -> list[str]:
         f"Eager vs `torch.compile` on CPU, {meta['threads']} torch thread(s), {meta['repeats']} alternating "
         "repeats; ratio = median of per-repeat compiled / eager (below 1: compiling pays). The core rows compare "
         "the fused kernel (eager) with the compiled plain-torch reference loop; the policy row compiles "
-        f"`evaluate_actions` around the eager core. Compiling pays (ratio <= {meta['pays']}) in: "
+        "`evaluate_actions` around the eager core; the training row times whole `learn()` runs (ms per step) whose "
+        "rollout RIM steps run eagerly or compiled, its compile s being the first whole run. Compiling pays (ratio "
+        f"<= {meta['pays']}) in: "
         f"{', '.join(paying) if paying else 'no case'}; the project compiles nothing by default.",
         "",
     ]

@@ -341,7 +341,34 @@ def _group_weights(cores: tuple[RIM, ...]) -> Weights:
     return cache[1]
 
 
-@torch.compiler.disable  # dynamo cannot trace the kernel's scratch pool; compiled callers run it eagerly
+@torch.compiler.disable  # dynamo cannot trace the kernel's scratch pool: compiled callers run it eagerly
+def _kernel(
+    cores: tuple[RIM, ...],
+    cfg: CellConfig,
+    needs_grad: bool,
+    rows: Tensor,
+    kq: Tensor,
+    keep: Tensor | None,
+    drop: Tensor | None,
+    h0: Tensor,
+    c0: Tensor,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The fused kernel over a group of RIMs: :func:`run_no_grad` without gradients, else :class:`RIMSequence`.
+
+    :return: outputs ``[T, B, U * H]``, final ``h`` and ``c`` ``[B, U * H]`` and the active masks ``[T, U, B]``.
+    """
+    if not needs_grad:
+        return run_no_grad(cfg, rows, kq, keep, drop, h0, c0, _group_weights(cores))
+    lead, n, g = cores[0], cores[0].n_units, cfg.g
+    t_len, b = kq.shape[0], kq.shape[2]
+    d_in, d_v = lead.input_size, lead.value_weight.shape[1]
+    # several RIMs have several value projections: fold them into the cell weights
+    fuse = len(cores) > 1 or d_in * d_v * n * g + t_len * b * d_in * n * g < t_len * b * d_v * (d_in + n * g)
+    x2 = rows if fuse else rows @ lead.value_weight
+    params = [p for core in cores for p in core._params()]
+    return RIMSequence.apply(cfg, fuse, keep, drop, x2, kq, h0, c0, *params)  # type: ignore[no-any-return]
+
+
 def _run(
     cores: tuple[RIM, ...],
     x: Tensor,
@@ -353,7 +380,7 @@ def _run(
     for state in states:
         lead._check(x, state, episode_starts)
     t_len, b = x.shape[0], x.shape[1]
-    n, g, hidden = lead.n_units, lead._cfg.g, lead.hidden_size
+    n, hidden = lead.n_units, lead.hidden_size
     cfg = lead._cfg if n_groups == 1 else lead._cfg._replace(groups=n_groups)
 
     def packed(i: int) -> Tensor:
@@ -376,15 +403,8 @@ def _run(
     rows = x.reshape(t_len * b, lead.input_size)
     key_weight = lead.key_weight if n_groups == 1 else torch.cat([core.key_weight for core in cores], 1)
     kq = (rows @ key_weight).mul_(lead._in_scale).view(t_len, b, n_groups, -1).transpose(1, 2)  # [T, groups, B, dk]
-    if not needs_grad:
-        out, h_t, c_t, masks = run_no_grad(cfg, rows, kq, keep, drop, h0, c0, _group_weights(cores))
-    elif lead.fused:
-        d_in, d_v = lead.input_size, lead.value_weight.shape[1]
-        # several RIMs have several value projections: fold them into the cell weights
-        fuse = n_groups > 1 or d_in * d_v * n * g + t_len * b * d_in * n * g < t_len * b * d_v * (d_in + n * g)
-        x2 = rows if fuse else rows @ lead.value_weight
-        params = [p for core in cores for p in core._params()]
-        out, h_t, c_t, masks = RIMSequence.apply(cfg, fuse, keep, drop, x2, kq, h0, c0, *params)
+    if not needs_grad or lead.fused:
+        out, h_t, c_t, masks = _kernel(cores, cfg, needs_grad, rows, kq, keep, drop, h0, c0)
     else:  # unfused RIMs never run as a group (see run_together)
         out, h_t, c_t, masks = rim_sequence(lead, x, h0, c0, keep, drop)
     results = []
