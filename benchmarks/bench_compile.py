@@ -49,20 +49,13 @@ import torch  # noqa: E402  (after the cache location is set)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_rim import HIDDEN, INPUT, UNIT_SIZE, UNITS, K, _time  # noqa: E402  (this folder: the same RIM)
+
 from metarim_sb3.rim import RIM  # noqa: E402
 from metarim_sb3.rim.reference import rim_sequence  # noqa: E402
 
-INPUT, UNITS, UNIT_SIZE, K = 64, 6, 64, 4
-HIDDEN = UNITS * UNIT_SIZE
 #: Compiling counts as paying when the compiled call takes at most this fraction of the eager one.
 PAYS = 0.95
-
-
-def _time(fn: Callable[[], object], n: int) -> float:
-    start = time.perf_counter()
-    for _ in range(n):
-        fn()
-    return (time.perf_counter() - start) / n * 1e3
 
 
 def side_by_side(eager: Callable[[], object], compiled: Callable[[], object], n: int, repeats: int) -> dict[str, float]:
