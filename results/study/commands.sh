@@ -7,6 +7,5 @@ git clone <this repository> study && cd study && git checkout 058d130
 metarim compare --preset study --out results/study --workers 2 --no-report
 # Report and verdict, from the committed run summaries, in a clean clone of the commit that adds them:
 metarim report results/study/runs --out results/study --claims study
-# This report: from a clean clone at 377c85f, with 64 of the 75 runs complete (GoTo all 50; DoorKey seeds 0-2 of
-# every agent but gru, seeds 0-1 of gru). The Verdict section is interim until the rest finish: run the
-# compare command again (it resumes), then this report command.
+# This report: from a clean clone at 48f17be, with all 75 runs complete (GoTo 5 agents x 10 seeds; DoorKey 5 agents x
+# 5 seeds). The runs' wall times in the report's Cost section were measured with 2 runs sharing the 2 cores.
