@@ -7,13 +7,14 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.metarim-installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv demo test test-all lint format typecheck bench docs clean
+.PHONY: help venv demo test test-all lint format typecheck bench bench-study-full docs clean
 
 help:
 	@echo "make demo    run the main job (creates .venv on first use)"
 	@echo "make test    run the default test suite (creates .venv on first use)"
 	@echo "make lint    ruff check + ruff format --check + mypy"
 	@echo "make bench   run the benchmarks (machine otherwise idle, please)"
+	@echo "make bench-study-full   whole study-budget GoTo runs per agent (about 10 min, idle machine)"
 	@echo "make docs    build the documentation site"
 	@echo "variables: TORCH_SPEC='$(TORCH_SPEC)' (e.g. TORCH_SPEC='torch==2.13.0' or a CUDA build), PYTHON=$(PYTHON)"
 
@@ -65,6 +66,12 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_study.py --json $(BENCH_OUT)/bench_study.json $(STUDY_ARGS)
 	$(PY) benchmarks/bench_compile.py --json $(BENCH_OUT)/bench_compile.json
 	$(PY) benchmarks/bench_callbacks.py --json $(BENCH_OUT)/bench_callbacks.json
+	$(PY) benchmarks/report.py --dir $(BENCH_OUT)
+
+# Whole GoTo runs at the study preset's full budget (about 10 min): what a study run costs once setup is spread out.
+bench-study-full: $(STAMP)
+	$(PY) benchmarks/bench_study.py --preset study --envs MetaRIM-GoTo-v0 --timesteps 150000 --repeats 1 \
+		--json $(BENCH_OUT)/bench_study_full.json
 	$(PY) benchmarks/report.py --dir $(BENCH_OUT)
 
 docs: $(STAMP)

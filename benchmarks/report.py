@@ -120,8 +120,12 @@ def train_section(data: dict[str, Any] | None) -> list[str]:
     return lines + _table(["row", "FPS", "rollout s", "train s", "x lstm_sb3", "x ppo"], rows)
 
 
-def study_section(data: dict[str, Any] | None) -> list[str]:
-    """:param data: ``bench_study.json``. :return: Markdown lines."""
+def study_section(data: dict[str, Any] | None, full: dict[str, Any] | None = None) -> list[str]:
+    """
+    :param data: ``bench_study.json`` (short runs, ``make bench``).
+    :param full: ``bench_study_full.json`` (whole runs at a preset's full budget, ``make bench-study-full``), if any.
+    :return: Markdown lines.
+    """
     lines = ["## Cost of a study run: `bench_study.py`", ""]
     if data is None:
         return [*lines, "Not run.", ""]
@@ -141,7 +145,21 @@ def study_section(data: dict[str, Any] | None) -> list[str]:
         "CPU core-hours and wall hours from.",
         "",
     ]
-    return lines + _table(["agent", "env", "CPU ms/step", "wall ms/step", "final eval (wall)", "target"], rows)
+    lines += _table(["agent", "env", "CPU ms/step", "wall ms/step", "final eval (wall)", "target"], rows)
+    if full is not None:
+        meta = full["meta"]
+        figures = ", ".join(f"`{r['agent']}` {r['cpu_ms']:.3f}" for r in full["rows"])
+        envs = ", ".join(sorted({f"`{r['env']}`" for r in full["rows"]}))
+        worst = max((r["cpu_ms"] for r in full["rows"] if r["rim"]), default=None)
+        verdict = "no RIM agent measured" if worst is None else _verdict(worst <= STUDY_TARGET_MS)
+        lines += [
+            f"Whole runs at the `{meta['preset']}` preset's full budget ({meta['timesteps']} steps on "
+            f"{envs}, {meta['repeats']} run(s) per agent, "
+            f"commit {meta['commit'][:7]}; `{meta['command']}`), where setup is spread over the whole run: CPU ms per "
+            f"step {figures}; RIM agents <= {STUDY_TARGET_MS} ms — {verdict}.",
+            "",
+        ]
+    return lines
 
 
 def compile_section(data: dict[str, Any] | None) -> list[str]:
@@ -200,7 +218,10 @@ def main() -> None:
                 (study_section, "bench_study"), (compile_section, "bench_compile"),
                 (callbacks_section, "bench_callbacks"))  # fmt: skip
     for section, name in sections:
-        lines += section(_load(args.dir, name))
+        if section is study_section:
+            lines += study_section(_load(args.dir, name), _load(args.dir, "bench_study_full"))
+        else:
+            lines += section(_load(args.dir, name))
     names = [name for _, name in sections]
     lines += ["Raw data, per benchmark: " + ", ".join(f"`{n}.json`" for n in names) + ".", ""]
     out = args.dir / "report.md"

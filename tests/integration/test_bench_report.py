@@ -44,3 +44,22 @@ def test_compile_section_names_the_cases_where_compiling_pays() -> None:
     text = "\n".join(report.compile_section(_compile({"core train T=32 B=16": 2.6, "policy update": 1.2})))
     assert "Compiling pays (ratio <= 0.95) in: no case;" in text
     assert report.compile_section(None)[-2] == "Not run."
+
+
+def _study(preset: str, timesteps: int, ms: dict[str, float]) -> dict[str, Any]:
+    meta = {"preset": preset, "timesteps": timesteps, "repeats": 1, "torch_threads": 1, "commit": "abcdef0123",
+            "command": "python benchmarks/bench_study.py"}  # fmt: skip
+    rows = [{"agent": a, "env": "MetaRIM-GoTo-v0", "rim": a != "lstm", "cpu_ms": v, "wall_ms": v,
+             "final_eval_share": 0.01} for a, v in ms.items()]  # fmt: skip
+    return {"meta": meta, "rows": rows}
+
+
+def test_study_section_adds_the_full_budget_runs_with_their_own_verdict() -> None:
+    short = _study("quick", 8192, {"meta-rim": 1.0, "lstm": 0.8})
+    text = "\n".join(report.study_section(short))
+    assert "**not met** (worst 1.000)" in text and "full budget" not in text
+    text = "\n".join(report.study_section(short, _study("study", 150000, {"meta-rim": 0.65, "lstm": 0.6})))
+    assert "Whole runs at the `study` preset's full budget (150000 steps on `MetaRIM-GoTo-v0`" in text
+    assert "`meta-rim` 0.650, `lstm` 0.600; RIM agents <= 0.8 ms — met." in text
+    text = "\n".join(report.study_section(short, _study("study", 150000, {"meta-rim": 0.9})))
+    assert "RIM agents <= 0.8 ms — **not met**." in text
