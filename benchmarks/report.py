@@ -5,8 +5,8 @@ Run by ``make bench`` after the benchmarks; by hand::
     python benchmarks/report.py [--dir results/bench]
 
 Reads ``bench_env.json``, ``bench_rim.json``, ``bench_train.json``, ``bench_study.json``, ``bench_compile.json`` and
-``bench_callbacks.json``
-(any missing file is reported as "not run") and writes ``report.md`` beside them. Every number comes from those
+``bench_callbacks.json`` (any missing file is reported as "not run"), and ``bench_study_full.json`` if present
+(``make bench-study-full``) and writes ``report.md`` beside them. Every number comes from those
 files.
 """
 
@@ -214,15 +214,17 @@ def main() -> None:
         "is a ratio measured side by side in one process.",
         "",
     ]
+    full = _load(args.dir, "bench_study_full")
+
+    def study(data: dict[str, Any] | None) -> list[str]:
+        return study_section(data, full)
+
     sections = ((env_section, "bench_env"), (rim_section, "bench_rim"), (train_section, "bench_train"),
-                (study_section, "bench_study"), (compile_section, "bench_compile"),
+                (study, "bench_study"), (compile_section, "bench_compile"),
                 (callbacks_section, "bench_callbacks"))  # fmt: skip
     for section, name in sections:
-        if section is study_section:
-            lines += study_section(_load(args.dir, name), _load(args.dir, "bench_study_full"))
-        else:
-            lines += section(_load(args.dir, name))
-    names = [name for _, name in sections]
+        lines += section(_load(args.dir, name))
+    names = [name for _, name in sections] + (["bench_study_full"] if full is not None else [])
     lines += ["Raw data, per benchmark: " + ", ".join(f"`{n}.json`" for n in names) + ".", ""]
     out = args.dir / "report.md"
     out.write_text("\n".join(lines))
