@@ -49,7 +49,7 @@ import torch  # noqa: E402  (after the cache location is set)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_rim import HIDDEN, INPUT, UNIT_SIZE, UNITS, K, _time  # noqa: E402  (this folder: the same RIM)
+from bench_rim import HIDDEN, INPUT, UNIT_SIZE, UNITS, K, compare  # noqa: E402  (this folder: the same RIM)
 
 from metarim_sb3.rim import RIM  # noqa: E402
 from metarim_sb3.rim.reference import rim_sequence  # noqa: E402
@@ -66,21 +66,8 @@ def side_by_side(eager: Callable[[], object], compiled: Callable[[], object], n:
     :param repeats: timings of each, alternating which goes first.
     :return: median ms of each and the median of the per-repeat ratios compiled / eager.
     """
-    for _ in range(2):
-        eager()
-        compiled()
-    te: list[float] = []
-    tc: list[float] = []
-    for r in range(repeats):
-        first, second = (eager, compiled) if r % 2 == 0 else (compiled, eager)
-        a, b = _time(first, n), _time(second, n)
-        te.append(a if first is eager else b)
-        tc.append(b if first is eager else a)
-    return {
-        "eager_ms": statistics.median(te),
-        "compiled_ms": statistics.median(tc),
-        "ratio": statistics.median(c / e for c, e in zip(tc, te, strict=True)),
-    }
+    timed = compare(compiled, eager, n, repeats)  # bench_rim's alternating timer: candidate first, then reference
+    return {"eager_ms": timed["ref_ms"], "compiled_ms": timed["rim_ms"], "ratio": timed["ratio_median"]}
 
 
 def _compile_first(fn: Callable[[], object]) -> float:
