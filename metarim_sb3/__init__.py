@@ -21,34 +21,40 @@ parameter group has moved: slow means slower, not frozen), :class:`StageEvalCall
 and every stage seen, for adaptation and forgetting).
 """
 
-from metarim_sb3.callbacks import (
-    CurriculumCallback,
-    FastSlowCallback,
-    HeldOutEvalCallback,
-    ParameterDriftCallback,
-    StageEvalCallback,
-    UnitActivityCallback,
-)
-from metarim_sb3.gru_core import GRUCore
-from metarim_sb3.lstm_core import LSTMCore
-from metarim_sb3.policies import (
-    GROUP_NAMES,
-    CnnFastLstmPolicy,
-    CnnGruPolicy,
-    CnnRIMPolicy,
-    FastRecurrentPolicy,
-    GruPolicy,
-    LstmPolicy,
-    MlpFastLstmPolicy,
-    MlpGruPolicy,
-    MlpRIMPolicy,
-    MultiInputFastLstmPolicy,
-    MultiInputGruPolicy,
-    MultiInputRIMPolicy,
-    RIMPolicy,
-)
-from metarim_sb3.rim import RIM, RecurrentCore, run_together
-from metarim_sb3.torch_layers import MiniGridExtractor
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from metarim_sb3.callbacks import (
+        CurriculumCallback,
+        FastSlowCallback,
+        HeldOutEvalCallback,
+        ParameterDriftCallback,
+        StageEvalCallback,
+        UnitActivityCallback,
+    )
+    from metarim_sb3.gru_core import GRUCore
+    from metarim_sb3.lstm_core import LSTMCore
+    from metarim_sb3.policies import (
+        GROUP_NAMES,
+        CnnFastLstmPolicy,
+        CnnGruPolicy,
+        CnnRIMPolicy,
+        FastRecurrentPolicy,
+        GruPolicy,
+        LstmPolicy,
+        MlpFastLstmPolicy,
+        MlpGruPolicy,
+        MlpRIMPolicy,
+        MultiInputFastLstmPolicy,
+        MultiInputGruPolicy,
+        MultiInputRIMPolicy,
+        RIMPolicy,
+    )
+    from metarim_sb3.rim import RIM, RecurrentCore, run_together
+    from metarim_sb3.torch_layers import MiniGridExtractor
 
 __version__ = "0.1.0"
 
@@ -81,3 +87,63 @@ __all__ = [
     "__version__",
     "run_together",
 ]
+
+#: The module that defines each public name. Names are imported on first use (PEP 562), so ``import metarim_sb3``
+#: and the ``metarim`` command's ``--help`` do not import torch and Stable-Baselines3 (seconds of start-up).
+_HOMES = {
+    **dict.fromkeys(
+        (
+            "CurriculumCallback",
+            "FastSlowCallback",
+            "HeldOutEvalCallback",
+            "ParameterDriftCallback",
+            "StageEvalCallback",
+            "UnitActivityCallback",
+        ),
+        "metarim_sb3.callbacks",
+    ),
+    "GRUCore": "metarim_sb3.gru_core",
+    "LSTMCore": "metarim_sb3.lstm_core",
+    **dict.fromkeys(
+        (
+            "GROUP_NAMES",
+            "CnnFastLstmPolicy",
+            "CnnGruPolicy",
+            "CnnRIMPolicy",
+            "FastRecurrentPolicy",
+            "GruPolicy",
+            "LstmPolicy",
+            "MlpFastLstmPolicy",
+            "MlpGruPolicy",
+            "MlpRIMPolicy",
+            "MultiInputFastLstmPolicy",
+            "MultiInputGruPolicy",
+            "MultiInputRIMPolicy",
+            "RIMPolicy",
+        ),
+        "metarim_sb3.policies",
+    ),
+    **dict.fromkeys(("RIM", "RecurrentCore", "run_together"), "metarim_sb3.rim"),
+    "MiniGridExtractor": "metarim_sb3.torch_layers",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """
+    Import a public name from the module that defines it, on first use.
+
+    :param name: the attribute asked for.
+    :return: its value (also stored in the package, so the next lookup is direct).
+    :raises AttributeError: for a name the package does not export.
+    """
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """:return: the module's names, the lazily imported ones included."""
+    return sorted({*globals(), *__all__})

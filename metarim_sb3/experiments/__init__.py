@@ -15,13 +15,19 @@ vectorised environments), ``signals.py`` (SIGINT/SIGTERM), ``evaluate.py`` (eval
 Needs the ``experiments`` extra (``pip install "metarim[experiments]"``: matplotlib, tensorboard, rich, tqdm).
 """
 
-from metarim_sb3.experiments.compare import plan, run_grid
-from metarim_sb3.experiments.config import AGENTS, ConfigError, compare_preset, resolve_config
-from metarim_sb3.experiments.evaluate import evaluate_model, evaluate_run
-from metarim_sb3.experiments.monitoring import NonFiniteError
-from metarim_sb3.experiments.report import build_report
-from metarim_sb3.experiments.rundir import RunError
-from metarim_sb3.experiments.runner import run
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from metarim_sb3.experiments.compare import plan, run_grid
+    from metarim_sb3.experiments.config import AGENTS, ConfigError, compare_preset, resolve_config
+    from metarim_sb3.experiments.evaluate import evaluate_model, evaluate_run
+    from metarim_sb3.experiments.monitoring import NonFiniteError
+    from metarim_sb3.experiments.report import build_report
+    from metarim_sb3.experiments.rundir import RunError
+    from metarim_sb3.experiments.runner import run
 
 __all__ = [
     "AGENTS",
@@ -37,3 +43,41 @@ __all__ = [
     "run",
     "run_grid",
 ]
+
+#: The module that defines each public name; names are imported on first use (PEP 562), so ``metarim --help``
+#: and the commands' argument checks run without importing torch and Stable-Baselines3.
+_HOMES = {
+    "plan": "metarim_sb3.experiments.compare",
+    "run_grid": "metarim_sb3.experiments.compare",
+    "AGENTS": "metarim_sb3.experiments.config",
+    "ConfigError": "metarim_sb3.experiments.config",
+    "compare_preset": "metarim_sb3.experiments.config",
+    "resolve_config": "metarim_sb3.experiments.config",
+    "evaluate_model": "metarim_sb3.experiments.evaluate",
+    "evaluate_run": "metarim_sb3.experiments.evaluate",
+    "NonFiniteError": "metarim_sb3.experiments.monitoring",
+    "build_report": "metarim_sb3.experiments.report",
+    "RunError": "metarim_sb3.experiments.rundir",
+    "run": "metarim_sb3.experiments.runner",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """
+    Import a public name from the module that defines it, on first use.
+
+    :param name: the attribute asked for.
+    :return: its value (also stored in the package, so the next lookup is direct).
+    :raises AttributeError: for a name the package does not export.
+    """
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """:return: the module's names, the lazily imported ones included."""
+    return sorted({*globals(), *__all__})

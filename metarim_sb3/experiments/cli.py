@@ -148,7 +148,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "evaluate",
         help="success rate and return of a run on one stage, with 95%% CIs",
-        description="Evaluate a finished run on one stage: success rate and return, with 95%% CIs.",
+        description="Evaluate a finished run on one stage: success rate and return, with 95% CIs.",
         formatter_class=_Formatter,
     )
     p.add_argument("run", type=Path, help="run folder")
