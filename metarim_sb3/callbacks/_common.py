@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import errno
 import math
 import numbers
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -67,16 +69,44 @@ def log_path(log_dir: str | None, logger: Any, file_name: str) -> str | None:
     return os.path.join(folder, file_name)
 
 
+def _open_regular(path: str | Path, flags: int, mode: str) -> Any:
+    """
+    Open a file that must be a regular file, never through a symbolic link (``O_NOFOLLOW``; a FIFO or device is
+    refused before anything is read, written or truncated).
+
+    :param path: the file.
+    :param flags: ``os.open`` flags (``O_TRUNC`` is applied only after the check).
+    :param mode: the ``open`` mode of the returned file object.
+    :return: the open file object.
+    :raises ValueError: naming the file if it is a link or not a regular file.
+    """
+    truncate = bool(flags & os.O_TRUNC)
+    flags = (flags & ~os.O_TRUNC) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise ValueError(f"{path} is a symbolic link; refusing to write through it") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ValueError(f"{path} is not a regular file; refusing to write to it")
+    if truncate:
+        os.ftruncate(fd, 0)
+    return os.fdopen(fd, mode) if "b" in mode else os.fdopen(fd, mode, newline="")
+
+
 def repair_csv_tail(path: str | Path) -> None:
     """
     Cut a torn last line (a row whose write was interrupted, e.g. by a power loss) from a CSV file: everything
     after the last newline goes. A file holding only part of its header is emptied.
 
     :param path: the CSV file (nothing happens if it does not exist).
+    :raises ValueError: if ``path`` is a symbolic link or not a regular file.
     """
-    if not os.path.exists(path):
+    if not os.path.lexists(path):
         return
-    with open(path, "rb+") as file:
+    with _open_regular(path, os.O_RDWR, "rb+") as file:
         size = file.seek(0, os.SEEK_END)
         if size == 0:
             return
@@ -102,12 +132,12 @@ def append_csv_row(path: str | Path, header: Sequence[str], row: Sequence[Any]) 
     :param path: the CSV file.
     :param header: column names.
     :param row: values, in the order of ``header``.
+    :raises ValueError: if ``path`` is a symbolic link or not a regular file.
     """
     repair_csv_tail(path)
-    new = not os.path.exists(path) or os.path.getsize(path) == 0
-    with open(path, "a", newline="") as file:
+    with _open_regular(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, "a") as file:
         writer = csv.writer(file)
-        if new:
+        if os.fstat(file.fileno()).st_size == 0:
             writer.writerow(header)
         writer.writerow(row)
 
@@ -119,8 +149,9 @@ def write_csv(path: str | Path, header: Sequence[str], rows: Sequence[Sequence[A
     :param path: the file (replaced).
     :param header: column names.
     :param rows: rows, in the order of ``header``.
+    :raises ValueError: if ``path`` is a symbolic link or not a regular file (nothing is truncated then).
     """
-    with open(path, "w", newline="") as file:
+    with _open_regular(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, "w") as file:
         writer = csv.writer(file)
         writer.writerow(header)
         writer.writerows(rows)

@@ -17,6 +17,7 @@ from metarim_sb3.experiments.envs import make_env
 from metarim_sb3.experiments.monitoring import episode_progress
 from metarim_sb3.experiments.rundir import (
     RunError,
+    check_run_entries,
     check_writable_file,
     eval_files,
     find_model,
@@ -143,6 +144,7 @@ def evaluate_run(
     if n_envs < 1:
         raise RunError(f"--n-envs must be a positive integer, got {n_envs}")
     stage = parse_stage(stage)
+    check_run_entries(run_dir)  # the eval files are written into it: never through a link
     model, config = load_model(run_dir, device=config_device(run_dir))
     result = evaluate_model(
         model,

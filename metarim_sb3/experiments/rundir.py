@@ -27,19 +27,23 @@
       .metarim-run         the marker: this folder was made by ``metarim train`` (``--force`` clears only such folders)
       .metarim.lock        held by the one process writing the folder (released by the kernel if it dies)
 
-Only run files are ever deleted or replaced (:func:`clear_run`); a folder that is not empty and holds no run is
-never taken over. Files are replaced atomically: written to a temporary name of the writing process, flushed to
-disk (``fsync``), renamed over the old one, and the folder entry flushed too. Model files are pickles: open only
-run folders you trust.
+Only run files are ever deleted or replaced (:func:`clear_run`), and only in a folder holding the marker: a folder
+that is not empty and holds no marker (another's files, or a run of an earlier version) is never taken over. No run
+file is written or read through a symbolic link, and none may be a FIFO or device (:func:`check_run_entries`).
+Files are replaced atomically: written to a temporary name of the writing process, flushed to disk (``fsync``),
+renamed over the old one, and the folder entry flushed too. Model files are pickles: open only run folders you
+trust.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
 import socket
+import stat
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -80,6 +84,7 @@ __all__ = [
     "append_csv_row",
     "check_out_dir",
     "check_out_folder",
+    "check_run_entries",
     "check_writable_file",
     "clean_stale_temp_files",
     "clear_run",
@@ -184,6 +189,7 @@ def _replace_with(path: Path, write: Callable[[Path], None]) -> None:
     path = Path(path)
     tmp = _tmp_name(path)
     try:
+        tmp.unlink(missing_ok=True)  # never write through a link planted at the temporary name
         write(tmp)
         with open(tmp, "rb+") as file:
             os.fsync(file.fileno())
@@ -392,6 +398,61 @@ def is_run_dir(path: str | Path) -> bool:
     return True
 
 
+def _entry_problem(entry: os.DirEntry[str], want_dir: bool = False) -> str | None:
+    """:return: why a run folder's entry cannot be written (a link, not a regular file / folder), or ``None``."""
+    if entry.is_symlink():
+        return "is a symbolic link"
+    if want_dir:
+        return None if entry.is_dir(follow_symlinks=False) else "is not a folder"
+    return None if entry.is_file(follow_symlinks=False) else "is not a regular file"
+
+
+def check_run_entries(run_dir: str | Path) -> None:
+    """
+    Refuse a run folder in which a file the run may write or read (the lock, ``curve.csv``, any run file, a
+    temporary file, ``tensorboard/`` and what it holds) is a symbolic link or not a regular file: writing through
+    it would change files outside the folder.
+
+    :param run_dir: the run folder (nothing happens if it does not exist).
+    :raises RunError: naming the first such entry.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return
+    for entry in os.scandir(run_dir):
+        name = entry.name
+        if name == TENSORBOARD:
+            problem = _entry_problem(entry, want_dir=True)
+            if problem is None:
+                problem, name = _tree_problem(Path(entry.path), TENSORBOARD)
+        elif name == LOCK or _is_run_file(name):
+            problem = _entry_problem(entry)
+        else:
+            continue
+        if problem is not None:
+            raise RunError(
+                f"{run_dir}: {name} {problem}; metarim writes run files only as regular files inside the run "
+                "folder: remove it or choose another folder"
+            )
+
+
+def _tree_problem(folder: Path, shown: str, depth: int = 0) -> tuple[str | None, str]:
+    """The first entry under ``folder`` that is a link or neither a file nor a folder (``shown``: its name)."""
+    if depth > 8:
+        return "is nested too deep", shown
+    for entry in os.scandir(folder):
+        name = f"{shown}/{entry.name}"
+        if entry.is_symlink():
+            return "is a symbolic link", name
+        if entry.is_dir(follow_symlinks=False):
+            problem, where = _tree_problem(Path(entry.path), name, depth + 1)
+            if problem is not None:
+                return problem, where
+        elif not entry.is_file(follow_symlinks=False):
+            return "is not a regular file", name
+    return None, shown
+
+
 def check_out_dir(out_dir: str | Path, *, resume: bool, force: bool, locked: bool = False) -> None:
     """
     Check that a run may write to ``out_dir`` (before anything is written; again under the lock).
@@ -406,6 +467,7 @@ def check_out_dir(out_dir: str | Path, *, resume: bool, force: bool, locked: boo
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise RunError(f"--out {out_dir} is a file, not a folder; choose a folder for the run")
+    check_run_entries(out_dir)
     if not locked and (out_dir / LOCK).is_file():
         RunLock(out_dir).acquire().release()  # raises, naming the holder, if another process writes the folder
     exists = out_dir.is_dir() and any(p.name != LOCK for p in out_dir.iterdir())
@@ -420,6 +482,12 @@ def check_out_dir(out_dir: str | Path, *, resume: bool, force: bool, locked: boo
         raise RunError(
             f"--out {out_dir} is a non-empty folder that holds no metarim run; metarim never takes over other "
             "files: choose a new or empty folder"
+        )
+    if not (out_dir / MARKER).is_file():
+        raise RunError(
+            f"--out {out_dir} holds a run without the {MARKER} marker (an earlier metarim's, or copied): metarim "
+            "takes over only folders it marked, so nothing was deleted; continue it with --resume if it has a "
+            f"{CHECKPOINT}, or choose another --out"
         )
     if force:
         return
@@ -471,11 +539,14 @@ def clear_run(run_dir: str | Path) -> None:
     Delete the files of the run in ``run_dir`` (for ``--force``; call while holding its :class:`RunLock`). Other
     files stay.
 
-    :param run_dir: a folder for which :func:`is_run_dir` is true.
+    :param run_dir: a folder that holds the run marker (:data:`MARKER`).
+    :raises RunError: if it holds no marker (a folder of an earlier version is never cleared), or an entry that is
+        a link or not a regular file (:func:`check_run_entries`).
     """
     run_dir = Path(run_dir)
-    if not is_run_dir(run_dir):
-        raise RunError(f"{run_dir} holds no metarim run; refusing to clear it")
+    if not (run_dir / MARKER).is_file():
+        raise RunError(f"{run_dir} holds no metarim run (no {MARKER} marker); refusing to clear it")
+    check_run_entries(run_dir)
     for path in run_dir.iterdir():
         if path.name == LOCK:
             continue
@@ -519,7 +590,7 @@ def start_fresh(run_dir: str | Path, *, force: bool) -> None:
     :param force: replace a run.
     """
     run_dir = Path(run_dir)
-    if force and run_dir.is_dir() and is_run_dir(run_dir):
+    if force and run_dir.is_dir() and (run_dir / MARKER).is_file():
         clear_run(run_dir)
     elif run_dir.is_dir():
         for name in (*STEP_COLUMNS, DRIFT_REFERENCE, f"{ACTIVITY}.csv", f"{ACTIVITY}.npz", FINAL_EVAL, MODEL, DONE,
@@ -549,11 +620,17 @@ class RunLock:
         :return: ``self``.
         :raises RunError: naming the holder, if another process holds the lock.
         """
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self.path, flags, 0o644)  # never through a link; a FIFO does not block the open
         except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise RunError(f"{self.path} is a symbolic link; remove it or choose another folder") from None
             raise RunError(f"cannot write to {self.path.parent}: {err.strerror or err}") from err
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise RunError(f"{self.path} is not a regular file; remove it or choose another folder")
         try:
             _lock_fd(fd)
         except OSError:
