@@ -96,7 +96,10 @@ def test_git_sha_ignores_results(dirty_repo: Path, tmp_path: Path) -> None:
     (dirty_repo / "results" / "study" / "runs" / "curve.csv").write_text("a\n")
     sha = git_sha(dirty_repo / "results" / "study")
     assert sha is not None and len(sha) == 40 and not sha.endswith("-dirty")
-    (dirty_repo / "new.py").write_text("y = 1\n")
+    (dirty_repo / "new.py").write_text("y = 1\n")  # a scratch file outside the packages does not count
+    assert git_sha(dirty_repo) == sha
+    (dirty_repo / "metarim_sb3").mkdir()
+    (dirty_repo / "metarim_sb3" / "new.py").write_text("y = 1\n")  # a new module inside one does
     assert git_sha(dirty_repo) == f"{sha}-dirty"
     outside = tmp_path / "no-repo"
     outside.mkdir()
