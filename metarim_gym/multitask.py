@@ -24,6 +24,46 @@ from metarim_gym.tasks import Stage, StageLike, Task, as_stage
 HELDOUT = "heldout"
 _N_ACTIONS = 7
 
+#: What to do when a wrapper reads token missions as text (MiniGrid's ``FlatObsWrapper`` and
+#: ``DictObservationSpaceWrapper`` do).
+TEXT_MISSION_FIX = (
+    "the mission is an array of token ids (mission_format='tokens', the default), not the mission sentence; "
+    "MiniGrid's FlatObsWrapper and DictObservationSpaceWrapper read it as text: make the env with "
+    "gym.make(env_id, mission_format='text')"
+)
+#: ``str`` methods a text-reading wrapper may call on the mission.
+_STR_METHODS = frozenset(name for name in dir(str) if not name.startswith("_"))
+
+
+class MissionTokens(np.ndarray):
+    """
+    The mission of a ``mission_format="tokens"`` observation: a plain int64 array of token ids for every numeric
+    use (spaces, stacking, torch), whose errors name the fix where code takes it for the mission sentence.
+
+    MiniGrid's ``FlatObsWrapper`` compares the mission with a string (``if mission != cached``) and
+    ``DictObservationSpaceWrapper`` splits it into words: on a bare array the first ends in numpy's "truth value of
+    an array ... is ambiguous", the second in a missing attribute. Here both errors (the same exception types)
+    say to make the env with ``mission_format="text"``.
+    """
+
+    def __bool__(self) -> bool:
+        """
+        :return: the truth of a one-element array, as numpy gives it.
+        :raises ValueError: for more than one element (as numpy does), naming the text-mission fix.
+        """
+        if self.size > 1:
+            raise ValueError(f"the truth value of a mission token array is ambiguous: {TEXT_MISSION_FIX}")
+        return bool(self.view(np.ndarray))
+
+    def __getattr__(self, name: str) -> Any:
+        """
+        :param name: an attribute ndarray does not have.
+        :raises AttributeError: always; for a ``str`` method, naming the text-mission fix.
+        """
+        if name in _STR_METHODS:
+            raise AttributeError(f"mission token array has no attribute {name!r}: {TEXT_MISSION_FIX}")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
 
 class MultiTaskEnv(gym.Env[dict[str, Any], int]):
     """A set of MiniGrid/BabyAI tasks grouped into stages, with a schedule that shifts between stages.
@@ -121,7 +161,7 @@ class MultiTaskEnv(gym.Env[dict[str, Any], int]):
         self._task: Task | None = None
         self._episode_stage = -1
         self._mission_text: str | None = None
-        self._mission_tokens = np.zeros(max_mission_len, dtype=np.int64)
+        self._mission_tokens = np.zeros(max_mission_len, dtype=np.int64).view(MissionTokens)
         self._episode_over = False
 
     # ------------------------------------------------------------------ construction helpers
@@ -253,7 +293,7 @@ class MultiTaskEnv(gym.Env[dict[str, Any], int]):
         if self.mission_format == "text":
             return {"image": obs["image"], "direction": obs["direction"], "mission": mission}
         if mission != self._mission_text:
-            self._mission_tokens = self.tokenizer.encode(mission)
+            self._mission_tokens = self.tokenizer.encode(mission).view(MissionTokens)
             self._mission_text = mission
         return {"image": obs["image"], "direction": obs["direction"], "mission": self._mission_tokens.copy()}
 

@@ -138,3 +138,96 @@ def test_minigrid_attributes_need_a_reset() -> None:
     assert env.width == 16  # known before any reset: wrappers read it in their constructors
     with pytest.raises(gym.error.ResetNeeded, match="agent_pos"):
         _ = env.agent_pos
+
+
+@pytest.mark.parametrize(
+    ("wrapper", "error"), [(FlatObsWrapper, ValueError), (DictObservationSpaceWrapper, AttributeError)]
+)
+def test_text_wrapper_on_token_missions_names_the_fix(wrapper: type[gym.Wrapper], error: type[Exception]) -> None:
+    """Without ``mission_format="text"`` the wrappers that read the mission as text fail with the fix in the message."""
+    env = wrapper(gym.make("MetaRIM-GoTo-v0"))
+    with pytest.raises(error, match=r"gym\.make\(env_id, mission_format='text'\)"):
+        env.reset(seed=0)
+
+
+def test_token_missions_stay_plain_arrays_for_numeric_use() -> None:
+    """The mission tokens compare, stack, pickle and convert as an int64 array; only misuse as text changes."""
+    import pickle
+
+    env = gym.make("MetaRIM-GoTo-v0")
+    obs, _ = env.reset(seed=0)
+    mission = obs["mission"]
+    assert isinstance(mission, np.ndarray) and mission.dtype == np.int64 and env.observation_space.contains(obs)
+    assert (mission == mission.copy()).all() and not (mission != mission).any()
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(mission)), mission)
+    assert np.stack([mission, mission]).shape == (2, *mission.shape)
+    assert bool(mission[:1] == mission[0])  # a one-element truth value is numpy's
+    assert not hasattr(mission, "lower") and not hasattr(mission, "no_such_attribute")
+
+
+class CheckableFullyObs(FullyObsWrapper, gym.utils.RecordConstructorArgs):
+    """The recipe of docs/concepts.md: a MiniGrid wrapper that records its arguments, as ``check_env`` needs (at
+    module level: the checker rebuilds the env from its spec, which names the class by module and name)."""
+
+    def __init__(self, env: gym.Env) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)
+        FullyObsWrapper.__init__(self, env)
+
+
+class CheckableRGBImgObs(RGBImgObsWrapper, gym.utils.RecordConstructorArgs):
+    """:class:`CheckableFullyObs` for ``RGBImgObsWrapper``."""
+
+    def __init__(self, env: gym.Env) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)
+        RGBImgObsWrapper.__init__(self, env)
+
+
+class CheckableFlatObs(FlatObsWrapper, gym.utils.RecordConstructorArgs):
+    """:class:`CheckableFullyObs` for ``FlatObsWrapper``."""
+
+    def __init__(self, env: gym.Env) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)
+        FlatObsWrapper.__init__(self, env)
+
+
+@pytest.mark.parametrize(
+    ("wrapper", "checkable"),
+    [(FullyObsWrapper, CheckableFullyObs), (RGBImgObsWrapper, CheckableRGBImgObs), (FlatObsWrapper, CheckableFlatObs)],
+    ids=lambda w: w.__name__,
+)
+def test_check_env_on_wrapped_envs(wrapper: type[gym.Wrapper], checkable: type[gym.Wrapper]) -> None:
+    """gymnasium's ``check_env`` refuses MiniGrid's wrappers as they are (they do not record their arguments, so
+    the wrapped env's spec cannot be rebuilt) and passes with the documented recipe."""
+    from gymnasium.utils.env_checker import check_env
+
+    kwargs = {"mission_format": "text"} if wrapper is FlatObsWrapper else {}
+    with pytest.raises(ValueError, match="RecordConstructorArgs"):
+        check_env(wrapper(gym.make("MetaRIM-GoTo-v0", **kwargs)), skip_render_check=True)
+    check_env(checkable(gym.make("MetaRIM-GoTo-v0", render_mode="rgb_array", **kwargs)))
+
+
+@pytest.mark.parametrize(
+    ("wrapper", "stock_cnn_works"),
+    [(FullyObsWrapper, False), (RGBImgObsWrapper, True), (RGBImgPartialObsWrapper, True)],
+    ids=lambda w: getattr(w, "__name__", str(w)),
+)
+def test_full_and_rgb_observations_train(wrapper: type[gym.Wrapper], stock_cnn_works: bool) -> None:
+    """The recipe of docs/concepts.md: full grids of indices need :class:`MiniGridExtractor` (SB3's NatureCNN
+    kernels are larger than an 8x8 grid); RGB frames train with the stock ``MultiInputPolicy``; the RIM policy
+    takes both."""
+    pytest.importorskip("torch")
+    from sb3_contrib import RecurrentPPO
+    from stable_baselines3 import PPO
+
+    from metarim_sb3 import MiniGridExtractor, MultiInputRIMPolicy
+
+    small = {"n_steps": 32, "batch_size": 32, "n_epochs": 1, "seed": 0}
+    recipe = {"features_extractor_class": MiniGridExtractor, "normalize_images": False}
+    env = wrapper(gym.make("MetaRIM-GoTo-v0"))
+    PPO("MultiInputPolicy", env, policy_kwargs=recipe, **small).learn(32)
+    RecurrentPPO(MultiInputRIMPolicy, env, **small).learn(32)
+    if stock_cnn_works:
+        PPO("MultiInputPolicy", env, **small).learn(32)
+    else:
+        with pytest.raises(RuntimeError, match="Kernel size can't be greater than actual input size"):
+            PPO("MultiInputPolicy", env, **small).learn(32)
