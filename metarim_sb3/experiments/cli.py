@@ -288,8 +288,9 @@ def _train(args: argparse.Namespace, prog: str) -> int:
     overrides = parse_set(args.set)
     if args.timesteps is not None and args.timesteps < 1:
         raise RunError(f"--timesteps must be a positive integer, got {args.timesteps}")
-    if args.threads < 1:
-        raise RunError(f"--threads must be a positive integer, got {args.threads}")
+    max_threads = 4 * (os.cpu_count() or 1)
+    if not 1 <= args.threads <= max_threads:
+        raise RunError(f"--threads must be an integer from 1 to {max_threads} (4 x the CPU cores), got {args.threads}")
     if args.seed is not None:
         check_seed(args.seed)
     if args.resume:
@@ -394,13 +395,13 @@ def _preset_claims(preset: str) -> tuple[Claims, list[tuple[str, str, int]]]:
 
 def _compare(args: argparse.Namespace) -> int:
     from metarim_sb3.experiments.compare import plan, run_grid, run_grid_ray
-    from metarim_sb3.experiments.config import ConfigError, compare_preset, parse_set
+    from metarim_sb3.experiments.config import MAX_SEEDS, ConfigError, compare_preset, parse_set
     from metarim_sb3.experiments.provenance import check_results_tree
     from metarim_sb3.experiments.ray_backend import RayConnectionError
     from metarim_sb3.experiments.report import build_report
 
-    if args.seeds is not None and args.seeds < 1:
-        raise ConfigError(f"--seeds must be a positive integer, got {args.seeds}")
+    if args.seeds is not None and not 1 <= args.seeds <= MAX_SEEDS:
+        raise ConfigError(f"--seeds must be an integer from 1 to {MAX_SEEDS}, got {args.seeds}")
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be a positive integer, got {args.workers}")
     _check_backend_args(args)

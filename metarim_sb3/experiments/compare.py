@@ -79,22 +79,24 @@ def plan(preset: str, out: Path, seeds: int | None = None, overrides: dict[str, 
     :param preset: a preset name or YAML file (:func:`~metarim_sb3.experiments.config.compare_preset`).
     :param out: the results folder.
     :param seeds: number of seeds for every env (``None``: the preset's, which may differ by env).
-    :param overrides: applied to every run config after the preset's ``overrides`` (e.g. ``--set``).
+    :param overrides: applied to every run config last, over the preset's ``timesteps``, ``overrides`` and variant
+        overrides (e.g. ``--set``: the command line wins, as in ``train``).
     :return: the jobs, env-major then seed then agent (so a grid stopped part-way leaves paired seeds).
     """
     check_out_folder(out)
     grid = compare_preset(preset)
-    layer = merge(grid["overrides"], overrides or {})
     jobs = []
     for env in grid["envs"]:
+        # precedence, lowest first: defaults, the preset's timesteps, variant, grid overrides, then --set
+        preset_layer = merge({"timesteps": grid["timesteps"][env]}, grid["overrides"])
         configs = {}
         for agent in grid["agents"]:
             variant = grid["variants"].get(agent)
             if variant is None:
-                config = resolve_config(agent, env, overrides=layer, timesteps=grid["timesteps"][env])
+                config = resolve_config(agent, env, overrides=merge(preset_layer, overrides or {}))
             else:  # a named preset agent with its own overrides, before the grid's and the user's
-                base = merge(variant["overrides"], layer)
-                config = resolve_config(variant["agent"], env, overrides=base, timesteps=grid["timesteps"][env])
+                base = merge(merge(variant["overrides"], preset_layer), overrides or {})
+                config = resolve_config(variant["agent"], env, overrides=base)
                 config = {**config, "agent": agent, "variant_of": variant["agent"]}
             configs[agent] = config
         # Seed-major within an env: a grid stopped part-way leaves whole seeds, paired across its agents.

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import re
+import stat
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -30,6 +32,7 @@ __all__ = [
     "OPEN_KEYS",
     "ConfigError",
     "apply_overrides",
+    "check_device",
     "check_seed",
     "compare_preset",
     "compare_preset_names",
@@ -37,7 +40,9 @@ __all__ = [
     "load_yaml",
     "merge",
     "parse_set",
+    "read_text_file",
     "resolve_config",
+    "safe_yaml",
     "schedule_name",
 ]
 
@@ -55,6 +60,108 @@ def _preset_text(name: str) -> str:
     return resources.files("metarim_sb3.experiments").joinpath("presets", name).read_text(encoding="utf-8")
 
 
+#: Largest YAML file read (bytes), deepest nesting, and most nodes after expanding aliases: a config is small, and
+#: a bigger one (``/dev/zero``, a 20,000-deep list, an alias bomb) is refused before it is parsed or expanded.
+MAX_YAML_BYTES = 1 << 20
+MAX_YAML_DEPTH = 64
+MAX_YAML_NODES = 100_000
+#: Longest value shown in a message (a long value is cut).
+_MAX_SHOWN = 80
+
+
+def _short(value: Any) -> str:
+    """:return: ``repr(value)``, cut to :data:`_MAX_SHOWN` characters."""
+    text = repr(value)
+    return text if len(text) <= _MAX_SHOWN else f"{text[: _MAX_SHOWN - 3]}..."
+
+
+def read_text_file(path: str | Path, what: str, limit: int = MAX_YAML_BYTES) -> str:
+    """
+    Read a small UTF-8 text file that must be a regular file (a FIFO, device or folder is refused before it is read).
+
+    :param path: the file.
+    :param what: how the message names it (e.g. ``config file cfg.yaml``).
+    :param limit: the largest size allowed, in bytes.
+    :return: its text.
+    :raises ConfigError: if it cannot be opened, is not a regular file, is larger than ``limit`` or is not UTF-8.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block the open
+    except OSError as err:
+        raise ConfigError(f"cannot read {what}: {err.strerror or err}") from err
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigError(f"cannot read {what}: not a regular file (a folder, FIFO or device); give a YAML file")
+        data = file.read(limit + 1)
+    if len(data) > limit:
+        raise ConfigError(f"cannot read {what}: larger than {limit} bytes (a config is a few kB)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"cannot read {what}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+
+
+def _yaml_error(where: str, err: yaml.YAMLError) -> ConfigError:
+    mark = getattr(err, "problem_mark", None)
+    line = f" (line {mark.line + 1})" if mark is not None else ""
+    return ConfigError(f"{where} is not valid YAML{line}: {getattr(err, 'problem', None) or err}")
+
+
+def safe_yaml(text: str, where: str) -> Any:
+    """
+    ``yaml.safe_load`` with bounds checked before anything is built: at most :data:`MAX_YAML_BYTES` of text,
+    :data:`MAX_YAML_DEPTH` levels of nesting and :data:`MAX_YAML_NODES` nodes once aliases are expanded.
+
+    :param text: the YAML text.
+    :param where: how the message names it.
+    :return: the parsed value.
+    :raises ConfigError: on invalid YAML or a bound exceeded, naming the bound.
+    """
+    if len(text) > MAX_YAML_BYTES:
+        raise ConfigError(f"{where} is larger than {MAX_YAML_BYTES} bytes (a config is a few kB)")
+    try:
+        depth = 0
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):  # streaming: no recursion, nothing built
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_YAML_DEPTH:
+                    raise ConfigError(f"{where} nests deeper than {MAX_YAML_DEPTH} levels")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            _count_nodes(node, {}, where)
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as err:
+        raise _yaml_error(where, err) from None
+
+
+def _count_nodes(node: yaml.Node, seen: dict[int, int], where: str) -> int:
+    """:return: the nodes under ``node`` with aliases expanded (shared nodes counted once per use, each visited
+    once); :raises ConfigError: beyond :data:`MAX_YAML_NODES`."""
+    if id(node) in seen:
+        return seen[id(node)]
+    seen[id(node)] = MAX_YAML_NODES + 1  # a node inside itself (a recursive alias) counts as too many
+    if isinstance(node, yaml.SequenceNode):
+        children: list[yaml.Node] = list(node.value)
+    elif isinstance(node, yaml.MappingNode):
+        children = [part for pair in node.value for part in pair]
+    else:
+        children = []
+    total = 1
+    for child in children:
+        total += _count_nodes(child, seen, where)
+        if total > MAX_YAML_NODES:
+            raise ConfigError(f"{where} expands to more than {MAX_YAML_NODES} values (YAML aliases); refused")
+    seen[id(node)] = total
+    return total
+
+
 def load_yaml(path: str | Path | None = None, *, preset: str | None = None) -> dict[str, Any]:
     """
     Read a YAML mapping with ``yaml.safe_load``.
@@ -62,19 +169,18 @@ def load_yaml(path: str | Path | None = None, *, preset: str | None = None) -> d
     :param path: a file to read.
     :param preset: instead of ``path``, the name of a file in the package's ``presets`` folder.
     :return: the mapping (empty for an empty file).
-    :raises ConfigError: if the file cannot be read, is not valid YAML, or is not a mapping.
+    :raises ConfigError: if the file cannot be read, is not a regular file, is not valid YAML, exceeds the bounds of
+        :func:`safe_yaml`, or is not a mapping.
     """
     where = f"preset {preset}" if preset is not None else f"config file {path}"
-    try:
-        text = _preset_text(preset) if preset is not None else Path(path).read_text(encoding="utf-8")  # type: ignore[arg-type]
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"cannot read {where}: {err.strerror if isinstance(err, OSError) else err}") from err
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{where} is not valid YAML{line}: {getattr(err, 'problem', err)}") from err
+    if preset is not None:
+        try:
+            text = _preset_text(preset)
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(f"cannot read {where}: {err.strerror if isinstance(err, OSError) else err}") from err
+    else:
+        text = read_text_file(Path(path), where)  # type: ignore[arg-type]
+    data = safe_yaml(text, where)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -96,15 +202,15 @@ def _coerce(key: str, old: Any, new: Any) -> Any:
     if isinstance(old, bool):
         if isinstance(new, bool):
             return new
-        raise ConfigError(f"config key {key}: expected true or false, got {new!r}")
+        raise ConfigError(f"config key {key}: expected true or false, got {_short(new)}")
     if isinstance(old, (int, float)):
         if isinstance(new, str):  # YAML 1.1 reads "3e-4" as a string
             try:
                 new = float(new) if not new.strip().lstrip("+-").isdigit() else int(new)
             except ValueError:
-                raise ConfigError(f"config key {key}: expected a number, got {new!r}") from None
+                raise ConfigError(f"config key {key}: expected a number, got {_short(new)}") from None
         if isinstance(new, bool) or not isinstance(new, (int, float)):
-            raise ConfigError(f"config key {key}: expected a number, got {new!r}")
+            raise ConfigError(f"config key {key}: expected a number, got {_short(new)}")
         if isinstance(old, float):
             new = float(new)
             if not math.isfinite(new):
@@ -115,11 +221,11 @@ def _coerce(key: str, old: Any, new: Any) -> Any:
             new = int(new)
         return new
     if isinstance(old, str) and not isinstance(new, str):
-        raise ConfigError(f"config key {key}: expected a string, got {new!r}")
+        raise ConfigError(f"config key {key}: expected a string, got {_short(new)}")
     if isinstance(old, dict) and not isinstance(new, dict):
-        raise ConfigError(f"config key {key}: expected a mapping, got {new!r}")
+        raise ConfigError(f"config key {key}: expected a mapping, got {_short(new)}")
     if isinstance(old, list) and not isinstance(new, list):
-        raise ConfigError(f"config key {key}: expected a list, got {new!r}")
+        raise ConfigError(f"config key {key}: expected a list, got {_short(new)}")
     return new
 
 
@@ -137,7 +243,7 @@ def merge(base: dict[str, Any], update: Mapping[str, Any], *, strict: bool = Fal
     out = copy.deepcopy(base)
     for key, value in update.items():
         if not isinstance(key, str):
-            raise ConfigError(f"config keys must be strings, got {key!r} under {prefix or 'the top level'}")
+            raise ConfigError(f"config keys must be strings, got {_short(key)} under {prefix or 'the top level'}")
         path = f"{prefix}{key}"
         open_here = strict and any(path == k or path.startswith(f"{k}.") for k in OPEN_KEYS)
         if strict and key not in out and not open_here and not _under_open(prefix):
@@ -164,7 +270,8 @@ def parse_set(items: list[str] | None) -> dict[str, Any]:
 
     :param items: the ``key=value`` strings.
     :return: the nested mapping.
-    :raises ConfigError: on a string without ``=`` or with an empty key.
+    :raises ConfigError: on a string without ``=`` or with an empty key, or a value beyond :func:`safe_yaml`'s
+        bounds.
     """
     out: dict[str, Any] = {}
     for item in items or []:
@@ -173,9 +280,12 @@ def parse_set(items: list[str] | None) -> dict[str, Any]:
         if not sep or not key or any(not part for part in key.split(".")):
             raise ConfigError(f"--set expects key=value with a dotted key (e.g. ppo.learning_rate=3e-4), got {item!r}")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
+            value = safe_yaml(raw, f"--set {key}") if raw.strip() else ""
+        except ConfigError as err:
+            if isinstance(err.__context__, yaml.YAMLError) or "not valid YAML" in str(err):
+                value = raw  # not YAML: a plain string
+            else:
+                raise  # a bound exceeded (depth, size, aliases)
         node = out
         parts = key.split(".")
         for part in parts[:-1]:
@@ -227,10 +337,10 @@ def _apply_critic(config: dict[str, Any]) -> None:
 #: ``(low, high, low_open)`` of each numeric key :func:`_check` bounds; ``None`` bounds are open ends.
 _BOUNDS: dict[str, tuple[float | None, float | None, bool]] = {
     "timesteps": (1, None, False),
-    "n_envs": (1, None, False),
+    "n_envs": (1, 256, False),
     "log_interval": (1, None, False),
     "ppo.learning_rate": (0, None, True),
-    "ppo.n_steps": (1, None, False),
+    "ppo.n_steps": (1, 65_536, False),
     "ppo.batch_size": (2, None, False),
     "ppo.n_epochs": (1, None, False),
     "ppo.gamma": (0, 1, False),
@@ -244,13 +354,13 @@ _BOUNDS: dict[str, tuple[float | None, float | None, bool]] = {
     "curriculum.min_steps": (0, None, False),
     "heldout_eval.every": (1, None, False),
     "heldout_eval.episodes": (1, None, False),
-    "heldout_eval.n_envs": (1, None, False),
+    "heldout_eval.n_envs": (1, 256, False),
     "stage_eval.every": (1, None, False),
     "stage_eval.episodes": (1, None, False),
     "stage_eval.n_envs": (1, None, False),
     "adaptation.horizon": (1, None, False),
     "final_eval.episodes": (1, None, False),
-    "final_eval.n_envs": (1, None, False),
+    "final_eval.n_envs": (1, 256, False),
     "checkpoint.every": (1, None, False),
     "fast_slow.slow_every": (1, None, False),
 }
@@ -258,6 +368,33 @@ _REAL_KEYS = ("rate", "gamma", "lambda", "range", "coef", "norm", "threshold")
 _INTEGER_KEYS = {k for k in _BOUNDS if not k.endswith(_REAL_KEYS)}
 #: Devices a config may name (``cuda:N`` too).
 DEVICES = ("cpu", "cuda", "mps", "auto")
+#: Most steps one rollout may hold (``n_envs * ppo.n_steps``): the rollout buffer is allocated at once.
+MAX_ROLLOUT = 1 << 18
+#: Largest sizes of the recurrent core (``policy_kwargs``): ``(low, high)`` each, and the most state a RIM core may
+#: hold (``n_units * unit_size``); the weights grow with their squares.
+_SIZE_BOUNDS = {"n_units": (1, 64), "unit_size": (1, 1024), "k": (1, 64), "lstm_hidden_size": (1, 4096)}
+MAX_RIM_STATE = 4096
+#: Most seeds per agent and env of a grid (``compare --seeds`` and a preset's ``seeds``).
+MAX_SEEDS = 1000
+
+
+def check_device(device: str) -> str:
+    """
+    :param device: a config's ``device`` (checked by the config: one of :data:`DEVICES` or ``cuda:N``).
+    :return: the device, if this machine has it (``auto`` and ``cpu`` always pass).
+    :raises ConfigError: naming the device if it is not available here (no CUDA GPU, no such GPU index, no MPS).
+    """
+    import torch
+
+    if device.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device[5:]) if device.startswith("cuda:") else 0
+        if index >= count:
+            have = f"GPUs 0..{count - 1} (cuda:0..cuda:{count - 1})" if count else "no CUDA GPU"
+            raise ConfigError(f"config key device {device} is not available: this machine has {have}; use cpu")
+    elif device == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ConfigError("config key device mps is not available on this machine (no Apple GPU); use cpu")
+    return device
 
 
 def check_seed(seed: object) -> int:
@@ -305,12 +442,18 @@ def _check(config: dict[str, Any]) -> None:
         if ok and high is not None:
             ok = value <= high
         if not ok:
-            raise ConfigError(f"config key {key} must be {kind} {allowed}, got {value!r}")
+            raise ConfigError(f"config key {key} must be {kind} {allowed}, got {_short(value)}")
     device = config.get("device", "cpu")
     if not isinstance(device, str) or not (device in DEVICES or (device.startswith("cuda:") and device[5:].isdigit())):
-        raise ConfigError(f"config key device must be one of {', '.join(DEVICES)} or cuda:N, got {device!r}")
+        raise ConfigError(f"config key device must be one of {', '.join(DEVICES)} or cuda:N, got {_short(device)}")
     ppo = config.get("ppo", {})
     rollout = ppo.get("n_steps", 1) * config.get("n_envs", 1)
+    if rollout > MAX_ROLLOUT:
+        raise ConfigError(
+            f"config keys n_envs * ppo.n_steps must be <= {MAX_ROLLOUT} (one rollout's buffer), got "
+            f"{config.get('n_envs', 1)} * {ppo.get('n_steps', 1)} = {rollout}"
+        )
+    _check_sizes(config)
     if isinstance(ppo.get("batch_size"), int) and ppo["batch_size"] > rollout:
         raise ConfigError(
             f"config key ppo.batch_size must be <= n_envs * ppo.n_steps = {rollout}, got {ppo['batch_size']}"
@@ -323,6 +466,27 @@ def _check(config: dict[str, Any]) -> None:
     if other is not None and other not in ("fast", "slow"):
         raise ConfigError(f"config key fast_slow.other must be fast or slow, got {other!r}")
     _check_schedule(config)
+
+
+def _check_sizes(config: dict[str, Any]) -> None:
+    """The sizes of the recurrent core in ``policy_kwargs`` (a free mapping): bounded before any weight exists."""
+    kwargs = config.get("policy_kwargs") or {}
+    if not isinstance(kwargs, dict):
+        return
+    for key, (low, high) in _SIZE_BOUNDS.items():
+        if key not in kwargs:
+            continue
+        value = kwargs[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(
+                f"config key policy_kwargs.{key} must be an integer from {low} to {high}, got {_short(value)}"
+            )
+    units, size = kwargs.get("n_units"), kwargs.get("unit_size")
+    if isinstance(units, int) and isinstance(size, int) and units * size > MAX_RIM_STATE:
+        raise ConfigError(
+            f"config keys policy_kwargs.n_units * policy_kwargs.unit_size must be <= {MAX_RIM_STATE}, got "
+            f"{units} * {size} = {units * size}"
+        )
 
 
 def _check_chunk_len(config: dict[str, Any]) -> None:
@@ -484,9 +648,13 @@ def compare_preset(name_or_path: str) -> dict[str, Any]:
         raise ConfigError(f"preset {name_or_path}: unknown envs {bad_envs}; allowed: {', '.join(env_ids())}")
     seeds = out.get("seeds")
     per_env_seeds = seeds if isinstance(seeds, dict) else dict.fromkeys(out["envs"], seeds)
-    if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in (per_env_seeds.get(e) for e in out["envs"])):
+    if any(
+        isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_SEEDS
+        for v in (per_env_seeds.get(e) for e in out["envs"])
+    ):
         raise ConfigError(
-            f"preset {name_or_path}: seeds must be a positive integer or a mapping env -> integer, got {seeds!r}"
+            f"preset {name_or_path}: seeds must be a positive integer or a mapping env -> integer, each from 1 to "
+            f"{MAX_SEEDS}, got {_short(seeds)}"
         )
     out["seeds"] = {e: per_env_seeds[e] for e in out["envs"]}
     steps = out.get("timesteps")

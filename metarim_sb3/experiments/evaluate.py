@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.evaluation import evaluate_policy
 
+from metarim_sb3.experiments.config import check_seed
 from metarim_sb3.experiments.envs import make_env
 from metarim_sb3.experiments.monitoring import episode_progress
 from metarim_sb3.experiments.rundir import (
@@ -37,9 +38,9 @@ def parse_stage(stage: str | int) -> int | str:
     :return: ``"heldout"`` or the index.
     :raises RunError: for anything else.
     """
-    if stage == "heldout" or (isinstance(stage, int) and not isinstance(stage, bool)):
+    if stage == "heldout" or (isinstance(stage, int) and not isinstance(stage, bool) and stage >= 0):
         return stage
-    if isinstance(stage, str) and stage.isdigit():
+    if isinstance(stage, str) and stage.isascii() and stage.isdigit() and len(stage) <= 6:
         return int(stage)
     raise RunError(f"bad --stage {stage!r}; allowed: heldout or a stage index 0, 1, ...")
 
@@ -141,8 +142,9 @@ def evaluate_run(
     """
     if episodes < 1:
         raise RunError(f"--episodes must be a positive integer, got {episodes}")
-    if n_envs < 1:
-        raise RunError(f"--n-envs must be a positive integer, got {n_envs}")
+    if not 1 <= n_envs <= 256:
+        raise RunError(f"--n-envs must be an integer from 1 to 256, got {n_envs}")
+    check_seed(seed)
     stage = parse_stage(stage)
     check_run_entries(run_dir)  # the eval files are written into it: never through a link
     model, config = load_model(run_dir, device=config_device(run_dir))
@@ -220,7 +222,10 @@ def render_gif(
     from metarim_gym.rendering import save_gif
 
     stage = parse_stage(stage)
+    check_seed(seed)
     check_writable_file(out)
+    if Path(out).suffix.lower() != ".gif":
+        raise RunError(f"--out {out}: render writes a GIF; give a file name ending in .gif")
     model, config = load_model(run_dir) if run_dir is not None else (None, {})
     env_id = env_id or config.get("env")
     if env_id is None:

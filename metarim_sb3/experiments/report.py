@@ -164,7 +164,7 @@ def load_run(path: Path) -> RunData:
     """
     try:
         return _load_run(path)
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as err:
+    except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as err:
         if isinstance(err, RunError):
             raise
         raise RunError(
@@ -173,6 +173,12 @@ def load_run(path: Path) -> RunData:
 
 
 def _load_run(path: Path) -> RunData:
+    from metarim_sb3.experiments.rundir import STEP_COLUMNS, check_csv
+
+    finished = (path / DONE).exists()  # a finished run's logs are final: a torn last row is damage
+    for name, column in STEP_COLUMNS.items():
+        columns = ("success_rate",) if name in (HELDOUT_EVAL, CURVE) else ()
+        check_csv(path / name, column, columns=columns, whole=finished)
     rows = _read_csv(path / CURVE)
     curve = {k: np.array([_num(r.get(k)) for r in rows]) for k in ("timesteps", "time_s", "stage", "success_rate")}
     curve["episodes"] = np.array([_num(r.get("episodes")) for r in rows])
@@ -187,8 +193,12 @@ def _load_run(path: Path) -> RunData:
     ]
     activity = None
     if (path / f"{ACTIVITY}.npz").exists():
-        with np.load(path / f"{ACTIVITY}.npz") as data:
-            activity = {k: data[k] for k in data.files}
+        try:
+            with np.load(path / f"{ACTIVITY}.npz", allow_pickle=False) as data:
+                activity = {k: data[k] for k in data.files}
+        except (OSError, EOFError, ValueError, zipfile.BadZipFile) as err:
+            npz = path / f"{ACTIVITY}.npz"
+            raise RunError(f"{npz} is damaged ({type(err).__name__}); delete or restore it") from None
     shift_rows = _read_csv(path / CURRICULUM)
     shifts = [int(_num(r["timestep"])) for r in shift_rows]
     to_stage = [_num(r.get("to_stage")) for r in shift_rows]

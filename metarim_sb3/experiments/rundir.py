@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import math
 import os
 import shutil
 import socket
@@ -82,6 +83,7 @@ __all__ = [
     "RunError",
     "RunLock",
     "append_csv_row",
+    "check_csv",
     "check_out_dir",
     "check_out_folder",
     "check_run_entries",
@@ -267,6 +269,49 @@ def clean_stale_temp_files(run_dir: str | Path) -> list[Path]:
     return removed
 
 
+def check_csv(path: str | Path, column: str, *, columns: tuple[str, ...] = (), whole: bool = False) -> None:
+    """
+    Check a run's log before a resume appends to it or a report reads it: UTF-8 CSV text whose header names
+    ``column`` (and ``columns``) and whose rows, but a torn last one, are whole (as many fields as the header, a
+    number in ``column``).
+
+    :param path: the CSV file (nothing to check if it does not exist or is empty).
+    :param column: the timestep column.
+    :param columns: other columns the header must name.
+    :param whole: the last row must be whole too (the file of a finished run).
+    :raises RunError: naming the file and the damage.
+    """
+    import csv
+    import io
+
+    path = Path(path)
+    if not path.exists():
+        return
+    hint = "restore it from a copy, or start the run over with --force"
+    try:
+        text = path.read_bytes().decode("utf-8")
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except UnicodeDecodeError as err:
+        raise RunError(f"{path} is damaged: not UTF-8 text (byte {err.start}); {hint}") from None
+    except (OSError, csv.Error) as err:
+        raise RunError(f"{path} is damaged or unreadable ({err}); {hint}") from None
+    if not rows:
+        return
+    if whole and not text.endswith("\n"):
+        raise RunError(f"{path} is damaged: truncated (its last line is cut); {hint}")
+    missing = [name for name in (column, *columns) if name not in rows[0]]
+    if missing:
+        raise RunError(f"{path} is damaged (truncated?): its header has no {', '.join(missing)} column; {hint}")
+    index = rows[0].index(column)
+    for number, row in enumerate(rows[1:] if whole else rows[1:-1], start=2):
+        try:
+            ok = len(row) == len(rows[0]) and math.isfinite(float(row[index]))
+        except ValueError:
+            ok = False
+        if not ok:
+            raise RunError(f"{path} is damaged at line {number}; {hint}")
+
+
 def truncate_csv(path: str | Path, column: str, max_value: float) -> None:
     """
     Drop the rows of a CSV whose ``column`` exceeds ``max_value`` (rows written after the checkpoint a run
@@ -275,14 +320,16 @@ def truncate_csv(path: str | Path, column: str, max_value: float) -> None:
     :param path: the CSV file (nothing happens if it does not exist).
     :param column: the timestep column.
     :param max_value: the largest value to keep.
+    :raises RunError: if the file is damaged beyond its last row (:func:`check_csv`).
     """
     import csv
 
     path = Path(path)
     if not path.exists():
         return
+    check_csv(path, column)
     repair_csv_tail(path)
-    with open(path, newline="") as file:
+    with open(path, newline="", encoding="utf-8") as file:
         rows = list(csv.reader(file))
     if not rows or column not in rows[0]:
         return
@@ -316,15 +363,25 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
     """
     :param run_dir: a run folder.
     :return: its ``config.yaml``.
-    :raises RunError: if the folder has no readable config.
+    :raises RunError: if the folder has no readable config (a regular file, within the bounds of
+        :func:`~metarim_sb3.experiments.config.safe_yaml`) naming an agent and a known env.
     """
+    from metarim_sb3.experiments.config import ConfigError, env_ids, read_text_file, safe_yaml
+
     path = Path(run_dir) / CONFIG
+    if path.is_symlink():
+        raise RunError(f"{run_dir}: {CONFIG} is a symbolic link; a run's files are regular files inside its folder")
     try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise RunError(f"{run_dir} is not a run folder: cannot read {CONFIG} ({type(err).__name__})") from err
+        config = safe_yaml(read_text_file(path, str(path)), str(path))
+    except ConfigError as err:
+        raise RunError(f"{run_dir} is not a run folder: {err}") from None
     if not isinstance(config, dict) or "env" not in config or "agent" not in config:
         raise RunError(f"{run_dir} is not a run folder: {CONFIG} has no agent/env")
+    if config["env"] not in env_ids():
+        raise RunError(
+            f"{path} names an unknown env {str(config['env'])[:80]!r}; allowed: {', '.join(env_ids())} (a run of "
+            "another metarim version?)"
+        )
     return config
 
 

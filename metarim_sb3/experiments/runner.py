@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from metarim_sb3.experiments.config import ConfigError, check_seed, schedule_name
+from metarim_sb3.experiments.config import ConfigError, check_device, check_seed, schedule_name
 from metarim_sb3.experiments.envs import make_env
 from metarim_sb3.experiments.monitoring import NonFiniteError, RunControl, RunRecorder, check_finite
 from metarim_sb3.experiments.provenance import git_sha
@@ -30,8 +30,10 @@ from metarim_sb3.experiments.rundir import (
     CHECKPOINT_META,
     CONFIG,
     CURRICULUM,
+    CURVE,
     DONE,
     DRIFT_BASE,
+    DRIFT_REFERENCE,
     FINAL_EVAL,
     HELDOUT_EVAL,
     MASTERY_MODEL,
@@ -45,6 +47,7 @@ from metarim_sb3.experiments.rundir import (
     RunLock,
     _fsync_dir,
     _tmp_name,
+    check_csv,
     check_out_dir,
     clean_stale_temp_files,
     load_model_file,
@@ -226,12 +229,22 @@ def _callbacks(config: dict[str, Any], out_dir: Path, seed: int, progress: bool 
 
 
 def _save_checkpoint(model: Any, out_dir: Path, state: dict[str, Any], fast_slow: dict[str, Any] | None) -> None:
-    """Write ``checkpoint.zip`` atomically, with the run state inside it (one file: never out of step)."""
+    """
+    Write ``checkpoint.zip`` atomically, with the run state inside it (one file: never out of step).
+
+    :raises RunError: naming the folder if the write fails (e.g. the disk is full); the previous checkpoint stays.
+    """
     check_finite(model)
     setattr(model, STATE_ATTR, state)
     setattr(model, FAST_SLOW_ATTR, fast_slow)
-    save_model(model, out_dir / CHECKPOINT)
-    write_json(out_dir / CHECKPOINT_META, state)
+    try:
+        save_model(model, out_dir / CHECKPOINT)
+        write_json(out_dir / CHECKPOINT_META, state)
+    except OSError as err:
+        raise RunError(
+            f"cannot write a checkpoint in {out_dir}: {err.strerror or err}; the previous {CHECKPOINT} is kept "
+            "(free some space, then continue with --resume)"
+        ) from err
 
 
 def _link_model(model: Any, checkpoint: Path, path: Path) -> None:
@@ -255,6 +268,52 @@ def _link_model(model: Any, checkpoint: Path, path: Path) -> None:
     except OSError:
         tmp.unlink(missing_ok=True)
         save_model(model, path)
+
+
+def _check_resume_files(out_dir: Path, start: int) -> None:
+    """
+    Before a resume changes anything: every log with a timestep column is readable (:func:`check_csv`), the drift
+    reference loads, and ``curve.csv`` reaches the checkpoint (a row per rollout up to ``start``).
+
+    :param out_dir: the run folder.
+    :param start: the checkpoint's step count.
+    :raises RunError: naming the damaged file.
+    """
+    import csv
+
+    import torch
+
+    for name, column in STEP_COLUMNS.items():
+        check_csv(out_dir / name, column)
+    reference = out_dir / DRIFT_REFERENCE
+    if reference.exists():
+        try:
+            torch.load(reference, map_location="cpu", weights_only=True)
+        except Exception as err:  # a truncated or foreign file: zip, pickle or torch errors
+            raise RunError(
+                f"{reference} is damaged ({type(err).__name__}); restore it, or delete it to measure drift from "
+                "this checkpoint on"
+            ) from None
+    if start <= 0:
+        return
+    last = -1.0
+    if (out_dir / CURVE).exists():
+        with open(out_dir / CURVE, newline="", encoding="utf-8") as file:
+            rows = list(csv.reader(file))
+        if rows and "timesteps" in rows[0]:
+            index = rows[0].index("timesteps")
+            for row in rows[1:]:
+                try:
+                    if len(row) == len(rows[0]) and start >= float(row[index]) > last:
+                        last = float(row[index])
+                except ValueError:
+                    continue
+    if last != start:
+        shown = "has no rows" if last < 0 else f"ends at {last:.0f} steps"
+        raise RunError(
+            f"{out_dir / CURVE} {shown} but {CHECKPOINT} is at {start} steps: rows are missing (the file was "
+            "truncated or emptied); restore it, or start the run over with --force"
+        )
 
 
 def _has_rows(path: Path) -> bool:
@@ -334,6 +393,7 @@ def run(
     :raises NonFiniteError: when the parameters diverge.
     """
     check_seed(seed)
+    check_device(str(config.get("device", "cpu")))
     out_dir = Path(out_dir)
     check_out_dir(out_dir, resume=resume, force=force)
     lock = RunLock(out_dir)
@@ -420,6 +480,7 @@ def _run_locked(
     check_out_dir(out_dir, resume=resume, force=force, locked=True)
     clean_stale_temp_files(out_dir)
     if resume:
+        _check_resume_files(out_dir, start)  # nothing is changed if a log is damaged
         for name, column in STEP_COLUMNS.items():  # rows written after the checkpoint are replayed
             truncate_csv(out_dir / name, column, start)
         if not _has_rows(out_dir / ZERO_SHOT_MASTERY):  # mastered after the checkpoint: replayed, or never
@@ -428,7 +489,7 @@ def _run_locked(
         mark_run_dir(out_dir)
     else:
         start_fresh(out_dir, force=force)
-    write_yaml(out_dir / CONFIG, {**config, "seed": seed})
+    write_yaml(out_dir / CONFIG, {**config, "device": str(model.device), "seed": seed})  # the device that runs
     info = versions()
     history: dict[str, Any] = {"started": info}
     if resume and (out_dir / VERSIONS).exists():
@@ -454,10 +515,15 @@ def _run_locked(
                 reset_num_timesteps=not resume,
                 progress_bar=progress_bar,
             )
-        except NonFiniteError:
+        except (NonFiniteError, RunError):
             raise
         except Exception as err:
             check_finite(model)  # a NaN often surfaces first as an invalid action distribution
+            if isinstance(err, ValueError) and "invalid values" in str(err):  # finite but overflowing parameters
+                raise NonFiniteError(
+                    f"the policy's outputs became NaN/inf at {model.num_timesteps} steps (lower ppo.learning_rate "
+                    "or ppo.max_grad_norm); the last good checkpoint is kept"
+                ) from err
             if isinstance(err, ValueError) and model.num_timesteps == start:  # a callback rejected the setup
                 raise ConfigError(f"the config was rejected at training start: {err}") from err
             raise
