@@ -159,6 +159,12 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--n-envs", type=int, default=8, help="parallel evaluation environments (default: %(default)s)")
     p.add_argument(
+        "--trust-model",
+        action="store_true",
+        help="load the run's whole SB3 zip, pickles included (they run code: only for a folder you trust); "
+        "default: rebuild the model from the run's config.yaml and read only the policy's weights (default: off)",
+    )
+    p.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -271,6 +277,12 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=200, help="frames to record (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
     p.add_argument("--out", type=Path, required=True, help="output .gif file (required)")
+    p.add_argument(
+        "--trust-model",
+        action="store_true",
+        help="load the run's whole SB3 zip, pickles included (they run code: only for a folder you trust); "
+        "default: rebuild the model from the run's config.yaml and read only the policy's weights (default: off)",
+    )
     p.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
@@ -450,7 +462,9 @@ def _dispatch(args: argparse.Namespace, prog: str) -> int:
         from metarim_sb3.experiments.rundir import eval_files
 
         progress = _show_progress(args.progress)
-        summary = evaluate_run(args.run, args.stage, args.episodes, args.seed, args.n_envs, progress=progress)
+        summary = evaluate_run(
+            args.run, args.stage, args.episodes, args.seed, args.n_envs, progress=progress, trust=args.trust_model
+        )
         print(format_table(summary))
         print("saved " + " and ".join(str(args.run / name) for name in eval_files(summary["stage"])))
         return 0
@@ -477,7 +491,14 @@ def _dispatch(args: argparse.Namespace, prog: str) -> int:
         if args.steps < 1:
             raise RunError(f"--steps must be a positive integer, got {args.steps}")
         path = render_gif(
-            args.out, args.env, args.model, args.stage, args.steps, args.seed, progress=_show_progress(args.progress)
+            args.out,
+            args.env,
+            args.model,
+            args.stage,
+            args.steps,
+            args.seed,
+            progress=_show_progress(args.progress),
+            trust=args.trust_model,
         )
         print(f"wrote {path}")
         return 0

@@ -29,7 +29,16 @@ from metarim_sb3.experiments.rundir import (
 )
 from metarim_sb3.experiments.stats import bootstrap_ci, wilson_interval
 
-__all__ = ["evaluate_model", "evaluate_run", "format_table", "load_model", "parse_stage", "policy_frames", "render_gif"]
+__all__ = [
+    "evaluate_model",
+    "evaluate_run",
+    "format_table",
+    "load_model",
+    "load_policy_weights",
+    "parse_stage",
+    "policy_frames",
+    "render_gif",
+]
 
 
 def parse_stage(stage: str | int) -> int | str:
@@ -110,15 +119,77 @@ def evaluate_model(
     }
 
 
-def load_model(run_dir: str | Path, device: str = "cpu") -> tuple[Any, dict[str, Any]]:
+#: Largest ``policy.pth`` read from a model zip (uncompressed bytes): the policies here are a few MB.
+MAX_POLICY_BYTES = 1 << 30
+
+
+def load_model(run_dir: str | Path, device: str = "cpu", trust: bool = False) -> tuple[Any, dict[str, Any]]:
     """
+    The run's model, for acting: by default rebuilt from the run's own ``config.yaml`` with only the policy's
+    weights read from the zip (:func:`load_policy_weights`: nothing is unpickled); with ``trust``, the whole SB3
+    zip loaded (its ``data`` may hold pickles, which run code: only for folders you trust).
+
     :param run_dir: a run folder.
     :param device: torch device.
+    :param trust: load the full SB3 zip.
     :return: the run's final model (or latest checkpoint) and its config.
-    :raises RunError: if the folder holds no run, or its model file is damaged.
+    :raises RunError: if the folder holds no run, or its model file is damaged or does not fit its config.
     """
     config = read_run_config(run_dir)
-    return load_model_file(find_model(run_dir), device=device), config
+    path = find_model(run_dir)
+    if trust:
+        return load_model_file(path, device=device), config
+    return load_policy_weights(config, path, device), config
+
+
+def load_policy_weights(config: dict[str, Any], path: str | Path, device: str = "cpu") -> Any:
+    """
+    Build the model a config describes (checked as ``train`` checks it), then load the policy's weights from an
+    SB3 zip's ``policy.pth`` with ``torch.load(weights_only=True)``: tensors only, no pickle of the zip is opened.
+
+    :param config: the run's ``config.yaml``.
+    :param path: ``model.zip`` or ``checkpoint.zip``.
+    :param device: torch device.
+    :return: the model (its optimizer state and run state are not loaded: enough to act, not to resume).
+    :raises RunError: if the config is refused, or the zip is damaged or holds weights of another network.
+    """
+    import io
+    import zipfile
+
+    import torch
+
+    from metarim_sb3.experiments.config import ConfigError, apply_overrides
+    from metarim_sb3.experiments.runner import _build_model
+
+    try:
+        checked = apply_overrides({k: v for k, v in config.items() if k != "seed"})
+    except ConfigError as err:
+        raise RunError(f"{Path(path).parent}/config.yaml is refused: {err}") from None
+    checked["device"] = device
+    try:
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo("policy.pth")
+            if info.file_size > MAX_POLICY_BYTES:
+                raise RunError(f"{path}: policy.pth is larger than {MAX_POLICY_BYTES} bytes; refused")
+            data = archive.read(info)
+        state = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
+    except RunError:
+        raise
+    except Exception as err:  # a damaged zip, no policy.pth, or something else than tensors
+        raise RunError(f"{path} is damaged or holds no policy weights ({type(err).__name__})") from None
+    env = make_env(checked["env"], 1, 0, checked.get("env_kwargs"))
+    try:
+        model = _build_model(checked, env, 0)
+        model.policy.load_state_dict(state)
+    except (ConfigError, RuntimeError, TypeError, KeyError) as err:
+        raise RunError(
+            f"{path} does not fit the run's config.yaml ({type(err).__name__}); if you trust the folder, "
+            "--trust-model loads the whole zip"
+        ) from None
+    finally:
+        env.close()
+    model.policy.set_training_mode(False)
+    return model
 
 
 def evaluate_run(
@@ -128,6 +199,7 @@ def evaluate_run(
     seed: int = 10_000,
     n_envs: int = 8,
     progress: bool = False,
+    trust: bool = False,
 ) -> dict[str, Any]:
     """
     Evaluate a run's model and write ``eval_<stage>.json`` (summary) and ``eval_<stage>_episodes.csv``.
@@ -138,6 +210,8 @@ def evaluate_run(
     :param seed: seed of the evaluation environments.
     :param n_envs: parallel environments.
     :param progress: show episodes done / total with an ETA on stderr.
+    :param trust: load the whole SB3 zip (pickles: only a folder you trust), not only the policy's weights
+        (:func:`load_model`).
     :return: the summary (as :func:`evaluate_model`, without the per-episode lists, plus ``run``, ``agent``, ``env``).
     """
     if episodes < 1:
@@ -147,7 +221,7 @@ def evaluate_run(
     check_seed(seed)
     stage = parse_stage(stage)
     check_run_entries(run_dir)  # the eval files are written into it: never through a link
-    model, config = load_model(run_dir, device=config_device(run_dir))
+    model, config = load_model(run_dir, device=config_device(run_dir), trust=trust)
     result = evaluate_model(
         model,
         config["env"],
@@ -205,6 +279,7 @@ def render_gif(
     seed: int = 0,
     fps: int = 8,
     progress: bool = False,
+    trust: bool = False,
 ) -> Path:
     """
     Record an episode stream to a GIF: the run's model acting (sampled actions), or random actions without one.
@@ -217,6 +292,7 @@ def render_gif(
     :param seed: seed of the environment and actions.
     :param fps: GIF frame rate.
     :param progress: show frames recorded / total with an ETA on stderr.
+    :param trust: load the run's whole SB3 zip, not only the policy's weights (:func:`load_model`).
     :return: the written path.
     """
     from metarim_gym.rendering import save_gif
@@ -226,7 +302,7 @@ def render_gif(
     check_writable_file(out)
     if Path(out).suffix.lower() != ".gif":
         raise RunError(f"--out {out}: render writes a GIF; give a file name ending in .gif")
-    model, config = load_model(run_dir) if run_dir is not None else (None, {})
+    model, config = load_model(run_dir, trust=trust) if run_dir is not None else (None, {})
     env_id = env_id or config.get("env")
     if env_id is None:
         raise RunError("render needs --env or --model")

@@ -31,8 +31,9 @@ Only run files are ever deleted or replaced (:func:`clear_run`), and only in a f
 that is not empty and holds no marker (another's files, or a run of an earlier version) is never taken over. No run
 file is written or read through a symbolic link, and none may be a FIFO or device (:func:`check_run_entries`).
 Files are replaced atomically: written to a temporary name of the writing process, flushed to disk (``fsync``),
-renamed over the old one, and the folder entry flushed too. Model files are pickles: open only run folders you
-trust.
+renamed over the old one, and the folder entry flushed too. Model zips hold pickles (SB3's ``data``): a full load
+(:func:`load_model_file`: ``--trust-model``, ``--resume``) is only for run folders you trust; ``evaluate`` and
+``render`` read only the weights by default (:func:`~metarim_sb3.experiments.evaluate.load_policy_weights`).
 """
 
 from __future__ import annotations

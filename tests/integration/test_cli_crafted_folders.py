@@ -126,3 +126,69 @@ def test_force_refuses_a_folder_without_the_marker(tmp_path: Path, capsys: pytes
         args = ["train", "--agent", "rim", "--env", ENV_ID, "--out", legacy, "--timesteps", "64", *extra]
         assert_one_line_error(main_in_process(args, capsys), MARKER, "nothing was deleted")
         assert _tree(legacy) == before
+
+
+class _Payload:
+    """Unpickling it creates a file: stands for any code a crafted zip would run."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return open, (str(self.marker), "w")
+
+
+def _crafted_model(run: Path, marker: Path) -> None:
+    """Put a pickled payload into model.zip's ``data`` (SB3 unpickles ``:serialized:`` values when it loads)."""
+    import base64
+    import json
+    import pickle
+    import zipfile
+
+    path = run / "model.zip"
+    with zipfile.ZipFile(path) as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    data = json.loads(entries["data"])
+    data["payload"] = {":type:": "object", ":serialized:": base64.b64encode(pickle.dumps(_Payload(marker))).decode()}
+    entries["data"] = json.dumps(data).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in entries.items():
+            archive.writestr(name, content)
+    (run / "checkpoint.zip").unlink()
+
+
+@pytest.mark.parametrize("command", ["evaluate", "render"])
+def test_a_crafted_model_runs_no_code_unless_trusted(
+    command: str, finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    run = _copy(finished_run, tmp_path)
+    marker = tmp_path / "code-ran"
+    _crafted_model(run, marker)
+    if command == "evaluate":
+        args: list[str | Path] = ["evaluate", run, "--episodes", "2", "--n-envs", "1", "--stage", "0"]
+    else:
+        args = ["render", "--model", run, "--steps", "3", "--out", tmp_path / "x.gif"]
+    result = main_in_process(args, capsys)
+    assert result.returncode == 0, result.stderr
+    assert not marker.exists()  # the safe default read only policy.pth
+    result = main_in_process([*args, "--trust-model"], capsys)
+    assert marker.exists()  # the opt-in is SB3's full load: what the flag's help warns about
+    assert result.returncode in (0, 2), result.stderr
+
+
+def test_the_safe_load_acts_as_the_full_load(finished_run: Path) -> None:
+    import numpy as np
+    import torch
+
+    from metarim_sb3.experiments.evaluate import load_model
+
+    safe, _ = load_model(finished_run)
+    full, _ = load_model(finished_run, trust=True)
+    for (name, a), (_, b) in zip(safe.policy.state_dict().items(), full.policy.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    obs = {k: np.zeros((1, *space.shape), dtype=space.dtype) for k, space in full.observation_space.spaces.items()}
+    start = np.ones(1, dtype=bool)
+    assert np.array_equal(
+        safe.predict(obs, episode_start=start, deterministic=True)[0],
+        full.predict(obs, episode_start=start, deterministic=True)[0],
+    )
