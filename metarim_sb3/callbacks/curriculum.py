@@ -1,4 +1,5 @@
-"""A success-threshold curriculum: move the training environments to the next stage once the agent masters one.
+"""A success-threshold curriculum (move the training environments to the next stage once the agent masters one),
+or a fixed schedule (move them every so many frames, whatever the success).
 
 Works with any environment that follows the MetaRIM stage protocol (:class:`metarim_gym.MultiTaskEnv`):
 ``get_stage()``, ``set_stage(i)`` (effective at the next reset), ``n_stages``, and ``info["stage"]`` /
@@ -30,6 +31,14 @@ class CurriculumCallback(BaseCallback):
     one's next reset), empties the window and restarts the step count. After the last stage it stops, or with
     ``cycle=True`` goes back to stage 0 (to measure forgetting).
 
+    With ``every`` set the schedule is fixed instead: the environments move to the next stage after ``every``
+    environment steps in a stage (``first`` steps for the first stage of the run), whatever the success, so every
+    visit lasts the same number of frames and none ends early because it was mastered (a design that never
+    censors a visit by its outcome). ``threshold`` and ``window`` then only fill the ``success_rate`` column.
+    Make ``every`` and ``first`` multiples of the rollout size (``n_envs * n_steps``): a shift then falls on the
+    last step of a rollout, and an evaluation at the rollout end sees the policy at the shift. A visit that would
+    begin on the last step of training (a budget of whole visits) does not: it would have no frames.
+
     Logs ``curriculum/stage``, ``curriculum/steps_in_stage``, ``curriculum/success_rate`` (current window,
     once it holds an episode) and ``curriculum/shifts`` at each rollout end. Each shift is kept in
     :attr:`shifts` and appended to ``<log_dir>/<csv_name>`` (columns ``timestep, from_stage, to_stage,
@@ -40,6 +49,10 @@ class CurriculumCallback(BaseCallback):
     :param window: number of finished episodes of the stage the rate is computed over, ``>= 1``.
     :param min_steps: environment steps (all envs together) to spend in a stage before it may shift, ``>= 0``.
     :param cycle: after the last stage, go back to stage 0 instead of staying.
+    :param every: fixed schedule: environment steps (all envs together) per visit, ``>= 1``; ``None``: shift on
+        mastery.
+    :param first: with ``every``, the steps of the run's first visit (a longer first stage, learnt from scratch);
+        ``None``: ``every``.
     :param start_stage: move every environment to this stage at training start (effective at each one's next
         reset); ``None``: keep the stage the environments are in.
     :param log_dir: folder of the CSV; ``None``: the model logger's folder (no CSV if it has none).
@@ -55,6 +68,8 @@ class CurriculumCallback(BaseCallback):
         window: int = 100,
         min_steps: int = 0,
         cycle: bool = False,
+        every: int | None = None,
+        first: int | None = None,
         start_stage: int | None = None,
         log_dir: str | None = None,
         csv_name: str = "curriculum.csv",
@@ -67,6 +82,13 @@ class CurriculumCallback(BaseCallback):
         self.min_steps = check_int(name, "min_steps", min_steps, minimum=0)
         if start_stage is not None:
             start_stage = check_int(name, "start_stage", start_stage, minimum=0)
+        if every is not None:
+            every = check_int(name, "every", every)
+        if first is not None:
+            if every is None:
+                raise ValueError(f"{name}: first needs every (a fixed schedule), got first={first!r} and every=None")
+            first = check_int(name, "first", first)
+        self.every, self.first = every, first
         if not isinstance(cycle, (bool, np.bool_)):
             raise ValueError(f"{name}: cycle must be True or False, got {cycle!r}")
         if not isinstance(csv_name, str) or not csv_name:
@@ -86,8 +108,10 @@ class CurriculumCallback(BaseCallback):
 
     @property
     def last_stage_mastered(self) -> bool:
-        """Whether the last stage reached the threshold (without ``cycle``: training stays in it from then on)."""
-        return self._done
+        """Whether the last stage reached the threshold (without ``cycle``: training stays in it from then on).
+
+        Always ``False`` under a fixed schedule (``every``), which does not judge mastery."""
+        return self._done and self.every is None
 
     @property
     def success_rate(self) -> float:
@@ -172,11 +196,22 @@ class CurriculumCallback(BaseCallback):
                 self._n_success += bool(success)
                 if self._ready():
                     self._shift()
-        if self.min_steps and self._ready():  # min_steps may be passed between episode ends
+        if (self.min_steps or self.every) and self._ready():  # a step count may be passed between episode ends
             self._shift()
         return True
 
+    @property
+    def visit_length(self) -> int | None:
+        """Steps the current visit lasts under the fixed schedule (``None``: shift on mastery)."""
+        if self.every is None:
+            return None
+        return self.first if self.first is not None and not self.shifts else self.every
+
     def _ready(self) -> bool:
+        length = self.visit_length
+        if length is not None:  # no shift on the last step of training: it would open a visit of no frames
+            end = getattr(self.model, "_total_timesteps", math.inf)
+            return not self._done and self.steps_in_stage >= length and self.model.num_timesteps < end
         return (
             not self._done
             and len(self._results) == self.window
@@ -191,7 +226,8 @@ class CurriculumCallback(BaseCallback):
             if not self.cycle:
                 self._done = True
                 if self.verbose >= 1:
-                    print(f"CurriculumCallback: last stage {old} mastered at {self.model.num_timesteps} steps")
+                    what = "mastered" if self.every is None else "ends (fixed schedule)"
+                    print(f"CurriculumCallback: last stage {old} {what} at {self.model.num_timesteps} steps")
                 return
             new = 0
         rate = self.success_rate

@@ -80,6 +80,10 @@ class StageEvalCallback(BaseCallback):
     (:func:`metarim_sb3.experiments.metrics.adaptation_auc`) and the reference of forgetting
     (:func:`metarim_sb3.experiments.metrics.forgetting`).
 
+    With ``others="shifts"`` the periodic evaluations (2) cover the current stage only, and the other stages seen
+    are evaluated at (1), (3) and (4): what forgetting needs (each stage's success when it is left and when it is
+    entered again), at a fraction of the cost when evaluations are large.
+
     The training stage is read from the training envs (``get_stage()``; the most common value when they
     disagree, as after an ``episodes`` schedule shifted only some of them); every value any env reported joins the
     stages seen. Each stage gets ``episodes`` episodes on ``n_envs`` evaluation envs made from ``eval_env_id``
@@ -101,6 +105,8 @@ class StageEvalCallback(BaseCallback):
     :param episodes: episodes per stage and evaluation, >= 1.
     :param n_envs: evaluation envs the episodes are spread over, >= 1.
     :param deterministic: greedy actions.
+    :param others: when the stages seen other than the current one are evaluated: ``"every"`` evaluation, or only
+        at training start, at shifts and at training end (``"shifts"``).
     :param log_dir: folder of the CSV; ``None``: the model logger's folder (no CSV if it has none).
     :param env_kwargs: the training ``env_kwargs`` (``schedule``, ``shift_every``, ``cycle`` and ``stage`` are
         replaced: the evaluation envs never shift on their own).
@@ -111,6 +117,8 @@ class StageEvalCallback(BaseCallback):
 
     CSV_HEADER = ("timesteps", "stage", "current", "episodes", "successes", "success_rate", "mean_return")
     _OWN_KWARGS = ("schedule", "shift_every", "cycle", "stage")
+    #: The values of ``others``.
+    OTHERS = ("every", "shifts")
 
     def __init__(
         self,
@@ -119,6 +127,7 @@ class StageEvalCallback(BaseCallback):
         episodes: int = 10,
         n_envs: int = 1,
         deterministic: bool = False,
+        others: str = "every",
         log_dir: str | None = None,
         env_kwargs: Mapping[str, Any] | None = None,
         seed: int = 0,
@@ -131,6 +140,9 @@ class StageEvalCallback(BaseCallback):
         self.every = _positive_int("every", every)
         self.episodes = _positive_int("episodes", episodes)
         n_envs = _positive_int("n_envs", n_envs)
+        if others not in self.OTHERS:
+            raise ValueError(f"StageEvalCallback: others must be one of {self.OTHERS}, got {others!r}")
+        self.others = others
         if not isinstance(csv_name, str) or not csv_name:
             raise ValueError(f"StageEvalCallback: csv_name must be a non-empty file name, got {csv_name!r}")
         import metarim_gym  # noqa: F401  (registers the MetaRIM ids)
@@ -170,8 +182,8 @@ class StageEvalCallback(BaseCallback):
 
     def _on_step(self) -> bool:
         if self.model.num_timesteps >= self._next_eval:
-            self._check_stage()
-            self.evaluate()
+            changed = self._check_stage()
+            self.evaluate(all_stages=changed or self.others == "every")
         return True
 
     def _on_rollout_end(self) -> None:
@@ -213,16 +225,17 @@ class StageEvalCallback(BaseCallback):
         self.current = current
         return changed
 
-    def evaluate(self) -> list[dict[str, Any]]:
+    def evaluate(self, all_stages: bool = True) -> list[dict[str, Any]]:
         """
         Evaluate now on the current training stage and every stage seen (also usable after ``learn()``).
 
+        :param all_stages: also the stages seen other than the current one (``False``: the current one only).
         :return: the rows written, current stage first.
         """
         sync_eval_env("StageEvalCallback", self.training_env, self.eval_env)
         if self.current is None:
             raise RuntimeError("StageEvalCallback.evaluate() needs a training stage: call it during or after learn()")
-        order = [self.current, *sorted(self.seen - {self.current})]
+        order = [self.current, *(sorted(self.seen - {self.current}) if all_stages else [])]
         device = getattr(self.model, "device", th.device("cpu"))
         cuda = [device] if th.device(device).type == "cuda" else []
         rows = []

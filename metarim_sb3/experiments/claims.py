@@ -22,6 +22,11 @@ from the paired comparison of the report (the agent minus the reference on the s
 - **not supported**: the whole CI is below ``margin``, i.e. the data exclude an advantage that would matter
   (this includes the other agent being clearly better);
 - **inconclusive**: anything else, and every comparison with fewer than 3 paired seeds.
+
+``rule: v2`` (the study protocol v2, :mod:`~metarim_sb3.experiments.protocol`) judges each env family on its own
+and pooled with declared ``weights`` (env -> weight), on the metrics of
+:data:`~metarim_sb3.experiments.protocol.METRICS`; ``secondary`` lists metrics reported with the same statistics
+but no verdict, and ``tau`` (env -> frames) caps the time to threshold.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from metarim_sb3.experiments.metrics import (
     format_estimate,
     interval_allowed,
 )
+from metarim_sb3.experiments.protocol import METRICS as V2_METRICS
 
 SUPPORTED = "supported"
 NOT_SUPPORTED = "not supported"
@@ -60,6 +66,14 @@ class Claims:
     alpha: float
     margin: float
     items: tuple[Claim, ...]
+    #: ``v1`` (the rule above) or ``v2`` (:mod:`~metarim_sb3.experiments.protocol`).
+    rule: str = "v1"
+    #: v2: env -> weight of the pooled verdict.
+    weights: tuple[tuple[str, float], ...] = ()
+    #: v2: metrics reported without a verdict.
+    secondary: tuple[str, ...] = ()
+    #: v2: env -> frames the time to threshold is capped at.
+    tau: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -107,9 +121,16 @@ def parse_claims(raw: Any, agents: list[str], where: str) -> Claims:
     """
     if not isinstance(raw, Mapping):
         raise ValueError(f"{where}: claims must be a mapping with keys reference, alpha, margin, items")
-    unknown = sorted(set(raw) - {"reference", "alpha", "margin", "items"})
+    allowed = {"reference", "alpha", "margin", "items", "rule", "weights", "secondary", "tau"}
+    unknown = sorted(set(raw) - allowed)
     if unknown:
-        raise ValueError(f"{where}: unknown claims keys {unknown}; allowed: alpha, items, margin, reference")
+        raise ValueError(f"{where}: unknown claims keys {unknown}; allowed: {', '.join(sorted(allowed))}")
+    rule = raw.get("rule", "v1")
+    if rule not in ("v1", "v2"):
+        raise ValueError(f"{where}: claims.rule must be v1 or v2, got {rule!r}")
+    metrics = PAIRED_METRICS if rule == "v1" else V2_METRICS
+    if rule == "v1" and set(raw) & {"weights", "secondary", "tau"}:
+        raise ValueError(f"{where}: claims.weights, secondary and tau need claims.rule v2")
     reference = raw.get("reference")
     if reference not in agents:
         raise ValueError(f"{where}: claims.reference must be one of the agents {agents}, got {reference!r}")
@@ -122,15 +143,40 @@ def parse_claims(raw: Any, agents: list[str], where: str) -> Claims:
             raise ValueError(f"{where}: claims.items[{i}] must have exactly the keys claim, metric, against")
         if not isinstance(item["claim"], str) or not item["claim"].strip():
             raise ValueError(f"{where}: claims.items[{i}].claim must be a non-empty text")
-        if item["metric"] not in PAIRED_METRICS:
+        if item["metric"] not in metrics:
             raise ValueError(
-                f"{where}: claims.items[{i}].metric must be one of {list(PAIRED_METRICS)}, got {item['metric']!r}"
+                f"{where}: claims.items[{i}].metric must be one of {list(metrics)}, got {item['metric']!r}"
             )
         if item["against"] not in agents or item["against"] == reference:
             others = [a for a in agents if a != reference]
             raise ValueError(f"{where}: claims.items[{i}].against must be one of {others}, got {item['against']!r}")
         claims.append(Claim(item["claim"].strip(), item["metric"], item["against"]))
-    return Claims(str(reference), _fraction(raw, "alpha", where), _fraction(raw, "margin", where), tuple(claims))
+    alpha, margin = _fraction(raw, "alpha", where), _fraction(raw, "margin", where)
+    if rule == "v1":
+        return Claims(str(reference), alpha, margin, tuple(claims))
+    weights = _env_numbers(raw.get("weights"), "weights", where, positive_int=False)
+    tau = _env_numbers(raw.get("tau"), "tau", where, positive_int=True)
+    secondary = raw.get("secondary") or []
+    if not isinstance(secondary, list) or any(m not in V2_METRICS for m in secondary):
+        raise ValueError(f"{where}: claims.secondary must be a list of metrics from {list(V2_METRICS)}")
+    return Claims(
+        str(reference), alpha, margin, tuple(claims), rule, tuple(weights.items()), tuple(secondary),
+        tuple((k, int(v)) for k, v in tau.items()),
+    )  # fmt: skip
+
+
+def _env_numbers(raw: Any, key: str, where: str, positive_int: bool) -> dict[str, float]:
+    """A mapping env -> positive number (an integer if ``positive_int``)."""
+    kind = "integer" if positive_int else "number"
+    if not isinstance(raw, Mapping) or not raw:
+        raise ValueError(f"{where}: claims.{key} must be a mapping env -> positive {kind} (rule v2)")
+    out = {}
+    for env, value in raw.items():
+        bad = isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
+        if bad or (positive_int and not float(value).is_integer()):
+            raise ValueError(f"{where}: claims.{key}.{env} must be a positive {kind}, got {value!r}")
+        out[str(env)] = float(value)
+    return out
 
 
 def judge(claims: Claims, comparisons: Mapping[str, list[PairedComparison]]) -> list[Verdict]:

@@ -396,12 +396,13 @@ def _check_backend_args(args: argparse.Namespace) -> None:
 
 def _preset_claims(preset: str) -> tuple[Claims, list[tuple[str, str, int]]]:
     """:return: the claims a preset declares and the (env, agent, seed) runs its grid plans."""
+    from metarim_sb3.experiments.compare import seed_list
     from metarim_sb3.experiments.config import ConfigError, compare_preset
 
     grid = compare_preset(preset)
     if grid["claims"] is None:
         raise ConfigError(f"--claims: preset {preset} declares no claims")
-    planned = [(e, a, s) for e in grid["envs"] for a in grid["agents"] for s in range(grid["seeds"][e])]
+    planned = [(e, a, s) for e in grid["envs"] for a in grid["agents"] for s in seed_list(grid, e)]
     return grid["claims"], planned
 
 

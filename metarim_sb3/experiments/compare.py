@@ -85,10 +85,12 @@ def plan(preset: str, out: Path, seeds: int | None = None, overrides: dict[str, 
     """
     check_out_folder(out)
     grid = compare_preset(preset)
-    jobs = []
+    jobs: list[Job] = []
+    rank: list[int] = []
     for env in grid["envs"]:
-        # precedence, lowest first: defaults, the preset's timesteps, variant, grid overrides, then --set
+        # precedence, lowest first: defaults, the preset's timesteps, variant, grid overrides, env overrides, --set
         preset_layer = merge({"timesteps": grid["timesteps"][env]}, grid["overrides"])
+        preset_layer = merge(preset_layer, grid["env_overrides"].get(env, {}))
         configs = {}
         for agent in grid["agents"]:
             variant = grid["variants"].get(agent)
@@ -100,10 +102,24 @@ def plan(preset: str, out: Path, seeds: int | None = None, overrides: dict[str, 
                 config = {**config, "agent": agent, "variant_of": variant["agent"]}
             configs[agent] = config
         # Seed-major within an env: a grid stopped part-way leaves whole seeds, paired across its agents.
-        for seed in range(seeds if seeds is not None else grid["seeds"][env]):
+        for i, seed in enumerate(seed_list(grid, env, seeds)):
             for agent, config in configs.items():
                 jobs.append(Job(agent, env, seed, config, out / "runs" / env / agent / f"seed_{seed}"))
+                rank.append(i)
+    if grid["order"] == "seed":  # seed after seed across the envs (a stable sort keeps env and agent order)
+        jobs = [job for _, job in sorted(zip(rank, jobs, strict=True), key=lambda pair: pair[0])]
     return jobs
+
+
+def seed_list(grid: dict[str, Any], env: str, seeds: int | None = None) -> list[int]:
+    """
+    :param grid: a preset from :func:`~metarim_sb3.experiments.config.compare_preset`.
+    :param env: one of its envs.
+    :param seeds: number of seeds (``None``: the preset's for ``env``).
+    :return: the seeds of ``env``: ``first_seed`` on.
+    """
+    n = seeds if seeds is not None else grid["seeds"][env]
+    return list(range(grid["first_seed"], grid["first_seed"] + n))
 
 
 def prepare_run_dirs(jobs: list[Job]) -> None:

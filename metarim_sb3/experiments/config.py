@@ -352,6 +352,8 @@ _BOUNDS: dict[str, tuple[float | None, float | None, bool]] = {
     "curriculum.threshold": (0, 1, True),
     "curriculum.window": (1, None, False),
     "curriculum.min_steps": (0, None, False),
+    "curriculum.every": (1, None, False),
+    "curriculum.first": (1, None, False),
     "heldout_eval.every": (1, None, False),
     "heldout_eval.episodes": (1, None, False),
     "heldout_eval.n_envs": (1, 256, False),
@@ -364,6 +366,8 @@ _BOUNDS: dict[str, tuple[float | None, float | None, bool]] = {
     "checkpoint.every": (1, None, False),
     "fast_slow.slow_every": (1, None, False),
 }
+#: Bounded keys that may also be null (the feature is off).
+_NULLABLE_KEYS = ("curriculum.every", "curriculum.first")
 _REAL_KEYS = ("rate", "gamma", "lambda", "range", "coef", "norm", "threshold")
 _INTEGER_KEYS = {k for k in _BOUNDS if not k.endswith(_REAL_KEYS)}
 #: Devices a config may name (``cuda:N`` too).
@@ -423,7 +427,7 @@ def _check(config: dict[str, Any]) -> None:
         raise ConfigError(f"unknown env {config.get('env')!r}; allowed: {', '.join(env_ids())}")
     for key, (low, high, low_open) in _BOUNDS.items():
         present, value = _lookup(config, key)
-        if not present or (value is None and key.startswith("fast_slow.")):
+        if not present or (value is None and (key.startswith("fast_slow.") or key in _NULLABLE_KEYS)):
             continue
         integer = key in _INTEGER_KEYS
         kind = "an integer" if integer else "a number"
@@ -465,6 +469,9 @@ def _check(config: dict[str, Any]) -> None:
     other = _lookup(config, "fast_slow.other")[1]
     if other is not None and other not in ("fast", "slow"):
         raise ConfigError(f"config key fast_slow.other must be fast or slow, got {other!r}")
+    others = _lookup(config, "stage_eval.others")[1]
+    if others is not None and others not in ("every", "shifts"):
+        raise ConfigError(f"config key stage_eval.others must be every or shifts, got {others!r}")
     _check_schedule(config)
 
 
@@ -526,13 +533,16 @@ def _check_schedule(config: dict[str, Any]) -> None:
 def schedule_name(config: Mapping[str, Any]) -> str:
     """
     :param config: a resolved config.
-    :return: how the run's stages shift: ``threshold`` (the curriculum), ``steps`` or ``episodes`` (a fixed env
-        schedule) or ``manual`` (neither).
+    :return: how the run's stages shift: ``threshold`` (the curriculum), ``fixed`` (the curriculum's fixed
+        schedule, ``curriculum.every``), ``steps`` or ``episodes`` (a fixed env schedule) or ``manual`` (none).
     """
     schedule = (config.get("env_kwargs") or {}).get("schedule")
     if schedule in FIXED_SCHEDULES:
         return str(schedule)
-    return "threshold" if config.get("curriculum", {}).get("enabled") else "manual"
+    curriculum = config.get("curriculum", {})
+    if not curriculum.get("enabled"):
+        return "manual"
+    return "fixed" if curriculum.get("every") is not None else "threshold"
 
 
 def resolve_config(
@@ -611,7 +621,11 @@ def compare_preset(name_or_path: str) -> dict[str, Any]:
     A grid preset: a name from ``presets/compare.yaml`` or a YAML file with the same keys.
 
     Keys: ``agents`` (list), ``envs`` (list), ``seeds`` and ``timesteps`` (each an int, or a mapping env -> int),
-    ``overrides`` (a nested mapping applied to every run config), ``description`` (text), and ``variants``: named
+    ``first_seed`` (the seeds are ``first_seed, first_seed + 1, ...``; default 0), ``order`` (``env``: the runs of
+    one env after another, the default; ``seed``: seed after seed across the envs, so a grid stopped part-way
+    leaves whole seeds of every env),
+    ``overrides`` (a nested mapping applied to every run config), ``env_overrides`` (env -> a nested mapping applied
+    to that env's runs after ``overrides``), ``description`` (text), and ``variants``: named
     agents made from a preset agent and overrides, ``{name: {agent: meta-rim, overrides: {...}}}``, usable in
     ``agents`` like the preset agents (a sweep over an agent's settings is a grid of variants). ``claims``: the
     paper's claims the report gives a verdict on (:mod:`~metarim_sb3.experiments.claims`).
@@ -628,7 +642,8 @@ def compare_preset(name_or_path: str) -> dict[str, Any]:
         preset = load_yaml(name_or_path)
     else:
         raise ConfigError(f"unknown preset {name_or_path!r}; allowed: {', '.join(names)} or a YAML file")
-    allowed = {"description", "agents", "envs", "seeds", "timesteps", "overrides", "variants", "claims"}
+    allowed = {"description", "agents", "envs", "seeds", "first_seed", "order", "timesteps", "overrides", "variants"}
+    allowed |= {"claims", "env_overrides"}
     unknown = sorted(set(preset) - allowed)
     if unknown:
         raise ConfigError(f"preset {name_or_path}: unknown keys {unknown}; allowed: {', '.join(sorted(allowed))}")
@@ -657,6 +672,12 @@ def compare_preset(name_or_path: str) -> dict[str, Any]:
             f"{MAX_SEEDS}, got {_short(seeds)}"
         )
     out["seeds"] = {e: per_env_seeds[e] for e in out["envs"]}
+    first = out.get("first_seed", 0)
+    if isinstance(first, bool) or not isinstance(first, int) or not 0 <= first < 2**31:
+        raise ConfigError(f"preset {name_or_path}: first_seed must be an integer from 0 to {2**31 - 1}, got {first!r}")
+    out["first_seed"] = first
+    if out.setdefault("order", "env") not in ("env", "seed"):
+        raise ConfigError(f"preset {name_or_path}: order must be env or seed, got {out['order']!r}")
     steps = out.get("timesteps")
     per_env = steps if isinstance(steps, dict) else dict.fromkeys(out["envs"], steps)
     if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in (per_env.get(e) for e in out["envs"])):
@@ -664,6 +685,12 @@ def compare_preset(name_or_path: str) -> dict[str, Any]:
     out["timesteps"] = {e: per_env[e] for e in out["envs"]}
     if not isinstance(out["overrides"], dict):
         raise ConfigError(f"preset {name_or_path}: overrides must be a mapping")
+    env_overrides = out.setdefault("env_overrides", {}) or {}
+    if not isinstance(env_overrides, dict) or any(
+        e not in out["envs"] or not isinstance(v, dict) for e, v in env_overrides.items()
+    ):
+        raise ConfigError(f"preset {name_or_path}: env_overrides must map envs of the preset to mappings")
+    out["env_overrides"] = env_overrides
     if out.get("claims") is not None:
         from metarim_sb3.experiments.claims import parse_claims
 

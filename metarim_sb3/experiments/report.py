@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from metarim_sb3.experiments.claims import Claims, judge, missing_runs, verdict_markdown
+from metarim_sb3.experiments.claims import Claim, Claims, judge, missing_runs, verdict_markdown
 from metarim_sb3.experiments.config import AGENTS
 from metarim_sb3.experiments.metrics import (
     PAIRED_METRICS,
@@ -46,6 +46,14 @@ from metarim_sb3.experiments.metrics import (
     stage_time_matrix,
     visit_aucs,
     visits_from_shifts,
+)
+from metarim_sb3.experiments.protocol import (
+    HIGHER_IS_BETTER,
+    forgetting_on_return,
+    judge_family,
+    pooled_test,
+    score_run,
+    verdict_markdown_v2,
 )
 from metarim_sb3.experiments.rundir import (
     ACTIVITY,
@@ -235,9 +243,13 @@ def _load_run(path: Path) -> RunData:
 def run_visit_aucs(run: RunData) -> list[tuple[Visit, AdaptationAUC]] | None:
     """
     :param run: a loaded run.
-    :return: the adaptation AUC of each stage visit (success of the training stage, ``stage_eval.csv`` rows with
-        ``current == 1``, over ``adaptation.horizon`` frames after the shift into it); ``None`` when the run
-        recorded no ``stage_eval.csv``, no horizon, or no ``to_stage`` of its shifts.
+    :return: the adaptation AUC of each stage visit (success of the training stage over ``adaptation.horizon``
+        frames after the shift into it); ``None`` when the run recorded no ``stage_eval.csv``, no horizon, or no
+        ``to_stage`` of its shifts. A visit's curve is its stage's ``stage_eval.csv`` rows with ``current == 1``
+        from the shift into it on, closed by the first evaluation of the stage at or after the shift out of it:
+        evaluations run at the rollout end after a shift, before any update, so that row is the policy that left
+        the stage (``current == 0`` there, as the training stage has changed). Later rows (another visit) are not
+        used.
     """
     horizon = (run.config.get("adaptation") or {}).get("horizon")
     table = run.stage_eval
@@ -246,12 +258,27 @@ def run_visit_aucs(run: RunData) -> list[tuple[Visit, AdaptationAUC]] | None:
     current = table["current"] == 1
     first = run.visits[0]["stage"] if run.visits else int(table["stage"][current][0]) if current.any() else 0
     visits = visits_from_shifts(run.shifts, run.shift_stages, first_stage=first)
-    stages = [int(v) for v in table["stage"][current]]
-    return visit_aucs(table["timesteps"][current], stages, table["success_rate"][current], visits, float(horizon))
+    frames, stages, success = table["timesteps"], table["stage"].astype(int), table["success_rate"]
+    out = []
+    for v in visits:
+        rows = (stages == v.stage) & current & (frames >= v.entered_at)
+        if v.left_at is not None:
+            leaving = np.flatnonzero((stages == v.stage) & (frames >= v.left_at))
+            close = frames[leaving[0]] if leaving.size else v.left_at
+            rows &= frames <= close
+            if leaving.size:
+                rows[leaving[0]] = True
+        auc = visit_aucs(frames[rows], [v.stage] * int(rows.sum()), success[rows], [v], float(horizon))[0][1]
+        if auc.reason.startswith("evaluations end") and v.left_at is not None:
+            reason = f"no evaluation of the stage between the horizon's end and its leaving at {v.left_at:g}"
+            auc = AdaptationAUC(auc.auc, reason, auc.n_evals)
+        out.append((v, auc))
+    return out
 
 
 _REASONS = {"stage left": "left before the horizon", "no evaluation": "no evaluation at the shift"}
 _REASONS["evaluations end"] = "training ended before the horizon"
+_REASONS["no evaluation of the stage"] = "no evaluation before the stage was left"
 
 
 def _reason(text: str) -> str:
@@ -735,6 +762,68 @@ def dirty_runs(runs: list[RunData]) -> list[RunData]:
     return out
 
 
+def run_scores_v2(run: RunData, tau: float) -> dict[str, float]:
+    """
+    :param run: a loaded run.
+    :param tau: frames the time to threshold is capped at.
+    :return: the run's scores under the study protocol v2 (:func:`~metarim_sb3.experiments.protocol.score_run`).
+    """
+    aucs = run_visit_aucs(run)
+    returns: list[tuple[int, float, float]] = []
+    table = run.stage_eval
+    if aucs is not None and table is not None:
+        visits = [v for v, _ in aucs]
+        returns = forgetting_on_return(visits, table["timesteps"], table["stage"].astype(int), table["success_rate"])
+    final = float((run.final_eval or {}).get("success_rate", math.nan) or math.nan)
+    at_mastery = run.zero_shot_mastery or {}
+    mastery = float(at_mastery["success_rate"]) if at_mastery.get("reached") else math.nan
+    return score_run(aucs, run.adaptation(), returns, final, mastery, tau)
+
+
+def _verdict_v2(runs: list[RunData], claims: Claims, missing: str) -> list[str]:
+    """The Verdict section under the v2 rule: each env family on its own, then pooled with the declared weights."""
+    taus = dict(claims.tau)
+    scores: dict[tuple[str, str, int], dict[str, float]] = {}
+    for r in runs:
+        if r.done is not None and r.env in taus:
+            scores[(r.env, r.agent, r.seed)] = run_scores_v2(r, taus[r.env])
+    envs = sorted({e for e, _, _ in scores})
+
+    def diffs(env: str, metric: str, against: str) -> list[float]:
+        sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+        seeds = sorted({s for e, a, s in scores if e == env and a == claims.reference})
+        out = []
+        for seed in seeds:
+            other = scores.get((env, against, seed))
+            if other is not None:
+                out.append(sign * (scores[(env, claims.reference, seed)][metric] - other[metric]))
+        return out
+
+    by_family = {e: judge_family(claims.items, [diffs(e, c.metric, c.against) for c in claims.items],
+                                 claims.alpha, claims.margin) for e in envs}  # fmt: skip
+    weights = dict(claims.weights)
+    pooled = None
+    lacking = [e for e in weights if e not in by_family or any(r.paired.n < 3 for r in by_family[e])]
+    note = ", ".join(f"{e} {w:g}" for e, w in weights.items())
+    if lacking:
+        note = f"weights {note}; not computed: {', '.join(lacking)} lack 3 pairs for some claim"
+    else:
+        note = f"weights fixed in the preset: {note}"
+        families = [[by_family[e][i].paired for e in weights] for i in range(len(claims.items))]
+        pooled_tests = [pooled_test(f, list(weights.values()), claims.margin) for f in families]
+        pooled = judge_family(claims.items, pooled_tests, claims.alpha, claims.margin)
+    secondary_items = [
+        Claim(f"{claims.reference} vs {a}: {m}", m, a) for m in claims.secondary for a in _agent_order(
+            {c.against for c in claims.items})
+    ]  # fmt: skip
+    secondary = {
+        e: judge_family(secondary_items, [diffs(e, c.metric, c.against) for c in secondary_items], claims.alpha,
+                        claims.margin)
+        for e in envs
+    }  # fmt: skip
+    return verdict_markdown_v2(claims, by_family, pooled, note, secondary, missing)
+
+
 def _write_summary(runs: list[RunData], path: Path) -> None:
     n_visits = max((len(r.visits) for r in runs), default=0)
     header = ["env", "agent", "seed", "status", "timesteps", "wall_time_s", "fps", "final_stage", "shifts"]
@@ -996,7 +1085,10 @@ def build_report(
         by_env = {e: judge(claims, paired_rows([r for r in runs if r.env == e], reference)) for e in envs}
         complete = [(r.env, r.agent, r.seed) for r in runs if r.done is not None]
         missing = missing_runs(planned, complete) if planned is not None else ""
-        verdict = verdict_markdown(claims, judge(claims, comparisons), envs, by_env, missing)
+        if claims.rule == "v2":
+            verdict = _verdict_v2(runs, claims, missing)
+        else:
+            verdict = verdict_markdown(claims, judge(claims, comparisons), envs, by_env, missing)
     extra += _paired_markdown(comparisons, reference)
     extra += _drift_markdown(runs, "drift.png")
     extra += _cost_markdown(runs)

@@ -173,6 +173,7 @@ def _callbacks(config: dict[str, Any], out_dir: Path, seed: int, progress: bool 
         curriculum = None
         if cur["enabled"]:
             kwargs = {k: cur[k] for k in ("threshold", "window", "min_steps", "cycle")}
+            kwargs.update({k: cur[k] for k in ("every", "first") if cur.get(k) is not None})  # a fixed schedule
             curriculum = CurriculumCallback(**kwargs, log_dir=log_dir, csv_name=CURRICULUM)
             callbacks.append(curriculum)
         held = config["heldout_eval"]
@@ -194,7 +195,8 @@ def _callbacks(config: dict[str, Any], out_dir: Path, seed: int, progress: bool 
                 ZeroShotAtMasteryCallback(
                     make_env(config["env"], held["n_envs"], seed + 10_000, config["env_kwargs"], stage="heldout"),
                     n_eval_episodes=held["episodes"],
-                    curriculum=curriculum,
+                    # a fixed schedule does not judge mastery: the callback applies the threshold rule itself
+                    curriculum=curriculum if curriculum is not None and curriculum.every is None else None,
                     threshold=cur["threshold"],
                     window=cur["window"],
                     deterministic=bool(config["deterministic_eval"]),
@@ -215,6 +217,7 @@ def _callbacks(config: dict[str, Any], out_dir: Path, seed: int, progress: bool 
                     episodes=stage_eval["episodes"],
                     n_envs=stage_eval["n_envs"],
                     deterministic=bool(config["deterministic_eval"]),
+                    others=stage_eval.get("others", "every"),
                     log_dir=log_dir,
                     env_kwargs=config["env_kwargs"],
                     seed=seed + 20_000,

@@ -55,7 +55,7 @@ def test_bad_claims_name_the_key(change: dict[str, Any], needle: str) -> None:
 
 
 def test_preset_claims_load_and_bad_ones_are_config_errors(tmp_path: Path) -> None:
-    study = compare_preset("study")["claims"]
+    study = compare_preset("study-v1")["claims"]
     assert study.reference == "meta-rim" and {c.against for c in study.items} == {"rim", "lstm", "gru", "reversed"}
     assert compare_preset("quick")["claims"] is None
     path = tmp_path / "p.yaml"
@@ -106,7 +106,7 @@ def test_report_gives_each_claim_a_verdict(tmp_path: Path, capsys: pytest.Captur
         _run(runs, "meta-rim", seed, 2, 0.8 + 0.01 * seed)
         _run(runs, "lstm", seed, 2, 0.2 + 0.02 * seed)
         _run(runs, "rim", seed, 2, 0.82 + 0.01 * seed)
-    result = main_in_process(["report", runs, "--out", tmp_path / "rep", "--claims", "study"], capsys)
+    result = main_in_process(["report", runs, "--out", tmp_path / "rep", "--claims", "study-v1"], capsys)
     assert result.returncode == 0, result.stderr
     report = (tmp_path / "rep" / "report.md").read_text()
     section = report.split("## Verdict")[1].split("\n## ")[0]
@@ -126,7 +126,7 @@ def test_report_gives_each_claim_a_verdict(tmp_path: Path, capsys: pytest.Captur
     ("extra", "needles"),
     [
         (["--claims", "quick"], ("--claims", "declares no claims")),
-        (["--claims", "study", "--reference", "rim"], ("--reference must be meta-rim",)),
+        (["--claims", "study-v1", "--reference", "rim"], ("--reference must be meta-rim",)),
         (["--claims", "nonesuch"], ("unknown preset 'nonesuch'",)),
     ],
 )
@@ -148,7 +148,7 @@ def test_verdict_by_env_with_several_envs(tmp_path: Path) -> None:
             other = _run(runs / "b", agent, seed, 2, success)
             config = yaml.safe_load((other / "config.yaml").read_text())
             (other / "config.yaml").write_text(yaml.safe_dump({**config, "env": "MiniGrid-Other-v0"}))
-    build_report([runs], tmp_path / "rep", claims=compare_preset("study")["claims"])
+    build_report([runs], tmp_path / "rep", claims=compare_preset("study-v1")["claims"])
     section = (tmp_path / "rep" / "report.md").read_text().split("## Verdict")[1].split("\n## ")[0]
     assert "envs MiniGrid-Other-v0, MiniGrid-Synthetic-v0 as strata" in section
     pooled = [
@@ -179,7 +179,7 @@ def test_missing_runs_names_what_the_grid_lacks() -> None:
 def test_report_with_claims_says_the_verdict_is_interim(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     runs = tmp_path / "runs"
     _run(runs, "meta-rim", 0, 1, 0.5)
-    result = main_in_process(["report", runs, "--out", tmp_path / "rep", "--claims", "study"], capsys)
+    result = main_in_process(["report", runs, "--out", tmp_path / "rep", "--claims", "study-v1"], capsys)
     assert result.returncode == 0, result.stderr
     section = (tmp_path / "rep" / "report.md").read_text().split("## Verdict")[1]
     assert "**Interim:** 0 of the 75 runs the preset plans are complete" in section  # ENV is not a study env

@@ -84,8 +84,8 @@ def test_seeds_may_differ_by_env(tmp_path: Path) -> None:
             compare_preset(_preset(tmp_path, {**grid, "seeds": bad}))
 
 
-def test_study_preset_fixes_its_primary_metric_and_seed_counts() -> None:
-    grid = compare_preset("study")
+def test_study_v1_preset_fixes_its_primary_metric_and_seed_counts() -> None:
+    grid = compare_preset("study-v1")
     assert grid["agents"] == ["meta-rim", "rim", "reversed", "lstm", "gru"]
     assert grid["seeds"] == {"MetaRIM-GoTo-v0": 10, "MetaRIM-DoorKey-v0": 5}
     assert "PRIMARY METRIC" in grid["description"]

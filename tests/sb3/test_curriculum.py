@@ -113,6 +113,40 @@ def test_last_stage_stays_or_cycles(vec_env: VecEnv, tmp_path: Path, cycle: bool
     assert len(cb.shifts) == (2 if cycle else 1)
 
 
+def test_fixed_schedule_shifts_on_frames_whatever_the_success(vec_env: VecEnv, tmp_path: Path) -> None:
+    # every visit lasts `every` steps (the first `first`), mastered or not: no visit ends early because of its outcome
+    cb = CurriculumCallback(threshold=0.5, window=1, every=9, first=15, cycle=True)
+    model = start(cb, vec_env, tmp_path)
+    stages = []
+    for step in range(14):
+        feed(cb, model, {0: (cb.stage, True)} if step % 2 else {})  # all successes: the mastery rule would shift
+        stages.append(cb.stage)
+    # 3 envs: 3 steps per call; the first visit ends at 15 steps, the next ones every 9 steps, cycling to 0
+    assert [row["timestep"] for row in cb.shifts] == [15, 24, 33, 42]
+    assert [row["to_stage"] for row in cb.shifts] == [1, 2, 0, 1]
+    assert stages[:6] == [0, 0, 0, 0, 1, 1]
+    assert not cb.last_stage_mastered
+    assert vec_env.env_method("get_stage") == [1, 1, 1]
+
+
+def test_fixed_schedule_does_not_shift_on_the_last_step_of_training(vec_env: VecEnv, tmp_path: Path) -> None:
+    cb = CurriculumCallback(every=6, cycle=True)
+    model = start(cb, vec_env, tmp_path)
+    model._total_timesteps = 12  # type: ignore[attr-defined]  (what learn() sets on a model)
+    for _ in range(4):
+        feed(cb, model, {})
+    assert [row["timestep"] for row in cb.shifts] == [6]  # not at 12, where training ends
+
+
+def test_fixed_schedule_without_cycle_stays_in_the_last_stage(vec_env: VecEnv, tmp_path: Path) -> None:
+    cb = CurriculumCallback(every=3, start_stage=1)
+    model = start(cb, vec_env, tmp_path)
+    for _ in range(4):
+        feed(cb, model, {})
+    assert [row["to_stage"] for row in cb.shifts] == [2]
+    assert cb.stage == 2 and not cb.last_stage_mastered
+
+
 @pytest.mark.parametrize("vec_cls", [DummyVecEnv, SubprocVecEnv])
 def test_shift_reaches_every_env(vec_cls: type, tmp_path: Path) -> None:
     env = make_vec_env(ENV_ID, n_envs=2, vec_env_cls=vec_cls)
@@ -141,6 +175,10 @@ def test_shift_reaches_every_env(vec_cls: type, tmp_path: Path) -> None:
         (dict(min_steps=-1), "min_steps"),
         (dict(start_stage=-1), "start_stage"),
         (dict(csv_name=""), "csv_name"),
+        (dict(every=0), "every"),
+        (dict(every=1.5), "every"),
+        (dict(every=10, first=0), "first"),
+        (dict(first=10), "first"),
     ],
 )
 def test_curriculum_bad_arguments(kwargs: dict[str, Any], name: str) -> None:
