@@ -212,6 +212,13 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="with --backend ray: CPUs each run reserves, and its torch threads (default: 1)",
     )
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        default=None,
+        help="with --backend ray: also Tune's status table, the runs' output and Ray's own tracebacks (default: "
+        "one line per finished or retried run; each run's output and errors are in its train.log)",
+    )
     p.add_argument("--out", type=Path, default=None, help="results folder (default: results/<preset>)")
     p.add_argument(
         "--set",
@@ -375,7 +382,8 @@ def _check_backend_args(args: argparse.Namespace) -> None:
     from metarim_sb3.experiments.config import ConfigError
 
     if args.backend != "ray":
-        for option, value in (("--address", args.address), ("--cpus-per-run", args.cpus_per_run)):
+        ray_options = ("--address", args.address), ("--cpus-per-run", args.cpus_per_run), ("--verbose", args.verbose)
+        for option, value in ray_options:
             if value is not None:
                 raise ConfigError(f"{option} is an option of --backend ray (this compare runs on --backend local)")
         return
@@ -436,7 +444,9 @@ def _compare(args: argparse.Namespace) -> int:
     jobs = plan(args.preset, out, args.seeds, parse_set(args.set))
     if args.backend == "ray":
         try:
-            results, interrupted = run_grid_ray(jobs, out, args.address, args.cpus_per_run or 1)
+            results, interrupted = run_grid_ray(
+                jobs, out, args.address, args.cpus_per_run or 1, verbose=bool(args.verbose)
+            )
         except RayConnectionError as err:
             raise ConfigError(str(err)) from None
     else:

@@ -10,6 +10,7 @@ folder; a failed cell leaves its traceback in ``error.log`` and does not stop th
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import multiprocessing as mp
 import os
@@ -17,6 +18,7 @@ import signal
 import sys
 import time
 import traceback
+import zipfile
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,7 @@ from metarim_sb3.experiments.rundir import (
     RunError,
     check_out_dir,
     check_out_folder,
+    is_run_dir,
     mark_run_dir,
     read_json,
     write_yaml,
@@ -269,23 +272,53 @@ def run_grid(jobs: list[Job], workers: int | None = None, log: Any = None) -> tu
     return [results[i] for i in range(len(jobs))], interrupted
 
 
+def checkpoint_step(job: Job) -> int | None:
+    """
+    :param job: a cell of the grid.
+    :return: the step its run resumes from: the step count saved in its ``checkpoint.zip`` (read from the
+        archive's ``data`` entry, JSON: no model is loaded), ``None`` if it has no checkpoint, or ``-1`` if the
+        archive cannot be read.
+    """
+    path = job.out_dir / CHECKPOINT
+    if not path.is_file():
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            steps = json.loads(archive.read("data")).get("num_timesteps")
+    except (OSError, KeyError, ValueError, AttributeError, zipfile.BadZipFile):
+        return -1
+    return steps if isinstance(steps, int) and not isinstance(steps, bool) else -1
+
+
+def ray_log_file(job: Job) -> Path | None:
+    """
+    :param job: a cell of the grid.
+    :return: where a Ray trial of the cell records its console output: the run folder's ``train.log``, once the
+        folder is marked as a run folder (:func:`prepare_run_dirs`), else ``None`` (nothing is written there).
+    """
+    return job.out_dir / TRAIN_LOG if is_run_dir(job.out_dir) else None
+
+
 def run_grid_ray(
     jobs: list[Job],
     out: Path,
     address: str | None = None,
     cpus_per_run: int = 1,
     log: Any = None,
+    verbose: bool = False,
 ) -> tuple[list[dict[str, Any]], bool]:
     """
     Run the jobs that are not complete yet as Ray Tune trials
     (:func:`~metarim_sb3.experiments.ray_backend.run_grid_on_ray`), each through the same entry point as a local
-    worker, so the run folders are the same; complete ones are skipped, interrupted ones resume.
+    worker, so the run folders are the same; complete ones are skipped, interrupted ones resume. Each attempt's
+    output goes to the run's ``train.log``; a retry prints one line saying why and from which step it resumes.
 
     :param jobs: from :func:`plan`.
     :param out: the results folder (Ray's own files go to ``out/.ray``).
     :param address: ``None`` starts Ray on this machine; ``"auto"`` or ``HOST:PORT`` joins a running cluster.
     :param cpus_per_run: CPUs (and torch threads) per run.
     :param log: stream for progress lines (default ``sys.stdout``).
+    :param verbose: also Tune's status table, the trials' output and Ray's own tracebacks on the console.
     :return: one result per job (the ``done.json`` of skipped ones) and whether the grid was interrupted.
     :raises RayMissingError: if Ray is not installed (nothing is written then).
     :raises RayConnectionError: if no Ray cluster answers at ``address`` (nothing is written then).
@@ -293,6 +326,15 @@ def run_grid_ray(
     from metarim_sb3.experiments import ray_backend
 
     results = ray_backend.run_grid_on_ray(
-        jobs, _run_job, out, address=address, cpus_per_run=cpus_per_run, log=log, prepare=prepare_run_dirs
+        jobs,
+        _run_job,
+        out,
+        address=address,
+        cpus_per_run=cpus_per_run,
+        verbose=2 if verbose else 1,
+        log=log,
+        prepare=prepare_run_dirs,
+        resume_step=checkpoint_step,
+        log_file=ray_log_file,
     )
     return results, any(r.get("status") == "interrupted" for r in results)

@@ -8,7 +8,12 @@ goes to ``OUT/.ray``, apart from the run folders.
 - Cells whose run folder has a ``done.json`` are skipped before anything is submitted.
 - A trial that raises (or whose summary says ``"status": "failed"``) is restarted up to ``max_failures`` times;
   ``run_cell`` resumes from the cell's ``checkpoint.zip`` by itself, so a retry continues where the failed
-  attempt last saved. Failures that remain are returned, not raised.
+  attempt last saved. Each retry prints one line on the driver: why the attempt failed and the step the next one
+  starts from (``resume_step``). Failures that remain are returned, not raised.
+- Each attempt's console output (its process's stdout and stderr, file descriptors included) is appended to the
+  cell's ``log_file`` (``train.log`` for ``compare``) under a header naming the attempt, node, host and process;
+  the driver appends each failed attempt's full error there. Below ``verbose=2`` Ray's and Tune's own tracebacks
+  and worker-death messages stay off the console (they are in that file and in ``OUT/.ray``).
 - No scheduler stops trials early: every cell of a comparison runs its full budget.
 - Each trial reserves ``cpus_per_run`` CPUs and uses that many torch / OpenMP threads (no oversubscription).
   Environments inside a trial should stay in one process (SB3's ``DummyVecEnv``, what the runner builds):
@@ -27,6 +32,8 @@ import contextlib
 import json
 import logging
 import os
+import re
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -34,6 +41,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from metarim_sb3.experiments.rundir import DONE, ERROR_LOG, read_json
+
+#: Exceptions by which Ray says that a trial's process (or its machine) died rather than that the trial raised.
+_PROCESS_DIED = ("ActorDiedError", "RayActorError", "WorkerCrashedError", "NodeDiedError", "ActorUnavailableError")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colour codes in Ray's error text
+_APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)  # never through a link
 
 __all__ = ["TRIAL_CLEANUP_S", "GridCell", "RayConnectionError", "RayMissingError", "require_ray", "run_grid_on_ray"]
 
@@ -100,14 +112,63 @@ def _limit_threads(cpus_per_run: int) -> None:
         torch.set_num_interop_threads(cpus_per_run)
 
 
+def _append(path: Path | None, text: str) -> None:
+    """Append ``text`` to ``path`` (never through a symbolic link); nothing when ``path`` is ``None`` or cannot be
+    opened (the run reports a folder it cannot write itself)."""
+    if path is None:
+        return
+    try:
+        fd = os.open(path, _APPEND_FLAGS, 0o644)
+    except OSError:
+        return
+    with os.fdopen(fd, "a") as file:
+        file.write(text)
+
+
+@contextlib.contextmanager
+def _output_to(path: Path | None, header: str) -> Iterator[None]:
+    """
+    For the block, this process's stdout and stderr (the file descriptors, so that output of native code and of
+    child processes is caught too) are appended to ``path``, after ``header``; nothing is redirected when ``path``
+    is ``None`` or cannot be opened for appending (e.g. it is a symbolic link).
+    """
+    try:
+        fd = None if path is None else os.open(path, _APPEND_FLAGS, 0o644)
+    except OSError:
+        fd = None
+    if fd is None:
+        yield
+        return
+    os.write(fd, header.encode())
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    saved = os.dup(1), os.dup(2)
+    try:
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        yield
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for descriptor in (*saved, fd):
+            os.close(descriptor)
+
+
 def _trial(
     config: dict[str, Any],
     cells: Sequence[Any] = (),
     run_cell: Callable[[Any], dict[str, Any]] | None = None,
     cpus_per_run: int = 1,
     workdir: str = "",
+    log_file: Callable[[Any], Path | None] | None = None,
 ) -> None:
-    """The function trainable: one cell, one ``run_cell`` call, one report."""
+    """The function trainable: one cell, one ``run_cell`` call (its output in the cell's ``log_file``), one
+    report, which names the node and host that ran it."""
+    import ray
     from ray import tune
 
     assert run_cell is not None
@@ -115,12 +176,25 @@ def _trial(
     if workdir and os.path.isdir(workdir):  # Tune starts trials in their Ray folder: relative paths as locally
         os.chdir(workdir)
     index = int(config["cell"])
-    summary = run_cell(cells[index])
+    cell = cells[index]
+    node_id, host = ray.get_runtime_context().get_node_id(), socket.gethostname()
+    header = (
+        f"== {time.strftime('%Y-%m-%d %H:%M:%S')} {cell.label}: started on Ray node {node_id} "
+        f"(host {host}, pid {os.getpid()})\n"
+    )
+    with _output_to(log_file(cell) if log_file is not None else None, header):
+        summary = run_cell(cell)
     if not isinstance(summary, dict):
         raise TypeError(f"run_cell must return a dict, returned {type(summary).__name__}")
     if summary.get("status") == "failed":  # an entry point that catches its own errors: retry it all the same
-        raise RuntimeError(f"{cells[index].label}: {summary.get('error', 'failed')}")
-    metrics: dict[str, Any] = {"cell": index, "run_status": summary.get("status"), "summary": json.dumps(summary)}
+        raise RuntimeError(f"{cell.label}: {summary.get('error', 'failed')}")
+    metrics: dict[str, Any] = {
+        "cell": index,
+        "run_status": summary.get("status"),
+        "summary": json.dumps(summary),
+        "node_id": node_id,
+        "host": host,
+    }
     for key in ("timesteps", "heldout_success", "fps"):
         if isinstance(summary.get(key), int | float):
             metrics[key] = summary[key]
@@ -141,16 +215,43 @@ def _describe(result: dict[str, Any]) -> str:
     return f"FAILED: {result.get('error', '?')}"
 
 
-def _progress_callback(cells: Sequence[GridCell], skipped: int, slots: int, verbose: int, log: Any) -> Any:
+def _resumes(step: int | None) -> str:
+    """:return: where the next attempt of a cell starts, from the step of its checkpoint (``None``: none; negative:
+    a checkpoint whose step could not be read)."""
+    if step is None or step == 0:
+        return "restarts from step 0 (no checkpoint yet)"
+    if step < 0:
+        return "resumes from its checkpoint (whose step could not be read)"
+    return f"resumes from step {step} (its checkpoint)"
+
+
+def _progress_callback(
+    cells: Sequence[GridCell],
+    skipped: int,
+    slots: int,
+    verbose: int,
+    log: Any,
+    *,
+    max_failures: int = 0,
+    resume_step: Callable[[Any], int | None] | None = None,
+    log_file: Callable[[Any], Path | None] | None = None,
+    multi_node: bool = False,
+) -> Any:
     """
     A Tune callback printing one line per finished, failed or retried trial on the driver, as the local backend
-    does: ``[finished/total elapsed, ETA] label: result``.
+    does: ``[finished/total elapsed, ETA] label: result``. A retry's line says why the attempt failed and from which
+    step the next one starts; the failed attempt's whole error goes to the cell's ``log_file``.
 
     :param cells: the grid.
     :param skipped: cells skipped as complete (counted as finished).
     :param slots: trials that run at once (the ETA's parallelism).
     :param verbose: 0 prints nothing.
     :param log: the stream; it is not pickled with the callback (Tune saves its callbacks with the experiment).
+    :param max_failures: restarts allowed per trial (for "attempt N of M").
+    :param resume_step: the step a cell's next attempt starts from (``None``: from scratch); without it a retry's
+        line does not say.
+    :param log_file: where a cell's failed attempts are recorded in full (``None``: nowhere).
+    :param multi_node: the cluster has several nodes: finished lines name the node that ran the cell.
     """
     from ray import tune
 
@@ -161,6 +262,7 @@ def _progress_callback(cells: Sequence[GridCell], skipped: int, slots: int, verb
             self.finished = skipped
             self.start = time.perf_counter()
             self.log = stream
+            self.attempts: dict[int, int] = {}  # cell index -> attempts made
 
         def __getstate__(self) -> dict[str, Any]:
             return {**self.__dict__, "log": None}
@@ -174,24 +276,46 @@ def _progress_callback(cells: Sequence[GridCell], skipped: int, slots: int, verb
             line = f"[{self.finished}/{len(cells)} {elapsed:5.0f}s{eta}] {text}"
             print(line, file=self.log or sys.stdout, flush=True)
 
+        def _record(self, trial: Any, what: str) -> None:
+            """Append the attempt's whole error (Tune's ``error.txt``: the traceback) to the cell's log file."""
+            if log_file is None:
+                return
+            cell = cells[trial.config["cell"]]
+            detail = _ANSI.sub("", _trial_error_file(trial) or _trial_error(trial, limit=10_000))
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            _append(log_file(cell), f"== {stamp} {cell.label}: {what}\n{detail.rstrip()}\n")
+
         def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
             self.finished += 1
             index = trial.config["cell"]
-            result = json.loads(trial.last_result.get("summary", "{}")) if trial.last_result else {}
-            self._line(f"{cells[index].label}: {_describe(result)}")
+            self.attempts[index] = trial.num_failures + 1
+            last = trial.last_result or {}
+            result = json.loads(last.get("summary", "{}"))
+            where = f" [node {str(last.get('node_id', '?'))[:8]}]" if multi_node else ""
+            self._line(f"{cells[index].label}: {_describe(result)}{where}")
 
         def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+            index = trial.config["cell"]
+            self.attempts[index] = trial.num_failures
+            step = resume_step(cells[index]) if resume_step is not None else None
+            nxt = f"attempt {trial.num_failures + 1} " + (_resumes(step) if resume_step is not None else "starts")
+            why = _why(trial)
+            self._record(trial, f"attempt {trial.num_failures} failed ({why}); {nxt}")
             self._line(
-                f"{cells[trial.config['cell']].label}: attempt {trial.num_failures} failed "
-                f"({_trial_error(trial)}), retrying from its checkpoint"
+                f"{cells[index].label}: attempt {trial.num_failures} of {max_failures + 1} failed ({why}); {nxt}"
             )
 
         def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
             self.finished += 1
-            cell = cells[trial.config["cell"]]
+            index = trial.config["cell"]
+            self.attempts[index] = trial.num_failures
+            cell = cells[index]
+            why = _why(trial)
+            self._record(trial, f"attempt {trial.num_failures} failed ({why}); no attempt left")
+            where = log_file(cell) if log_file is not None else None
             self._line(
-                f"{cell.label}: FAILED after {trial.num_failures} attempt(s): {_trial_error(trial)} "
-                f"(see {Path(cell.out_dir) / ERROR_LOG} if there is one)"
+                f"{cell.label}: FAILED after {trial.num_failures} attempt(s): {why} "
+                f"(see {where or ''}{' and ' if where else ''}{Path(cell.out_dir) / ERROR_LOG} if there is one)"
             )
 
     return Progress(log)
@@ -204,6 +328,14 @@ class _NoRestoreHint(logging.Filter):
         return "Tuner.restore" not in record.getMessage()
 
 
+class _NoTrialTraceback(logging.Filter):
+    """Drops Tune's "Trial task failed" record (a Ray traceback of 20 lines and more): the progress callback prints
+    one line for it and the cell's log file keeps the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Trial task failed")
+
+
 @contextlib.contextmanager
 def _without_restore_hint() -> Iterator[None]:
     tune_logger, hint_filter = logging.getLogger("ray.tune.tune"), _NoRestoreHint()
@@ -212,6 +344,36 @@ def _without_restore_hint() -> Iterator[None]:
         yield
     finally:
         tune_logger.removeFilter(hint_filter)
+
+
+@contextlib.contextmanager
+def _quiet_failures(quiet: bool) -> Iterator[None]:
+    """
+    With ``quiet``, for the block: no traceback from Tune for a failed trial, and no message from a raylet (Ray's
+    per-node daemon) about a worker that died, which the driver would print on stdout; both say what the retry
+    line and the cell's log file say. The raylet's messages go through ``ray._private.worker.print_to_stdstream``
+    (no public switch): the wrapper is left out if Ray no longer has it.
+    """
+    if not quiet:
+        yield
+        return
+    controller, trace_filter = logging.getLogger("ray.tune.execution.tune_controller"), _NoTrialTraceback()
+    controller.addFilter(trace_filter)
+    ray_worker: Any = sys.modules.get("ray._private.worker")  # imported with ray
+    original = getattr(ray_worker, "print_to_stdstream", None)
+    if original is not None:
+
+        def print_to_stdstream(data: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+            if data.get("pid") != "raylet":
+                original(data, *args, **kwargs)
+
+        ray_worker.print_to_stdstream = print_to_stdstream
+    try:
+        yield
+    finally:
+        controller.removeFilter(trace_filter)
+        if original is not None:
+            ray_worker.print_to_stdstream = original
 
 
 @contextlib.contextmanager
@@ -245,6 +407,31 @@ def _trial_error(trial: Any, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _trial_error_file(trial: Any) -> str:
+    """:return: the text of the error file Tune wrote for a trial's latest failure (the traceback), or ``""``."""
+    try:
+        if trial.error_file and os.path.exists(trial.error_file):
+            with open(trial.error_file) as file:
+                return file.read()
+    except OSError:  # pragma: no cover - an error file Tune could not write
+        pass
+    return ""
+
+
+def _why(trial: Any) -> str:
+    """
+    :return: why a trial's latest attempt failed, in a few words: ``"its process died: <Ray's reason>"`` when Ray
+        lost the process (killed, out of memory, crashed, machine lost), else the exception's last line.
+    """
+    text = _trial_error(trial, limit=10_000)
+    name = text.split(":", 1)[0]
+    if name in _PROCESS_DIED:
+        detail = text.split("Worker exit detail:", 1)[1] if "Worker exit detail:" in text else ""
+        reason = detail.strip().split(". ")[0].rstrip(".")
+        text = f"its process died: {reason}" if reason else "its process died (killed, out of memory or crashed)"
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
 def _error_text(error: BaseException | None) -> str:
     if error is None:
         return "no result (the trial did not finish)"
@@ -265,6 +452,8 @@ def run_grid_on_ray(
     num_cpus: int | None = None,
     log: Any = None,
     prepare: Callable[[list[Any]], None] | None = None,
+    resume_step: Callable[[Any], int | None] | None = None,
+    log_file: Callable[[Any], Path | None] | None = None,
 ) -> list[dict[str, Any]]:
     """
     Run the cells that are not complete yet as Ray Tune trials, as many at a time as the cluster's CPUs allow.
@@ -281,15 +470,20 @@ def run_grid_on_ray(
         process (that instance is used and left running).
     :param cpus_per_run: CPUs reserved by each trial, and its torch / OpenMP threads.
     :param max_failures: restarts of a failed trial before it is reported as failed.
-    :param verbose: 0 silent, 1 a line per finished or retried trial, 2 also Tune's status table and the
-        trials' output.
+    :param verbose: 0 silent, 1 a line per finished or retried trial, 2 also Tune's status table, the trials'
+        output and Ray's own tracebacks and worker-death messages.
     :param num_cpus: CPUs of the Ray instance started when ``address`` is ``None`` (default: all of them).
     :param log: stream for the progress lines (default ``sys.stdout``).
     :param prepare: called with the cells to run once Ray is up, before any is submitted (e.g. to mark their run
         folders), so that nothing is written when Ray cannot start or connect.
+    :param resume_step: ``resume_step(cell)``, called on the driver after a failed attempt: the step the next
+        attempt starts from (``None`` or 0: from scratch), for the retry's line.
+    :param log_file: ``log_file(cell)``, called where the cell runs and on the driver: the file that receives
+        each attempt's console output and each failed attempt's error (``None``: no such file for that cell).
     :return: one result per cell, in order: the ``done.json`` of skipped cells (with ``"skipped": True``), the
-        summary of finished ones, ``{"status": "failed", "error": ..., "attempts": ...}`` for cells that failed
-        every attempt, and ``{"status": "interrupted"}`` for cells the run did not reach (e.g. Ctrl-C).
+        summary of finished ones with ``"ray": {"node_id", "host", "attempts"}`` added (where it ran),
+        ``{"status": "failed", "error": ..., "attempts": ...}`` for cells that failed every attempt, and
+        ``{"status": "interrupted"}`` for cells the run did not reach (e.g. Ctrl-C).
     :raises ValueError: on a bad argument.
     :raises RayMissingError: if Ray is not installed.
     :raises RayConnectionError: if no Ray cluster answers at ``address``.
@@ -337,11 +531,13 @@ def run_grid_on_ray(
                     "or leave the address out to start Ray on this machine"
                 ) from err
         cpus = int(ray.cluster_resources().get("CPU", 0))
+        nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
         if verbose:
             joined = address or os.environ.get("RAY_ADDRESS")  # ray.init() joins RAY_ADDRESS when given no address
             where = "a local Ray" if owned and not joined else f"the Ray cluster at {joined or 'this process'}"
             print(
-                f"running {len(todo)} of {len(cells)} runs on {where} ({cpus} CPUs, {cpus_per_run} per run)",
+                f"running {len(todo)} of {len(cells)} runs on {where} ({cpus} CPUs"
+                f"{f' on {nodes} nodes' if nodes > 1 else ''}, {cpus_per_run} per run)",
                 file=log,
                 flush=True,
             )
@@ -350,9 +546,25 @@ def run_grid_on_ray(
         slots = max(1, cpus // cpus_per_run)  # trials at once, for the ETA
         trainable = tune.with_resources(
             tune.with_parameters(
-                _trial, cells=cells, run_cell=run_cell, cpus_per_run=cpus_per_run, workdir=os.getcwd()
+                _trial,
+                cells=cells,
+                run_cell=run_cell,
+                cpus_per_run=cpus_per_run,
+                workdir=os.getcwd(),
+                log_file=log_file,
             ),
             {"cpu": cpus_per_run},
+        )
+        progress = _progress_callback(
+            cells,
+            len(cells) - len(todo),
+            slots,
+            verbose,
+            log,
+            max_failures=max_failures,
+            resume_step=resume_step,
+            log_file=log_file,
+            multi_node=nodes > 1,
         )
         storage = (Path(out_dir) / ".ray").resolve()
         storage.mkdir(parents=True, exist_ok=True)
@@ -368,7 +580,7 @@ def run_grid_on_ray(
                 storage_path=str(storage),
                 failure_config=tune.FailureConfig(max_failures=max_failures),
                 checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False),
-                callbacks=[_progress_callback(cells, len(cells) - len(todo), slots, verbose, log)],
+                callbacks=[progress],
                 verbose=1 if verbose >= 2 else 0,
             ),
         )
@@ -377,6 +589,7 @@ def run_grid_on_ray(
             _env_default("TUNE_FORCE_TRIAL_CLEANUP_S", str(TRIAL_CLEANUP_S)),
             _env_default("RAY_AIR_NEW_OUTPUT", new_output),
             _without_restore_hint(),
+            _quiet_failures(verbose < 2),
         ):
             grid = tuner.fit()
         for result in (grid[i] for i in range(len(grid))):
@@ -386,7 +599,11 @@ def run_grid_on_ray(
             index = int(config["cell"])
             metrics = result.metrics or {}
             if result.error is None and "summary" in metrics:
-                results[index] = json.loads(metrics["summary"])
+                placed = {"node_id": metrics.get("node_id"), "host": metrics.get("host")}
+                results[index] = {
+                    **json.loads(metrics["summary"]),
+                    "ray": {**placed, "attempts": progress.attempts.get(index, 1)},
+                }
             elif result.error is not None:
                 results[index] = {"status": "failed", "error": _error_text(result.error), "attempts": max_failures + 1}
     finally:

@@ -1,7 +1,8 @@
 """``metarim compare --backend ray``: its options and their one-line errors (these run with or without Ray), then,
 against a real local Ray, a 2-agent x 2-seed grid through the command whose run folders match the local backend's
-and that a second compare skips, a run killed mid-training that is retried and resumes from its checkpoint, and a
-grid interrupted by Ctrl-C (exit 130) that resumes when the command is run again."""
+and that a second compare skips, a run killed mid-training (or at its start) that is retried with one line saying
+from which step it resumes, its output and errors in its ``train.log``, and a grid interrupted by Ctrl-C (exit 130)
+that resumes when the command is run again."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ import pytest
 import yaml
 from cli_helpers import ENV_ID, TINY, assert_one_line_error, main_in_process, metarim, popen_metarim
 
-from metarim_sb3.experiments.compare import Job, _run_job, plan, prepare_run_dirs
-from metarim_sb3.experiments.rundir import CHECKPOINT, DONE, JOB
+from metarim_sb3.experiments.compare import Job, _run_job, checkpoint_step, plan, prepare_run_dirs, ray_log_file
+from metarim_sb3.experiments.rundir import CHECKPOINT, DONE, JOB, TRAIN_LOG
 
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="needs Ray: pip install metarim[ray]")
 
@@ -51,6 +52,7 @@ def test_ray_missing_exits_2_naming_the_extra(
     [
         (["--address", "auto"], ["--address", "--backend ray"]),
         (["--cpus-per-run", "2"], ["--cpus-per-run", "--backend ray"]),
+        (["--verbose"], ["--verbose", "--backend ray"]),
         (["--backend", "local", "--address", "auto"], ["--address", "--backend ray"]),
         (["--backend", "ray", "--cpus-per-run", "0"], ["--cpus-per-run", "positive integer"]),
         (["--backend", "ray", "--address", "headnode"], ["--address", "'auto' or HOST:PORT"]),
@@ -138,11 +140,12 @@ def _kill_marker(job: Job) -> Path:
 
 def run_killed_once(job: Job) -> dict[str, object]:
     """The compare entry point, except that with a :func:`_kill_marker` file the process kills itself (SIGKILL, no
-    clean-up) as soon as the run's first checkpoint exists (the file is consumed)."""
+    clean-up) as soon as the run's first checkpoint exists, or at once if the file says ``now`` (it is consumed)."""
     marker = _kill_marker(job)
+    now = marker.exists() and marker.read_text() == "now"
 
     def kill_after_checkpoint() -> None:
-        while not (job.out_dir / CHECKPOINT).exists():
+        while not now and not (job.out_dir / CHECKPOINT).exists():
             time.sleep(0.005)
         marker.unlink()
         os.kill(os.getpid(), signal.SIGKILL)
@@ -154,7 +157,8 @@ def run_killed_once(job: Job) -> dict[str, object]:
 
 @needs_ray
 @pytest.mark.slow
-def test_killed_run_is_retried_and_resumes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("when", ["after its first checkpoint", "at its start"])
+def test_killed_run_is_retried_in_one_line(when: str, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
     import ray
 
     from metarim_sb3.experiments.ray_backend import run_grid_on_ray
@@ -165,15 +169,37 @@ def test_killed_run_is_retried_and_resumes(tmp_path: Path) -> None:
     one.write_text(yaml.safe_dump(grid))
     jobs = plan(str(one), tmp_path / "out", seeds=1)
     jobs[0].out_dir.parent.mkdir(parents=True)
-    _kill_marker(jobs[0]).touch()
+    _kill_marker(jobs[0]).write_text("now" if when == "at its start" else "")
     log = io.StringIO()
-    [result] = run_grid_on_ray(jobs, run_killed_once, tmp_path / "out", num_cpus=2, log=log, prepare=prepare_run_dirs)
+    [result] = run_grid_on_ray(
+        jobs,
+        run_killed_once,
+        tmp_path / "out",
+        num_cpus=2,
+        log=log,
+        prepare=prepare_run_dirs,
+        resume_step=checkpoint_step,
+        log_file=ray_log_file,
+    )
 
     assert result["status"] == "done" and result["timesteps"] == 512, log.getvalue()
-    assert 0 < result["this_segment_steps"] < 512  # the retry went on from the checkpoint
-    assert "attempt 1 failed" in log.getvalue() and "retrying from its checkpoint" in log.getvalue()
     assert json.loads((jobs[0].out_dir / DONE).read_text())["timesteps"] == 512
     assert not _kill_marker(jobs[0]).exists()  # the first attempt was killed
+    [retry] = [line for line in log.getvalue().splitlines() if "attempt 1 of 3 failed" in line]
+    assert "failed (its process died: " in retry
+    if when == "at its start":
+        assert result["this_segment_steps"] == 512
+        assert retry.endswith("; attempt 2 restarts from step 0 (no checkpoint yet)")
+    else:
+        resumed = 512 - result["this_segment_steps"]
+        assert 0 < resumed < 512  # the retry went on from the checkpoint, and the line says from which step
+        assert retry.endswith(f"; attempt 2 resumes from step {resumed} (its checkpoint)")
+    console = capfd.readouterr()
+    assert "Traceback" not in console.out + console.err and "(raylet)" not in console.out  # no raw Ray output
+    text = (jobs[0].out_dir / TRAIN_LOG).read_text()
+    assert text.count(f"{jobs[0].label}: started on Ray node {result['ray']['node_id']}") == 2
+    assert f"{jobs[0].label}: attempt 1 failed (its process died: " in text
+    assert "The actor died unexpectedly" in text  # Ray's whole message is in the run's train.log
 
 
 @needs_ray

@@ -1,5 +1,6 @@
 """The Ray backend of a grid, against a real local Ray instance: run folders as the local backend writes them,
-retries that resume from the cell's checkpoint, failures reported, completed cells skipped."""
+retries that resume from the cell's checkpoint (one line each, saying from which step), failures reported,
+completed cells skipped, each attempt's output and error in the cell's log file."""
 
 from __future__ import annotations
 
@@ -71,6 +72,12 @@ def fake_run(cell: Cell) -> dict[str, Any]:
     return summary
 
 
+def checkpoint_step(cell: Cell) -> int | None:
+    """The step :func:`fake_run` resumes a cell from (``None``: no checkpoint)."""
+    checkpoint = Path(cell.out_dir) / "checkpoint.json"
+    return json.loads(checkpoint.read_text())["step"] if checkpoint.exists() else None
+
+
 def grid(out: Path, agents: tuple[str, ...] = ("a", "b"), seeds: int = 2) -> list[Cell]:
     return [Cell(agent, seed, out / "runs" / agent / f"seed_{seed}") for agent in agents for seed in range(seeds)]
 
@@ -119,7 +126,7 @@ def test_grid_matches_local_layout_retries_then_skips(local_ray: None, tmp_path:
     cells[1].out_dir.mkdir(parents=True)
     (cells[1].out_dir / "fail_once").touch()  # its first attempt crashes after saving a checkpoint at step 2
     log = io.StringIO()
-    results = run_grid_on_ray(cells, fake_run, remote, verbose=1, log=log)
+    results = run_grid_on_ray(cells, fake_run, remote, verbose=1, log=log, resume_step=checkpoint_step)
 
     assert [(r["status"], r["agent"], r["seed"]) for r in results] == [
         ("done", a, s) for a in ("a", "b") for s in (0, 1)
@@ -132,8 +139,12 @@ def test_grid_matches_local_layout_retries_then_skips(local_ray: None, tmp_path:
     assert sorted(p.name for p in remote.iterdir()) == [".ray", "runs"]  # Ray's files apart from the runs
     text = log.getvalue()
     assert text.count(": done, 4 steps") == 4
-    retry = "a seed 1: attempt 1 failed (RuntimeError: simulated crash after step 2), retrying from its checkpoint"
+    retry = (
+        "a seed 1: attempt 1 of 3 failed (RuntimeError: simulated crash after step 2); "
+        "attempt 2 resumes from step 2 (its checkpoint)"
+    )
     assert retry in text
+    assert results[1]["ray"]["attempts"] == 2 and results[0]["ray"]["attempts"] == 1
 
     from metarim_sb3.experiments.report import find_runs
 
@@ -145,6 +156,58 @@ def test_grid_matches_local_layout_retries_then_skips(local_ray: None, tmp_path:
     assert all(r["skipped"] and r["status"] == "done" for r in again)
     assert log.getvalue().count("[skip]") == 4
     assert list((remote / ".ray").iterdir()) == experiments  # nothing was submitted
+
+
+def printing_run(cell: Cell) -> dict[str, Any]:
+    """:func:`fake_run` that first prints to stdout, to stderr and on file descriptor 2 (as native code does), and
+    with a ``crash_first`` file raises before any checkpoint (the file is consumed)."""
+    print(f"stdout of {cell.label}")
+    print(f"stderr of {cell.label}", file=sys.stderr)
+    os.write(2, f"fd 2 of {cell.label}\n".encode())
+    crash = Path(cell.out_dir) / "crash_first"
+    if crash.exists():
+        crash.unlink()
+        raise ValueError("crashed before any checkpoint")
+    return fake_run(cell)
+
+
+def log_file(cell: Cell) -> Path:
+    """The file a cell's attempts write their output to (beside the run folder: the layout stays the same)."""
+    return Path(cell.out_dir).with_suffix(".log")
+
+
+@pytest.mark.slow
+def test_retry_from_scratch_is_one_line_and_output_goes_to_the_log_file(
+    local_ray: None, tmp_path: Path, capfd: pytest.CaptureFixture
+) -> None:
+    cells = grid(tmp_path, agents=("a",), seeds=2)
+    cells[0].out_dir.mkdir(parents=True)
+    (cells[0].out_dir / "crash_first").touch()
+    log = io.StringIO()
+    results = run_grid_on_ray(cells, printing_run, tmp_path, log=log, resume_step=checkpoint_step, log_file=log_file)
+
+    assert [(r["status"], r["resumed_from"], r["ray"]["attempts"]) for r in results] == [("done", 0, 2), ("done", 0, 1)]
+    lines = log.getvalue().splitlines()
+    retries = [line for line in lines if "attempt 1 of 3 failed" in line]
+    assert len(retries) == 1, lines
+    assert retries[0].endswith(
+        "a seed 0: attempt 1 of 3 failed (ValueError: crashed before any checkpoint); "
+        "attempt 2 restarts from step 0 (no checkpoint yet)"
+    )
+    console = capfd.readouterr()
+    assert "Traceback" not in console.out + console.err and "Trial task failed" not in console.err
+
+    for cell, result in zip(cells, results, strict=True):
+        text = log_file(cell).read_text()
+        node = result["ray"]["node_id"]
+        assert node == ray.get_runtime_context().get_node_id()
+        starts = [line for line in text.splitlines() if f"{cell.label}: started on Ray node {node}" in line]
+        assert len(starts) == result["ray"]["attempts"]
+        for needle in (f"stdout of {cell.label}", f"stderr of {cell.label}", f"fd 2 of {cell.label}"):
+            assert text.count(needle) == result["ray"]["attempts"], (needle, text)
+    first = log_file(cells[0]).read_text()
+    assert "a seed 0: attempt 1 failed (ValueError: crashed before any checkpoint); attempt 2 restarts" in first
+    assert 'in printing_run\n    raise ValueError("crashed before any checkpoint")' in first  # the traceback
 
 
 @pytest.mark.slow
