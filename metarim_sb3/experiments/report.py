@@ -223,7 +223,7 @@ def _load_run(path: Path) -> RunData:
     drift = {k: np.array([_num(r.get(k)) for r in drift_rows]) for k in drift_rows[0]} if drift_rows else None
     held_rows = _read_csv(path / HELDOUT_EVAL)
     heldout = {k: np.array([_num(r.get(k)) for r in held_rows]) for k in held_rows[0]} if held_rows else None
-    config = read_run_config(path)
+    config = read_run_config(path, known_env=False)  # the report reads files; it builds no env
     run = RunData(path, config, done, curve, visits, final, activity, shifts, shift_stages, stage_eval, heldout, drift)
     if (path / ZERO_SHOT_MASTERY).exists():
         at_mastery = [r for r in _read_csv(path / ZERO_SHOT_MASTERY) if r.get("timesteps")]

@@ -360,12 +360,14 @@ def read_json(path: str | Path) -> Any:
         raise RunError(f"{path} is damaged or unreadable ({type(err).__name__}); delete it or restore it") from err
 
 
-def read_run_config(run_dir: str | Path) -> dict[str, Any]:
+def read_run_config(run_dir: str | Path, known_env: bool = True) -> dict[str, Any]:
     """
     :param run_dir: a run folder.
+    :param known_env: require a registered env id (``False``: any, for readers of the run's files alone, such as
+        the report, which builds no env).
     :return: its ``config.yaml``.
     :raises RunError: if the folder has no readable config (a regular file, within the bounds of
-        :func:`~metarim_sb3.experiments.config.safe_yaml`) naming an agent and a known env.
+        :func:`~metarim_sb3.experiments.config.safe_yaml`) naming an agent and (with ``known_env``) a known env.
     """
     from metarim_sb3.experiments.config import ConfigError, env_ids, read_text_file, safe_yaml
 
@@ -378,7 +380,7 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
         raise RunError(f"{run_dir} is not a run folder: {err}") from None
     if not isinstance(config, dict) or "env" not in config or "agent" not in config:
         raise RunError(f"{run_dir} is not a run folder: {CONFIG} has no agent/env")
-    if config["env"] not in env_ids():
+    if known_env and config["env"] not in env_ids():
         raise RunError(
             f"{path} names an unknown env {str(config['env'])[:80]!r}; allowed: {', '.join(env_ids())} (a run of "
             "another metarim version?)"
