@@ -283,7 +283,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stage", default="0", help="'heldout' or a stage index (default: %(default)s)")
     p.add_argument("--steps", type=int, default=200, help="frames to record (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
-    p.add_argument("--out", type=Path, required=True, help="output .gif file (required)")
+    p.add_argument("--out", type=Path, required=True, help="output .gif or .mp4 file (required)")
     p.add_argument(
         "--trust-model",
         action="store_true",

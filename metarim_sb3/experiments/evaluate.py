@@ -1,4 +1,4 @@
-"""Use a trained model: evaluate it on one stage with confidence intervals, or render it to a GIF.
+"""Use a trained model: evaluate it on one stage with confidence intervals, or render it to a GIF or an MP4.
 
 Success rate: Wilson score 95 % interval (episodes are Bernoulli trials). Mean return: percentile bootstrap 95 %
 interval over episodes. Episodes run in ``n_envs`` parallel environments, split evenly between them (SB3's
@@ -282,26 +282,28 @@ def render_gif(
     trust: bool = False,
 ) -> Path:
     """
-    Record an episode stream to a GIF: the run's model acting (sampled actions), or random actions without one.
+    Record an episode stream to a GIF or an MP4 video (by the suffix of ``out``; one frame per step): the run's
+    model acting (sampled actions), or random actions without one.
 
-    :param out: the ``.gif`` file.
+    :param out: the ``.gif`` or ``.mp4`` file (MP4 needs the ``video`` extra, imageio-ffmpeg).
     :param env_id: a MetaRIM id (default: the run's env).
     :param run_dir: a run folder whose model acts; ``None`` for random actions.
     :param stage: ``"heldout"`` or a stage index.
     :param steps: frames to record.
     :param seed: seed of the environment and actions.
-    :param fps: GIF frame rate.
+    :param fps: frame rate.
     :param progress: show frames recorded / total with an ETA on stderr.
     :param trust: load the run's whole SB3 zip, not only the policy's weights (:func:`load_model`).
     :return: the written path.
     """
-    from metarim_gym.rendering import save_gif
+    from metarim_gym.rendering import ANIMATION_SUFFIXES, save_animation
 
     stage = parse_stage(stage)
     check_seed(seed)
     check_writable_file(out)
-    if Path(out).suffix.lower() != ".gif":
-        raise RunError(f"--out {out}: render writes a GIF; give a file name ending in .gif")
+    if Path(out).suffix.lower() not in ANIMATION_SUFFIXES:
+        allowed = " or ".join(ANIMATION_SUFFIXES)
+        raise RunError(f"--out {out}: render writes a GIF or an MP4 video; give a file name ending in {allowed}")
     model, config = load_model(run_dir, trust=trust) if run_dir is not None else (None, {})
     env_id = env_id or config.get("env")
     if env_id is None:
@@ -311,7 +313,10 @@ def render_gif(
         frames = policy_frames(env, model, steps, seed, progress=progress)
     finally:
         env.close()
-    return save_gif(frames, out, fps=fps)
+    try:
+        return save_animation(frames, out, fps=fps)
+    except ImportError as err:  # MP4 without imageio-ffmpeg: the message names the extra
+        raise RunError(str(err)) from None
 
 
 def policy_frames(env: Any, model: Any | None, steps: int, seed: int = 0, progress: bool = False) -> list[np.ndarray]:

@@ -77,3 +77,14 @@ def test_animation_suffixes_and_bad_input(tmp_path: Path) -> None:
         save_gif([], tmp_path / "empty.gif")
     with pytest.raises(ValueError, match="fps"):
         save_gif([frame], tmp_path / "zero.gif", fps=0)
+
+
+def test_render_command_writes_an_mp4(tmp_path: Path) -> None:
+    pytest.importorskip("imageio_ffmpeg")
+    from metarim_sb3.experiments.cli import main
+
+    out = tmp_path / "random.mp4"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["render", "--env", "MetaRIM-DoorKey-v0", "--steps", "5", "--out", str(out)])
+    assert exit_info.value.code == 0
+    assert out.stat().st_size > 0 and out.read_bytes()[4:8] == b"ftyp"  # an MP4 container
