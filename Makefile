@@ -15,7 +15,7 @@ help:
 	@echo "make lint    ruff check + ruff format --check + mypy"
 	@echo "make bench   run the benchmarks (machine otherwise idle, please)"
 	@echo "make bench-study-full   whole study-budget GoTo runs per agent (about 10 min, idle machine)"
-	@echo "make docs    build the documentation site"
+	@echo "make docs    build the documentation site and check its internal links"
 	@echo "variables: TORCH_SPEC='$(TORCH_SPEC)' (e.g. TORCH_SPEC='torch==2.13.0' or a CUDA build), PYTHON=$(PYTHON)"
 
 $(PY):
@@ -74,8 +74,11 @@ bench-study-full: $(STAMP)
 		--json $(BENCH_OUT)/bench_study_full.json
 	$(PY) benchmarks/report.py --dir $(BENCH_OUT)
 
+# The HTML build (warnings are errors), then its internal links: every linked file and #anchor must exist
+# (Sphinx's linkcheck needs the network and skips anchors inside the site).
 docs: $(STAMP)
 	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+	$(PY) docs/_scripts/check_links.py docs/_build/html
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache docs/_build docs/_generated docs/api \

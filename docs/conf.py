@@ -107,9 +107,35 @@ def _family_docstring(app, what, name, obj, options, lines) -> None:
         ]
 
 
+def _viewcode_follow_imported(app, modname: str, fullname: str) -> str | None:
+    """
+    Where viewcode looks for an object's source. A name that an alias module re-exports from a public module (e.g.
+    ``metarim_sb3.curriculum.CurriculumCallback``, defined in ``metarim_sb3.callbacks.curriculum``) is documented on
+    both modules' pages; following it to the defining module would give that module's source page one "[docs]"
+    link per name that points into the wrong page (viewcode keeps one page name per module). Answering the alias
+    module itself keeps the source links of the defining module's page only.
+
+    :param app: the Sphinx application.
+    :param modname: the module the object is documented in.
+    :param fullname: the object's name in that module (``Class`` or ``Class.method``).
+    :return: ``modname`` for such a name, else ``None`` (viewcode's own lookup).
+    """
+    import importlib
+
+    try:
+        module = importlib.import_module(modname)
+    except ImportError:
+        return None
+    home = getattr(getattr(module, fullname.split(".")[0], None), "__module__", None)
+    if not isinstance(home, str) or home == modname or any(part.startswith("_") for part in home.split(".")):
+        return None
+    return modname if fullname.split(".")[0] in getattr(module, "__all__", ()) else None
+
+
 def setup(app) -> dict:
     # ``-D metarim_gallery_gifs=0`` builds the gallery without (re)writing the GIFs.
     app.add_config_value("metarim_gallery_gifs", "1", "env")
     app.connect("builder-inited", _generate)
     app.connect("autodoc-process-docstring", _family_docstring)
+    app.connect("viewcode-follow-imported", _viewcode_follow_imported)
     return {"parallel_read_safe": True}

@@ -21,6 +21,7 @@ SNIPPETS = DOCS / "_snippets"
 ROOT = DOCS.parent
 sys.path.insert(0, str(DOCS / "_scripts"))
 
+import check_links  # noqa: E402
 import gen_api  # noqa: E402
 import gen_envs  # noqa: E402
 import gen_pages  # noqa: E402
@@ -114,6 +115,10 @@ def test_examples_fragment_lists_every_example(tmp_path: Path) -> None:
 def test_results_page_without_results(tmp_path: Path) -> None:
     page = gen_results.generate(tmp_path / "no-results", tmp_path / "out").read_text()
     assert "No results are committed yet" in page
+    for name in gen_results.RESULT_SETS:  # every expected set has a page saying that nothing is there yet
+        assert f"{{doc}}`results/{name}/ <{name}>`" in page
+        text = (tmp_path / "out" / f"{name}.md").read_text()
+        assert f"# `results/{name}/`" in text and f"Nothing is committed under `results/{name}/` yet" in text
 
 
 def test_results_page_shows_result_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -128,9 +133,12 @@ def test_results_page_shows_result_files(tmp_path: Path, monkeypatch: pytest.Mon
     (run / "report.md").write_text("# Report\n\n![IQM](plots/iqm.png)\n")
     (run / "runs" / "seed_0").mkdir(parents=True)
     (run / "runs" / "seed_0" / "curve.csv").write_text("step,value\n")
-    page = gen_results.generate(tmp_path / "results", tmp_path / "out").read_text()
-    assert "No results are committed yet" not in page
-    assert "{include} quick/report.md" in page and ":heading-offset: 2" in page
+    index = gen_results.generate(tmp_path / "results", tmp_path / "out").read_text()
+    assert "No results are committed yet" not in index
+    assert "{doc}`results/quick/ <quick>`" in index and "\nquick\n" in index.split("{toctree}")[1]
+    page = (tmp_path / "out" / "quick.md").read_text()
+    assert page.startswith("<!-- Generated") and "\n# `results/quick/`\n" in page
+    assert "{include} quick/report.md" in page and ":heading-offset: 1" in page  # its "# Report" becomes "##"
     assert "{csv-table} summary.csv" in page and ":file: quick/summary.csv" in page
     assert "{figure} quick/curve.png" in page
     assert "plots/iqm.png" not in page  # shown by the report itself
@@ -171,6 +179,12 @@ def test_sphinx_build_has_no_warnings(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-5000:]
     for page in ("index.html", "envs/index.html", "api/index.html", "results/index.html", "changelog.html"):
         assert (out / page).is_file(), page
+    for name in gen_results.RESULT_SETS:  # one page per result set, committed or not
+        assert (out / "results" / f"{name}.html").is_file(), name
+    assert check_links.broken_links(out) == []  # what make docs checks after the build
+    for result_page in (out / "results").glob("*.html"):  # wide tables scroll in their wrapper (custom.css)
+        html = result_page.read_text()
+        assert html.count("<table") == html.count('<div class="table-wrapper'), result_page.name
 
     from sphinx.util.inventory import InventoryFile
 
@@ -194,11 +208,63 @@ def test_readme_quickstart_is_the_docs_quickstart() -> None:
     assert body in blocks, "README.md's quickstart differs from docs/_snippets/quickstart.py"
 
 
-def test_results_page_puts_the_study_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_results_pages_one_per_set_study_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(gen_results.RESULTS_ENV, "all")
-    for name in ("bench", "calibrate", "study"):
+    for name in ("bench", "calibrate", "study-v1", "extra"):
         (tmp_path / "results" / name).mkdir(parents=True)
         (tmp_path / "results" / name / "report.md").write_text(f"# {name}\n")
-    page = gen_results.generate(tmp_path / "results", tmp_path / "out").read_text()
-    order = [page.index(f"{{include}} {name}/report.md") for name in ("study", "calibrate", "bench")]
-    assert order == sorted(order)
+    (tmp_path / "results" / "study" / "runs" / "GoTo").mkdir(parents=True)  # a study under way: no report yet
+    (tmp_path / "results" / "study" / "summary.csv").write_text("agent,value\na,1\n")
+    out = tmp_path / "out"
+    index = gen_results.generate(tmp_path / "results", out).read_text()
+    toctree = index.split("{toctree}")[1].split("```")[0].split()
+    assert toctree == [":hidden:", *gen_results.RESULT_SETS, "extra"]  # expected sets in order, then the others
+    assert sorted(p.name for p in out.glob("*.md")) == sorted(["index.md", *(f"{n}.md" for n in toctree[1:])])
+    for name in ("bench", "calibrate", "study-v1", "extra"):
+        assert f"{{include}} {name}/report.md" in (out / f"{name}.md").read_text()
+    study = (out / "study.md").read_text()
+    assert "No `report.md` is committed under `results/study/` yet" in study and ":file: study/summary.csv" in study
+    missing = (out / "quick.md").read_text()
+    assert "Nothing is committed under `results/quick/` yet" in missing and "(nothing committed yet)" in index
+    assert "{include}" not in index  # the index lists the pages, it shows none of them
+
+    (tmp_path / "results" / "study-v1" / "README.md").write_text("# Why v1 is superseded\n\nSee `report.md`.\n")
+    gen_results.generate(tmp_path / "results", out)
+    v1 = (out / "study-v1.md").read_text()
+    assert v1.index("{include} study-v1/README.md") < v1.index("{include} study-v1/report.md")  # the note first
+    assert "{download}" not in v1 and "No `report.md`" not in v1
+
+
+def _site(root: Path, pages: dict[str, str]) -> Path:
+    for name, body in pages.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(f"<html><body>{body}</body></html>")
+    return root
+
+
+def test_link_check_finds_missing_files_and_anchors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    site = _site(
+        tmp_path,
+        {
+            "index.html": '<a href="sub/b.html#x">ok</a> <a href="sub/b.html#gone">anchor</a> <a href="#top">self</a>'
+            '<a href="c.html">file</a> <a href="https://example.org/x.html#y">external</a> <img src="img/p.png">'
+            '<span id="top"></span> <a href="sub/">folder</a> <a href="mailto:x@example.org">mail</a>',
+            "sub/b.html": '<h2 id="x">X</h2><a href="../index.html#top">back</a><a name="old"></a>'
+            '<a href="b.html#old">named</a><a href="../index.html#x">wrong page</a>',
+            "sub/index.html": "",
+        },
+    )
+    (site / "img").mkdir()
+    (site / "img" / "p.png").write_bytes(b"\x89PNG")
+    assert check_links.broken_links(site) == [
+        "index.html: c.html (no file c.html)",
+        "index.html: sub/b.html#gone (no id 'gone' in sub/b.html)",
+        "sub/b.html: ../index.html#x (no id 'x' in index.html)",
+    ]
+    assert check_links.main([str(site)]) == 1
+    assert "3 broken internal link(s)" in capsys.readouterr().out
+    (site / "c.html").write_text("")
+    (site / "sub" / "b.html").write_text('<h2 id="x">X</h2><span id="gone"></span>')
+    (site / "index.html").write_text('<a href="sub/b.html#gone">anchor</a><a href="c.html">file</a>')
+    assert check_links.main([str(site)]) == 0
+    assert check_links.main([str(tmp_path / "empty")]) == 2

@@ -1,10 +1,11 @@
-"""Generate the results page from the files committed under ``results/`` (nothing on it is typed by hand).
+"""Generate the results pages from the files committed under ``results/`` (nothing on them is typed by hand).
 
-Each folder of ``results/`` (e.g. ``results/quick/``, written by ``metarim compare``) becomes one section: its
-``report.md`` if it has one, then every plot, every small CSV as a table (larger ones as downloads), and every
-small text file (commands, configs) verbatim. Only files tracked by git are used, so a local, uncommitted run
-never shows up by accident; set ``METARIM_DOCS_RESULTS=all`` to preview one. Outside a git checkout all files are
-used.
+Each folder of ``results/`` (e.g. ``results/quick/``, written by ``metarim compare``) becomes a page of its own,
+``results/<name>.md``: its ``report.md`` if it has one, then every plot, every small CSV as a table (larger ones as
+downloads), and every small text file (commands, configs) verbatim. ``results/index.md`` lists the pages; a result
+set the docs expect (:data:`RESULT_SETS`) that has no committed files yet, or no report, gets a page that says so.
+Only files tracked by git are used, so a local, uncommitted run never shows up by accident; set
+``METARIM_DOCS_RESULTS=all`` to preview one. Outside a git checkout all files are used.
 
 Run by ``docs/conf.py`` at every build; by hand: ``python docs/_scripts/gen_results.py RESULTS_DIR OUT_DIR``.
 """
@@ -76,31 +77,37 @@ def _csv_shape(path: Path) -> tuple[int, int]:
 def _run_section(name: str, files: list[Path], run_src: Path, run_out: Path, kept: set[Path]) -> list[str]:
     """One folder of ``results/``: copies what it shows next to the page and returns its Markdown.
 
-    Shown: ``report.md`` (or ``README.md``) and what it references, every plot at any depth, and the other files
+    Shown: ``report.md`` (after the folder's ``README.md`` if it has both; else ``README.md``) and what they
+    reference, every plot at any depth, and the other files
     at the folder's top level (small CSVs as tables, small text files verbatim unless the report names them, the
     rest as downloads). Files deeper down (e.g. the per-run outputs under ``runs/``) are only counted.
     """
     rel = {f: f.relative_to(run_src) for f in files}
-    report = next((f for f in files if rel[f].as_posix().lower() in ("report.md", "readme.md")), None)
-    referenced_text = report.read_text() if report is not None else ""
+    by_name = {rel[f].as_posix().lower(): f for f in files}
+    report = by_name.get("report.md", by_name.get("readme.md"))
+    # a README beside the report (e.g. a note on why the set is superseded) is shown first
+    readme = by_name.get("readme.md") if report is not None and report is by_name.get("report.md") else None
+    shown_docs = [d for d in (readme, report) if d is not None]
+    referenced_text = "\n".join(d.read_text() for d in shown_docs)
 
     def referenced(f: Path) -> bool:
         pattern = r"(?<![\w./-])(\./)?" + re.escape(rel[f].as_posix()) + r"(?![\w/-])"
-        return report is not None and f is not report and re.search(pattern, referenced_text) is not None
+        return f not in shown_docs and re.search(pattern, referenced_text) is not None
 
-    top = [f for f in files if len(rel[f].parts) == 1 and f is not report]
+    top = [f for f in files if len(rel[f].parts) == 1 and f not in shown_docs]
     nested_images = [f for f in files if len(rel[f].parts) > 1 and f.suffix.lower() in IMAGE_SUFFIXES]
-    shown_files = {f for f in files if f is report or f in top or f in nested_images or referenced(f)}
+    shown_files = {f for f in files if f in shown_docs or f in top or f in nested_images or referenced(f)}
     for f in shown_files:
         write_if_changed(run_out / rel[f], f.read_bytes())
         kept.add((run_out / rel[f]).resolve())
     link = lambda f: f"{name}/{rel[f].as_posix()}" if name else rel[f].as_posix()  # noqa: E731
-    title = f"`results/{name}/`" if name else "`results/`"
-    lines = [f"## {title}", ""]
-    if report is not None:
-        level = _first_heading_level(referenced_text) or 3
-        offset = max(0, 3 - level)
-        lines += [f"```{{include}} {link(report)}", ":relative-images:", f":heading-offset: {offset}", "```", ""]
+    lines = []
+    for doc in shown_docs:  # their headings go under the page title
+        level = _first_heading_level(doc.read_text()) or 2
+        offset = max(0, 2 - level)
+        lines += [f"```{{include}} {link(doc)}", ":relative-images:", f":heading-offset: {offset}", "```", ""]
+    if report is None:
+        lines += [NO_REPORT.format(name=name), ""]
     tables: list[str] = []
     figures: list[str] = []
     downloads: list[str] = []
@@ -138,10 +145,37 @@ def _run_section(name: str, files: list[Path], run_src: Path, run_out: Path, kep
 INTRO = """\
 # Results
 
-This page is generated at every docs build from the files committed under `results/` in the repository:
-the CSV tables and plots written by a real run of the experiment command, and the commands and configuration
-that produced them. No number on this page is typed by hand; to change one, re-run the experiment and commit its
-output. How to re-run it: {doc}`/guides/reproducing`.
+These pages are generated at every docs build from the files committed under `results/` in the repository, one
+page per result set (a folder of `results/`): the CSV tables and plots written by a real run of the experiment
+command, and the commands and configuration that produced them. No number on them is typed by hand; to change
+one, re-run the experiment and commit its output. How to re-run it: {doc}`/guides/reproducing`.
+"""
+
+#: The result sets the docs describe, in page order: folder name -> what it is (one line, no figures: those come
+#: from the files). A folder of ``results/`` not listed here gets a page too, after these.
+RESULT_SETS = {
+    "study": "the study (protocol v2): the project's test of the paper's claims, with the verdict on each",
+    "study-v1": "the first study (protocol v1), superseded by the v2 study; kept with its report and verdict",
+    "quick": "what `make demo` runs: Meta-RIMs, RIMs, reversed Meta-RIMs and an LSTM on the GoTo family, briefly",
+    "calibrate": "the fast/slow calibration sweep: the slow group's learning rate and the meta-sequence length",
+    "layout": "the minibatch layout comparison: the RIM agents with padded whole sequences or fixed-length chunks",
+    "critic": "how the critic is wired to the RIM core (`studies/critic_wiring.py`)",
+    "bench": "the benchmarks of `make bench`: speed of the environments, the RIM core and training",
+}
+
+MISSING = """\
+:::{{note}}
+**Nothing is committed under `results/{name}/` yet.** The runs of this result set may be under way; its files
+(report, tables, plots and the commands that produced them) appear on this page at the first docs build after
+they are committed.
+:::
+"""
+
+NO_REPORT = """\
+:::{{note}}
+**No `report.md` is committed under `results/{name}/` yet**: the set may be partial (runs still under way).
+Below is what is committed so far.
+:::
 """
 
 EMPTY = """\
@@ -153,37 +187,62 @@ documentation quotes no performance numbers.
 """
 
 
+def _page_name(name: str) -> str:
+    return name or "top-level"
+
+
 def generate(results_dir: Path, out_dir: Path) -> Path:
-    """Write ``out_dir/index.md`` and copy the committed result files next to it.
+    """Write ``out_dir/index.md`` and one page per result set (``out_dir/<name>.md``), and copy the committed
+    result files next to them (``out_dir/<name>/``).
 
     :param results_dir: the repository's ``results/`` folder (may be missing).
-    :param out_dir: the page's folder inside the docs source.
-    :return: the page.
+    :param out_dir: the pages' folder inside the docs source.
+    :return: the index page.
     """
     results_dir, out_dir = Path(results_dir).resolve(), Path(out_dir)
     files = committed_files(results_dir)
-    lines = [INTRO]
     kept: set[Path] = set()
-    if not files:
-        lines.append(EMPTY)
     groups: dict[str, list[Path]] = {}
     for f in files:
         parts = f.relative_to(results_dir).parts
         groups.setdefault(parts[0] if len(parts) > 1 else "", []).append(f)
-    # the study (the project's answer to the paper's claims) first, then the other experiments, then benchmarks
-    for name in sorted(groups, key=lambda n: (n != "study", n.startswith("bench"), n)):
-        src = results_dir / name if name else results_dir
-        lines += _run_section(name, groups[name], src, out_dir / name, kept)
-    page = out_dir / "index.md"
-    write_if_changed(page, "<!-- Generated by docs/_scripts/gen_results.py; do not edit. -->\n\n" + "\n".join(lines))
-    kept.add(page.resolve())
+    # the expected sets in their order (the study first, benchmarks last), then any other folder
+    names = [*RESULT_SETS, *sorted(n for n in groups if n not in RESULT_SETS)]
+    header = "<!-- Generated by docs/_scripts/gen_results.py; do not edit. -->\n\n"
+    lines = [INTRO]
+    if not files:
+        lines.append(EMPTY)
+    entries = []
+    for name in names:
+        folder = f"results/{name}/" if name else "results/ (top level)"
+        title = f"`{folder}`"
+        what = RESULT_SETS.get(name, "")
+        page_lines = [f"# {title}", ""]
+        if what:
+            page_lines += [what[0].upper() + what[1:] + ".", ""]
+        if name in groups:
+            src = results_dir / name if name else results_dir
+            page_lines += _run_section(name, groups[name], src, out_dir / name, kept)
+            state = ""
+        else:
+            page_lines += [MISSING.format(name=name)]
+            state = " (nothing committed yet)"
+        page = out_dir / f"{_page_name(name)}.md"
+        write_if_changed(page, header + "\n".join(page_lines))
+        kept.add(page.resolve())
+        lines.append(f"- {{doc}}`{folder} <{_page_name(name)}>`{': ' + what if what else ''}{state}")
+        entries.append(_page_name(name))
+    lines += ["", "```{toctree}", ":hidden:", "", *entries, "```", ""]
+    index = out_dir / "index.md"
+    write_if_changed(index, header + "\n".join(lines))
+    kept.add(index.resolve())
     if out_dir.is_dir():
         for path in sorted(out_dir.rglob("*"), reverse=True):
             if path.is_file() and path.resolve() not in kept:
                 path.unlink()
             elif path.is_dir() and not any(path.iterdir()):
                 shutil.rmtree(path)
-    return page
+    return index
 
 
 def main() -> None:
