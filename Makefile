@@ -7,7 +7,7 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.metarim-installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv demo test test-all lint format typecheck bench bench-study-full docs clean
+.PHONY: help venv demo test test-all lint format typecheck bench bench-study-full docs dist clean
 
 help:
 	@echo "make demo    run the main job (creates .venv on first use)"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench   run the benchmarks (machine otherwise idle, please)"
 	@echo "make bench-study-full   whole study-budget GoTo runs per agent (about 10 min, idle machine)"
 	@echo "make docs    build the documentation site and check its internal links"
+	@echo "make dist    build the wheel and the sdist into dist/ and check their metadata and contents"
 	@echo "variables: TORCH_SPEC='$(TORCH_SPEC)' (e.g. TORCH_SPEC='torch==2.13.0' or a CUDA build), PYTHON=$(PYTHON)"
 
 $(PY):
@@ -79,6 +80,15 @@ bench-study-full: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
 	$(PY) docs/_scripts/check_links.py docs/_build/html
+
+# The wheel and the sdist (python -m build, in an isolated build environment), then their metadata: twine check
+# (complete, the README renders) and .ci/check_dist.py (as pyproject.toml says; presets, py.typed, LICENSE and the
+# metarim command shipped; no tests, results or docs in the wheel).
+dist: $(STAMP)
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
+	$(PY) .ci/check_dist.py dist
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache docs/_build docs/_generated docs/api \
