@@ -1,0 +1,292 @@
+"""Seed-batched recurrent cores: ``S`` independent LSTMs, GRUs or RIMs, every weight with a leading seed dimension.
+
+Each core has the parameter names of the ordinary core it stands for (:class:`~metarim_sb3.lstm_core.LSTMCore`,
+:class:`~metarim_sb3.gru_core.GRUCore`, :class:`~metarim_sb3.rim.module.RIM`) with shapes ``[S, *shape]``, and the
+call ``core(x, (h, c), episode_starts)`` of :class:`~metarim_sb3.rim.protocol.RecurrentCore` with a seed dimension
+in front of everything: ``x [S, T, B, input_size]``, ``h`` and ``c`` ``[S, 1, B, hidden_size]``,
+``episode_starts [S, T, B]``. The cells are written so that the seed dimension is native (batched matmuls over
+seeds, no ``vmap``: ``nn.LSTM``/``nn.GRU`` have no batching rules); every op of a time step serves all seeds.
+
+The RIM here is the plain-autograd specification (:mod:`metarim_sb3.rim.reference`) with a seed dimension, step
+for step; the fused kernel is not used yet.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from metarim_sb3.gru_core import GRUCore
+from metarim_sb3.lstm_core import LSTMCore
+from metarim_sb3.rim import ATTENTION, MODULES, RIM
+
+__all__ = ["SeedGRU", "SeedLSTM", "SeedRIM", "seed_core"]
+
+State = tuple[Tensor, Tensor]
+
+
+def _resets(episode_starts: Tensor | None, t_len: int) -> tuple[Tensor | None, list[bool]]:
+    """``(starts != 0)`` as ``[S, T, B, 1]`` booleans and, per step, whether any seed's entry resets there."""
+    if episode_starts is None:
+        return None, [False] * t_len
+    starts = (episode_starts != 0).unsqueeze(-1)
+    return starts, starts.transpose(0, 1).reshape(t_len, -1).any(1).tolist()
+
+
+def _check(x: Tensor, state: State, n_seeds: int, input_size: int, hidden: int) -> None:
+    if x.dim() != 4 or x.shape[0] != n_seeds or x.shape[-1] != input_size:
+        raise ValueError(f"x must have shape (S={n_seeds}, T, B, input_size={input_size}), got {tuple(x.shape)}")
+    want = (n_seeds, 1, x.shape[2], hidden)
+    for name, s in zip(("h", "c"), state, strict=True):
+        if tuple(s.shape) != want:
+            raise ValueError(f"state {name} must have shape {want}, got {tuple(s.shape)}")
+
+
+class _SeedCell(nn.Module):
+    """What the seed-batched LSTM and GRU share: torch's parameter names (``weight_ih_l0`` ...) with a seed dim."""
+
+    def __init__(self, n_seeds: int, input_size: int, hidden_size: int, gates: int, device: torch.device) -> None:
+        super().__init__()
+        self.n_seeds, self.input_size, self.hidden_size, self.num_layers = n_seeds, input_size, hidden_size, 1
+        g = gates * hidden_size
+        self.weight_ih_l0 = nn.Parameter(torch.empty(n_seeds, g, input_size, device=device))
+        self.weight_hh_l0 = nn.Parameter(torch.empty(n_seeds, g, hidden_size, device=device))
+        self.bias_ih_l0 = nn.Parameter(torch.empty(n_seeds, g, device=device))
+        self.bias_hh_l0 = nn.Parameter(torch.empty(n_seeds, g, device=device))
+
+    def parameter_roles(self) -> dict[str, list[nn.Parameter]]:
+        """As the ordinary cores: every weight is a cell ("modules") weight, no attention.
+
+        :return: ``{MODULES: [...], ATTENTION: []}``.
+        """
+        return {MODULES: list(self.parameters()), ATTENTION: []}
+
+    def _input_gates(self, x: Tensor, bias: Tensor) -> Tensor:
+        """The input's gate contributions for the whole sequence, one batched matmul: ``[S, T, B, G]``."""
+        s, t_len, b, d = x.shape
+        rows = x.reshape(s, t_len * b, d)
+        return torch.baddbmm(bias.unsqueeze(1), rows, self.weight_ih_l0.transpose(1, 2)).view(s, t_len, b, -1)
+
+
+class SeedLSTM(_SeedCell):
+    """``S`` independent one-layer :class:`~metarim_sb3.lstm_core.LSTMCore` (torch's gate order ``i, f, g, o``).
+
+    :param n_seeds: ``S``.
+    :param input_size: features of each input row.
+    :param hidden_size: state size.
+    :param device: where the parameters live.
+    """
+
+    def __init__(self, n_seeds: int, input_size: int, hidden_size: int, device: torch.device | None = None) -> None:
+        super().__init__(n_seeds, input_size, hidden_size, 4, torch.device("cpu") if device is None else device)
+
+    def forward(self, x: Tensor, state: State, episode_starts: Tensor | None = None) -> tuple[Tensor, State]:
+        """Run every seed's LSTM over its sequence; an entry's state is zeroed (multiplied by 0, as
+        :class:`~metarim_sb3.lstm_core.LSTMCore` does) before a step where its episode starts.
+
+        :param x: ``[S, T, B, input_size]``.
+        :param state: ``(h, c)``, each ``[S, 1, B, hidden_size]``.
+        :param episode_starts: ``[S, T, B]``, nonzero where an episode starts; ``None``: no reset.
+        :return: outputs ``[S, T, B, hidden_size]`` and the final ``(h, c)``.
+        """
+        _check(x, state, self.n_seeds, self.input_size, self.hidden_size)
+        hs, t_len = self.hidden_size, x.shape[1]
+        gi = self._input_gates(x, self.bias_ih_l0 + self.bias_hh_l0)
+        w_hh = self.weight_hh_l0.transpose(1, 2)
+        starts, resets = _resets(episode_starts, t_len)
+        h, c = state[0][:, 0], state[1][:, 0]
+        outs = []
+        for t in range(t_len):
+            if resets[t]:
+                keep = (~starts[:, t]).to(h.dtype)  # type: ignore[index]
+                h, c = h * keep, c * keep
+            gates = torch.baddbmm(gi[:, t], h, w_hh)
+            act = torch.sigmoid(gates)
+            i_, f_, o_ = act[..., :hs], act[..., hs : 2 * hs], act[..., 3 * hs :]
+            c = f_ * c + i_ * torch.tanh(gates[..., 2 * hs : 3 * hs])
+            h = o_ * torch.tanh(c)
+            outs.append(h)
+        return torch.stack(outs, 1), (h.unsqueeze(1), c.unsqueeze(1))
+
+
+class SeedGRU(_SeedCell):
+    """``S`` independent one-layer :class:`~metarim_sb3.gru_core.GRUCore` (gate order ``r, z, n``; ``c`` carried as
+    zeros and never read).
+
+    :param n_seeds: ``S``.
+    :param input_size: features of each input row.
+    :param hidden_size: state size.
+    :param device: where the parameters live.
+    """
+
+    def __init__(self, n_seeds: int, input_size: int, hidden_size: int, device: torch.device | None = None) -> None:
+        super().__init__(n_seeds, input_size, hidden_size, 3, torch.device("cpu") if device is None else device)
+
+    def forward(self, x: Tensor, state: State, episode_starts: Tensor | None = None) -> tuple[Tensor, State]:
+        """Run every seed's GRU over its sequence; an entry's state is replaced by zeros (``torch.where``, as
+        :class:`~metarim_sb3.gru_core.GRUCore` does) before a step where its episode starts.
+
+        :param x: ``[S, T, B, input_size]``.
+        :param state: ``(h, c)``, each ``[S, 1, B, hidden_size]``; ``c`` is not read.
+        :param episode_starts: ``[S, T, B]``, nonzero where an episode starts; ``None``: no reset.
+        :return: outputs ``[S, T, B, hidden_size]`` and the final ``(h, zeros)``.
+        """
+        _check(x, state, self.n_seeds, self.input_size, self.hidden_size)
+        hs, t_len = self.hidden_size, x.shape[1]
+        gi = self._input_gates(x, self.bias_ih_l0)
+        w_hh, b_hh = self.weight_hh_l0.transpose(1, 2), self.bias_hh_l0.unsqueeze(1)
+        starts, resets = _resets(episode_starts, t_len)
+        h = state[0][:, 0]
+        outs = []
+        for t in range(t_len):
+            if resets[t]:
+                h = torch.where(starts[:, t], torch.zeros_like(h), h)  # type: ignore[index]
+            gh = torch.baddbmm(b_hh, h, w_hh)
+            g_in = gi[:, t]
+            rz = torch.sigmoid(g_in[..., : 2 * hs] + gh[..., : 2 * hs])
+            n = torch.tanh(g_in[..., 2 * hs :] + rz[..., :hs] * gh[..., 2 * hs :])
+            h = n + rz[..., hs:] * (h - n)
+            outs.append(h)
+        return torch.stack(outs, 1), (h.unsqueeze(1), torch.zeros_like(state[1]))
+
+
+def _heads(x: Tensor, n_heads: int) -> Tensor:
+    """Split the last dimension into heads: ``[..., n_heads * d]`` -> ``[..., n_heads, d]``."""
+    return x.view(*x.shape[:-1], n_heads, x.shape[-1] // n_heads)
+
+
+class SeedRIM(nn.Module):
+    """``S`` independent :class:`~metarim_sb3.rim.module.RIM` of the same sizes (parameter names of the RIM, shapes
+    ``[S, *shape]``).
+
+    The step is :func:`metarim_sb3.rim.reference.rim_step` with a seed dimension in front of every tensor (per-unit
+    tensors ``[S, N, B, ...]``, per-unit weights ``[S, N, in, out]``): input attention over the null row and the
+    input, top-``k`` selection (not differentiated), each unit's own cell, communication among units read from the
+    post-update states, sparse update. Keys and values of the whole sequence are projected once, before the loop.
+    Dropout is not supported (the policies' default ``rim_dropout=0``).
+
+    :param template: an ordinary RIM giving the sizes (its weights are not copied).
+    :param n_seeds: ``S``.
+    """
+
+    def __init__(self, template: RIM, n_seeds: int) -> None:
+        super().__init__()
+        if template.dropout > 0.0:
+            raise ValueError(f"SeedRIM does not support dropout yet (got dropout={template.dropout})")
+        self.n_seeds = n_seeds
+        self.input_size, self.n_units, self.unit_size = template.input_size, template.n_units, template.unit_size
+        self.k, self.cell = template.k, template.cell
+        self.hidden_size, self.num_layers = template.hidden_size, 1
+        self.input_heads, self.comm_heads = template.input_heads, template.comm_heads
+        self.last_active: Tensor | None = None
+        for name, p in template.named_parameters():
+            self.register_parameter(name, nn.Parameter(torch.empty(n_seeds, *p.shape, device=p.device)))
+        self._roles = {role: [n for n, p in template.named_parameters() if any(p is q for q in ps)]
+                       for role, ps in template.parameter_roles().items()}  # fmt: skip
+
+    def parameter_roles(self) -> dict[str, list[nn.Parameter]]:
+        """As :meth:`RIM.parameter_roles <metarim_sb3.rim.module.RIM.parameter_roles>`: cells in ``modules``,
+        input and communication attention in ``attention``.
+
+        :return: ``{MODULES: [...], ATTENTION: [...]}``.
+        """
+        return {role: [getattr(self, n) for n in names] for role, names in self._roles.items()}
+
+    def _p(self, name: str) -> Tensor:
+        p: Tensor = getattr(self, name)
+        return p
+
+    def _step(self, key: Tensor, value: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """One step for all seeds: ``key [S, B, dk]``, ``value [S, B, dv]``, ``h``/``c`` ``[S, N, B, H]``.
+
+        :return: new ``h`` and ``c`` ``[S, N, B, H]`` and the active mask ``[S, N, B]``.
+        """
+        p, hs, n_units = self._p, self.unit_size, self.n_units
+        s, b = h.shape[0], h.shape[2]
+        # 1. input attention (null row: key and value zero, score 0)
+        query = torch.matmul(h, p("query_weight")) + p("query_bias").unsqueeze(2)  # [S, N, B, dk]
+        q_heads, k_heads = _heads(query, self.input_heads), _heads(key, self.input_heads).unsqueeze(1)
+        score = ((q_heads * k_heads).sum(-1) / math.sqrt(q_heads.shape[-1])).mean(-1)  # [S, N, B]
+        attention = torch.softmax(torch.stack((torch.zeros_like(score), score), -1), -1)
+        attended = attention[..., 1].unsqueeze(-1) * value.unsqueeze(1)  # [S, N, B, dv]
+        # 2. selection of the k largest scores per seed and batch entry
+        active = torch.zeros_like(score, dtype=torch.bool)
+        active.scatter_(1, score.detach().topk(self.k, 1, sorted=False).indices, True)
+        active3 = active.unsqueeze(-1)
+        # 3. each unit's own cell
+        if self.cell == "lstm":
+            gates = torch.matmul(attended, p("weight_ih")) + torch.matmul(h, p("weight_hh")) + p("bias").unsqueeze(2)
+            in_gate, forget_gate, candidate, out_gate = gates.split(hs, -1)
+            c_new = torch.sigmoid(forget_gate) * c + torch.sigmoid(in_gate) * torch.tanh(candidate)
+            h_new = torch.sigmoid(out_gate) * torch.tanh(c_new)
+        else:
+            gi = torch.matmul(attended, p("weight_ih")) + p("bias_ih").unsqueeze(2)
+            gh = torch.matmul(h, p("weight_hh")) + p("bias_hh").unsqueeze(2)
+            reset = torch.sigmoid(gi[..., :hs] + gh[..., :hs])
+            update = torch.sigmoid(gi[..., hs : 2 * hs] + gh[..., hs : 2 * hs])
+            candidate = torch.tanh(gi[..., 2 * hs :] + reset * gh[..., 2 * hs :])
+            h_new, c_new = (1.0 - update) * candidate + update * h, c
+        # 4. communication among each seed's units (inactive units read as constants)
+        read = torch.where(active3, h_new, h.detach())
+        heads = self.comm_heads
+        q = _heads(torch.matmul(read, p("comm_query")), heads).permute(0, 2, 3, 1, 4)  # [S, B, heads, N, dq]
+        k = _heads(torch.matmul(read, p("comm_key")), heads).permute(0, 2, 3, 1, 4)
+        v = _heads(torch.matmul(read, p("comm_value")), heads).permute(0, 2, 3, 1, 4)
+        weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), -1)
+        message = (weights @ v).permute(0, 3, 1, 2, 4).reshape(s, n_units, b, -1)  # [S, N, B, heads * dv]
+        h_new = h_new + torch.tanh(torch.matmul(message, p("comm_out")))
+        # 5. sparse update
+        return torch.where(active3, h_new, h), torch.where(active3, c_new, c), active
+
+    def forward(self, x: Tensor, state: State, episode_starts: Tensor | None = None) -> tuple[Tensor, State]:
+        """Run every seed's RIM over its sequence (states zeroed where an episode starts, as the RIM does).
+
+        Sets :attr:`last_active` to the active masks ``[S, T, B, N]`` (as the RIM's ``[T, B, N]`` per seed).
+
+        :param x: ``[S, T, B, input_size]``.
+        :param state: ``(h, c)``, each ``[S, 1, B, n_units * unit_size]``.
+        :param episode_starts: ``[S, T, B]``, nonzero where an episode starts; ``None``: no reset.
+        :return: outputs ``[S, T, B, n_units * unit_size]`` and the final ``(h, c)``.
+        """
+        _check(x, state, self.n_seeds, self.input_size, self.hidden_size)
+        s, t_len, b, d = x.shape
+        n, hs = self.n_units, self.unit_size
+        rows = x.reshape(s, t_len * b, d)
+        keys = torch.bmm(rows, self._p("key_weight")).view(s, t_len, b, -1)
+        values = torch.bmm(rows, self._p("value_weight")).view(s, t_len, b, -1)
+        h = state[0].reshape(s, b, n, hs).transpose(1, 2)
+        c = torch.zeros_like(h) if self.cell == "gru" else state[1].reshape(s, b, n, hs).transpose(1, 2)
+        starts, resets = _resets(episode_starts, t_len)
+        outs, masks = [], []
+        for t in range(t_len):
+            if resets[t]:
+                keep = (~starts[:, t]).to(x.dtype).unsqueeze(1)  # type: ignore[index]
+                h, c = h * keep, c * keep
+            h, c, active = self._step(keys[:, t], values[:, t], h, c)
+            outs.append(h)
+            masks.append(active)
+        out = torch.stack(outs, 1).transpose(2, 3).reshape(s, t_len, b, n * hs)  # unit-major columns
+        self.last_active = torch.stack(masks, 1).transpose(2, 3).detach()
+        c_out = c.transpose(1, 2).reshape(s, 1, b, n * hs)
+        return out, (out[:, -1:].clone(), c_out)
+
+
+def seed_core(core: nn.Module, n_seeds: int) -> nn.Module:
+    """The seed-batched counterpart of an ordinary core (sizes only; weights not copied).
+
+    :param core: a :class:`LSTMCore`, :class:`GRUCore` or :class:`RIM` (one layer).
+    :param n_seeds: ``S``.
+    :return: :class:`SeedLSTM`, :class:`SeedGRU` or :class:`SeedRIM`.
+    :raises TypeError: for another core, or several layers.
+    """
+    if isinstance(core, RIM):
+        return SeedRIM(core, n_seeds)
+    if isinstance(core, (LSTMCore, GRUCore)):
+        if core.num_layers != 1 or not core.bias:
+            raise TypeError(f"seed_core: only one-layer cores with biases, got {core}")
+        cls = SeedLSTM if isinstance(core, LSTMCore) else SeedGRU
+        device = next(core.parameters()).device
+        return cls(n_seeds, core.input_size, core.hidden_size, device)
+    raise TypeError(f"seed_core: no seed-batched version of {type(core).__name__} (LSTMCore, GRUCore or RIM)")
