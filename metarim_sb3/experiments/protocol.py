@@ -49,6 +49,7 @@ __all__ = [
     "paired_test",
     "pooled_test",
     "power",
+    "power_at",
     "score_run",
     "seeds_needed",
     "verdict_markdown_v2",
@@ -166,6 +167,8 @@ class Paired:
     #: Paired probability of improvement with its bootstrap 95 % CI.
     poi: tuple[float, float, float]
     df: float
+    #: Standard error of ``mean``.
+    se: float = math.nan
 
 
 def _one_sided(mean: float, se: float, df: float, margin: float) -> tuple[float, float]:
@@ -192,7 +195,7 @@ def paired_test(d: Sequence[float], margin: float, n_boot: int = 2000, seed: int
     nan3 = (math.nan, math.nan, math.nan)
     if n < 2:
         mean = float(x.mean()) if n else math.nan
-        return Paired(n, mean, math.nan, math.nan, math.nan, math.nan, math.nan, nan3, nan3, math.nan)
+        return Paired(n, mean, math.nan, math.nan, math.nan, math.nan, math.nan, nan3, nan3, math.nan, math.nan)
     mean, sd, df = float(x.mean()), float(x.std(ddof=1)), float(n - 1)
     if sd <= 1e-12 * max(1.0, abs(mean)):  # identical differences (up to rounding): no spread
         sd = 0.0
@@ -203,7 +206,7 @@ def paired_test(d: Sequence[float], margin: float, n_boot: int = 2000, seed: int
     rng = np.random.default_rng(seed)
     boot = np.array([_poi(x[rng.integers(0, n, n)]) for _ in range(n_boot)])
     poi = (_poi(x), float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975)))
-    return Paired(n, mean, sd, mean - half, mean + half, p0, pm, robust, poi, df)
+    return Paired(n, mean, sd, mean - half, mean + half, p0, pm, robust, poi, df, se)
 
 
 def pooled_test(families: Sequence[Paired], weights: Sequence[float], margin: float) -> Paired:
@@ -228,7 +231,7 @@ def pooled_test(families: Sequence[Paired], weights: Sequence[float], margin: fl
     p0, pm = _one_sided(mean, se, df, margin)
     nan3 = (math.nan, math.nan, math.nan)
     n = sum(f.n for f in families)
-    return Paired(n, mean, math.nan, mean - half, mean + half, p0, pm, nan3, nan3, df)
+    return Paired(n, mean, math.nan, mean - half, mean + half, p0, pm, nan3, nan3, df, se)
 
 
 def power(n: int, sd: float, effect: float, alpha: float) -> float:
@@ -243,6 +246,19 @@ def power(n: int, sd: float, effect: float, alpha: float) -> float:
         return math.nan
     df = n - 1
     return float(sps.nct.sf(sps.t.ppf(1 - alpha, df), df, effect * math.sqrt(n) / sd))
+
+
+def power_at(se: float, df: float, effect: float, alpha: float) -> float:
+    """
+    :param se: standard error of the mean difference.
+    :param df: its degrees of freedom.
+    :param effect: the true mean advantage to detect.
+    :param alpha: one-sided level.
+    :return: the power of the one-sided t test (noncentral t); ``nan`` if ``se`` is not > 0.
+    """
+    if not se > 0 or not df > 0:
+        return math.nan
+    return float(sps.nct.sf(sps.t.ppf(1 - alpha, df), df, effect / se))
 
 
 def seeds_needed(sd: float, effect: float, alpha: float, target: float = 0.8, most: int = 100_000) -> int | None:
@@ -306,7 +322,7 @@ def judge_family(
     m = max(sum(ok), 1)
     out = []
     for item, t, good, ps, pn in zip(items, tests, ok, p_sup, p_not, strict=True):
-        pw = power(t.n, t.sd, margin, alpha / m) if good else math.nan
+        pw = power_at(t.se, t.df, margin, alpha / m) if good else math.nan
         need = seeds_needed(t.sd, margin, alpha / m) if good else None
         if not good:
             verdict, reason = "inconclusive", f"{t.n} pair(s): fewer than 3 get no test"
@@ -322,7 +338,7 @@ def judge_family(
     return out
 
 
-def _row(r: ClaimResult, label: str) -> str:
+def _row(r: ClaimResult, label: str, verdict: bool = True) -> str:
     t = r.paired
     est = format_estimate(t.mean, t.low, t.high, t.n, digits=3)
     robust = format_estimate(*t.iqm, t.n, digits=3) if not math.isnan(t.iqm[0]) else "-"
@@ -332,7 +348,7 @@ def _row(r: ClaimResult, label: str) -> str:
     need = "n/a" if r.needed is None else str(r.needed)
     return (
         f"| {r.text} | {label} | {t.n} | {est} | {robust} | {poi} | {fmt(r.p_supported)} | {fmt(r.p_not_supported)} "
-        f"| {pw} | {need} | **{r.verdict}** |"
+        f"| {pw} | {need} | {f'**{r.verdict}**' if verdict else '-'} |"
     )
 
 
@@ -407,5 +423,5 @@ def verdict_markdown_v2(
             *_HEADER,
         ]
         for env, results in secondary.items():
-            lines += [_row(r, env) for r in results]
+            lines += [_row(r, env, verdict=False) for r in results]
     return lines

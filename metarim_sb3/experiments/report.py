@@ -51,6 +51,7 @@ from metarim_sb3.experiments.protocol import (
     HIGHER_IS_BETTER,
     forgetting_on_return,
     judge_family,
+    paired_test,
     pooled_test,
     score_run,
     verdict_markdown_v2,
@@ -774,7 +775,8 @@ def run_scores_v2(run: RunData, tau: float) -> dict[str, float]:
     if aucs is not None and table is not None:
         visits = [v for v, _ in aucs]
         returns = forgetting_on_return(visits, table["timesteps"], table["stage"].astype(int), table["success_rate"])
-    final = float((run.final_eval or {}).get("success_rate", math.nan) or math.nan)
+    final_rate = (run.final_eval or {}).get("success_rate")
+    final = math.nan if final_rate is None else float(final_rate)
     at_mastery = run.zero_shot_mastery or {}
     mastery = float(at_mastery["success_rate"]) if at_mastery.get("reached") else math.nan
     return score_run(aucs, run.adaptation(), returns, final, mastery, tau)
@@ -802,15 +804,19 @@ def _verdict_v2(runs: list[RunData], claims: Claims, missing: str) -> list[str]:
     by_family = {e: judge_family(claims.items, [diffs(e, c.metric, c.against) for c in claims.items],
                                  claims.alpha, claims.margin) for e in envs}  # fmt: skip
     weights = dict(claims.weights)
+    absent = [e for e in weights if e not in by_family]
+    note = "weights fixed in the preset: " + ", ".join(f"{e} {w:g}" for e, w in weights.items())
     pooled = None
-    lacking = [e for e in weights if e not in by_family or any(r.paired.n < 3 for r in by_family[e])]
-    note = ", ".join(f"{e} {w:g}" for e, w in weights.items())
-    if lacking:
-        note = f"weights {note}; not computed: {', '.join(lacking)} lack 3 pairs for some claim"
-    else:
-        note = f"weights fixed in the preset: {note}"
-        families = [[by_family[e][i].paired for e in weights] for i in range(len(claims.items))]
-        pooled_tests = [pooled_test(f, list(weights.values()), claims.margin) for f in families]
+    if absent:
+        note += f"; not computed: no complete runs of {', '.join(absent)}"
+    else:  # a claim with fewer than 3 pairs in some family gets no pooled test (inconclusive)
+        pooled_tests = []
+        for i in range(len(claims.items)):
+            families = [by_family[e][i].paired for e in weights]
+            fewest = min(families, key=lambda f: f.n)
+            pooled_tests.append(
+                pooled_test(families, list(weights.values()), claims.margin) if fewest.n >= 3 else paired_test([], 0)
+            )
         pooled = judge_family(claims.items, pooled_tests, claims.alpha, claims.margin)
     secondary_items = [
         Claim(f"{claims.reference} vs {a}: {m}", m, a) for m in claims.secondary for a in _agent_order(
@@ -1089,6 +1095,11 @@ def build_report(
             verdict = _verdict_v2(runs, claims, missing)
         else:
             verdict = verdict_markdown(claims, judge(claims, comparisons), envs, by_env, missing)
+    from metarim_sb3.experiments.generalization import report_section  # zero-shot tests of one-stage runs
+
+    tests, files = report_section(runs, out, command)
+    written.update(files)
+    verdict += tests  # after the summary table: the result of a grid that tests each run on several envs
     extra += _paired_markdown(comparisons, reference)
     extra += _drift_markdown(runs, "drift.png")
     extra += _cost_markdown(runs)

@@ -19,6 +19,7 @@ from metarim_sb3.experiments.protocol import (
     paired_test,
     pooled_test,
     power,
+    power_at,
     score_run,
     seeds_needed,
 )
@@ -165,3 +166,10 @@ def test_stage_left_just_after_the_horizon_gets_its_auc() -> None:
     assert result.auc == pytest.approx(np.trapezoid(ys, xs) / 16384)
     # the open last visit still uses no evaluation of another visit, and stage 0 (left early) stays undefined
     assert aucs[0][1].reason.startswith("stage left") and aucs[2][1].reason == ""
+
+
+def test_power_at_the_standard_error_equals_power_from_the_sd() -> None:
+    t = paired_test([0.1, 0.02, 0.07, -0.01, 0.12, 0.05, 0.03], 0.05)
+    assert power_at(t.se, t.df, 0.05, 0.01) == pytest.approx(power(t.n, t.sd, 0.05, 0.01))
+    pooled = pooled_test([t, t], [1, 1], 0.05)
+    assert pooled.se == pytest.approx(t.se / math.sqrt(2)) and power_at(pooled.se, pooled.df, 0.05, 0.01) > 0
