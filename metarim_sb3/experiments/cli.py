@@ -355,6 +355,9 @@ def _train(args: argparse.Namespace, prog: str) -> int:
           f"{result['final_eval_s']:.1f} s evaluation; {result['timesteps']} steps in all; "
           f"final stage {result['final_stage']}; held-out success {result['heldout_success']:.2f} "
           f"[{result['heldout_success_ci'][0]:.2f}, {result['heldout_success_ci'][1]:.2f}] -> {out}")  # fmt: skip
+    if result.get("generalization"):  # the zero-shot tests of config generalization.stages (generalization.csv)
+        tests = ", ".join(f"{name} {rate:.2f}" for name, rate in result["generalization"].items())
+        print(f"zero-shot success by test env: {tests} (generalization.csv)")
     return 0
 
 

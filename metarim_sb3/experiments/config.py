@@ -363,6 +363,8 @@ _BOUNDS: dict[str, tuple[float | None, float | None, bool]] = {
     "adaptation.horizon": (1, None, False),
     "final_eval.episodes": (1, None, False),
     "final_eval.n_envs": (1, 256, False),
+    "generalization.episodes": (1, None, False),
+    "generalization.n_envs": (1, 256, False),
     "checkpoint.every": (1, None, False),
     "fast_slow.slow_every": (1, None, False),
 }
@@ -473,6 +475,23 @@ def _check(config: dict[str, Any]) -> None:
     if others is not None and others not in ("every", "shifts"):
         raise ConfigError(f"config key stage_eval.others must be every or shifts, got {others!r}")
     _check_schedule(config)
+    _check_test_stages(config)
+
+
+def _check_test_stages(config: dict[str, Any]) -> None:
+    """``generalization.stages``: a list of distinct stage indices and/or ``heldout`` (checked against the family's
+    stage count when the run builds its env)."""
+    present, stages = _lookup(config, "generalization.stages")
+    if not present:
+        return
+    ok = isinstance(stages, list) and all(
+        s == "heldout" or (isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 1000) for s in stages
+    )
+    if not ok or len(set(map(str, stages))) != len(stages):  # type: ignore[arg-type]
+        raise ConfigError(
+            "config key generalization.stages must be a list of distinct stage indices (0, 1, ...) and/or heldout, "
+            f"e.g. [0, 1, 2, heldout]; got {_short(stages)}"
+        )
 
 
 def _check_sizes(config: dict[str, Any]) -> None:

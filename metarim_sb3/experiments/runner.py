@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from metarim_sb3.experiments import generalization
 from metarim_sb3.experiments.config import ConfigError, check_device, check_seed, schedule_name
 from metarim_sb3.experiments.envs import make_env
 from metarim_sb3.experiments.monitoring import NonFiniteError, RunControl, RunRecorder, check_finite
@@ -437,6 +438,10 @@ def _run_locked(
         start, saved_fast_slow = 0, None
         env = make_env(config["env"], config["n_envs"], seed, config["env_kwargs"])
         model = _build_model(config, env, seed)
+    tests = None  # the zero-shot test stages after training (generalization.csv), checked before anything is written
+    if generalization.test_stages(config):
+        tests = generalization.stage_names(env)
+        generalization.check_test_stages(config, tests)
     cur = config["curriculum"]
     recorder = RunRecorder(out_dir, float(cur["threshold"]), int(cur["window"]), state.get("recorder"))
 
@@ -492,6 +497,8 @@ def _run_locked(
         mark_run_dir(out_dir)
     else:
         start_fresh(out_dir, force=force)
+    for name in (generalization.GENERALIZATION, generalization.GENERALIZATION_EPISODES):  # written again at the end
+        (out_dir / name).unlink(missing_ok=True)
     write_yaml(out_dir / CONFIG, {**config, "device": str(model.device), "seed": seed})  # the device that runs
     info = versions()
     history: dict[str, Any] = {"started": info}
@@ -555,8 +562,12 @@ def _run_locked(
         deterministic=bool(config["deterministic_eval"]),
         progress=progress_bar,
     )
-    eval_s = time.perf_counter() - eval_start
     write_json(out_dir / FINAL_EVAL, final)
+    tested: list[dict[str, Any]] = []
+    if tests is not None:  # zero-shot on each test stage; the held-out one reuses ``final`` if it ran the same episodes
+        results = generalization.evaluate_test_stages(model, config, seed, final=final, progress=progress_bar)
+        tested = generalization.write_run_files(out_dir, config, seed, tests, results)
+    eval_s = time.perf_counter() - eval_start
     final_stage = int(env.env_method("get_stage", indices=[0])[0])
     env.close()
     summary = {
@@ -575,6 +586,7 @@ def _run_locked(
         "heldout_success": final["success_rate"],
         "heldout_success_ci": final["success_ci"],
         "heldout_return": final["mean_return"],
+        **({"generalization": {r["test_env"]: r["success_rate"] for r in tested}} if tested else {}),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "out_dir": str(out_dir),
     }
