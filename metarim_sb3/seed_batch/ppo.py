@@ -325,8 +325,8 @@ def train_seed_batch(
     :param progress_remaining: SB3's ``progress_remaining`` (for schedules).
     :param fast_slow: the fast/slow schedule, or ``None`` (every group at every step, the model's learning rate).
     :return: per-seed statistics, each ``[S]`` (means over the gradient steps as SB3 logs them:
-        ``policy_gradient_loss``, ``value_loss``, ``entropy_loss``, ``approx_kl`` (last epoch), ``clip_fraction``,
-        ``n_grad_steps``), and ``grad_norms`` ``[steps, S]``: each step's fast-group gradient norm after clipping.
+        ``policy_gradient_loss``, ``value_loss``, ``entropy_loss``, ``clip_fraction``, ``n_grad_steps``;
+        ``approx_kl``: the mean over the seed's last epoch, its stopping minibatch included), and ``grad_norms`` ``[steps, S]``: each step's fast-group gradient norm after clipping.
     """
     s_count, n_total = rollout.actions.shape
     chunk, per_batch = settings.chunk_len, max(1, settings.batch_size // settings.chunk_len)
@@ -348,7 +348,7 @@ def train_seed_batch(
     lr_t = torch.full((s_count,), lr_fast)
     for _ in range(settings.n_epochs):
         starts = torch.as_tensor(np.stack([rng.permutation(n_total // chunk) * chunk for rng in rngs]))
-        kls = []
+        kl_sum, kl_n = torch.zeros(s_count), torch.zeros(s_count)  # this epoch's, over each seed's own steps
         for first in range(0, starts.shape[1], per_batch):
             chunk_starts = starts[:, first : first + per_batch]  # [S, n_chunks]
             idx = (chunk_starts.unsqueeze(-1) + offsets).reshape(s_count, -1)
@@ -376,7 +376,8 @@ def train_seed_batch(
             with torch.no_grad():
                 log_ratio = log_prob - old_log_prob
                 kl = ((torch.exp(log_ratio) - 1) - log_ratio).mean(1)
-                kls.append(kl)
+                kl_sum += kl * active  # a seed's stopping minibatch counts, later ones do not (as in SB3)
+                kl_n += active
             if settings.target_kl is not None:
                 active &= kl <= 1.5 * settings.target_kl
                 if not bool(active.any()):
@@ -401,8 +402,7 @@ def train_seed_batch(
             coef = (settings.max_grad_norm / (norm_total + 1e-6)).clamp(max=1.0)
             stats["norm"].append(norm_total * coef)
             optimizer.step(fast, lr_t, None if bool(active.all()) else active)
-        if kls:
-            approx_kl = torch.stack(kls).mean(0)
+        approx_kl = torch.where(kl_n > 0, kl_sum / kl_n.clamp(min=1), approx_kl)
         if not bool(active.any()):
             break
     for p in policy.parameters():

@@ -84,7 +84,7 @@ def is_fast_step(optimizer: Any) -> bool:
     return any(p.grad is not None for g in optimizer.param_groups if g.get("name") == "modules" for p in g["params"])
 
 
-def separate_run(agent: str, seed: int, fast_slow: bool, rollouts: int = 2) -> Recorder:
+def separate_run(agent: str, seed: int, fast_slow: bool, rollouts: int = 2, **ppo: Any) -> Recorder:
     env = make_vec_env("MetaRIM-GoTo-v0", n_envs=2, seed=seed)
     kwargs: dict[str, Any] = dict(net_arch=[8], features_extractor_kwargs=EXTRACTOR)
     policy: type[FastRecurrentPolicy]
@@ -93,7 +93,7 @@ def separate_run(agent: str, seed: int, fast_slow: bool, rollouts: int = 2) -> R
     else:
         policy = MultiInputFastLstmPolicy if agent == "lstm" else MultiInputGruPolicy
         kwargs["lstm_hidden_size"] = 8
-    model = ChunkedRecurrentPPO(policy, env, seed=seed, policy_kwargs=kwargs, device="cpu", **PPO)  # type: ignore[arg-type]
+    model = ChunkedRecurrentPPO(policy, env, seed=seed, policy_kwargs=kwargs, device="cpu", **{**PPO, **ppo})  # type: ignore[arg-type]
     rec = Recorder()
     callbacks: list[BaseCallback] = [rec]
     if fast_slow:
@@ -139,6 +139,28 @@ def test_seed_batched_update_equals_separate_runs(agent: str, n_seeds: int, fast
             np.testing.assert_allclose(stats["grad_norms"][:, s], want_norms, rtol=1e-4, err_msg="clipped grad norms")
         if fast_slow:
             assert fs is not None and fs.slow_updates == 1
+
+
+def test_target_kl_stops_each_seed_as_its_separate_run() -> None:
+    target_kl = 0.01
+    runs = [separate_run("rim", seed, True, target_kl=target_kl, learning_rate=0.03, n_epochs=4) for seed in range(4)]
+    before = [r.before[0] for r in runs]
+    policies = [b["policy"] for b in before]
+    batched = SeedBatchPolicy.from_policies(policies)
+    adam = SeedAdam.from_optimizers(batched, [p.optimizer for p in policies], policies)
+    fs = SeedFastSlow(**FAST_SLOW)  # type: ignore[arg-type]
+    rollout = SeedRollout.from_buffers([b["buffer"] for b in before])
+    ppo = settings()
+    ppo.target_kl, ppo.learning_rate, ppo.n_epochs = target_kl, 0.03, 4
+    stats = train_seed_batch(batched, adam, rollout, [b["rng"] for b in before], ppo, before[0]["progress"], fs)
+    steps = stats["n_grad_steps"]
+    assert len(set(steps.tolist())) > 1, steps  # the seeds stopped at different steps (else the test shows little)
+    names = dict(batched.named_parameters())
+    for s, run in enumerate(runs):
+        assert steps[s] == run.before[1]["n_norms"] - before[s]["n_norms"]  # as many fast steps as the separate run
+        np.testing.assert_allclose(stats["approx_kl"][s], run.after[0]["logged"]["train/approx_kl"], rtol=1e-4)
+        for name, want in run.after[0]["params"].items():  # lr 30x the other tests': float noise through Adam too
+            torch.testing.assert_close(names[name][s].detach(), want, rtol=1e-4, atol=1e-4, msg=f"{name} s={s}")
 
 
 def test_per_seed_clipping_and_adam_masking() -> None:
