@@ -5,7 +5,13 @@ recurrent policies on a CPU is paid once for ``S`` agents. Nothing statistical i
 
 - :mod:`~metarim_sb3.seed_batch.layers`: linear maps, convolutions, MLPs and the MiniGrid features extractor;
 - :mod:`~metarim_sb3.seed_batch.cores`: the LSTM, GRU and RIM cores;
-- :mod:`~metarim_sb3.seed_batch.stacking`: moving weights between ``S`` ordinary modules and a batched one.
+- :mod:`~metarim_sb3.seed_batch.stacking`: moving weights between ``S`` ordinary modules and a batched one;
+- :mod:`~metarim_sb3.seed_batch.policy`: :class:`~metarim_sb3.seed_batch.policy.SeedBatchPolicy`, ``S`` recurrent
+  actor-critic policies (imports SB3);
+- :mod:`~metarim_sb3.seed_batch.ppo`: the PPO update of ``S`` seeds, with per-seed Adam, clipping and fast/slow
+  schedule (imports SB3).
+
+Not built yet: the rollout loop over ``S`` copies of the environments, the trainer around it, the CLI.
 """
 
 from metarim_sb3.seed_batch.cores import SeedGRU, SeedLSTM, SeedRIM, seed_core

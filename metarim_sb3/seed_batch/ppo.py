@@ -324,9 +324,10 @@ def train_seed_batch(
     :param settings: the PPO settings.
     :param progress_remaining: SB3's ``progress_remaining`` (for schedules).
     :param fast_slow: the fast/slow schedule, or ``None`` (every group at every step, the model's learning rate).
-    :return: per-seed statistics, each ``[S]`` (means over the gradient steps as SB3 logs them:
-        ``policy_gradient_loss``, ``value_loss``, ``entropy_loss``, ``clip_fraction``, ``n_grad_steps``;
-        ``approx_kl``: the mean over the seed's last epoch, its stopping minibatch included), and ``grad_norms`` ``[steps, S]``: each step's fast-group gradient norm after clipping.
+    :return: per-seed statistics, each ``[S]`` (``policy_gradient_loss``, ``value_loss``, ``entropy_loss``,
+        ``clip_fraction``: means over the seed's gradient steps, as SB3 logs them; ``n_grad_steps``: their count;
+        ``approx_kl``: the mean over the seed's last epoch, its stopping minibatch included), and ``grad_norms``
+        ``[steps, S]``: each step's fast-group gradient norm after clipping.
     """
     s_count, n_total = rollout.actions.shape
     chunk, per_batch = settings.chunk_len, max(1, settings.batch_size // settings.chunk_len)
