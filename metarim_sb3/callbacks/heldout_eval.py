@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 from typing import Any
 
 import gymnasium as gym
@@ -44,7 +45,7 @@ class HeldOutEvalCallback(BaseCallback):
         the ``experiments`` extra; without it nothing is shown).
     """
 
-    CSV_HEADER = ("timesteps", "success_rate", "mean_reward", "n_episodes", "mean_ep_length")
+    CSV_HEADER = ("timesteps", "success_rate", "mean_reward", "n_episodes", "mean_ep_length", "seconds")
 
     def __init__(
         self,
@@ -118,9 +119,10 @@ class HeldOutEvalCallback(BaseCallback):
         Run one evaluation now (also usable after ``learn()``), log it and append it to the CSV.
 
         :return: the row: ``timesteps``, ``success_rate`` (``nan`` if the env reports none), ``mean_reward``,
-            ``n_episodes``, ``mean_ep_length``.
+            ``n_episodes``, ``mean_ep_length``, ``seconds`` (wall time of the evaluation).
         """
         sync_eval_env("HeldOutEvalCallback", self.training_env, self.eval_env)
+        started = time.perf_counter()
         self._successes = []
         self._bar = self._progress_bar()
         try:
@@ -142,6 +144,7 @@ class HeldOutEvalCallback(BaseCallback):
             mean_reward=float(np.mean(rewards)),  # type: ignore[arg-type]
             n_episodes=len(rewards),  # type: ignore[arg-type]
             mean_ep_length=float(np.mean(lengths)),
+            seconds=round(time.perf_counter() - started, 3),
         )
         self.evaluations.append(row)
         for key in ("success_rate", "mean_reward", "mean_ep_length", "n_episodes"):

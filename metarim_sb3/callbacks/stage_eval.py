@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import time
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -94,9 +95,10 @@ class StageEvalCallback(BaseCallback):
 
     Appends one row per (evaluation, stage) to ``<log_dir>/<csv_name>`` (the file closed after every row)::
 
-        timesteps, stage, current, episodes, successes, success_rate, mean_return
+        timesteps, stage, current, episodes, successes, success_rate, mean_return, seconds
 
-    ``current`` is 1 for the training stage at that time; ``success_rate`` is empty if the env reports no
+    ``current`` is 1 for the training stage at that time; ``seconds`` is the evaluation's wall time (what
+    evaluation costs a run); ``success_rate`` is empty if the env reports no
     ``is_success``. A run resumed with an existing CSV takes the stages seen from it. :attr:`evaluations` holds
     the rows of this session as dicts.
 
@@ -115,7 +117,7 @@ class StageEvalCallback(BaseCallback):
     :param verbose: ``1`` prints each evaluation.
     """
 
-    CSV_HEADER = ("timesteps", "stage", "current", "episodes", "successes", "success_rate", "mean_return")
+    CSV_HEADER = ("timesteps", "stage", "current", "episodes", "successes", "success_rate", "mean_return", "seconds")
     _OWN_KWARGS = ("schedule", "shift_every", "cycle", "stage")
     #: The values of ``others``.
     OTHERS = ("every", "shifts")
@@ -241,6 +243,7 @@ class StageEvalCallback(BaseCallback):
         rows = []
         with th.random.fork_rng(devices=cuda):
             for stage in order:
+                started = time.perf_counter()
                 self.eval_env.env_method("set_stage", stage)
                 self.eval_env.seed(self.seed)
                 result = run_episodes(self.model, self.eval_env, self.episodes, self.deterministic)
@@ -254,6 +257,7 @@ class StageEvalCallback(BaseCallback):
                     successes=n_success,
                     success_rate=rate,
                     mean_return=float(np.mean(result.returns)),
+                    seconds=round(time.perf_counter() - started, 3),
                 )
                 rows.append(row)
                 if self.csv_path is not None:

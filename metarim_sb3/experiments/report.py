@@ -214,7 +214,10 @@ def _load_run(path: Path) -> RunData:
     shift_stages = [int(v) for v in to_stage] if not any(math.isnan(v) for v in to_stage) else []
     eval_rows = _read_csv(path / STAGE_EVAL)
     stage_eval = (
-        {k: np.array([_num(r.get(k)) for r in eval_rows]) for k in ("timesteps", "stage", "current", "success_rate")}
+        {
+            k: np.array([_num(r.get(k)) for r in eval_rows])
+            for k in ("timesteps", "stage", "current", "success_rate", "seconds")
+        }
         if eval_rows
         else None
     )
@@ -334,12 +337,12 @@ def adaptation_auc_rows(runs: list[RunData]) -> list[dict[str, Any]]:
     return rows
 
 
-def _auc_markdown(rows: list[dict[str, Any]], image: str) -> list[str]:
+def _auc_markdown(rows: list[dict[str, Any]], image: str, actions: str) -> list[str]:
     lines = ["", "## Adaptation: success AUC after a shift", ""]
     if not any(r["recorded"] for r in rows):
         return [*lines, "Per-stage evaluations (`stage_eval.csv`) not recorded in these runs."]
     lines += [
-        "Success rate of the new training stage (deterministic evaluation, `stage_eval.csv`) integrated over the "
+        f"Success rate of the new training stage (evaluation with {actions}, `stage_eval.csv`) integrated over the "
         "fixed horizon (`adaptation.horizon` frames) after each shift, divided by the horizon: 1 = solved at once, "
         "0 = never solved within the horizon. Higher is better. IQM over seeds (strata: visit index) with a 95 % "
         "stratified-bootstrap CI from 3 seeds on. Undefined visits are counted with their reasons, never imputed.",
@@ -654,7 +657,26 @@ def _cost_markdown(runs: list[RunData]) -> list[str]:
                 f"| {1e3 * sum(wall) / max(frames, 1):.2f} | {float(np.median(wall)):.0f} s |"
             )
     total = sum(float(r.done["wall_time_s"]) for r in done if r.done)
-    return [*lines, "", f"Total: {len(done)} complete runs, {total / 3600:.2f} wall-hours."]
+    lines += ["", f"Total: {len(done)} complete runs, {total / 3600:.2f} wall-hours."]
+    return lines + _evaluation_share(done)
+
+
+def _evaluation_share(runs: list[RunData]) -> list[str]:
+    """The share of wall time the evaluations during training took (runs that timed them: a ``seconds`` column)."""
+    shares: dict[str, list[float]] = defaultdict(list)
+    for r in runs:
+        parts = [t["seconds"] for t in (r.stage_eval, r.heldout) if t is not None and "seconds" in t]
+        if parts and r.done and float(r.done["wall_time_s"]) > 0:
+            seconds = sum(float(np.nansum(p)) for p in parts)
+            shares[r.env].append(seconds / float(r.done["wall_time_s"]))
+    if not shares:
+        return []
+    text = "; ".join(
+        f"{env} {100 * float(np.median(v)):.0f} % (range {100 * min(v):.0f}-{100 * max(v):.0f} %, {len(v)} runs)"
+        for env, v in sorted(shares.items())
+    )
+    what = "Evaluations during training (stage and held-out, their `seconds` columns), share of wall time, median"
+    return ["", f"{what}: {text}."]
 
 
 def paired_rows(runs: list[RunData], reference: str) -> dict[str, list[PairedComparison]]:
@@ -1079,7 +1101,15 @@ def build_report(
     auc_rows = adaptation_auc_rows(runs)
     written["adaptation_auc"] = plots.adaptation_auc(auc_rows, out / "adaptation_auc.png")
     written["drift"] = plots.drift(runs, drift_groups(runs), out / "drift.png")
-    extra = _auc_markdown(auc_rows, "adaptation_auc.png")
+    greedy = {bool(r.config.get("deterministic_eval")) for r in runs}
+    actions = (
+        "greedy actions"
+        if greedy == {True}
+        else "sampled actions"
+        if greedy == {False}
+        else "greedy or sampled actions (runs differ)"
+    )
+    extra = _auc_markdown(auc_rows, "adaptation_auc.png", actions)
     written["forgetting"] = plots.stage_heatmaps(runs, out / "forgetting.png")
     extra += _forgetting_markdown(forgetting_rows(runs), "forgetting.png")
     extra += _zero_shot_markdown(zero_shot_rows(runs))

@@ -105,3 +105,26 @@ def test_committed_v2_preset_declares_the_protocol() -> None:
         assert dict(claims.tau)[env] < cur["every"]
     assert grid["overrides"]["stage_eval"]["episodes"] >= 50
     assert grid["overrides"]["final_eval"]["episodes"] >= 50 and grid["overrides"]["heldout_eval"]["episodes"] >= 50
+
+
+def test_evaluations_record_their_wall_time_and_the_report_its_share(tmp_path: Path) -> None:
+    # tiny real run: every stage and held-out evaluation row has its seconds; the report gives their share of time
+    from metarim_sb3.experiments.config import resolve_config
+    from metarim_sb3.experiments.report import build_report
+    from metarim_sb3.experiments.runner import run
+
+    overrides = {
+        **TINY,
+        "stage_eval": {"every": ROLLOUT, "episodes": 2, "n_envs": 1},
+        "heldout_eval": {"every": ROLLOUT, "episodes": 2, "n_envs": 1},
+    }
+    config = resolve_config("lstm", ENV_ID, overrides=overrides, timesteps=2 * ROLLOUT)
+    assert run(config, 0, tmp_path / "runs" / "lstm" / "seed_0")["status"] == "done"
+    for name in ("stage_eval.csv", "heldout_eval.csv"):
+        with open(tmp_path / "runs" / "lstm" / "seed_0" / name, newline="") as file:
+            rows = list(csv.DictReader(file))
+        assert rows and all(float(r["seconds"]) > 0 for r in rows)
+    build_report([tmp_path / "runs"], tmp_path / "report")
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "share of wall time, median: MetaRIM-GoTo-v0 " in text
+    assert "evaluation with sampled actions" in text  # deterministic_eval false, said as it is
