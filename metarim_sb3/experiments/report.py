@@ -666,6 +666,7 @@ def _evaluation_share(runs: list[RunData]) -> list[str]:
     shares: dict[str, list[float]] = defaultdict(list)
     for r in runs:
         parts = [t["seconds"] for t in (r.stage_eval, r.heldout) if t is not None and "seconds" in t]
+        parts = [p for p in parts if np.isfinite(p).any()]  # runs from before the column: not timed
         if parts and r.done and float(r.done["wall_time_s"]) > 0:
             seconds = sum(float(np.nansum(p)) for p in parts)
             shares[r.env].append(seconds / float(r.done["wall_time_s"]))

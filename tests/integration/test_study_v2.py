@@ -128,3 +128,13 @@ def test_evaluations_record_their_wall_time_and_the_report_its_share(tmp_path: P
     text = (tmp_path / "report" / "report.md").read_text()
     assert "share of wall time, median: MetaRIM-GoTo-v0 " in text
     assert "evaluation with sampled actions" in text  # deterministic_eval false, said as it is
+
+
+def test_runs_without_timed_evaluations_get_no_share_line(tmp_path: Path) -> None:
+    from metarim_sb3.experiments.report import build_report
+
+    # a committed study v1 run predates the seconds column: the report must not claim 0 %
+    src = Path(__file__).resolve().parents[2] / "results" / "study-v1" / "runs" / "MetaRIM-GoTo-v0" / "lstm" / "seed_0"
+    build_report([src], tmp_path / "report")
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "share of wall time" not in text and "evaluation with sampled actions" in text
