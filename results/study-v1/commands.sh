@@ -13,3 +13,5 @@ metarim report results/study/runs --out results/study --claims study
 # in a clean clone at c994b93, whose report code closes a visit left just after its horizon with the evaluation at
 # the shift (4 visits had been mislabelled "training ended before the horizon"; README.md):
 metarim report results/study-v1/runs --out results/study-v1 --claims study-v1
+# Regenerated again in a clean clone at 1a1fc93: the adaptation section now says the evaluations sampled their actions
+# (it said "deterministic"); no number changed.
