@@ -23,8 +23,9 @@ and every stage seen, for adaptation and forgetting).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from metarim_sb3._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from metarim_sb3.callbacks import (
@@ -128,22 +129,4 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """
-    Import a public name from the module that defines it, on first use.
-
-    :param name: the attribute asked for.
-    :return: its value (also stored in the package, so the next lookup is direct).
-    :raises AttributeError: for a name the package does not export.
-    """
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    """:return: the module's names, the lazily imported ones included."""
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES, __all__)
