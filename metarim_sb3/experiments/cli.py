@@ -144,6 +144,12 @@ def _build_parser() -> argparse.ArgumentParser:
         "(default: %(default)s)",
     )
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit (default: off)")
+    p.add_argument(
+        "--wandb",
+        action="store_true",
+        help="also log to Weights & Biases (files under the run folder's wandb/; WANDB_MODE=offline keeps them "
+        'local); needs the wandb extra: pip install -e ".[wandb]" (default: off)',
+    )
 
     p = sub.add_parser(
         "evaluate",
@@ -305,6 +311,13 @@ def _train(args: argparse.Namespace, prog: str) -> int:
     from metarim_sb3.experiments.runner import run
 
     overrides = parse_set(args.set)
+    if args.wandb and not args.print_config:  # refused before anything is built or printed
+        from metarim_sb3.experiments.wandb_logging import require_wandb
+
+        try:
+            require_wandb()
+        except ModuleNotFoundError as err:
+            raise RunError(str(err)) from None
     if args.timesteps is not None and args.timesteps < 1:
         raise RunError(f"--timesteps must be a positive integer, got {args.timesteps}")
     max_threads = 4 * (os.cpu_count() or 1)
@@ -345,7 +358,7 @@ def _train(args: argparse.Namespace, prog: str) -> int:
     torch.set_num_threads(args.threads)
     progress = _show_progress(args.progress)
     print(f"training {config['agent']} on {config['env']} for {config['timesteps']} steps, seed {seed} -> {out}")
-    result = run(config, seed, out, resume=args.resume, force=args.force, progress_bar=progress)
+    result = run(config, seed, out, resume=args.resume, force=args.force, progress_bar=progress, wandb=args.wandb)
     if result["status"] == "interrupted":
         print(f"interrupted: checkpoint at {result['timesteps']} steps in {out}; continue with: "
               f"metarim train --resume --out {shlex.quote(str(out))}", file=sys.stderr)  # fmt: skip

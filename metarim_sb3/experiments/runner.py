@@ -18,7 +18,7 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from metarim_sb3.experiments import generalization
 from metarim_sb3.experiments.config import ConfigError, check_device, check_seed, schedule_name
@@ -64,6 +64,9 @@ from metarim_sb3.experiments.rundir import (
     write_yaml,
 )
 from metarim_sb3.experiments.signals import stop_on_signals
+
+if TYPE_CHECKING:
+    from metarim_sb3.experiments.wandb_logging import WandbRun
 
 __all__ = ["RESUME_APPLIED_PPO_KEYS", "RESUME_FIXED_KEYS", "run", "versions"]
 
@@ -373,6 +376,7 @@ def run(
     resume: bool = False,
     force: bool = False,
     progress_bar: bool = False,
+    wandb: bool = False,
 ) -> dict[str, Any]:
     """
     Train one agent on one environment and evaluate it zero-shot on the held-out stage.
@@ -390,12 +394,22 @@ def run(
     :param force: replace the run in ``out_dir`` (its run files only; other files stay).
     :param progress_bar: show progress on stderr: SB3's training bar (steps, fps, ETA), then the final held-out
         evaluation's episodes done / total with an ETA.
+    :param wandb: also log the run's scalars and summary to Weights & Biases
+        (:mod:`~metarim_sb3.experiments.wandb_logging`; needs the ``wandb`` extra, files under ``out_dir/wandb/``).
     :return: the summary also written to ``done.json`` (status ``"done"``), or ``{"status": "interrupted",
         "timesteps": ...}`` after SIGINT/SIGTERM.
-    :raises ConfigError: on settings the model, policy or callbacks reject.
+    :raises ConfigError: on settings the model, policy or callbacks reject, or ``wandb`` without wandb installed.
     :raises RunError: when ``out_dir`` does not fit the request, is locked, or holds damaged files.
     :raises NonFiniteError: when the parameters diverge.
     """
+    tracker: WandbRun | None = None
+    if wandb:
+        from metarim_sb3.experiments.wandb_logging import WandbRun
+
+        try:
+            tracker = WandbRun(config, seed, Path(out_dir), resume)
+        except ModuleNotFoundError as err:
+            raise ConfigError(str(err)) from None
     check_seed(seed)
     check_device(str(config.get("device", "cpu")))
     out_dir = Path(out_dir)
@@ -403,14 +417,28 @@ def run(
     lock = RunLock(out_dir)
     if out_dir.is_dir():  # an existing folder: lock it now, so that a second writer stops before building anything
         lock.acquire()
+    summary: dict[str, Any] | None = None
     try:
-        return _run_locked(config, seed, out_dir, lock, resume=resume, force=force, progress_bar=progress_bar)
+        summary = _run_locked(
+            config, seed, out_dir, lock, resume=resume, force=force, progress_bar=progress_bar, tracker=tracker
+        )
+        return summary
     finally:
         lock.release()
+        if tracker is not None:
+            tracker.finish(summary)
 
 
 def _run_locked(
-    config: dict[str, Any], seed: int, out_dir: Path, lock: RunLock, *, resume: bool, force: bool, progress_bar: bool
+    config: dict[str, Any],
+    seed: int,
+    out_dir: Path,
+    lock: RunLock,
+    *,
+    resume: bool,
+    force: bool,
+    progress_bar: bool,
+    tracker: WandbRun | None = None,
 ) -> dict[str, Any]:
     from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
 
@@ -508,6 +536,8 @@ def _run_locked(
         history.setdefault("resumed", []).append({"at_timesteps": start, **info})
     write_json(out_dir / VERSIONS, history)
     outputs = [CSVOutputFormat(str(out_dir / progress_csv(start))), TensorBoardOutputFormat(str(out_dir / TENSORBOARD))]
+    if tracker is not None:  # the W&B run starts once the folder is taken (its files go to out_dir/wandb/)
+        outputs.append(tracker.start())
     model.set_logger(Logger(str(out_dir), outputs))
 
     # 3. Learn.
