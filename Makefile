@@ -1,7 +1,8 @@
 # metarim — the contributor interface. `make demo` and `make test` each set up .venv on first use.
 PYTHON ?= python3
 VENV ?= .venv
-TORCH_SPEC ?= torch==2.13.0
+# the newest torch tested; the versions tested, and those the committed results used: docs/installation.md
+TORCH_SPEC ?= torch==2.15.0
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.metarim-installed
@@ -17,7 +18,7 @@ help:
 	@echo "make bench-study-full   whole study-budget GoTo runs per agent (about 10 min, idle machine)"
 	@echo "make docs    build the documentation site and check its internal links"
 	@echo "make dist    build the wheel and the sdist into dist/ and check their metadata and contents"
-	@echo "variables: TORCH_SPEC='$(TORCH_SPEC)' (e.g. TORCH_SPEC='torch==2.13.0' or a CUDA build), PYTHON=$(PYTHON)"
+	@echo "variables: TORCH_SPEC='$(TORCH_SPEC)' (e.g. TORCH_SPEC='torch==2.13.0', the committed results' torch), PYTHON=$(PYTHON)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
