@@ -20,6 +20,8 @@ from typing import Any
 
 from stable_baselines3.common.logger import KVWriter
 
+from metarim_sb3.experiments.rundir import RunError
+
 __all__ = ["RUN_ID_FILE", "WANDB_INSTALL", "WandbOutputFormat", "WandbRun", "require_wandb"]
 
 #: How to install the extra (named in the one-line error when wandb is missing).
@@ -95,21 +97,29 @@ class WandbRun:
         Start (or, on resume, continue) the W&B run; call it after the run folder has been taken.
 
         :return: the SB3 logger output that mirrors the run's scalars to it.
+        :raises RunError: when wandb cannot start the run (e.g. online mode without an account).
         """
         import wandb
 
         id_file = self.out_dir / RUN_ID_FILE
         run_id = id_file.read_text().strip() if self.resume and id_file.exists() else secrets.token_hex(6)
         id_file.write_text(run_id + "\n")
-        self.run = wandb.init(
-            project=os.environ.get("WANDB_PROJECT", "metarim"),
-            name=self.out_dir.name,
-            id=run_id,
-            resume="allow",
-            dir=str(self.out_dir),
-            config=self.config,
-            reinit="create_new",
-        )
+        try:
+            self.run = wandb.init(
+                project=os.environ.get("WANDB_PROJECT", "metarim"),
+                name=self.out_dir.name,
+                id=run_id,
+                resume="allow",
+                dir=str(self.out_dir),
+                config=self.config,
+                reinit="create_new",
+            )
+        except Exception as err:  # no account configured, no network, a bad WANDB_* setting
+            message = " ".join(str(err).split())[:300]
+            raise RunError(
+                f"--wandb: wandb could not start a run ({type(err).__name__}: {message}); log in (wandb login) or "
+                "set WANDB_MODE=offline, then run the command again (nothing was trained; a new run needs --force now)"
+            ) from None
         self.run.define_metric("global_step")
         self.run.define_metric("*", step_metric="global_step")
         return WandbOutputFormat(self.run)

@@ -128,3 +128,19 @@ def test_wandb_offline_run_mirrors_the_scalars_and_resumes_the_same_run(
     assert (out / RUN_ID_FILE).read_text().strip() == run_id
     runs = sorted((out / "wandb").glob("offline-run-*"))
     assert len(runs) == 2 and all(p.name.endswith(f"-{run_id}") for p in runs)
+
+
+def test_wandb_that_cannot_start_a_run_is_one_line(
+    tmp_path: Path, tiny_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("wandb")
+    for name in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_SILENT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: online mode without an account
+    for name in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):
+        monkeypatch.setenv(name, str(tmp_path / name.lower()))
+    out = tmp_path / "run"
+    result = metarim("train", "--agent", "lstm", "--env", ENV_ID, "--timesteps", "64", "--out", out,
+                     "--config", tiny_config, "--wandb")  # fmt: skip
+    assert_one_line_error(result, "--wandb: wandb could not start a run", "WANDB_MODE=offline", "--force")
+    assert not (out / "checkpoint.zip").exists()  # nothing was trained
