@@ -21,6 +21,7 @@ from metarim_sb3.experiments.rundir import (
     check_run_entries,
     check_writable_file,
     eval_files,
+    fallback_hint,
     find_model,
     load_model_file,
     read_run_config,
@@ -176,7 +177,8 @@ def load_policy_weights(config: dict[str, Any], path: str | Path, device: str = 
     except RunError:
         raise
     except Exception as err:  # a damaged zip, no policy.pth, or something else than tensors
-        raise RunError(f"{path} is damaged or holds no policy weights ({type(err).__name__})") from None
+        hint = fallback_hint(path)
+        raise RunError(f"{path} is damaged or holds no policy weights ({type(err).__name__}){hint}") from None
     env = make_env(checked["env"], 1, 0, checked.get("env_kwargs"))
     try:
         model = _build_model(checked, env, 0)

@@ -434,9 +434,18 @@ def load_model_file(path: str | Path, **kwargs: Any) -> Any:
         algorithm = RecurrentPPO if saved_chunk_len(path) is None else ChunkedRecurrentPPO
         return algorithm.load(path, **kwargs)
     except Exception as err:  # anything a damaged archive raises (zip, JSON, torch or pickle errors)
-        other = path.with_name(CHECKPOINT) if path.name != CHECKPOINT else None
-        hint = f"; {other} may still load" if other is not None and other.is_file() else ""
-        raise RunError(f"{path} is damaged and cannot be loaded ({type(err).__name__}){hint}") from err
+        raise RunError(f"{path} is damaged and cannot be loaded ({type(err).__name__}){fallback_hint(path)}") from err
+
+
+def fallback_hint(path: str | Path) -> str:
+    """
+    :param path: a run's damaged ``model.zip`` (or ``checkpoint.zip``).
+    :return: ``"; <folder>/checkpoint.zip may still load"`` when it is the final model and the run has a
+        checkpoint beside it, else ``""``.
+    """
+    path = Path(path)
+    other = path.with_name(CHECKPOINT) if path.name != CHECKPOINT else None
+    return f"; {other} may still load" if other is not None and other.is_file() else ""
 
 
 # ---------------------------------------------------------------------------------------------- ownership
