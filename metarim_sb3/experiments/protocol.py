@@ -133,8 +133,7 @@ def score_run(
         shifted = [(v, a) for k, (v, a) in enumerate(aucs) if k >= 1]
         scores["adaptation AUC"] = _mean_of([a.auc for v, a in shifted if not v.revisit])
         scores["re-adaptation AUC"] = _mean_of([a.auc for v, a in shifted if v.revisit])
-        first = {id(v) for v, _ in shifted if not v.revisit}
-        kinds = [id(v) in first for v, _ in aucs]
+        kinds = [k >= 1 and not v.revisit for k, (v, _) in enumerate(aucs)]  # first visits after a shift
     else:
         kinds = [k >= 1 for k in range(len(mastery))]  # without the visits' kinds: every visit after a shift
     times = []
@@ -242,10 +241,9 @@ def power(n: int, sd: float, effect: float, alpha: float) -> float:
     :param alpha: one-sided level.
     :return: the power of the one-sided paired t test (noncentral t); ``nan`` for ``n < 2`` or ``sd`` not > 0.
     """
-    if n < 2 or not sd > 0:
+    if n < 2:
         return math.nan
-    df = n - 1
-    return float(sps.nct.sf(sps.t.ppf(1 - alpha, df), df, effect * math.sqrt(n) / sd))
+    return power_at(sd / math.sqrt(n), n - 1, effect, alpha)
 
 
 def power_at(se: float, df: float, effect: float, alpha: float) -> float:
