@@ -2,7 +2,7 @@
 
 - :func:`resolve_config`: agent + env presets (YAML in ``presets/``) + overrides -> one plain ``dict``;
 - :func:`run`: one training run, a pure function ``run(config, seed, out_dir) -> summary`` (checkpoints, resume,
-  curriculum, held-out evaluation, unit activity, logs: see :mod:`metarim_sb3.experiments.runner`);
+  curriculum, held-out evaluation, unit activity, logs: see :mod:`metarim_sb3.experiments.training.runner`);
 - :func:`plan` / :func:`run_grid`: a preset's agent x env x seed grid in worker processes;
 - :func:`build_report`: ``summary.csv``, plots and ``report.md`` from run folders;
 - :func:`evaluate_run`: success rate and return with 95 % CIs on one stage.
@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING
 from metarim_sb3._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from metarim_sb3.experiments.compare import plan, run_grid
-    from metarim_sb3.experiments.config import AGENTS, ConfigError, compare_preset, resolve_config
-    from metarim_sb3.experiments.evaluate import evaluate_model, evaluate_run
-    from metarim_sb3.experiments.monitoring import NonFiniteError
-    from metarim_sb3.experiments.report import build_report
-    from metarim_sb3.experiments.rundir import RunError
-    from metarim_sb3.experiments.runner import run
+    from metarim_sb3.experiments.grid.compare import plan, run_grid
+    from metarim_sb3.experiments.reporting.report import build_report
+    from metarim_sb3.experiments.training.config import AGENTS, ConfigError, compare_preset, resolve_config
+    from metarim_sb3.experiments.training.evaluate import evaluate_model, evaluate_run
+    from metarim_sb3.experiments.training.folder import RunError
+    from metarim_sb3.experiments.training.monitoring import NonFiniteError
+    from metarim_sb3.experiments.training.runner import run
 
 __all__ = [
     "AGENTS",
@@ -48,18 +48,18 @@ __all__ = [
 #: The module that defines each public name; names are imported on first use (PEP 562), so ``metarim --help``
 #: and the commands' argument checks run without importing torch and Stable-Baselines3.
 _HOMES = {
-    "plan": "metarim_sb3.experiments.compare",
-    "run_grid": "metarim_sb3.experiments.compare",
-    "AGENTS": "metarim_sb3.experiments.config",
-    "ConfigError": "metarim_sb3.experiments.config",
-    "compare_preset": "metarim_sb3.experiments.config",
-    "resolve_config": "metarim_sb3.experiments.config",
-    "evaluate_model": "metarim_sb3.experiments.evaluate",
-    "evaluate_run": "metarim_sb3.experiments.evaluate",
-    "NonFiniteError": "metarim_sb3.experiments.monitoring",
-    "build_report": "metarim_sb3.experiments.report",
-    "RunError": "metarim_sb3.experiments.rundir",
-    "run": "metarim_sb3.experiments.runner",
+    "plan": "metarim_sb3.experiments.grid.compare",
+    "run_grid": "metarim_sb3.experiments.grid.compare",
+    "AGENTS": "metarim_sb3.experiments.training.config",
+    "ConfigError": "metarim_sb3.experiments.training.config",
+    "compare_preset": "metarim_sb3.experiments.training.config",
+    "resolve_config": "metarim_sb3.experiments.training.config",
+    "evaluate_model": "metarim_sb3.experiments.training.evaluate",
+    "evaluate_run": "metarim_sb3.experiments.training.evaluate",
+    "NonFiniteError": "metarim_sb3.experiments.training.monitoring",
+    "build_report": "metarim_sb3.experiments.reporting.report",
+    "RunError": "metarim_sb3.experiments.training.folder",
+    "run": "metarim_sb3.experiments.training.runner",
 }
 
 

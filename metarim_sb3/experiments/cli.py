@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
-    from metarim_sb3.experiments.claims import Claims
+    from metarim_sb3.experiments.reporting.claims import Claims
 
 __all__ = ["main"]
 
@@ -71,7 +71,7 @@ def _command() -> str:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from metarim_sb3.experiments.config import AGENTS, compare_preset_names, env_ids
+    from metarim_sb3.experiments.training.config import AGENTS, compare_preset_names, env_ids
 
     description = (__doc__ or "").replace("``", "")  # plain text in a terminal
     parser = _Parser(prog="metarim", description=description, formatter_class=_Formatter)
@@ -306,13 +306,19 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace, prog: str) -> int:
-    from metarim_sb3.experiments.config import apply_overrides, check_seed, load_yaml, parse_set, resolve_config
-    from metarim_sb3.experiments.rundir import RunError, check_out_dir, read_run_config
-    from metarim_sb3.experiments.runner import run
+    from metarim_sb3.experiments.training.config import (
+        apply_overrides,
+        check_seed,
+        load_yaml,
+        parse_set,
+        resolve_config,
+    )
+    from metarim_sb3.experiments.training.folder import RunError, check_out_dir, read_run_config
+    from metarim_sb3.experiments.training.runner import run
 
     overrides = parse_set(args.set)
     if args.wandb and not args.print_config:  # refused before anything is built or printed
-        from metarim_sb3.experiments.wandb_logging import require_wandb
+        from metarim_sb3.experiments.training.wandb_logging import require_wandb
 
         try:
             require_wandb()
@@ -379,7 +385,7 @@ def _check_address(address: str) -> None:
     :param address: ``--address``.
     :raises ConfigError: unless it is ``auto`` or ``HOST:PORT`` with a port in 1..65535.
     """
-    from metarim_sb3.experiments.config import ConfigError
+    from metarim_sb3.experiments.training.config import ConfigError
 
     host, _, port = address.rpartition(":")
     if address == "auto" or (host and port.isdigit() and 1 <= int(port) <= 65535 and " " not in host):
@@ -394,8 +400,8 @@ def _check_backend_args(args: argparse.Namespace) -> None:
     :param args: the parsed ``compare`` arguments.
     :raises ConfigError: on an option of the other backend, a bad value, or Ray missing.
     """
-    from metarim_sb3.experiments import ray_backend
-    from metarim_sb3.experiments.config import ConfigError
+    from metarim_sb3.experiments.grid import ray_backend
+    from metarim_sb3.experiments.training.config import ConfigError
 
     if args.backend != "ray":
         ray_options = ("--address", args.address), ("--cpus-per-run", args.cpus_per_run), ("--verbose", args.verbose)
@@ -420,8 +426,8 @@ def _check_backend_args(args: argparse.Namespace) -> None:
 
 def _preset_claims(preset: str) -> tuple[Claims, list[tuple[str, str, int]]]:
     """:return: the claims a preset declares and the (env, agent, seed) runs its grid plans."""
-    from metarim_sb3.experiments.compare import seed_list
-    from metarim_sb3.experiments.config import ConfigError, compare_preset
+    from metarim_sb3.experiments.grid.compare import seed_list
+    from metarim_sb3.experiments.training.config import ConfigError, compare_preset
 
     grid = compare_preset(preset)
     if grid["claims"] is None:
@@ -431,11 +437,11 @@ def _preset_claims(preset: str) -> tuple[Claims, list[tuple[str, str, int]]]:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from metarim_sb3.experiments.compare import plan, run_grid, run_grid_ray
-    from metarim_sb3.experiments.config import MAX_SEEDS, ConfigError, compare_preset, parse_set
-    from metarim_sb3.experiments.provenance import check_results_tree
-    from metarim_sb3.experiments.ray_backend import RayConnectionError
-    from metarim_sb3.experiments.report import build_report
+    from metarim_sb3.experiments.grid.compare import plan, run_grid, run_grid_ray
+    from metarim_sb3.experiments.grid.ray_backend import RayConnectionError
+    from metarim_sb3.experiments.reporting.report import build_report
+    from metarim_sb3.experiments.training.config import MAX_SEEDS, ConfigError, compare_preset, parse_set
+    from metarim_sb3.experiments.training.provenance import check_results_tree
 
     if args.seeds is not None and not 1 <= args.seeds <= MAX_SEEDS:
         raise ConfigError(f"--seeds must be an integer from 1 to {MAX_SEEDS}, got {args.seeds}")
@@ -447,8 +453,8 @@ def _compare(args: argparse.Namespace) -> int:
     if args.costs_from is not None and not args.dry_run:
         raise ConfigError("--costs-from is an option of --dry-run (it estimates, it does not run)")
     if args.dry_run:
-        from metarim_sb3.experiments.compare import default_workers
-        from metarim_sb3.experiments.cost import costs_from_runs, describe_plan, load_costs
+        from metarim_sb3.experiments.grid.compare import default_workers
+        from metarim_sb3.experiments.grid.cost import costs_from_runs, describe_plan, load_costs
 
         jobs = plan(args.preset, out, args.seeds, parse_set(args.set))
         costs = costs_from_runs([args.costs_from]) if args.costs_from is not None else load_costs()
@@ -485,8 +491,8 @@ def _dispatch(args: argparse.Namespace, prog: str) -> int:
     if args.command == "compare":
         return _compare(args)
     if args.command == "evaluate":
-        from metarim_sb3.experiments.evaluate import evaluate_run, format_table
-        from metarim_sb3.experiments.rundir import eval_files
+        from metarim_sb3.experiments.training.evaluate import evaluate_run, format_table
+        from metarim_sb3.experiments.training.folder import eval_files
 
         progress = _show_progress(args.progress)
         summary = evaluate_run(
@@ -496,8 +502,8 @@ def _dispatch(args: argparse.Namespace, prog: str) -> int:
         print("saved " + " and ".join(str(args.run / name) for name in eval_files(summary["stage"])))
         return 0
     if args.command == "report":
-        from metarim_sb3.experiments.config import ConfigError
-        from metarim_sb3.experiments.report import build_report
+        from metarim_sb3.experiments.reporting.report import build_report
+        from metarim_sb3.experiments.training.config import ConfigError
 
         claims, planned = _preset_claims(args.claims) if args.claims else (None, None)
         if claims is not None and args.reference not in (None, claims.reference):
@@ -510,8 +516,8 @@ def _dispatch(args: argparse.Namespace, prog: str) -> int:
         print("\n".join(f"{k}: {v}" for k, v in paths.items()))
         return 0
     if args.command == "render":
-        from metarim_sb3.experiments.evaluate import render_gif
-        from metarim_sb3.experiments.rundir import RunError
+        from metarim_sb3.experiments.training.evaluate import render_gif
+        from metarim_sb3.experiments.training.folder import RunError
 
         if args.env is None and args.model is None:
             raise RunError("render needs --env ID or --model RUN")
@@ -546,9 +552,9 @@ def main(argv: list[str] | None = None) -> Any:
     parser = _build_parser()
     args = parser.parse_args(argv)
     prog = f"metarim {args.command}"
-    from metarim_sb3.experiments.config import ConfigError
-    from metarim_sb3.experiments.monitoring import NonFiniteError
-    from metarim_sb3.experiments.rundir import RunError
+    from metarim_sb3.experiments.training.config import ConfigError
+    from metarim_sb3.experiments.training.folder import RunError
+    from metarim_sb3.experiments.training.monitoring import NonFiniteError
 
     try:
         code = _dispatch(args, prog)

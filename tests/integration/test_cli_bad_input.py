@@ -17,7 +17,7 @@ import pytest
 import torch
 from cli_helpers import ENV_ID, assert_one_line_error, main_in_process, metarim
 
-from metarim_sb3.experiments.rundir import LOCK
+from metarim_sb3.experiments.training.folder import LOCK
 
 
 @pytest.mark.parametrize(

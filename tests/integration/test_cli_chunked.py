@@ -13,9 +13,9 @@ from cli_helpers import ENV_ID, assert_one_line_error, main_in_process
 from sb3_contrib import RecurrentPPO
 
 from metarim_sb3.chunked_ppo import ChunkedRecurrentPPO
-from metarim_sb3.experiments.compare import plan
-from metarim_sb3.experiments.config import ConfigError, compare_preset, resolve_config
-from metarim_sb3.experiments.rundir import load_model_file, saved_chunk_len
+from metarim_sb3.experiments.grid.compare import plan
+from metarim_sb3.experiments.training.config import ConfigError, compare_preset, resolve_config
+from metarim_sb3.experiments.training.folder import load_model_file, saved_chunk_len
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 

@@ -21,8 +21,8 @@ import pytest
 import yaml
 from cli_helpers import ENV_ID, TINY, assert_one_line_error, main_in_process, metarim, popen_metarim
 
-from metarim_sb3.experiments.compare import Job, _run_job, checkpoint_step, plan, prepare_run_dirs, ray_log_file
-from metarim_sb3.experiments.rundir import CHECKPOINT, DONE, JOB, TRAIN_LOG
+from metarim_sb3.experiments.grid.compare import Job, _run_job, checkpoint_step, plan, prepare_run_dirs, ray_log_file
+from metarim_sb3.experiments.training.folder import CHECKPOINT, DONE, JOB, TRAIN_LOG
 
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="needs Ray: pip install metarim[ray]")
 
@@ -161,7 +161,7 @@ def run_killed_once(job: Job) -> dict[str, object]:
 def test_killed_run_is_retried_in_one_line(when: str, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
     import ray
 
-    from metarim_sb3.experiments.ray_backend import run_grid_on_ray
+    from metarim_sb3.experiments.grid.ray_backend import run_grid_on_ray
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import this test module
     one = tmp_path / "one.yaml"

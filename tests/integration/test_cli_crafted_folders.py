@@ -12,7 +12,7 @@ import pytest
 from cli_helpers import ENV_ID, assert_one_line_error, main_in_process
 
 from metarim_sb3.callbacks._common import append_csv_row, write_csv
-from metarim_sb3.experiments.rundir import CONFIG, LOCK, MARKER, TRAIN_LOG, VERSIONS, RunError, RunLock
+from metarim_sb3.experiments.training.folder import CONFIG, LOCK, MARKER, TRAIN_LOG, VERSIONS, RunError, RunLock
 
 
 def _tree(folder: Path) -> dict[str, bytes]:
@@ -180,7 +180,7 @@ def test_the_safe_load_acts_as_the_full_load(finished_run: Path) -> None:
     import numpy as np
     import torch
 
-    from metarim_sb3.experiments.evaluate import load_model
+    from metarim_sb3.experiments.training.evaluate import load_model
 
     safe, _ = load_model(finished_run)
     full, _ = load_model(finished_run, trust=True)

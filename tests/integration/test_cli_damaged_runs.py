@@ -13,8 +13,8 @@ import pytest
 import yaml
 from cli_helpers import ENV_ID, TINY, assert_one_line_error, main_in_process, metarim
 
-from metarim_sb3.experiments import runner
-from metarim_sb3.experiments.rundir import CHECKPOINT, CHECKPOINT_META, LOCK
+from metarim_sb3.experiments.training import runner
+from metarim_sb3.experiments.training.folder import CHECKPOINT, CHECKPOINT_META, LOCK
 
 
 def _tree(folder: Path) -> dict[str, bytes]:

@@ -78,7 +78,7 @@ def test_package_imports_are_lazy() -> None:
         "assert 'torch' not in sys.modules and 'stable_baselines3' not in sys.modules\n"
         "from metarim_sb3 import RIMPolicy\n"
         "assert RIMPolicy.__module__ == 'metarim_sb3.policies'\n"
-        "assert ex.resolve_config.__module__ == 'metarim_sb3.experiments.config'\n"
+        "assert ex.resolve_config.__module__ == 'metarim_sb3.experiments.training.config'\n"
         "assert set(metarim_sb3.__all__) <= set(dir(metarim_sb3)) and set(ex.__all__) <= set(dir(ex))\n"
         "print('ok')\n"
     )

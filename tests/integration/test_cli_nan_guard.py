@@ -16,7 +16,8 @@ SCRIPT = """
 import sys
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
-from metarim_sb3.experiments import cli, runner
+from metarim_sb3.experiments import cli
+from metarim_sb3.experiments.training import runner
 
 class Poison(BaseCallback):
     def _on_step(self):

@@ -59,7 +59,7 @@ def test_evaluate_progress_only_when_asked_off_a_terminal(finished_run: Path) ->
 
 
 def test_compare_eta_counts_parallel_workers() -> None:
-    from metarim_sb3.experiments.compare import _eta
+    from metarim_sb3.experiments.grid.compare import _eta
 
     assert _eta(10.0, 4, 4, 4) == ", ETA 10s"  # four ran side by side in 10 s: four more take 10 s
     assert _eta(10.0, 2, 2, 1) == ", ETA 10s"  # one at a time, 5 s each

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from cli_helpers import ENV_ID, assert_one_line_error, main_in_process, metarim
 
-from metarim_sb3.experiments.wandb_logging import RUN_ID_FILE, WandbOutputFormat
+from metarim_sb3.experiments.training.wandb_logging import RUN_ID_FILE, WandbOutputFormat
 
 
 class _FakeRun:

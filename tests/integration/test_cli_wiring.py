@@ -12,8 +12,8 @@ import pytest
 import yaml
 from cli_helpers import ENV_ID, TINY, metarim
 
-from metarim_sb3.experiments.config import ConfigError, resolve_config
-from metarim_sb3.experiments.provenance import check_results_tree, git_sha
+from metarim_sb3.experiments.training.config import ConfigError, resolve_config
+from metarim_sb3.experiments.training.provenance import check_results_tree, git_sha
 
 #: TINY, with stage evaluations frequent enough to write rows within a few hundred steps.
 WIRED = {**TINY, "stage_eval": {"every": 128, "episodes": 1, "n_envs": 1}}
@@ -111,8 +111,8 @@ def test_git_sha_ignores_results(dirty_repo: Path, tmp_path: Path) -> None:
     [("shared-detached", True, False, False), ("shared", True, False, True), ("separate", False, True, False)],
 )
 def test_critic_builds_the_policy(critic: str, shared: bool, critic_core: bool, gradient: bool) -> None:
-    from metarim_sb3.experiments.envs import make_env
-    from metarim_sb3.experiments.runner import _build_model
+    from metarim_sb3.experiments.training.envs import make_env
+    from metarim_sb3.experiments.training.runner import _build_model
 
     config = resolve_config("gru", ENV_ID, overrides={**TINY, "critic": critic})
     env = make_env(config["env"], config["n_envs"], 0, config["env_kwargs"])

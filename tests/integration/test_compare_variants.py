@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from metarim_sb3.experiments.compare import plan
-from metarim_sb3.experiments.config import ConfigError, compare_preset
+from metarim_sb3.experiments.grid.compare import plan
+from metarim_sb3.experiments.training.config import ConfigError, compare_preset
 
 GRID = {
     "agents": ["meta-rim", "fast-k2"],

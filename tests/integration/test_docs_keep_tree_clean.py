@@ -1,5 +1,5 @@
 """Following the docs verbatim in a clone keeps it clean: runs record the bare commit and ``compare`` may write
-under ``results/``. Only code that runs makes a tree dirty (:mod:`metarim_sb3.experiments.provenance`)."""
+under ``results/``. Only code that runs makes a tree dirty (:mod:`metarim_sb3.experiments.training.provenance`)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from metarim_sb3.experiments.config import ConfigError
-from metarim_sb3.experiments.provenance import check_results_tree, code_changes, git_sha
+from metarim_sb3.experiments.training.config import ConfigError
+from metarim_sb3.experiments.training.provenance import check_results_tree, code_changes, git_sha
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,5 +1,5 @@
-"""The study protocol v2's statistics and scores (metarim_sb3.experiments.protocol), the claims' v2 keys, and the
-visit-AUC fix for a stage left just after the horizon (a committed study-v1 run)."""
+"""The study protocol v2's statistics and scores (metarim_sb3.experiments.reporting.protocol), the claims' v2 keys,
+and the visit-AUC fix for a stage left just after the horizon (a committed study-v1 run)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from metarim_sb3.experiments.claims import Claim, parse_claims
-from metarim_sb3.experiments.metrics import AdaptationAUC, Visit, visits_from_shifts
-from metarim_sb3.experiments.protocol import (
+from metarim_sb3.experiments.reporting.claims import Claim, parse_claims
+from metarim_sb3.experiments.reporting.metrics import AdaptationAUC, Visit, visits_from_shifts
+from metarim_sb3.experiments.reporting.protocol import (
     forgetting_on_return,
     judge_family,
     paired_test,
@@ -23,7 +23,7 @@ from metarim_sb3.experiments.protocol import (
     score_run,
     seeds_needed,
 )
-from metarim_sb3.experiments.report import load_run, run_visit_aucs
+from metarim_sb3.experiments.reporting.report import load_run, run_visit_aucs
 
 V1_RUNS = Path(__file__).resolve().parents[2] / "results" / "study-v1" / "runs"
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from metarim_sb3.experiments.ray_backend import RayMissingError, require_ray, run_grid_on_ray
+from metarim_sb3.experiments.grid.ray_backend import RayMissingError, require_ray, run_grid_on_ray
 
 ray = pytest.importorskip("ray")
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import this test module
@@ -146,7 +146,7 @@ def test_grid_matches_local_layout_retries_then_skips(local_ray: None, tmp_path:
     assert retry in text
     assert results[1]["ray"]["attempts"] == 2 and results[0]["ray"]["attempts"] == 1
 
-    from metarim_sb3.experiments.report import find_runs
+    from metarim_sb3.experiments.reporting.report import find_runs
 
     assert find_runs([remote]) == sorted(c.out_dir for c in cells)  # a report sees the run folders only
 
@@ -227,8 +227,8 @@ def test_failures_are_reported(local_ray: None, tmp_path: Path) -> None:
 
 def real_run(cell: Cell) -> dict[str, Any]:
     """The local backend's single-run entry point: train, or resume from the checkpoint if there is one."""
-    from metarim_sb3.experiments.rundir import CHECKPOINT
-    from metarim_sb3.experiments.runner import run
+    from metarim_sb3.experiments.training.folder import CHECKPOINT
+    from metarim_sb3.experiments.training.runner import run
 
     return run(cell.config, cell.seed, cell.out_dir, resume=(cell.out_dir / CHECKPOINT).exists())
 
@@ -237,8 +237,8 @@ def real_run(cell: Cell) -> dict[str, Any]:
 def test_real_runs_match_the_local_layout(local_ray: None, tmp_path: Path) -> None:
     from cli_helpers import ENV_ID, TINY
 
-    from metarim_sb3.experiments.config import resolve_config
-    from metarim_sb3.experiments.report import build_report
+    from metarim_sb3.experiments.reporting.report import build_report
+    from metarim_sb3.experiments.training.config import resolve_config
 
     def cells(root: Path, seeds: int) -> list[Cell]:
         return [

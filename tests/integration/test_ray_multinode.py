@@ -16,7 +16,7 @@ import pytest
 import yaml
 from cli_helpers import ENV_ID, TINY, metarim
 
-from metarim_sb3.experiments.rundir import DONE, TRAIN_LOG
+from metarim_sb3.experiments.training.folder import DONE, TRAIN_LOG
 
 pytestmark = [
     pytest.mark.slow,

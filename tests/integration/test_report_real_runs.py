@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from cli_helpers import ENV_ID, TINY
 
-from metarim_sb3.experiments.config import resolve_config
-from metarim_sb3.experiments.report import build_report
-from metarim_sb3.experiments.runner import run
+from metarim_sb3.experiments.reporting.report import build_report
+from metarim_sb3.experiments.training.config import resolve_config
+from metarim_sb3.experiments.training.runner import run
 
 pytestmark = pytest.mark.slow  # six short trainings: about a minute on two cores
 

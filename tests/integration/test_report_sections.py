@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from metarim_sb3.experiments.report import build_report
+from metarim_sb3.experiments.reporting.report import build_report
 
 ENV = "MiniGrid-Synthetic-v0"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from metarim_sb3.experiments.rundir import (
+from metarim_sb3.experiments.training.folder import (
     CHECKPOINT,
     CONFIG,
     CURVE,

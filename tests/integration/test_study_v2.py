@@ -11,9 +11,9 @@ import pytest
 import yaml
 from cli_helpers import ENV_ID, TINY, metarim
 
-from metarim_sb3.experiments.compare import plan
-from metarim_sb3.experiments.config import compare_preset
-from metarim_sb3.experiments.report import load_run, run_scores_v2, run_visit_aucs
+from metarim_sb3.experiments.grid.compare import plan
+from metarim_sb3.experiments.reporting.report import load_run, run_scores_v2, run_visit_aucs
+from metarim_sb3.experiments.training.config import compare_preset
 
 ROLLOUT = 64  # TINY: 2 envs x 32 steps
 
@@ -109,9 +109,9 @@ def test_committed_v2_preset_declares_the_protocol() -> None:
 
 def test_evaluations_record_their_wall_time_and_the_report_its_share(tmp_path: Path) -> None:
     # tiny real run: every stage and held-out evaluation row has its seconds; the report gives their share of time
-    from metarim_sb3.experiments.config import resolve_config
-    from metarim_sb3.experiments.report import build_report
-    from metarim_sb3.experiments.runner import run
+    from metarim_sb3.experiments.reporting.report import build_report
+    from metarim_sb3.experiments.training.config import resolve_config
+    from metarim_sb3.experiments.training.runner import run
 
     overrides = {
         **TINY,
@@ -131,7 +131,7 @@ def test_evaluations_record_their_wall_time_and_the_report_its_share(tmp_path: P
 
 
 def test_runs_without_timed_evaluations_get_no_share_line(tmp_path: Path) -> None:
-    from metarim_sb3.experiments.report import build_report
+    from metarim_sb3.experiments.reporting.report import build_report
 
     # a committed study v1 run predates the seconds column: the report must not claim 0 %
     src = Path(__file__).resolve().parents[2] / "results" / "study-v1" / "runs" / "MetaRIM-GoTo-v0" / "lstm" / "seed_0"

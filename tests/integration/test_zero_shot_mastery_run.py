@@ -12,8 +12,8 @@ import pytest
 from cli_helpers import ENV_ID, TINY
 from sb3_contrib import RecurrentPPO
 
-from metarim_sb3.experiments.config import resolve_config
-from metarim_sb3.experiments.runner import run
+from metarim_sb3.experiments.training.config import resolve_config
+from metarim_sb3.experiments.training.runner import run
 
 pytestmark = pytest.mark.slow  # four short trainings
 

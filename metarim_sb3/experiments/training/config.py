@@ -1,0 +1,722 @@
+"""Presets and resolved run configurations: YAML in, one plain ``dict`` out, every key checked.
+
+A run's configuration is built in layers, each a nested mapping merged over the previous one (RL Zoo style):
+
+1. ``presets/common.yaml``: ``default``, then the entry of the environment id (if any);
+2. ``presets/agents.yaml``: the agent's ``default``, then its entry for the environment id (if any);
+3. a user file (``--config FILE``) and ``--set key=value`` overrides (dotted keys, values parsed as YAML).
+
+Layer 3 may only change keys that layers 1-2 define (a typo fails instead of being silently ignored), except
+inside the free-form mappings :data:`OPEN_KEYS`. Values keep the type of the value they replace (an ``int`` may
+replace a ``float``). Files are read with ``yaml.safe_load``: nothing in them is evaluated.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import re
+import stat
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "AGENTS",
+    "CRITICS",
+    "DEVICES",
+    "OPEN_KEYS",
+    "ConfigError",
+    "apply_overrides",
+    "check_device",
+    "check_seed",
+    "compare_preset",
+    "compare_preset_names",
+    "env_ids",
+    "load_yaml",
+    "merge",
+    "parse_set",
+    "read_text_file",
+    "resolve_config",
+    "safe_yaml",
+    "schedule_name",
+]
+
+#: The agents defined in ``presets/agents.yaml``, in display order.
+AGENTS = ("meta-rim", "rim", "reversed", "lstm", "gru")
+#: Mappings whose keys are free (passed through to a constructor): any key may be added below them.
+OPEN_KEYS = ("policy_kwargs", "env_kwargs")
+
+
+class ConfigError(ValueError):
+    """A bad preset name, config file or override: the message is one line naming the problem and what is allowed."""
+
+
+def _preset_text(name: str) -> str:
+    return resources.files("metarim_sb3.experiments").joinpath("presets", name).read_text(encoding="utf-8")
+
+
+#: Largest YAML file read (bytes), deepest nesting, and most nodes after expanding aliases: a config is small, and
+#: a bigger one (``/dev/zero``, a 20,000-deep list, an alias bomb) is refused before it is parsed or expanded.
+MAX_YAML_BYTES = 1 << 20
+MAX_YAML_DEPTH = 64
+MAX_YAML_NODES = 100_000
+#: Longest value shown in a message (a long value is cut).
+_MAX_SHOWN = 80
+
+
+def _short(value: Any) -> str:
+    """:return: ``repr(value)``, cut to :data:`_MAX_SHOWN` characters."""
+    text = repr(value)
+    return text if len(text) <= _MAX_SHOWN else f"{text[: _MAX_SHOWN - 3]}..."
+
+
+def read_text_file(path: str | Path, what: str, limit: int = MAX_YAML_BYTES) -> str:
+    """
+    Read a small UTF-8 text file that must be a regular file (a FIFO, device or folder is refused before it is read).
+
+    :param path: the file.
+    :param what: how the message names it (e.g. ``config file cfg.yaml``).
+    :param limit: the largest size allowed, in bytes.
+    :return: its text.
+    :raises ConfigError: if it cannot be opened, is not a regular file, is larger than ``limit`` or is not UTF-8.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block the open
+    except OSError as err:
+        raise ConfigError(f"cannot read {what}: {err.strerror or err}") from err
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigError(f"cannot read {what}: not a regular file (a folder, FIFO or device); give a YAML file")
+        data = file.read(limit + 1)
+    if len(data) > limit:
+        raise ConfigError(f"cannot read {what}: larger than {limit} bytes (a config is a few kB)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"cannot read {what}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+
+
+def _yaml_error(where: str, err: yaml.YAMLError) -> ConfigError:
+    mark = getattr(err, "problem_mark", None)
+    line = f" (line {mark.line + 1})" if mark is not None else ""
+    return ConfigError(f"{where} is not valid YAML{line}: {getattr(err, 'problem', None) or err}")
+
+
+def safe_yaml(text: str, where: str) -> Any:
+    """
+    ``yaml.safe_load`` with bounds checked before anything is built: at most :data:`MAX_YAML_BYTES` of text,
+    :data:`MAX_YAML_DEPTH` levels of nesting and :data:`MAX_YAML_NODES` nodes once aliases are expanded.
+
+    :param text: the YAML text.
+    :param where: how the message names it.
+    :return: the parsed value.
+    :raises ConfigError: on invalid YAML or a bound exceeded, naming the bound.
+    """
+    if len(text) > MAX_YAML_BYTES:
+        raise ConfigError(f"{where} is larger than {MAX_YAML_BYTES} bytes (a config is a few kB)")
+    try:
+        depth = 0
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):  # streaming: no recursion, nothing built
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_YAML_DEPTH:
+                    raise ConfigError(f"{where} nests deeper than {MAX_YAML_DEPTH} levels")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            _count_nodes(node, {}, where)
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as err:
+        raise _yaml_error(where, err) from None
+
+
+def _count_nodes(node: yaml.Node, seen: dict[int, int], where: str) -> int:
+    """:return: the nodes under ``node`` with aliases expanded (shared nodes counted once per use, each visited
+    once); :raises ConfigError: beyond :data:`MAX_YAML_NODES`."""
+    if id(node) in seen:
+        return seen[id(node)]
+    seen[id(node)] = MAX_YAML_NODES + 1  # a node inside itself (a recursive alias) counts as too many
+    if isinstance(node, yaml.SequenceNode):
+        children: list[yaml.Node] = list(node.value)
+    elif isinstance(node, yaml.MappingNode):
+        children = [part for pair in node.value for part in pair]
+    else:
+        children = []
+    total = 1
+    for child in children:
+        total += _count_nodes(child, seen, where)
+        if total > MAX_YAML_NODES:
+            raise ConfigError(f"{where} expands to more than {MAX_YAML_NODES} values (YAML aliases); refused")
+    seen[id(node)] = total
+    return total
+
+
+def load_yaml(path: str | Path | None = None, *, preset: str | None = None) -> dict[str, Any]:
+    """
+    Read a YAML mapping with ``yaml.safe_load``.
+
+    :param path: a file to read.
+    :param preset: instead of ``path``, the name of a file in the package's ``presets`` folder.
+    :return: the mapping (empty for an empty file).
+    :raises ConfigError: if the file cannot be read, is not a regular file, is not valid YAML, exceeds the bounds of
+        :func:`safe_yaml`, or is not a mapping.
+    """
+    where = f"preset {preset}" if preset is not None else f"config file {path}"
+    if preset is not None:
+        try:
+            text = _preset_text(preset)
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(f"cannot read {where}: {err.strerror if isinstance(err, OSError) else err}") from err
+    else:
+        text = read_text_file(Path(path), where)  # type: ignore[arg-type]
+    data = safe_yaml(text, where)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a YAML mapping (key: value lines), got a {type(data).__name__}")
+    return copy.deepcopy(data)  # YAML aliases share objects; never let a merge mutate two places
+
+
+def env_ids() -> tuple[str, ...]:
+    """:return: the environment ids the command accepts (every registered MetaRIM id)."""
+    from metarim_gym import ENV_IDS
+
+    return tuple(ENV_IDS)
+
+
+def _coerce(key: str, old: Any, new: Any) -> Any:
+    """Give ``new`` the type of ``old`` where that is lossless; refuse a change of kind."""
+    if old is None or new is None:
+        return new
+    if isinstance(old, bool):
+        if isinstance(new, bool):
+            return new
+        raise ConfigError(f"config key {key}: expected true or false, got {_short(new)}")
+    if isinstance(old, (int, float)):
+        if isinstance(new, str):  # YAML 1.1 reads "3e-4" as a string
+            try:
+                new = float(new) if not new.strip().lstrip("+-").isdigit() else int(new)
+            except ValueError:
+                raise ConfigError(f"config key {key}: expected a number, got {_short(new)}") from None
+        if isinstance(new, bool) or not isinstance(new, (int, float)):
+            raise ConfigError(f"config key {key}: expected a number, got {_short(new)}")
+        if isinstance(old, float):
+            new = float(new)
+            if not math.isfinite(new):
+                raise ConfigError(f"config key {key}: expected a finite number, got {new!r}")
+        elif isinstance(new, float):
+            if not new.is_integer():
+                raise ConfigError(f"config key {key}: expected an integer, got {new!r}")
+            new = int(new)
+        return new
+    if isinstance(old, str) and not isinstance(new, str):
+        raise ConfigError(f"config key {key}: expected a string, got {_short(new)}")
+    if isinstance(old, dict) and not isinstance(new, dict):
+        raise ConfigError(f"config key {key}: expected a mapping, got {_short(new)}")
+    if isinstance(old, list) and not isinstance(new, list):
+        raise ConfigError(f"config key {key}: expected a list, got {_short(new)}")
+    return new
+
+
+def merge(base: dict[str, Any], update: Mapping[str, Any], *, strict: bool = False, prefix: str = "") -> dict[str, Any]:
+    """
+    Deep-merge ``update`` into a copy of ``base``.
+
+    :param base: the lower layer.
+    :param update: the upper layer (mappings merge key by key; anything else replaces).
+    :param strict: refuse keys that ``base`` does not have (outside :data:`OPEN_KEYS`) and changes of type.
+    :param prefix: dotted path of ``base`` (for messages).
+    :return: the merged mapping.
+    :raises ConfigError: in strict mode, on an unknown key or a value of the wrong kind.
+    """
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"config keys must be strings, got {_short(key)} under {prefix or 'the top level'}")
+        path = f"{prefix}{key}"
+        open_here = strict and any(path == k or path.startswith(f"{k}.") for k in OPEN_KEYS)
+        if strict and key not in out and not open_here and not _under_open(prefix):
+            allowed = ", ".join(sorted(out)) or "(none)"
+            raise ConfigError(
+                f"unknown config key {path!r}; allowed keys{' under ' + prefix[:-1] if prefix else ''}: {allowed}"
+            )
+        old = out.get(key)
+        if isinstance(old, dict) and isinstance(value, Mapping):
+            out[key] = merge(old, value, strict=strict, prefix=f"{path}.")
+        else:
+            out[key] = _coerce(path, old, copy.deepcopy(value)) if strict and key in out else copy.deepcopy(value)
+    return out
+
+
+def _under_open(prefix: str) -> bool:
+    return any(prefix.startswith(f"{k}.") for k in OPEN_KEYS)
+
+
+def parse_set(items: list[str] | None) -> dict[str, Any]:
+    """
+    Turn ``--set key.sub=value`` strings into a nested mapping; values are parsed as YAML (``3``, ``0.5``,
+    ``true``, ``[64, 64]``, ``{a: 1}``), anything unparsable stays a string.
+
+    :param items: the ``key=value`` strings.
+    :return: the nested mapping.
+    :raises ConfigError: on a string without ``=`` or with an empty key, or a value beyond :func:`safe_yaml`'s
+        bounds.
+    """
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"--set expects key=value with a dotted key (e.g. ppo.learning_rate=3e-4), got {item!r}")
+        try:
+            value = safe_yaml(raw, f"--set {key}") if raw.strip() else ""
+        except ConfigError as err:
+            if isinstance(err.__context__, yaml.YAMLError) or "not valid YAML" in str(err):
+                value = raw  # not YAML: a plain string
+            else:
+                raise  # a bound exceeded (depth, size, aliases)
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r} conflicts with another --set of {part!r}")
+        node[parts[-1]] = value
+    return out
+
+
+def apply_overrides(config: dict[str, Any], *layers: Mapping[str, Any] | None) -> dict[str, Any]:
+    """
+    Apply user layers (config file contents, ``--set`` mappings) to a resolved config, strictly.
+
+    :param config: the resolved config.
+    :param layers: mappings to merge in order (``None`` skipped).
+    :return: the new config.
+    """
+    for layer in layers:
+        if layer:
+            config = merge(config, layer, strict=True)
+    _apply_critic(config)
+    _check(config)
+    return config
+
+
+#: ``critic`` values and the ``policy_kwargs`` each sets (``shared_lstm``, ``enable_critic_lstm``,
+#: ``shared_critic_gradient``).
+CRITICS: dict[str, dict[str, bool]] = {
+    "shared-detached": {"shared_lstm": True, "enable_critic_lstm": False, "shared_critic_gradient": False},
+    "shared": {"shared_lstm": True, "enable_critic_lstm": False, "shared_critic_gradient": True},
+    "separate": {"shared_lstm": False, "enable_critic_lstm": True, "shared_critic_gradient": False},
+}
+
+
+def _apply_critic(config: dict[str, Any]) -> None:
+    """
+    Set the ``policy_kwargs`` of the config's ``critic`` (in place); the ``critic`` key wins over them. A config
+    without the key (a run folder saved before it existed) keeps its ``policy_kwargs`` as they are.
+    """
+    if "critic" not in config:
+        return
+    critic = config["critic"]
+    if critic not in CRITICS:
+        raise ConfigError(f"config key critic must be one of {', '.join(CRITICS)}, got {critic!r}")
+    config["policy_kwargs"] = {**(config.get("policy_kwargs") or {}), **CRITICS[critic]}
+
+
+#: ``(low, high, low_open)`` of each numeric key :func:`_check` bounds; ``None`` bounds are open ends.
+_BOUNDS: dict[str, tuple[float | None, float | None, bool]] = {
+    "timesteps": (1, None, False),
+    "n_envs": (1, 256, False),
+    "log_interval": (1, None, False),
+    "ppo.learning_rate": (0, None, True),
+    "ppo.n_steps": (1, 65_536, False),
+    "ppo.batch_size": (2, None, False),
+    "ppo.n_epochs": (1, None, False),
+    "ppo.gamma": (0, 1, False),
+    "ppo.gae_lambda": (0, 1, False),
+    "ppo.clip_range": (0, None, True),
+    "ppo.ent_coef": (0, None, False),
+    "ppo.vf_coef": (0, None, False),
+    "ppo.max_grad_norm": (0, None, True),
+    "curriculum.threshold": (0, 1, True),
+    "curriculum.window": (1, None, False),
+    "curriculum.min_steps": (0, None, False),
+    "curriculum.every": (1, None, False),
+    "curriculum.first": (1, None, False),
+    "heldout_eval.every": (1, None, False),
+    "heldout_eval.episodes": (1, None, False),
+    "heldout_eval.n_envs": (1, 256, False),
+    "stage_eval.every": (1, None, False),
+    "stage_eval.episodes": (1, None, False),
+    "stage_eval.n_envs": (1, None, False),
+    "adaptation.horizon": (1, None, False),
+    "final_eval.episodes": (1, None, False),
+    "final_eval.n_envs": (1, 256, False),
+    "generalization.episodes": (1, None, False),
+    "generalization.n_envs": (1, 256, False),
+    "checkpoint.every": (1, None, False),
+    "fast_slow.slow_every": (1, None, False),
+}
+#: Bounded keys that may also be null (the feature is off).
+_NULLABLE_KEYS = ("curriculum.every", "curriculum.first")
+_REAL_KEYS = ("rate", "gamma", "lambda", "range", "coef", "norm", "threshold")
+_INTEGER_KEYS = {k for k in _BOUNDS if not k.endswith(_REAL_KEYS)}
+#: Devices a config may name (``cuda:N`` too).
+DEVICES = ("cpu", "cuda", "mps", "auto")
+#: Most steps one rollout may hold (``n_envs * ppo.n_steps``): the rollout buffer is allocated at once.
+MAX_ROLLOUT = 1 << 18
+#: Largest sizes of the recurrent core (``policy_kwargs``): ``(low, high)`` each, and the most state a RIM core may
+#: hold (``n_units * unit_size``); the weights grow with their squares.
+_SIZE_BOUNDS = {"n_units": (1, 64), "unit_size": (1, 1024), "k": (1, 64), "lstm_hidden_size": (1, 4096)}
+MAX_RIM_STATE = 4096
+#: Most seeds per agent and env of a grid (``compare --seeds`` and a preset's ``seeds``).
+MAX_SEEDS = 1000
+
+
+def check_device(device: str) -> str:
+    """
+    :param device: a config's ``device`` (checked by the config: one of :data:`DEVICES` or ``cuda:N``).
+    :return: the device, if this machine has it (``auto`` and ``cpu`` always pass).
+    :raises ConfigError: naming the device if it is not available here (no CUDA GPU, no such GPU index, no MPS).
+    """
+    import torch
+
+    if device.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device[5:]) if device.startswith("cuda:") else 0
+        if index >= count:
+            have = f"GPUs 0..{count - 1} (cuda:0..cuda:{count - 1})" if count else "no CUDA GPU"
+            raise ConfigError(f"config key device {device} is not available: this machine has {have}; use cpu")
+    elif device == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ConfigError("config key device mps is not available on this machine (no Apple GPU); use cpu")
+    return device
+
+
+def check_seed(seed: object) -> int:
+    """
+    :param seed: a run seed.
+    :return: the seed.
+    :raises ConfigError: unless ``0 <= seed < 2**32`` (what numpy and the environments accept).
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ConfigError(f"seed must be an integer from 0 to {2**32 - 1}, got {seed!r}")
+    return seed
+
+
+def _lookup(config: dict[str, Any], key: str) -> tuple[bool, Any]:
+    node: Any = config
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def _check(config: dict[str, Any]) -> None:
+    """Checks of values (types are checked by the strict merge): each bad value named with what is allowed."""
+    if config.get("env") not in env_ids():
+        raise ConfigError(f"unknown env {config.get('env')!r}; allowed: {', '.join(env_ids())}")
+    for key, (low, high, low_open) in _BOUNDS.items():
+        present, value = _lookup(config, key)
+        if not present or (value is None and (key.startswith("fast_slow.") or key in _NULLABLE_KEYS)):
+            continue
+        integer = key in _INTEGER_KEYS
+        kind = "an integer" if integer else "a number"
+        allowed = " and ".join(
+            part
+            for part in (
+                None if low is None else f"{'>' if low_open else '>='} {low}",
+                None if high is None else f"<= {high}",
+            )
+            if part
+        )
+        ok = isinstance(value, int) if integer else isinstance(value, (int, float)) and math.isfinite(value)
+        ok = ok and not isinstance(value, bool)
+        if ok and low is not None:
+            ok = value > low if low_open else value >= low
+        if ok and high is not None:
+            ok = value <= high
+        if not ok:
+            raise ConfigError(f"config key {key} must be {kind} {allowed}, got {_short(value)}")
+    device = config.get("device", "cpu")
+    if not isinstance(device, str) or not (device in DEVICES or (device.startswith("cuda:") and device[5:].isdigit())):
+        raise ConfigError(f"config key device must be one of {', '.join(DEVICES)} or cuda:N, got {_short(device)}")
+    ppo = config.get("ppo", {})
+    rollout = ppo.get("n_steps", 1) * config.get("n_envs", 1)
+    if rollout > MAX_ROLLOUT:
+        raise ConfigError(
+            f"config keys n_envs * ppo.n_steps must be <= {MAX_ROLLOUT} (one rollout's buffer), got "
+            f"{config.get('n_envs', 1)} * {ppo.get('n_steps', 1)} = {rollout}"
+        )
+    _check_sizes(config)
+    if isinstance(ppo.get("batch_size"), int) and ppo["batch_size"] > rollout:
+        raise ConfigError(
+            f"config key ppo.batch_size must be <= n_envs * ppo.n_steps = {rollout}, got {ppo['batch_size']}"
+        )
+    _check_chunk_len(config)
+    mode = _lookup(config, "fast_slow.mode")[1]
+    if mode is not None and mode not in ("meta", "reversed", "joint"):
+        raise ConfigError(f"config key fast_slow.mode must be one of meta, reversed, joint, got {mode!r}")
+    other = _lookup(config, "fast_slow.other")[1]
+    if other is not None and other not in ("fast", "slow"):
+        raise ConfigError(f"config key fast_slow.other must be fast or slow, got {other!r}")
+    others = _lookup(config, "stage_eval.others")[1]
+    if others is not None and others not in ("every", "shifts"):
+        raise ConfigError(f"config key stage_eval.others must be every or shifts, got {others!r}")
+    _check_schedule(config)
+    _check_test_stages(config)
+
+
+def _check_test_stages(config: dict[str, Any]) -> None:
+    """``generalization.stages``: a list of distinct stage indices and/or ``heldout`` (checked against the family's
+    stage count when the run builds its env)."""
+    present, stages = _lookup(config, "generalization.stages")
+    if not present:
+        return
+    ok = isinstance(stages, list) and all(
+        s == "heldout" or (isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 1000) for s in stages
+    )
+    if not ok or len(set(map(str, stages))) != len(stages):  # type: ignore[arg-type]
+        raise ConfigError(
+            "config key generalization.stages must be a list of distinct stage indices (0, 1, ...) and/or heldout, "
+            f"e.g. [0, 1, 2, heldout]; got {_short(stages)}"
+        )
+
+
+def _check_sizes(config: dict[str, Any]) -> None:
+    """The sizes of the recurrent core in ``policy_kwargs`` (a free mapping): bounded before any weight exists."""
+    kwargs = config.get("policy_kwargs") or {}
+    if not isinstance(kwargs, dict):
+        return
+    for key, (low, high) in _SIZE_BOUNDS.items():
+        if key not in kwargs:
+            continue
+        value = kwargs[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(
+                f"config key policy_kwargs.{key} must be an integer from {low} to {high}, got {_short(value)}"
+            )
+    units, size = kwargs.get("n_units"), kwargs.get("unit_size")
+    if isinstance(units, int) and isinstance(size, int) and units * size > MAX_RIM_STATE:
+        raise ConfigError(
+            f"config keys policy_kwargs.n_units * policy_kwargs.unit_size must be <= {MAX_RIM_STATE}, got "
+            f"{units} * {size} = {units * size}"
+        )
+
+
+def _check_chunk_len(config: dict[str, Any]) -> None:
+    """``ppo.chunk_len``: ``null`` (sb3-contrib's padded whole sequences) or a length that cuts rollouts and
+    minibatches into whole chunks (:class:`~metarim_sb3.chunked_ppo.ChunkedRecurrentPPO`)."""
+    present, chunk_len = _lookup(config, "ppo.chunk_len")
+    if not present or chunk_len is None:
+        return
+    n_steps, batch_size = _lookup(config, "ppo.n_steps")[1], _lookup(config, "ppo.batch_size")[1]
+    ok = isinstance(chunk_len, int) and not isinstance(chunk_len, bool) and chunk_len >= 1
+    if ok and isinstance(n_steps, int) and isinstance(batch_size, int):
+        ok = n_steps % chunk_len == 0 and batch_size % chunk_len == 0
+    if not ok:
+        common = math.gcd(n_steps, batch_size) if isinstance(n_steps, int) and isinstance(batch_size, int) else 0
+        lengths = [d for d in range(1, common + 1) if common % d == 0]
+        listed = f" ({', '.join(map(str, lengths))})" if lengths else ""
+        raise ConfigError(
+            f"config key ppo.chunk_len must be null (whole padded sequences) or a positive integer that divides "
+            f"ppo.n_steps={n_steps} and ppo.batch_size={batch_size}{listed}, got {chunk_len!r}"
+        )
+
+
+#: ``env_kwargs.schedule`` values that shift stages on their own (fixed schedules for studies).
+FIXED_SCHEDULES = ("steps", "episodes")
+
+
+def _check_schedule(config: dict[str, Any]) -> None:
+    """A fixed env schedule and the curriculum both move stages: the curriculum would reset the schedule's counter."""
+    schedule = (config.get("env_kwargs") or {}).get("schedule")
+    if schedule in FIXED_SCHEDULES and config.get("curriculum", {}).get("enabled"):
+        raise ConfigError(
+            f"config key env_kwargs.schedule {schedule!r} needs curriculum.enabled false "
+            "(the curriculum would reset the schedule's counter)"
+        )
+
+
+def schedule_name(config: Mapping[str, Any]) -> str:
+    """
+    :param config: a resolved config.
+    :return: how the run's stages shift: ``threshold`` (the curriculum), ``fixed`` (the curriculum's fixed
+        schedule, ``curriculum.every``), ``steps`` or ``episodes`` (a fixed env schedule) or ``manual`` (none).
+    """
+    schedule = (config.get("env_kwargs") or {}).get("schedule")
+    if schedule in FIXED_SCHEDULES:
+        return str(schedule)
+    curriculum = config.get("curriculum", {})
+    if not curriculum.get("enabled"):
+        return "manual"
+    return "fixed" if curriculum.get("every") is not None else "threshold"
+
+
+def resolve_config(
+    agent: str,
+    env: str,
+    *,
+    config_file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    timesteps: int | None = None,
+) -> dict[str, Any]:
+    """
+    The full configuration of one run: presets for ``agent`` on ``env``, then the user's layers.
+
+    :param agent: one of :data:`AGENTS`.
+    :param env: one of :func:`env_ids`.
+    :param config_file: a YAML file of overrides (``--config``).
+    :param overrides: a nested mapping of overrides (e.g. from :func:`parse_set`), applied after the file.
+    :param timesteps: the training budget, if given (applied last).
+    :return: the resolved config: a plain, YAML-serialisable ``dict`` with ``agent`` and ``env`` set.
+    :raises ConfigError: on any bad name, file, key or value.
+    """
+    agents = load_yaml(preset="agents.yaml")
+    if agent not in agents:
+        raise ConfigError(f"unknown agent {agent!r}; allowed: {', '.join(a for a in AGENTS if a in agents)}")
+    if env not in env_ids():
+        raise ConfigError(f"unknown env {env!r}; allowed: {', '.join(env_ids())}")
+    common = load_yaml(preset="common.yaml")
+    config = merge({"agent": agent, "env": env}, common.get("default", {}))
+    config = merge(config, common.get(env) or {})
+    config = merge(config, agents[agent].get("default", {}))
+    config = merge(config, agents[agent].get(env) or {})
+    file_layer = load_yaml(config_file) if config_file is not None else None
+    for layer, name in ((file_layer, "--config"), (overrides, "--set")):
+        if layer and ("agent" in layer or "env" in layer):
+            raise ConfigError(f"{name} may not change agent or env; use --agent / --env")
+    top = {"timesteps": timesteps} if timesteps is not None else None
+    return apply_overrides(config, file_layer, overrides, top)
+
+
+_VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def _check_variants(where: str, variants: object) -> dict[str, dict[str, Any]]:
+    """
+    :param where: the preset, for messages.
+    :param variants: the preset's ``variants`` value.
+    :return: ``{name: {"agent": preset agent, "overrides": mapping}}``.
+    :raises ConfigError: on a bad name, base agent or overrides.
+    """
+    if not isinstance(variants, dict):
+        raise ConfigError(f"preset {where}: variants must be a mapping name -> {{agent, overrides}}")
+    out: dict[str, dict[str, Any]] = {}
+    for name, spec in variants.items():
+        if not isinstance(name, str) or not _VARIANT_NAME.fullmatch(name) or name in AGENTS:
+            raise ConfigError(
+                f"preset {where}: variant name {name!r} must be letters, digits, '.', '_' or '-' and not an agent's"
+            )
+        if not isinstance(spec, dict) or set(spec) - {"agent", "overrides"} or spec.get("agent") not in AGENTS:
+            raise ConfigError(
+                f"preset {where}: variant {name} must be {{agent: one of {', '.join(AGENTS)}, overrides: mapping}}"
+            )
+        overrides = spec.get("overrides") or {}
+        if not isinstance(overrides, dict) or "agent" in overrides or "env" in overrides:
+            raise ConfigError(f"preset {where}: variant {name}: overrides must be a mapping without agent or env")
+        out[name] = {"agent": spec["agent"], "overrides": overrides}
+    return out
+
+
+def compare_preset_names() -> tuple[str, ...]:
+    """:return: the names of the grid presets in ``presets/compare.yaml``."""
+    return tuple(load_yaml(preset="compare.yaml"))
+
+
+def compare_preset(name_or_path: str) -> dict[str, Any]:
+    """
+    A grid preset: a name from ``presets/compare.yaml`` or a YAML file with the same keys.
+
+    Keys: ``agents`` (list), ``envs`` (list), ``seeds`` and ``timesteps`` (each an int, or a mapping env -> int),
+    ``first_seed`` (the seeds are ``first_seed, first_seed + 1, ...``; default 0), ``order`` (``env``: the runs of
+    one env after another, the default; ``seed``: seed after seed across the envs, so a grid stopped part-way
+    leaves whole seeds of every env),
+    ``overrides`` (a nested mapping applied to every run config), ``env_overrides`` (env -> a nested mapping applied
+    to that env's runs after ``overrides``), ``description`` (text), and ``variants``: named
+    agents made from a preset agent and overrides, ``{name: {agent: meta-rim, overrides: {...}}}``, usable in
+    ``agents`` like the preset agents (a sweep over an agent's settings is a grid of variants). ``claims``: the
+    paper's claims the report gives a verdict on (:mod:`~metarim_sb3.experiments.reporting.claims`).
+
+    :param name_or_path: the preset name or a file path.
+    :return: the preset with every key present; ``seeds`` and ``timesteps`` as mappings env -> int; ``claims`` a
+        :class:`~metarim_sb3.experiments.reporting.claims.Claims` or ``None``.
+    :raises ConfigError: on an unknown name, a bad file or a bad value.
+    """
+    names = compare_preset_names()
+    if name_or_path in names:
+        preset = load_yaml(preset="compare.yaml")[name_or_path]
+    elif name_or_path.endswith((".yaml", ".yml")) or Path(name_or_path).is_file():
+        preset = load_yaml(name_or_path)
+    else:
+        raise ConfigError(f"unknown preset {name_or_path!r}; allowed: {', '.join(names)} or a YAML file")
+    allowed = {"description", "agents", "envs", "seeds", "first_seed", "order", "timesteps", "overrides", "variants"}
+    allowed |= {"claims", "env_overrides"}
+    unknown = sorted(set(preset) - allowed)
+    if unknown:
+        raise ConfigError(f"preset {name_or_path}: unknown keys {unknown}; allowed: {', '.join(sorted(allowed))}")
+    out: dict[str, Any] = {"description": "", "overrides": {}, **preset}
+    for key in ("agents", "envs"):
+        if not isinstance(out.get(key), list) or not out[key]:
+            raise ConfigError(f"preset {name_or_path}: {key} must be a non-empty list")
+    out["variants"] = _check_variants(name_or_path, out.get("variants") or {})
+    bad_agents = [a for a in out["agents"] if a not in AGENTS and a not in out["variants"]]
+    if bad_agents:
+        allowed_agents = ", ".join((*AGENTS, *out["variants"]))
+        raise ConfigError(f"preset {name_or_path}: unknown agents {bad_agents}; allowed: {allowed_agents}")
+    if len(set(out["agents"])) != len(out["agents"]):
+        raise ConfigError(f"preset {name_or_path}: agents must not repeat, got {out['agents']}")
+    bad_envs = [e for e in out["envs"] if e not in env_ids()]
+    if bad_envs:
+        raise ConfigError(f"preset {name_or_path}: unknown envs {bad_envs}; allowed: {', '.join(env_ids())}")
+    seeds = out.get("seeds")
+    per_env_seeds = seeds if isinstance(seeds, dict) else dict.fromkeys(out["envs"], seeds)
+    if any(
+        isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_SEEDS
+        for v in (per_env_seeds.get(e) for e in out["envs"])
+    ):
+        raise ConfigError(
+            f"preset {name_or_path}: seeds must be a positive integer or a mapping env -> integer, each from 1 to "
+            f"{MAX_SEEDS}, got {_short(seeds)}"
+        )
+    out["seeds"] = {e: per_env_seeds[e] for e in out["envs"]}
+    first = out.get("first_seed", 0)
+    if isinstance(first, bool) or not isinstance(first, int) or not 0 <= first < 2**31:
+        raise ConfigError(f"preset {name_or_path}: first_seed must be an integer from 0 to {2**31 - 1}, got {first!r}")
+    out["first_seed"] = first
+    if out.setdefault("order", "env") not in ("env", "seed"):
+        raise ConfigError(f"preset {name_or_path}: order must be env or seed, got {out['order']!r}")
+    steps = out.get("timesteps")
+    per_env = steps if isinstance(steps, dict) else dict.fromkeys(out["envs"], steps)
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in (per_env.get(e) for e in out["envs"])):
+        raise ConfigError(f"preset {name_or_path}: timesteps must be a positive integer or a mapping env -> integer")
+    out["timesteps"] = {e: per_env[e] for e in out["envs"]}
+    if not isinstance(out["overrides"], dict):
+        raise ConfigError(f"preset {name_or_path}: overrides must be a mapping")
+    env_overrides = out.setdefault("env_overrides", {}) or {}
+    if not isinstance(env_overrides, dict) or any(
+        e not in out["envs"] or not isinstance(v, dict) for e, v in env_overrides.items()
+    ):
+        raise ConfigError(f"preset {name_or_path}: env_overrides must map envs of the preset to mappings")
+    out["env_overrides"] = env_overrides
+    if out.get("claims") is not None:
+        from metarim_sb3.experiments.reporting.claims import parse_claims
+
+        try:
+            out["claims"] = parse_claims(out["claims"], out["agents"], f"preset {name_or_path}")
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+    else:
+        out["claims"] = None
+    return out

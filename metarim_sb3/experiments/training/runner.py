@@ -1,0 +1,627 @@
+"""One training run as a pure function of its inputs: ``run(config, seed, out_dir) -> summary``.
+
+Everything a run needs is in ``config`` (see :func:`metarim_sb3.experiments.training.config.resolve_config`); everything
+it produces goes to ``out_dir`` (layout: :mod:`metarim_sb3.experiments.training.folder`). It reads no global state, so a
+grid can run it in worker processes here or on other machines. Read it top to bottom: build the envs and the
+model (or load the checkpoint), build the callbacks, learn, then save and evaluate.
+
+Interrupts: SIGINT / SIGTERM stop at the next environment step; the run is rolled back to the start of that
+rollout (the model is consistent there), a checkpoint is written, and ``run`` returns with status
+``"interrupted"``. A second SIGINT aborts at once (``KeyboardInterrupt``). A NaN/inf parameter raises
+:class:`~metarim_sb3.experiments.training.monitoring.NonFiniteError`; the last good checkpoint stays.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import platform
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from metarim_sb3.experiments.training import generalization
+from metarim_sb3.experiments.training.config import ConfigError, check_device, check_seed, schedule_name
+from metarim_sb3.experiments.training.envs import make_env
+from metarim_sb3.experiments.training.folder import (
+    ACTIVITY,
+    CHECKPOINT,
+    CHECKPOINT_META,
+    CONFIG,
+    CURRICULUM,
+    CURVE,
+    DONE,
+    DRIFT_BASE,
+    DRIFT_REFERENCE,
+    FINAL_EVAL,
+    HELDOUT_EVAL,
+    MASTERY_MODEL,
+    MODEL,
+    STAGE_EVAL,
+    STEP_COLUMNS,
+    TENSORBOARD,
+    VERSIONS,
+    ZERO_SHOT_MASTERY,
+    RunError,
+    RunLock,
+    _fsync_dir,
+    _tmp_name,
+    check_csv,
+    check_out_dir,
+    clean_stale_temp_files,
+    load_model_file,
+    mark_run_dir,
+    progress_csv,
+    read_json,
+    read_run_config,
+    save_model,
+    start_fresh,
+    truncate_csv,
+    write_csv,
+    write_json,
+    write_yaml,
+)
+from metarim_sb3.experiments.training.monitoring import NonFiniteError, RunControl, RunRecorder, check_finite
+from metarim_sb3.experiments.training.provenance import git_sha
+from metarim_sb3.experiments.training.signals import stop_on_signals
+
+if TYPE_CHECKING:
+    from metarim_sb3.experiments.training.wandb_logging import WandbRun
+
+__all__ = ["RESUME_APPLIED_PPO_KEYS", "RESUME_FIXED_KEYS", "run", "versions"]
+
+STATE_ATTR = "metarim_run_state"  # stored inside checkpoint.zip: SB3 pickles the model's public attributes
+FAST_SLOW_ATTR = "metarim_fast_slow_state"  # the FastSlowCallback meta-sequence (tensors: not in checkpoint.json)
+_FAST_SLOW_KEYS = ("mode", "other", "slow_every")  # a saved meta-sequence continues only under the same settings
+#: Config keys a resumed run cannot change: the checkpoint's network, rollout buffer and env count depend on them.
+RESUME_FIXED_KEYS = (
+    "policy",
+    "policy_kwargs",
+    "n_envs",
+    "ppo.n_steps",
+    "ppo.batch_size",
+    "ppo.chunk_len",
+    "ppo.gamma",
+    "ppo.gae_lambda",
+)
+#: ``ppo`` keys a resumed run applies to the loaded model (every other key is read anew from the config anyway).
+RESUME_APPLIED_PPO_KEYS = ("learning_rate", "n_epochs", "clip_range", "ent_coef", "vf_coef", "max_grad_norm")
+
+
+def versions() -> dict[str, str]:
+    """:return: versions of python and the libraries a result depends on, and the git commit if available."""
+    import gymnasium
+    import minigrid
+    import numpy
+    import sb3_contrib
+    import stable_baselines3
+    import torch
+
+    import metarim_sb3
+
+    out = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "stable_baselines3": stable_baselines3.__version__,
+        "sb3_contrib": sb3_contrib.__version__,
+        "gymnasium": gymnasium.__version__,
+        "minigrid": getattr(minigrid, "__version__", "unknown"),
+        "numpy": numpy.__version__,
+        "metarim": metarim_sb3.__version__,
+    }
+    sha = git_sha(Path(metarim_sb3.__file__).resolve().parent.parent)
+    if sha is not None:
+        out["git_sha"] = sha
+    return out
+
+
+def _policy_class(name: str) -> type:
+    import metarim_sb3
+
+    allowed = [n for n in metarim_sb3.__all__ if n.endswith("Policy") and n != "FastRecurrentPolicy"]
+    if name not in allowed:
+        raise ConfigError(f"unknown policy {name!r}; allowed: {', '.join(allowed)}")
+    return getattr(metarim_sb3, name)
+
+
+def _build_model(config: dict[str, Any], env: Any, seed: int) -> Any:
+    """
+    The algorithm of the config: sb3-contrib's ``RecurrentPPO`` (``ppo.chunk_len: null``, padded whole sequences)
+    or :class:`~metarim_sb3.chunked_ppo.ChunkedRecurrentPPO` (``ppo.chunk_len`` an integer: fixed-length chunks).
+    """
+    from sb3_contrib import RecurrentPPO
+
+    from metarim_sb3.chunked_ppo import ChunkedRecurrentPPO
+
+    policy_kwargs = copy.deepcopy(config["policy_kwargs"])
+    ppo = {k: v for k, v in config["ppo"].items() if not (k == "chunk_len" and v is None)}
+    algorithm = ChunkedRecurrentPPO if "chunk_len" in ppo else RecurrentPPO
+    try:
+        return algorithm(
+            _policy_class(config["policy"]),
+            env,
+            seed=seed,
+            policy_kwargs=policy_kwargs,
+            device=config.get("device", "cpu"),
+            verbose=0,
+            **ppo,
+        )
+    except (TypeError, ValueError, AssertionError) as err:
+        raise ConfigError(f"cannot build {config['policy']} / {algorithm.__name__} from the config: {err}") from err
+
+
+def _callbacks(config: dict[str, Any], out_dir: Path, seed: int, progress: bool = False) -> list[Any]:
+    """The algorithm's callbacks, in the order they must run (fast/slow first: its slow step ends a train()).
+
+    ``progress``: the periodic held-out evaluations show a bar on stderr (as the training bar does).
+    """
+    from metarim_sb3.callbacks import (
+        CurriculumCallback,
+        FastSlowCallback,
+        HeldOutEvalCallback,
+        ParameterDriftCallback,
+        StageEvalCallback,
+        UnitActivityCallback,
+        ZeroShotAtMasteryCallback,
+    )
+
+    callbacks: list[Any] = []
+    log_dir = str(out_dir)
+    try:
+        if config.get("fast_slow"):
+            callbacks.append(FastSlowCallback(**config["fast_slow"]))
+        # after fast/slow: its slow steps are in the record
+        callbacks.append(ParameterDriftCallback(log_dir=log_dir, file_name=DRIFT_BASE))
+        cur = config["curriculum"]
+        curriculum = None
+        if cur["enabled"]:
+            kwargs = {k: cur[k] for k in ("threshold", "window", "min_steps", "cycle")}
+            kwargs.update({k: cur[k] for k in ("every", "first") if cur.get(k) is not None})  # a fixed schedule
+            curriculum = CurriculumCallback(**kwargs, log_dir=log_dir, csv_name=CURRICULUM)
+            callbacks.append(curriculum)
+        held = config["heldout_eval"]
+        if held["enabled"]:
+            eval_env = make_env(config["env"], held["n_envs"], seed + 10_000, config["env_kwargs"], stage="heldout")
+            callbacks.append(
+                HeldOutEvalCallback(
+                    eval_env,
+                    eval_freq=held["every"],
+                    n_eval_episodes=held["episodes"],
+                    deterministic=bool(config["deterministic_eval"]),
+                    log_dir=log_dir,
+                    csv_name=HELDOUT_EVAL,
+                    progress=progress,
+                )
+            )
+            # after the curriculum: it sees the step on which the curriculum marks the last training stage mastered
+            callbacks.append(
+                ZeroShotAtMasteryCallback(
+                    make_env(config["env"], held["n_envs"], seed + 10_000, config["env_kwargs"], stage="heldout"),
+                    n_eval_episodes=held["episodes"],
+                    # a fixed schedule does not judge mastery: the callback applies the threshold rule itself
+                    curriculum=curriculum if curriculum is not None and curriculum.every is None else None,
+                    threshold=cur["threshold"],
+                    window=cur["window"],
+                    deterministic=bool(config["deterministic_eval"]),
+                    seed=seed + 10_000,
+                    log_dir=log_dir,
+                    csv_name=ZERO_SHOT_MASTERY,
+                    model_name=MASTERY_MODEL,
+                    write_rows=write_csv,
+                    save_model=save_model,
+                )
+            )
+        stage_eval = config.get("stage_eval") or {}
+        if stage_eval.get("enabled"):
+            callbacks.append(
+                StageEvalCallback(
+                    config["env"],
+                    every=stage_eval["every"],
+                    episodes=stage_eval["episodes"],
+                    n_envs=stage_eval["n_envs"],
+                    deterministic=bool(config["deterministic_eval"]),
+                    others=stage_eval.get("others", "every"),
+                    log_dir=log_dir,
+                    env_kwargs=config["env_kwargs"],
+                    seed=seed + 20_000,
+                    csv_name=STAGE_EVAL,
+                )
+            )
+        if config.get("activity"):
+            callbacks.append(UnitActivityCallback(log_dir=log_dir, file_name=ACTIVITY))
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"bad callback settings in the config: {err}") from err
+    return callbacks
+
+
+def _save_checkpoint(model: Any, out_dir: Path, state: dict[str, Any], fast_slow: dict[str, Any] | None) -> None:
+    """
+    Write ``checkpoint.zip`` atomically, with the run state inside it (one file: never out of step).
+
+    :raises RunError: naming the folder if the write fails (e.g. the disk is full); the previous checkpoint stays.
+    """
+    check_finite(model)
+    setattr(model, STATE_ATTR, state)
+    setattr(model, FAST_SLOW_ATTR, fast_slow)
+    try:
+        save_model(model, out_dir / CHECKPOINT)
+        write_json(out_dir / CHECKPOINT_META, state)
+    except OSError as err:
+        raise RunError(
+            f"cannot write a checkpoint in {out_dir}: {err.strerror or err}; the previous {CHECKPOINT} is kept "
+            "(free some space, then continue with --resume)"
+        ) from err
+
+
+def _link_model(model: Any, checkpoint: Path, path: Path) -> None:
+    """
+    Make ``path`` (``model.zip``) the finished run's checkpoint without a second copy on disk.
+
+    ``checkpoint.zip`` was just written (atomically, fsynced) from the same model, so ``model.zip`` becomes a hard
+    link to it, put in place by an atomic rename. Later checkpoints replace ``checkpoint.zip`` by rename too, so a
+    resumed run never changes ``model.zip`` behind the link. Where links are not supported the model is saved again.
+
+    :param model: the trained model (saved in full if the link fails).
+    :param checkpoint: the checkpoint just written.
+    :param path: the ``model.zip`` to write.
+    """
+    tmp = _tmp_name(path)
+    try:
+        tmp.unlink(missing_ok=True)
+        os.link(checkpoint, tmp)
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        save_model(model, path)
+
+
+def _check_resume_files(out_dir: Path, start: int) -> None:
+    """
+    Before a resume changes anything: every log with a timestep column is readable (:func:`check_csv`), the drift
+    reference loads, and ``curve.csv`` reaches the checkpoint (a row per rollout up to ``start``).
+
+    :param out_dir: the run folder.
+    :param start: the checkpoint's step count.
+    :raises RunError: naming the damaged file.
+    """
+    import csv
+
+    import torch
+
+    for name, column in STEP_COLUMNS.items():
+        check_csv(out_dir / name, column)
+    reference = out_dir / DRIFT_REFERENCE
+    if reference.exists():
+        try:
+            torch.load(reference, map_location="cpu", weights_only=True)
+        except Exception as err:  # a truncated or foreign file: zip, pickle or torch errors
+            raise RunError(
+                f"{reference} is damaged ({type(err).__name__}); restore it, or delete it to measure drift from "
+                "this checkpoint on"
+            ) from None
+    if start <= 0:
+        return
+    last = -1.0
+    if (out_dir / CURVE).exists():
+        with open(out_dir / CURVE, newline="", encoding="utf-8") as file:
+            rows = list(csv.reader(file))
+        if rows and "timesteps" in rows[0]:
+            index = rows[0].index("timesteps")
+            for row in rows[1:]:
+                try:
+                    if len(row) == len(rows[0]) and start >= float(row[index]) > last:
+                        last = float(row[index])
+                except ValueError:
+                    continue
+    if last != start:
+        shown = "has no rows" if last < 0 else f"ends at {last:.0f} steps"
+        raise RunError(
+            f"{out_dir / CURVE} {shown} but {CHECKPOINT} is at {start} steps: rows are missing (the file was "
+            "truncated or emptied); restore it, or start the run over with --force"
+        )
+
+
+def _has_rows(path: Path) -> bool:
+    """:return: whether the CSV ``path`` exists and holds a row below its header."""
+    if not path.exists():
+        return False
+    with open(path, encoding="utf-8") as file:
+        return sum(1 for line in file if line.strip()) > 1
+
+
+def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and f"{prefix}{key}" not in RESUME_FIXED_KEYS:
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _resume_changes(saved: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """
+    :return: the ``ppo`` settings to apply to the loaded model.
+    :raises ConfigError: if ``config`` changes a key the checkpoint fixes.
+    """
+    old, new = _flat(saved), _flat(config)
+    fixed = [k for k in RESUME_FIXED_KEYS if k in old and old.get(k) != new.get(k)]
+    if fixed:
+        raise ConfigError(
+            f"--resume cannot change {', '.join(fixed)} (fixed by the checkpoint); keys a resume may change: "
+            f"ppo.{', ppo.'.join(RESUME_APPLIED_PPO_KEYS)}, timesteps and the evaluation, curriculum, checkpoint, "
+            "fast_slow and env_kwargs settings"
+        )
+    return {k: config["ppo"][k] for k in RESUME_APPLIED_PPO_KEYS if k in config.get("ppo", {})}
+
+
+def _apply_ppo(model: Any, settings: dict[str, Any]) -> None:
+    """Set the resumable ``ppo`` settings on a loaded model (schedules rebuilt as SB3 builds them)."""
+    from stable_baselines3.common import utils
+
+    schedule = getattr(utils, "FloatSchedule", None) or utils.get_schedule_fn  # FloatSchedule: SB3 >= 2.6
+
+    for key, value in settings.items():
+        setattr(model, key, schedule(value) if key == "clip_range" else value)
+    model._setup_lr_schedule()
+
+
+def run(
+    config: dict[str, Any],
+    seed: int,
+    out_dir: Path,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    progress_bar: bool = False,
+    wandb: bool = False,
+) -> dict[str, Any]:
+    """
+    Train one agent on one environment and evaluate it zero-shot on the held-out stage.
+
+    Nothing is written before the whole config has been accepted (the environments, model and callbacks are built
+    first), and only while this process holds the folder's lock
+    (:class:`~metarim_sb3.experiments.training.folder.RunLock`): a second writer fails with :class:`RunError` naming
+    the first.
+
+    :param config: a resolved config (:func:`~metarim_sb3.experiments.training.config.resolve_config`).
+    :param seed: the run's seed (model, environments, evaluation), ``0 <= seed < 2**32``.
+    :param out_dir: the run folder: new, empty, or a run folder
+        (:func:`~metarim_sb3.experiments.training.folder.check_out_dir`).
+    :param resume: continue from ``out_dir/checkpoint.zip`` (same stage, timestep count and optimizer state)
+        up to ``config["timesteps"]``; the ``ppo`` keys :data:`RESUME_APPLIED_PPO_KEYS` are applied to the loaded
+        model, changes of :data:`RESUME_FIXED_KEYS` are refused.
+    :param force: replace the run in ``out_dir`` (its run files only; other files stay).
+    :param progress_bar: show progress on stderr: SB3's training bar (steps, fps, ETA), then the final held-out
+        evaluation's episodes done / total with an ETA.
+    :param wandb: also log the run's scalars and summary to Weights & Biases
+        (:mod:`~metarim_sb3.experiments.training.wandb_logging`; needs the ``wandb`` extra, files under
+        ``out_dir/wandb/``).
+    :return: the summary also written to ``done.json`` (status ``"done"``), or ``{"status": "interrupted",
+        "timesteps": ...}`` after SIGINT/SIGTERM.
+    :raises ConfigError: on settings the model, policy or callbacks reject, or ``wandb`` without wandb installed.
+    :raises RunError: when ``out_dir`` does not fit the request, is locked, or holds damaged files.
+    :raises NonFiniteError: when the parameters diverge.
+    """
+    tracker: WandbRun | None = None
+    if wandb:
+        from metarim_sb3.experiments.training.wandb_logging import WandbRun
+
+        try:
+            tracker = WandbRun(config, seed, Path(out_dir), resume)
+        except ModuleNotFoundError as err:
+            raise ConfigError(str(err)) from None
+    check_seed(seed)
+    check_device(str(config.get("device", "cpu")))
+    out_dir = Path(out_dir)
+    check_out_dir(out_dir, resume=resume, force=force)
+    lock = RunLock(out_dir)
+    if out_dir.is_dir():  # an existing folder: lock it now, so that a second writer stops before building anything
+        lock.acquire()
+    summary: dict[str, Any] | None = None
+    try:
+        summary = _run_locked(
+            config, seed, out_dir, lock, resume=resume, force=force, progress_bar=progress_bar, tracker=tracker
+        )
+        return summary
+    finally:
+        lock.release()
+        if tracker is not None:
+            tracker.finish(summary)
+
+
+def _run_locked(
+    config: dict[str, Any],
+    seed: int,
+    out_dir: Path,
+    lock: RunLock,
+    *,
+    resume: bool,
+    force: bool,
+    progress_bar: bool,
+    tracker: WandbRun | None = None,
+) -> dict[str, Any]:
+    from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
+
+    from metarim_sb3.callbacks import CurriculumCallback, FastSlowCallback
+    from metarim_sb3.experiments.training.evaluate import evaluate_model
+
+    # 1. Build everything (nothing is written before the config has been accepted).
+    state: dict[str, Any] = {}
+    finished = read_json(out_dir / DONE) if resume and (out_dir / DONE).exists() else None
+    if resume:
+        settings = _resume_changes({k: v for k, v in read_run_config(out_dir).items() if k != "seed"}, config)
+        saved = load_model_file(out_dir / CHECKPOINT, device="cpu")  # for its step count and run state
+        state, start = getattr(saved, STATE_ATTR, None) or {}, int(saved.num_timesteps)
+        saved_fast_slow = getattr(saved, FAST_SLOW_ATTR, None)
+        del saved
+        if finished is not None and config["timesteps"] <= start:
+            raise RunError(f"{out_dir} is complete at {start} steps; pass --timesteps > {start} to continue it")
+        env = make_env(config["env"], config["n_envs"], seed + start, config["env_kwargs"])
+        for i, stage in enumerate(state.get("stages", [])[: env.num_envs]):
+            env.env_method("set_stage", stage, indices=[i])  # the stage the run was in, for every env
+        model = load_model_file(out_dir / CHECKPOINT, env=env, device=config.get("device", "cpu"))
+        _apply_ppo(model, settings)
+        model.set_random_seed(seed + start)
+    else:
+        start, saved_fast_slow = 0, None
+        env = make_env(config["env"], config["n_envs"], seed, config["env_kwargs"])
+        model = _build_model(config, env, seed)
+    tests = None  # the zero-shot test stages after training (generalization.csv), checked before anything is written
+    if generalization.test_stages(config):
+        tests = generalization.stage_names(env)
+        generalization.check_test_stages(config, tests)
+    cur = config["curriculum"]
+    recorder = RunRecorder(out_dir, float(cur["threshold"]), int(cur["window"]), state.get("recorder"))
+
+    def snapshot(rolled_back: bool = False) -> dict[str, Any]:
+        return {
+            "timesteps": int(model.num_timesteps),
+            "stages": control.rollout_stages if rolled_back else [int(s) for s in env.env_method("get_stage")],
+            "recorder": recorder.rollout_start_state if rolled_back else recorder.snapshot(),
+            "curriculum": control.rollout_curriculum if rolled_back or curriculum is None else curriculum.state_dict(),
+            "seed": seed,
+        }
+
+    run_callbacks = _callbacks(config, out_dir, seed, progress=progress_bar)
+    curriculum = next((c for c in run_callbacks if isinstance(c, CurriculumCallback)), None)
+    if curriculum is not None and state.get("curriculum"):
+        curriculum.load_state_dict(state["curriculum"])  # the same success window as before the interruption
+    fast_slow = next((c for c in run_callbacks if isinstance(c, FastSlowCallback)), None)
+    fast_slow_settings = {k: (config.get("fast_slow") or {}).get(k) for k in _FAST_SLOW_KEYS}
+    if fast_slow is not None and saved_fast_slow and saved_fast_slow.get("settings") == fast_slow_settings:
+        fast_slow.load_state_dict(saved_fast_slow["state"])  # finish the meta-sequence the checkpoint was in
+
+    def fast_slow_state() -> dict[str, Any] | None:
+        return None if fast_slow is None else {"settings": fast_slow_settings, "state": fast_slow.state_dict()}
+
+    def save(rolled_back: bool = False) -> None:
+        # during a rollout the meta-sequence does not change: its state now is the one at the rollout start
+        _save_checkpoint(model, out_dir, snapshot(rolled_back), fast_slow_state())
+
+    control = RunControl(config["checkpoint"]["every"], save, start, curriculum)
+    # recorder first: it must see a step's episodes before the curriculum moves the envs on that step;
+    # control last: its checkpoint must include the slow update that FastSlowCallback applies at rollout start
+    callbacks = [recorder, *run_callbacks, control]
+    for callback in callbacks:  # what learn() would refuse at its start, refused before anything is written
+        check = getattr(callback, "check_model", None)
+        if check is not None:
+            try:
+                check(model)
+            except ValueError as err:
+                raise ConfigError(f"the config does not fit the model: {err}") from err
+
+    # 2. Take the folder: lock it, check it again under the lock, drop what this run will write again.
+    if lock._fd is None:
+        lock.acquire()
+    check_out_dir(out_dir, resume=resume, force=force, locked=True)
+    clean_stale_temp_files(out_dir)
+    if resume:
+        _check_resume_files(out_dir, start)  # nothing is changed if a log is damaged
+        for name, column in STEP_COLUMNS.items():  # rows written after the checkpoint are replayed
+            truncate_csv(out_dir / name, column, start)
+        if not _has_rows(out_dir / ZERO_SHOT_MASTERY):  # mastered after the checkpoint: replayed, or never
+            (out_dir / MASTERY_MODEL).unlink(missing_ok=True)
+        (out_dir / DONE).unlink(missing_ok=True)
+        mark_run_dir(out_dir)
+    else:
+        start_fresh(out_dir, force=force)
+    for name in (generalization.GENERALIZATION, generalization.GENERALIZATION_EPISODES):  # written again at the end
+        (out_dir / name).unlink(missing_ok=True)
+    write_yaml(out_dir / CONFIG, {**config, "device": str(model.device), "seed": seed})  # the device that runs
+    info = versions()
+    history: dict[str, Any] = {"started": info}
+    if resume and (out_dir / VERSIONS).exists():
+        history = read_json(out_dir / VERSIONS)
+    if resume:
+        history.setdefault("resumed", []).append({"at_timesteps": start, **info})
+    write_json(out_dir / VERSIONS, history)
+    outputs = [CSVOutputFormat(str(out_dir / progress_csv(start))), TensorBoardOutputFormat(str(out_dir / TENSORBOARD))]
+    if tracker is not None:  # the W&B run starts once the folder is taken (its files go to out_dir/wandb/)
+        outputs.append(tracker.start())
+    model.set_logger(Logger(str(out_dir), outputs))
+
+    # 3. Learn.
+    segment_start = time.perf_counter()
+
+    def stop() -> None:
+        control.stop_requested = True
+
+    with stop_on_signals(stop, "stopping; saving a checkpoint (Ctrl-C again aborts)"):
+        try:
+            model.learn(
+                max(config["timesteps"] - start, 0),
+                callback=callbacks,
+                log_interval=config["log_interval"],
+                reset_num_timesteps=not resume,
+                progress_bar=progress_bar,
+            )
+        except (NonFiniteError, RunError):
+            raise
+        except Exception as err:
+            check_finite(model)  # a NaN often surfaces first as an invalid action distribution
+            if isinstance(err, ValueError) and "invalid values" in str(err):  # finite but overflowing parameters
+                raise NonFiniteError(
+                    f"the policy's outputs became NaN/inf at {model.num_timesteps} steps (lower ppo.learning_rate "
+                    "or ppo.max_grad_norm); the last good checkpoint is kept"
+                ) from err
+            if isinstance(err, ValueError) and model.num_timesteps == start:  # a callback rejected the setup
+                raise ConfigError(f"the config was rejected at training start: {err}") from err
+            raise
+
+    # 4. Interrupted: roll back to the last rollout boundary and checkpoint there. Complete: save, evaluate.
+    if control.stop_requested:
+        model.num_timesteps = control.rollout_start  # the half-collected rollout was never trained on
+        save(rolled_back=True)
+        env.close()
+        return {"status": "interrupted", "timesteps": int(model.num_timesteps), "out_dir": str(out_dir)}
+
+    recorder.finish()
+    train_wall = recorder.wall_time()  # training only (all segments); the evaluation below is timed apart
+    train_segment = time.perf_counter() - segment_start
+    save()
+    _link_model(model, out_dir / CHECKPOINT, out_dir / MODEL)
+    eval_start = time.perf_counter()
+    final = evaluate_model(
+        model,
+        config["env"],
+        stage="heldout",
+        episodes=config["final_eval"]["episodes"],
+        seed=seed + 20_000,
+        n_envs=config["final_eval"]["n_envs"],
+        env_kwargs=config["env_kwargs"],
+        deterministic=bool(config["deterministic_eval"]),
+        progress=progress_bar,
+    )
+    write_json(out_dir / FINAL_EVAL, final)
+    tested: list[dict[str, Any]] = []
+    if tests is not None:  # zero-shot on each test stage; the held-out one reuses ``final`` if it ran the same episodes
+        results = generalization.evaluate_test_stages(model, config, seed, final=final, progress=progress_bar)
+        tested = generalization.write_run_files(out_dir, config, seed, tests, results)
+    eval_s = time.perf_counter() - eval_start
+    final_stage = int(env.env_method("get_stage", indices=[0])[0])
+    env.close()
+    summary = {
+        "status": "done",
+        "agent": config["agent"],
+        "env": config["env"],
+        "seed": seed,
+        "timesteps": int(model.num_timesteps),
+        "wall_time_s": round(train_wall, 2),
+        "fps": round((model.num_timesteps) / max(train_wall, 1e-9), 1),
+        "this_segment_s": round(train_segment, 2),
+        "this_segment_steps": int(model.num_timesteps) - start,
+        "final_eval_s": round(eval_s, 2),
+        "final_stage": final_stage,
+        "schedule": schedule_name(config),
+        "heldout_success": final["success_rate"],
+        "heldout_success_ci": final["success_ci"],
+        "heldout_return": final["mean_return"],
+        **({"generalization": {r["test_env"]: r["success_rate"] for r in tested}} if tested else {}),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "out_dir": str(out_dir),
+    }
+    write_json(out_dir / DONE, summary)
+    return summary
