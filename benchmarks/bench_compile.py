@@ -5,7 +5,7 @@ Cases (the RIM of ``bench_rim.py``: input 64, 6 units x 64, k 4; one torch threa
 * ``core train T=32 B=16`` / ``B=64``: forward + backward of the RIM core. Eager is the fused kernel (the default);
   compiled is ``torch.compile`` of the plain-torch reference loop (``fused=False``): the fused kernel itself is
   opaque to the compiler (its scratch pool cannot be traced; compiled callers run it eagerly, see
-  :func:`metarim_sb3.rim.module._run`), so the question is whether inductor's code for the reference beats it;
+  :func:`metarim_sb3.cores.rim.module._run`), so the question is whether inductor's code for the reference beats it;
 * ``core rollout T=1 B=8``: one no-grad step, the fused no-grad kernel vs the compiled reference loop;
 * ``policy update``: one minibatch of ``ChunkedRecurrentPPO`` on ``MetaRIM-GoTo-v0`` (shared RIM, chunks of 16,
   batch 128): ``policy.evaluate_actions`` + backward, eager vs ``torch.compile(policy.evaluate_actions)`` (the
@@ -51,8 +51,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_rim import HIDDEN, INPUT, UNIT_SIZE, UNITS, K, compare  # noqa: E402  (this folder: the same RIM)
 
-from metarim_sb3.rim import RIM  # noqa: E402
-from metarim_sb3.rim.reference import rim_sequence  # noqa: E402
+from metarim_sb3.cores.rim import RIM  # noqa: E402
+from metarim_sb3.cores.rim.reference import rim_sequence  # noqa: E402
 
 #: Compiling counts as paying when the compiled call takes at most this fraction of the eager one.
 PAYS = 0.95
@@ -126,7 +126,7 @@ def policy_update(n: int, repeats: int) -> dict[str, float]:
 
     import metarim_gym  # noqa: F401  (registers the ids)
     from metarim_sb3 import MiniGridExtractor, MultiInputRIMPolicy
-    from metarim_sb3.chunked_ppo import ChunkedRecurrentPPO
+    from metarim_sb3.ppo.chunked import ChunkedRecurrentPPO
 
     env = DummyVecEnv([lambda: gym.make("MetaRIM-GoTo-v0") for _ in range(8)])
     kwargs = dict(features_extractor_class=MiniGridExtractor, normalize_images=False, shared_lstm=True,
@@ -158,9 +158,9 @@ def training_with_compiled_rollout(timesteps: int, repeats: int) -> dict[str, fl
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     import metarim_gym  # noqa: F401  (registers the ids)
-    import metarim_sb3.rim.module as rim_module
+    import metarim_sb3.cores.rim.module as rim_module
     from metarim_sb3 import MiniGridExtractor, MultiInputRIMPolicy
-    from metarim_sb3.chunked_ppo import ChunkedRecurrentPPO
+    from metarim_sb3.ppo.chunked import ChunkedRecurrentPPO
 
     kernel = rim_module._kernel
     compiled = torch.compile(rim_sequence)

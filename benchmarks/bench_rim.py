@@ -4,7 +4,8 @@ Cases (input 64, RIM 6 units x 64 (k 4) vs ``nn.LSTM(64, 384)``: the reference h
 6 x 64 = 384, so both carry the same state width):
 
 * ``train``: forward + backward over a sequence (T=32) at B=16 and B=64, with the fused kernel (the default) and
-  with it off (``fused=False``: the plain autograd loop of :mod:`metarim_sb3.rim.reference`), to show what it buys;
+  with it off (``fused=False``: the plain autograd loop of :mod:`metarim_sb3.cores.rim.reference`), to show what it
+  buys;
 * ``rollout``: one step (T=1, B=8) under ``torch.no_grad``, against ``nn.LSTMCell(64, 384)`` and against
   ``nn.LSTM`` called with T=1.
 
@@ -35,7 +36,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from metarim_sb3.rim import RIM
+from metarim_sb3.cores.rim import RIM
 
 INPUT, UNITS, UNIT_SIZE, K = 64, 6, 64, 4
 HIDDEN = UNITS * UNIT_SIZE  # the reference LSTM's hidden size: the RIM's total hidden size

@@ -7,7 +7,7 @@ Setup (identical for every row): ``MetaRIM-MultiRoom-v0`` fixed at stage 0, 8 en
 - ``rim``: RecurrentPPO + :class:`~metarim_sb3.MultiInputRIMPolicy` (6 units x 32, k 4, actor and critic RIMs);
 - ``rim_shared``: the same with one RIM for actor and critic (``shared_lstm=True``: the critic reads the
   detached actor output, as in sb3-contrib), i.e. half the recurrent compute;
-- ``rim_chunked``: ``rim`` trained by :class:`~metarim_sb3.chunked_ppo.ChunkedRecurrentPPO` with ``chunk_len=16``
+- ``rim_chunked``: ``rim`` trained by :class:`~metarim_sb3.ppo.chunked.ChunkedRecurrentPPO` with ``chunk_len=16``
   (minibatches of 8 chunks of 16 steps instead of sequences split at episode starts);
 - ``rim_shared_chunked``: ``rim_shared`` trained the same way;
 - ``rim_shared_chunked_subproc``: the same with the 8 envs in a ``SubprocVecEnv`` (does stepping them in worker
@@ -51,7 +51,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 import metarim_gym  # noqa: F401  (registers the ids)
 from metarim_sb3 import MiniGridExtractor, MultiInputFastLstmPolicy, MultiInputGruPolicy, MultiInputRIMPolicy
-from metarim_sb3.chunked_ppo import ChunkedRecurrentPPO
+from metarim_sb3.ppo.chunked import ChunkedRecurrentPPO
 
 ENV_ID = "MetaRIM-MultiRoom-v0"
 EXTRACTOR = dict(features_extractor_class=MiniGridExtractor, normalize_images=False)

@@ -23,7 +23,7 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from metarim_sb3.rim import RIM
+from metarim_sb3.cores.rim import RIM
 
 INPUT, UNITS, UNIT_SIZE, K, T = 64, 6, 64, 4, 32
 

@@ -12,7 +12,7 @@ Policies for sb3-contrib's ``RecurrentPPO`` (pass the class, e.g. ``RecurrentPPO
 
 Building blocks: :class:`RIM` (the core), :class:`LSTMCore`, :class:`RecurrentCore` (the protocol both satisfy),
 :class:`MiniGridExtractor` (features extractor for MiniGrid / MetaRIM observations), :data:`GROUP_NAMES` (the
-optimizer's parameter groups, the role names of :mod:`metarim_sb3.rim`).
+optimizer's parameter groups, the role names of :mod:`metarim_sb3.cores.protocol`).
 
 Callbacks: :class:`FastSlowCallback` (the Meta-RIMs fast/slow training scheme), :class:`CurriculumCallback`
 (success-threshold stage shifts), :class:`HeldOutEvalCallback` (zero-shot evaluation on a fixed stage),
@@ -36,8 +36,10 @@ if TYPE_CHECKING:
         StageEvalCallback,
         UnitActivityCallback,
     )
-    from metarim_sb3.gru_core import GRUCore
-    from metarim_sb3.lstm_core import LSTMCore
+    from metarim_sb3.cores.gru import GRUCore
+    from metarim_sb3.cores.lstm import LSTMCore
+    from metarim_sb3.cores.protocol import RecurrentCore
+    from metarim_sb3.cores.rim import RIM, run_together
     from metarim_sb3.policies import (
         GROUP_NAMES,
         CnnFastLstmPolicy,
@@ -54,7 +56,6 @@ if TYPE_CHECKING:
         MultiInputRIMPolicy,
         RIMPolicy,
     )
-    from metarim_sb3.rim import RIM, RecurrentCore, run_together
     from metarim_sb3.torch_layers import MiniGridExtractor
 
 __version__ = "0.1.0"
@@ -103,8 +104,8 @@ _HOMES = {
         ),
         "metarim_sb3.callbacks",
     ),
-    "GRUCore": "metarim_sb3.gru_core",
-    "LSTMCore": "metarim_sb3.lstm_core",
+    "GRUCore": "metarim_sb3.cores.gru",
+    "LSTMCore": "metarim_sb3.cores.lstm",
     **dict.fromkeys(
         (
             "GROUP_NAMES",
@@ -124,7 +125,8 @@ _HOMES = {
         ),
         "metarim_sb3.policies",
     ),
-    **dict.fromkeys(("RIM", "RecurrentCore", "run_together"), "metarim_sb3.rim"),
+    **dict.fromkeys(("RIM", "run_together"), "metarim_sb3.cores.rim"),
+    "RecurrentCore": "metarim_sb3.cores.protocol",
     "MiniGridExtractor": "metarim_sb3.torch_layers",
 }
 

@@ -19,13 +19,14 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, Combine
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
-from metarim_sb3.gru_core import GRUCore
-from metarim_sb3.lstm_core import LSTMCore
-from metarim_sb3.rim import ATTENTION, MODULES, OTHER, RIM, ROLE_NAMES, RecurrentCore, run_together
+from metarim_sb3.cores.gru import GRUCore
+from metarim_sb3.cores.lstm import LSTMCore
+from metarim_sb3.cores.protocol import ATTENTION, MODULES, OTHER, ROLE_NAMES, RecurrentCore
+from metarim_sb3.cores.rim import RIM, run_together
 from metarim_sb3.torch_layers import MiniGridExtractor, is_minigrid_space
 
 #: Names of the optimizer's parameter groups, in their fixed order (the parameter roles,
-#: :data:`metarim_sb3.rim.protocol.ROLE_NAMES`).
+#: :data:`metarim_sb3.cores.protocol.ROLE_NAMES`).
 GROUP_NAMES = ROLE_NAMES
 
 
@@ -179,7 +180,7 @@ class FastRecurrentPolicy(RecurrentActorCriticPolicy):
 
         :param input_size: Size of the features the core receives.
         :param template: The ``nn.LSTM`` being replaced.
-        :return: A module that is a :class:`~metarim_sb3.rim.protocol.RecurrentCore`.
+        :return: A module that is a :class:`~metarim_sb3.cores.protocol.RecurrentCore`.
         """
         raise NotImplementedError
 
@@ -192,14 +193,14 @@ class FastRecurrentPolicy(RecurrentActorCriticPolicy):
         * ``"other"``: everything else (features extractor, critic projection, MLP, action and value heads).
 
         :return: ``{name: parameters}`` for every name of :data:`GROUP_NAMES`; each parameter is in exactly one.
-        :raises TypeError: if a core is not a :class:`~metarim_sb3.rim.protocol.RecurrentCore`.
+        :raises TypeError: if a core is not a :class:`~metarim_sb3.cores.protocol.RecurrentCore`.
         """
         cores = [self.lstm_actor] if self.lstm_critic is None else [self.lstm_actor, self.lstm_critic]
         groups: dict[str, list[nn.Parameter]] = {name: [] for name in ROLE_NAMES}
         seen: set[int] = set()
         for core in cores:
             if not isinstance(core, RecurrentCore):
-                raise TypeError(f"{type(core).__name__} is not a RecurrentCore (see metarim_sb3.rim.RecurrentCore)")
+                raise TypeError(f"{type(core).__name__} is not a RecurrentCore (see metarim_sb3.cores.RecurrentCore)")
             roles = core.parameter_roles()
             for name in (MODULES, ATTENTION):
                 for param in roles[name]:
@@ -223,7 +224,7 @@ class FastRecurrentPolicy(RecurrentActorCriticPolicy):
         :param features: ``(n_seq * max_len, features_dim)``, sequence-major (as sb3-contrib's buffer pads it).
         :param lstm_states: ``(h, c)``, each ``(num_layers, n_seq, hidden)``: the states before each sequence.
         :param episode_starts: ``(n_seq * max_len,)``: 1.0 where the state must be zeroed before the step.
-        :param lstm: The core (:class:`~metarim_sb3.rim.module.RIM` or :class:`~metarim_sb3.lstm_core.LSTMCore`).
+        :param lstm: The core (:class:`~metarim_sb3.cores.rim.module.RIM` or :class:`~metarim_sb3.cores.lstm.LSTMCore`).
         :return: Core output ``(n_seq * max_len, hidden)`` and the final states.
         """
         return FastRecurrentPolicy._process_sequences(features, (lstm_states,), episode_starts, (lstm,))[0]
@@ -237,7 +238,8 @@ class FastRecurrentPolicy(RecurrentActorCriticPolicy):
     ) -> list[tuple[th.Tensor, tuple[th.Tensor, th.Tensor]]]:
         """
         :meth:`_process_sequence` for several cores that read the same features (the actor and critic cores):
-        RIMs of equal sizes run as one kernel (:func:`~metarim_sb3.rim.module.run_together`), other cores one by one.
+        RIMs of equal sizes run as one kernel (:func:`~metarim_sb3.cores.rim.module.run_together`), other cores one
+        by one.
 
         :param features: As in :meth:`_process_sequence`.
         :param lstm_states: One ``(h, c)`` per core.
@@ -346,7 +348,7 @@ class FastRecurrentPolicy(RecurrentActorCriticPolicy):
 
 class LstmPolicy(FastRecurrentPolicy):
     """
-    sb3-contrib's recurrent policy with an :class:`~metarim_sb3.lstm_core.LSTMCore`: same parameters,
+    sb3-contrib's recurrent policy with an :class:`~metarim_sb3.cores.lstm.LSTMCore`: same parameters,
     same names, same initial weights for a given seed and the same results up to float rounding as
     ``RecurrentActorCriticPolicy``, but without the per-time-step Python loop in training (the fair
     LSTM baseline for :class:`RIMPolicy`). Optimizer groups: LSTM weights in ``"modules"``,
@@ -367,7 +369,7 @@ class LstmPolicy(FastRecurrentPolicy):
 
 class RIMPolicy(FastRecurrentPolicy):
     """
-    Recurrent actor-critic policy whose actor (and critic) memory is a :class:`~metarim_sb3.rim.module.RIM`:
+    Recurrent actor-critic policy whose actor (and critic) memory is a :class:`~metarim_sb3.cores.rim.module.RIM`:
     ``n_units`` independent recurrent units of ``unit_size``, ``k`` of them active per step, reading the
     features through input attention and each other through communication attention. The state of all
     units is packed as ``(1, n_envs, n_units * unit_size)``, so ``RecurrentPPO``'s buffers, ``predict()``
@@ -391,7 +393,7 @@ class RIMPolicy(FastRecurrentPolicy):
 
     Paper: Goyal et al., "Recurrent Independent Mechanisms", arXiv 1909.10893; Madan et al., "Fast and
     Slow Learning of Recurrent Independent Mechanisms", arXiv 2105.08710.
-    Code: this module and :mod:`metarim_sb3.rim`.
+    Code: this module and :mod:`metarim_sb3.cores.rim`.
     """
 
     def __init__(
@@ -417,7 +419,7 @@ class RIMPolicy(FastRecurrentPolicy):
         **kwargs: Any,
     ) -> None:
         """Build the policy; arguments: see the class docstring (checked by :meth:`RIM.check_arguments
-        <metarim_sb3.rim.module.RIM.check_arguments>`)."""
+        <metarim_sb3.cores.rim.module.RIM.check_arguments>`)."""
         self.rim_kwargs: dict[str, Any] = dict(
             n_units=n_units,
             unit_size=unit_size,
@@ -508,7 +510,7 @@ class MultiInputFastLstmPolicy(LstmPolicy):
 
 class GruPolicy(FastRecurrentPolicy):
     """
-    The same recurrent actor-critic policy with a :class:`~metarim_sb3.gru_core.GRUCore`: the GRU baseline beside
+    The same recurrent actor-critic policy with a :class:`~metarim_sb3.cores.gru.GRUCore`: the GRU baseline beside
     :class:`LstmPolicy` (same features extractor, heads and fast sequence path; ``lstm_hidden_size`` is the GRU's
     state size). The state buffers keep sb3-contrib's ``(h, c)`` pair; ``c`` stays zero. Optimizer groups: GRU
     weights in ``"modules"``, ``"attention"`` empty, the rest in ``"other"``. Arguments: see

@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from metarim_sb3.callbacks._common import log_path, write_csv
-from metarim_sb3.rim import RIM
+from metarim_sb3.cores.rim import RIM
 
 __all__ = ["UnitActivityCallback"]
 

@@ -18,7 +18,7 @@ from torch.nn.utils import clip_grad_norm_
 from torch.utils.hooks import RemovableHandle
 
 from metarim_sb3.callbacks._common import check_int, check_real
-from metarim_sb3.rim import ATTENTION, MODULES, OTHER, ROLE_NAMES
+from metarim_sb3.cores.protocol import ATTENTION, MODULES, OTHER, ROLE_NAMES
 
 __all__ = ["DEFAULT_SLOW_FRACTION", "FastSlowCallback"]
 

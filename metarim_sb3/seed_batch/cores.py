@@ -1,13 +1,13 @@
 """Seed-batched recurrent cores: ``S`` independent LSTMs, GRUs or RIMs, every weight with a leading seed dimension.
 
-Each core has the parameter names of the ordinary core it stands for (:class:`~metarim_sb3.lstm_core.LSTMCore`,
-:class:`~metarim_sb3.gru_core.GRUCore`, :class:`~metarim_sb3.rim.module.RIM`) with shapes ``[S, *shape]``, and the
-call ``core(x, (h, c), episode_starts)`` of :class:`~metarim_sb3.rim.protocol.RecurrentCore` with a seed dimension
+Each core has the parameter names of the ordinary core it stands for (:class:`~metarim_sb3.cores.lstm.LSTMCore`,
+:class:`~metarim_sb3.cores.gru.GRUCore`, :class:`~metarim_sb3.cores.rim.module.RIM`) with shapes ``[S, *shape]``, and
+the call ``core(x, (h, c), episode_starts)`` of :class:`~metarim_sb3.cores.protocol.RecurrentCore` with a seed dimension
 in front of everything: ``x [S, T, B, input_size]``, ``h`` and ``c`` ``[S, 1, B, hidden_size]``,
 ``episode_starts [S, T, B]``. The cells are written so that the seed dimension is native (batched matmuls over
 seeds, no ``vmap``: ``nn.LSTM``/``nn.GRU`` have no batching rules); every op of a time step serves all seeds.
 
-The RIM here is the plain-autograd specification (:mod:`metarim_sb3.rim.reference`) with a seed dimension, step
+The RIM here is the plain-autograd specification (:mod:`metarim_sb3.cores.rim.reference`) with a seed dimension, step
 for step; the fused kernel is not used yet.
 """
 
@@ -18,9 +18,10 @@ import math
 import torch
 from torch import Tensor, nn
 
-from metarim_sb3.gru_core import GRUCore
-from metarim_sb3.lstm_core import LSTMCore
-from metarim_sb3.rim import ATTENTION, MODULES, RIM
+from metarim_sb3.cores.gru import GRUCore
+from metarim_sb3.cores.lstm import LSTMCore
+from metarim_sb3.cores.protocol import ATTENTION, MODULES
+from metarim_sb3.cores.rim import RIM
 
 __all__ = ["SeedGRU", "SeedLSTM", "SeedRIM", "seed_core"]
 
@@ -71,7 +72,7 @@ class _SeedCell(nn.Module):
 
 
 class SeedLSTM(_SeedCell):
-    """``S`` independent one-layer :class:`~metarim_sb3.lstm_core.LSTMCore` (torch's gate order ``i, f, g, o``).
+    """``S`` independent one-layer :class:`~metarim_sb3.cores.lstm.LSTMCore` (torch's gate order ``i, f, g, o``).
 
     :param n_seeds: ``S``.
     :param input_size: features of each input row.
@@ -84,7 +85,7 @@ class SeedLSTM(_SeedCell):
 
     def forward(self, x: Tensor, state: State, episode_starts: Tensor | None = None) -> tuple[Tensor, State]:
         """Run every seed's LSTM over its sequence; an entry's state is zeroed (multiplied by 0, as
-        :class:`~metarim_sb3.lstm_core.LSTMCore` does) before a step where its episode starts.
+        :class:`~metarim_sb3.cores.lstm.LSTMCore` does) before a step where its episode starts.
 
         :param x: ``[S, T, B, input_size]``.
         :param state: ``(h, c)``, each ``[S, 1, B, hidden_size]``.
@@ -112,7 +113,7 @@ class SeedLSTM(_SeedCell):
 
 
 class SeedGRU(_SeedCell):
-    """``S`` independent one-layer :class:`~metarim_sb3.gru_core.GRUCore` (gate order ``r, z, n``; ``c`` carried as
+    """``S`` independent one-layer :class:`~metarim_sb3.cores.gru.GRUCore` (gate order ``r, z, n``; ``c`` carried as
     zeros and never read).
 
     :param n_seeds: ``S``.
@@ -126,7 +127,7 @@ class SeedGRU(_SeedCell):
 
     def forward(self, x: Tensor, state: State, episode_starts: Tensor | None = None) -> tuple[Tensor, State]:
         """Run every seed's GRU over its sequence; an entry's state is replaced by zeros (``torch.where``, as
-        :class:`~metarim_sb3.gru_core.GRUCore` does) before a step where its episode starts.
+        :class:`~metarim_sb3.cores.gru.GRUCore` does) before a step where its episode starts.
 
         :param x: ``[S, T, B, input_size]``.
         :param state: ``(h, c)``, each ``[S, 1, B, hidden_size]``; ``c`` is not read.
@@ -158,13 +159,14 @@ def _heads(x: Tensor, n_heads: int) -> Tensor:
 
 
 class SeedRIM(nn.Module):
-    """``S`` independent :class:`~metarim_sb3.rim.module.RIM` of the same sizes (parameter names of the RIM, shapes
-    ``[S, *shape]``).
+    """``S`` independent :class:`~metarim_sb3.cores.rim.module.RIM` of the same sizes (parameter names of the RIM,
+    shapes ``[S, *shape]``).
 
-    The step is :func:`metarim_sb3.rim.reference.rim_step` with a seed dimension in front of every tensor (per-unit
-    tensors ``[S, N, B, ...]``, per-unit weights ``[S, N, in, out]``): input attention over the null row and the
-    input, top-``k`` selection (not differentiated), each unit's own cell, communication among units read from the
-    post-update states, sparse update. Keys and values of the whole sequence are projected once, before the loop.
+    The step is :func:`metarim_sb3.cores.rim.reference.rim_step` with a seed dimension in front of every tensor
+    (per-unit tensors ``[S, N, B, ...]``, per-unit weights ``[S, N, in, out]``): input attention over the null row
+    and the input, top-``k`` selection (not differentiated), each unit's own cell, communication among units read
+    from the post-update states, sparse update. Keys and values of the whole sequence are projected once, before the
+    loop.
     Dropout is not supported (the policies' default ``rim_dropout=0``).
 
     :param template: an ordinary RIM giving the sizes (its weights are not copied).
@@ -187,7 +189,7 @@ class SeedRIM(nn.Module):
                        for role, ps in template.parameter_roles().items()}  # fmt: skip
 
     def parameter_roles(self) -> dict[str, list[nn.Parameter]]:
-        """As :meth:`RIM.parameter_roles <metarim_sb3.rim.module.RIM.parameter_roles>`: cells in ``modules``,
+        """As :meth:`RIM.parameter_roles <metarim_sb3.cores.rim.module.RIM.parameter_roles>`: cells in ``modules``,
         input and communication attention in ``attention``.
 
         :return: ``{MODULES: [...], ATTENTION: [...]}``.

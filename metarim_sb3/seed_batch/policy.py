@@ -19,8 +19,8 @@ from sb3_contrib.common.recurrent.type_aliases import RNNStates
 from stable_baselines3.common.preprocessing import preprocess_obs
 from torch import Tensor, nn
 
+from metarim_sb3.cores.protocol import ATTENTION, MODULES, OTHER, ROLE_NAMES
 from metarim_sb3.policies import FastRecurrentPolicy
-from metarim_sb3.rim import ATTENTION, MODULES, OTHER, ROLE_NAMES
 from metarim_sb3.seed_batch.cores import seed_core
 from metarim_sb3.seed_batch.layers import SeedLinear, SeedMiniGridExtractor, SeedSequential
 from metarim_sb3.seed_batch.stacking import stack_into, unstack_into
@@ -105,7 +105,7 @@ class SeedBatchPolicy(nn.Module):
         """The parameters by role, as :meth:`FastRecurrentPolicy.param_groups_by_name
         <metarim_sb3.policies.FastRecurrentPolicy.param_groups_by_name>` (same order), each ``[S, *shape]``.
 
-        :return: ``{name: parameters}`` for every name of :data:`~metarim_sb3.rim.protocol.ROLE_NAMES`.
+        :return: ``{name: parameters}`` for every name of :data:`~metarim_sb3.cores.protocol.ROLE_NAMES`.
         """
         cores = [self.lstm_actor] if self.lstm_critic is None else [self.lstm_actor, self.lstm_critic]
         groups: dict[str, list[nn.Parameter]] = {name: [] for name in ROLE_NAMES}

@@ -1,7 +1,7 @@
 """The PPO update of ``S`` seeds at once, each seed's statistics its own.
 
 :func:`train_seed_batch` is ``ChunkedRecurrentPPO.train()`` (sb3-contrib's ``RecurrentPPO.train`` over the chunked
-buffers of :mod:`metarim_sb3.buffers`) for a :class:`~metarim_sb3.seed_batch.policy.SeedBatchPolicy`, with the
+buffers of :mod:`metarim_sb3.ppo.buffers`) for a :class:`~metarim_sb3.seed_batch.policy.SeedBatchPolicy`, with the
 :class:`~metarim_sb3.callbacks.fast_slow.FastSlowCallback` schedule folded in (:class:`SeedFastSlow`). Nothing
 statistical is shared between seeds:
 
@@ -29,7 +29,7 @@ from sb3_contrib.common.recurrent.type_aliases import RNNStates
 from torch import Tensor, nn
 
 from metarim_sb3.callbacks.fast_slow import DEFAULT_SLOW_FRACTION
-from metarim_sb3.rim import ATTENTION, MODULES, OTHER, ROLE_NAMES
+from metarim_sb3.cores.protocol import ATTENTION, MODULES, OTHER, ROLE_NAMES
 from metarim_sb3.seed_batch.policy import SeedBatchPolicy
 
 __all__ = ["PPOSettings", "SeedAdam", "SeedFastSlow", "SeedRollout", "clip_grad_norm_per_seed", "train_seed_batch"]
@@ -318,7 +318,7 @@ def train_seed_batch(
     """One ``train()`` of every seed on its rollout (``ChunkedRecurrentPPO.train`` with the fast/slow schedule).
 
     :param policy: the seed-batched policy.
-    :param optimizer: its :class:`SeedAdam`, groups named by :data:`~metarim_sb3.rim.protocol.ROLE_NAMES`.
+    :param optimizer: its :class:`SeedAdam`, groups named by :data:`~metarim_sb3.cores.protocol.ROLE_NAMES`.
     :param rollout: one rollout per seed.
     :param rngs: one ``RandomState`` per seed, drawing its minibatch order.
     :param settings: the PPO settings.

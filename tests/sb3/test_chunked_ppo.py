@@ -14,8 +14,8 @@ from stable_baselines3.common.env_util import make_vec_env
 
 import metarim_gym  # noqa: F401
 from metarim_sb3 import MlpRIMPolicy, MultiInputRIMPolicy
-from metarim_sb3.buffers import ChunkedRecurrentDictRolloutBuffer, ChunkedRecurrentRolloutBuffer, check_chunking
-from metarim_sb3.chunked_ppo import ChunkedRecurrentPPO
+from metarim_sb3.ppo.buffers import ChunkedRecurrentDictRolloutBuffer, ChunkedRecurrentRolloutBuffer, check_chunking
+from metarim_sb3.ppo.chunked import ChunkedRecurrentPPO
 
 TINY_RIM = dict(n_units=3, unit_size=4, k=2, input_key_size=8, comm_key_size=4, comm_value_size=4, comm_heads=2)
 

@@ -11,9 +11,9 @@ from sb3_contrib import RecurrentPPO
 from stable_baselines3.common.env_util import make_vec_env
 
 from metarim_sb3 import MultiInputRIMPolicy  # noqa: F401  (the package imports cleanly with the GRU names)
-from metarim_sb3.gru_core import GRUCore
+from metarim_sb3.cores import RecurrentCore
+from metarim_sb3.cores.gru import GRUCore
 from metarim_sb3.policies import MlpGruPolicy
-from metarim_sb3.rim import RecurrentCore
 
 
 def loop_reference(core: GRUCore, x: th.Tensor, h: th.Tensor, starts: th.Tensor) -> tuple[th.Tensor, th.Tensor]:

@@ -31,7 +31,7 @@ from metarim_sb3 import (
     MultiInputRIMPolicy,
     RIMPolicy,
 )
-from metarim_sb3.chunked_ppo import ChunkedRecurrentPPO
+from metarim_sb3.ppo.chunked import ChunkedRecurrentPPO
 
 TINY_RIM = dict(n_units=4, unit_size=8, k=2, input_key_size=16, comm_key_size=8, comm_value_size=8, comm_heads=2)
 TINY_EXTRACTOR = dict(features_dim=32, cnn_channels=(8, 8), mission_embedding_dim=8)
@@ -453,7 +453,7 @@ def test_rim_learns_memory_task() -> None:
 @pytest.mark.slow
 def test_rim_learns_memory_task_in_chunks() -> None:
     """
-    The same memory task with :class:`~metarim_sb3.chunked_ppo.ChunkedRecurrentPPO` (truncated BPTT). Gradients
+    The same memory task with :class:`~metarim_sb3.ppo.chunked.ChunkedRecurrentPPO` (truncated BPTT). Gradients
     reach back at most ``chunk_len`` steps, so the cue (t=0) reaches the decision (t=10) only in episodes that lie
     inside one chunk: ``chunk_len`` must be longer than the delay + 1. With 32 (n_steps 64, episodes of 11 steps)
     about 22/32 of the episodes do; the others start their chunk from the state stored at collection.

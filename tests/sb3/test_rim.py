@@ -1,4 +1,4 @@
-"""Tests of the RIM core (:mod:`metarim_sb3.rim`): semantics against an independent reference, the fused
+"""Tests of the RIM core (:mod:`metarim_sb3.cores.rim`): semantics against an independent reference, the fused
 hand-written backward against autograd and finite differences, and argument checking."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from metarim_sb3.lstm_core import LSTMCore
-from metarim_sb3.rim import ATTENTION, MODULES, RIM, ROLE_NAMES, RecurrentCore, run_together
-from metarim_sb3.rim._fused import RIMSequence
+from metarim_sb3.cores import ATTENTION, MODULES, RIM, ROLE_NAMES, RecurrentCore, run_together
+from metarim_sb3.cores.lstm import LSTMCore
+from metarim_sb3.cores.rim._fused import RIMSequence
 
 CELLS = ("lstm", "gru")
 PATHS = ("fused", "reference", "no_grad")

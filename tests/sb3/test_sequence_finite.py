@@ -22,8 +22,8 @@ from sb3_contrib.common.recurrent.buffers import create_sequencers
 from stable_baselines3.common.env_util import make_vec_env
 from torch import Tensor
 
+from metarim_sb3.cores.rim import RIM
 from metarim_sb3.policies import FastRecurrentPolicy, MlpRIMPolicy
-from metarim_sb3.rim import RIM
 
 N_ENVS, N_STEPS, INPUT = 8, 320, 2
 #: Steps between resets per env: some episodes short, several much longer than the growth needs to overflow.

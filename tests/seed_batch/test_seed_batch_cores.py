@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from metarim_sb3.gru_core import GRUCore
-from metarim_sb3.lstm_core import LSTMCore
-from metarim_sb3.rim import RIM
+from metarim_sb3.cores.gru import GRUCore
+from metarim_sb3.cores.lstm import LSTMCore
+from metarim_sb3.cores.rim import RIM
 from metarim_sb3.seed_batch import SeedLinear, SeedSequential, seed_core, stack_into, unstack_into
 
 TINY_RIM = dict(n_units=4, unit_size=5, k=2, input_key_size=6, comm_key_size=4, comm_value_size=6, comm_heads=2)

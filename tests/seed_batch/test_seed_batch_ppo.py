@@ -14,8 +14,8 @@ from stable_baselines3.common.env_util import make_vec_env
 import metarim_gym  # noqa: F401
 from metarim_sb3 import MultiInputFastLstmPolicy, MultiInputGruPolicy, MultiInputRIMPolicy
 from metarim_sb3.callbacks import FastSlowCallback
-from metarim_sb3.chunked_ppo import ChunkedRecurrentPPO
 from metarim_sb3.policies import FastRecurrentPolicy
+from metarim_sb3.ppo.chunked import ChunkedRecurrentPPO
 from metarim_sb3.seed_batch.policy import SeedBatchPolicy
 from metarim_sb3.seed_batch.ppo import (
     PPOSettings,

@@ -11,15 +11,15 @@ from typing import Any, cast
 import torch as th
 from torch import nn
 
-from metarim_sb3.lstm_core import run_segments
-from metarim_sb3.rim import ATTENTION, MODULES
+from metarim_sb3.cores.lstm import run_segments
+from metarim_sb3.cores.protocol import ATTENTION, MODULES
 
 GRUState = tuple[th.Tensor, th.Tensor]
 
 
 class GRUCore(nn.GRU):
     """
-    ``nn.GRU`` (time-first) with the call signature of :class:`~metarim_sb3.lstm_core.LSTMCore`:
+    ``nn.GRU`` (time-first) with the call signature of :class:`~metarim_sb3.cores.lstm.LSTMCore`:
     ``core(x, (h, c), episode_starts)``; the state of an environment is zeroed at each of its episode starts,
     inside the call. ``c`` is carried as zeros (sb3-contrib's buffers hold two state tensors).
 
@@ -50,7 +50,7 @@ class GRUCore(nn.GRU):
 
     def parameter_roles(self) -> dict[str, list[nn.Parameter]]:
         """
-        Parameter roles, as :meth:`RIM.parameter_roles <metarim_sb3.rim.module.RIM.parameter_roles>`: all weights
+        Parameter roles, as :meth:`RIM.parameter_roles <metarim_sb3.cores.rim.module.RIM.parameter_roles>`: all weights
         are recurrent-cell ("modules") weights; a GRU has no attention.
 
         :return: ``{"modules": [...], "attention": []}``

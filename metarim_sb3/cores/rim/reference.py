@@ -1,9 +1,10 @@
 """One RIM step in plain autograd torch, parameters read by name: the specification the fast kernel must meet.
 
 This is the RIM of Goyal et al. (arXiv 1909.10893), written to be checked against the paper line by line, with
-our choices marked (see :mod:`metarim_sb3.rim.module`). It runs when a :class:`~metarim_sb3.rim.module.RIM` is built
-with ``fused=False`` (slower; supports higher-order gradients), and the tests hold the fused kernel
-(:mod:`metarim_sb3.rim._fused`) equal to it, values and gradients.
+our choices marked (see :mod:`metarim_sb3.cores.rim.module`). It runs when a
+:class:`~metarim_sb3.cores.rim.module.RIM` is built with ``fused=False`` (slower; supports higher-order gradients),
+and the tests hold the fused kernel
+(:mod:`metarim_sb3.cores.rim._fused`) equal to it, values and gradients.
 
 Shapes: ``N`` units of state size ``H``, batch ``B``; per-unit tensors are unit-first, ``[N, B, ...]``; per-unit
 weights are ``[N, in, out]`` (unit ``j`` computes ``x @ W[j]``).
@@ -18,7 +19,7 @@ import torch
 from torch import Tensor
 
 if TYPE_CHECKING:
-    from metarim_sb3.rim.module import RIM
+    from metarim_sb3.cores.rim.module import RIM
 
 __all__ = ["rim_sequence", "rim_step"]
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from sb3_contrib import RecurrentPPO
 
-from metarim_sb3.buffers import check_chunking, chunked_buffer_class
+from metarim_sb3.ppo.buffers import check_chunking, chunked_buffer_class
 
 __all__ = ["ChunkedRecurrentPPO"]
 
@@ -14,7 +14,7 @@ __all__ = ["ChunkedRecurrentPPO"]
 class ChunkedRecurrentPPO(RecurrentPPO):
     """
     sb3-contrib's ``RecurrentPPO`` whose minibatches are shuffled fixed-length chunks of the rollout
-    (:mod:`metarim_sb3.buffers`) instead of padded sequences split at episode starts: each gradient step runs the
+    (:mod:`metarim_sb3.ppo.buffers`) instead of padded sequences split at episode starts: each gradient step runs the
     recurrent core over ``chunk_len`` steps of ``batch_size / chunk_len`` chunks side by side, which costs far less
     per sample with :class:`~metarim_sb3.policies.RIMPolicy` and the other fast policies of this package. Rollout
     collection, losses, logging, saving and loading are sb3-contrib's. Any sb3-contrib recurrent policy works.
@@ -25,7 +25,7 @@ class ChunkedRecurrentPPO(RecurrentPPO):
     Gradients reach back at most ``chunk_len`` steps (truncated backpropagation through time); each chunk starts
     from the recurrent state stored at collection time.
 
-    Code: this module and :mod:`metarim_sb3.buffers`, on top of sb3-contrib's ``RecurrentPPO``.
+    Code: this module and :mod:`metarim_sb3.ppo.buffers`, on top of sb3-contrib's ``RecurrentPPO``.
 
     :param args: as ``RecurrentPPO`` (``policy``, ``env``).
     :param chunk_len: time steps per chunk; must divide ``n_steps`` and ``batch_size``.

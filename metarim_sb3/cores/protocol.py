@@ -24,8 +24,8 @@ class RecurrentCore(Protocol):
 
     It looks like a time-first ``nn.LSTM`` to ``RecurrentPPO`` (``input_size``, ``hidden_size``, ``num_layers``;
     the state ``(h, c)``, each ``(num_layers, B, hidden_size)``), and adds two things: episode resets inside the
-    call, and the roles of its parameters. :class:`~metarim_sb3.rim.module.RIM` and
-    :class:`~metarim_sb3.lstm_core.LSTMCore` implement it. ``isinstance`` checks the members' presence only.
+    call, and the roles of its parameters. :class:`~metarim_sb3.cores.rim.module.RIM` and
+    :class:`~metarim_sb3.cores.lstm.LSTMCore` implement it. ``isinstance`` checks the members' presence only.
     """
 
     input_size: int

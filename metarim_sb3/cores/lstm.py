@@ -1,4 +1,4 @@
-"""An ``nn.LSTM`` that resets its state inside a sequence (a :class:`~metarim_sb3.rim.protocol.RecurrentCore`)."""
+"""An ``nn.LSTM`` that resets its state inside a sequence (a :class:`~metarim_sb3.cores.protocol.RecurrentCore`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any, TypeVar, cast
 import torch as th
 from torch import nn
 
-from metarim_sb3.rim.protocol import ATTENTION, MODULES
+from metarim_sb3.cores.protocol import ATTENTION, MODULES
 
 LSTMState = tuple[th.Tensor, th.Tensor]
 S = TypeVar("S")
@@ -54,7 +54,7 @@ class LSTMCore(nn.LSTM):
     """
     ``nn.LSTM`` (time-first) whose forward also takes ``episode_starts`` and zeroes the state of the
     environments that start an episode at a time step, inside the call; it satisfies the
-    :class:`~metarim_sb3.rim.protocol.RecurrentCore` protocol.
+    :class:`~metarim_sb3.cores.protocol.RecurrentCore` protocol.
 
     The parameters and their names are exactly those of ``nn.LSTM``, so weights can be copied to and
     from sb3-contrib's recurrent policies with ``load_state_dict``. The results equal those of
@@ -84,7 +84,7 @@ class LSTMCore(nn.LSTM):
 
     def parameter_roles(self) -> dict[str, list[nn.Parameter]]:
         """
-        Parameter roles, as :meth:`RIM.parameter_roles <metarim_sb3.rim.module.RIM.parameter_roles>`: all
+        Parameter roles, as :meth:`RIM.parameter_roles <metarim_sb3.cores.rim.module.RIM.parameter_roles>`: all
         weights are recurrent-cell ("modules") weights; an LSTM has no attention.
 
         :return: ``{MODULES: [...], ATTENTION: []}``

@@ -1,7 +1,7 @@
 """The fast RIM kernel: the whole sequence as one autograd node with a hand-written backward, and a lean rollout step.
 
-It computes what :mod:`metarim_sb3.rim.reference` states step by step (the tests hold the two equal, values and
-gradients), reformulated for speed. Inputs are pre-projected (see :class:`metarim_sb3.rim.module.RIM`). Per step
+It computes what :mod:`metarim_sb3.cores.rim.reference` states step by step (the tests hold the two equal, values and
+gradients), reformulated for speed. Inputs are pre-projected (see :class:`metarim_sb3.cores.rim.module.RIM`). Per step
 ``t`` the loops read
 
 * ``u[:, t]`` — the input row pushed through the value projection and each unit's input weights,
@@ -46,7 +46,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from metarim_sb3.rim._pool import POOL
+from metarim_sb3.cores.rim._pool import POOL
 
 
 class Params(NamedTuple):

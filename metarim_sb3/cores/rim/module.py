@@ -21,9 +21,9 @@ The state is split into ``N`` units of size ``H``, each with its own LSTM (or GR
 5. **Sparse update.** Inactive units keep ``h`` and ``c`` bit-for-bit; gradients still flow through time for them.
 6. The output is every unit's state, concatenated unit-major (unit ``j`` at ``[j*H:(j+1)*H]``).
 
-:mod:`metarim_sb3.rim.reference` states one step of this in plain autograd torch, parameters by name.
+:mod:`metarim_sb3.cores.rim.reference` states one step of this in plain autograd torch, parameters by name.
 
-Speed (see :mod:`metarim_sb3.rim._fused`): the input projections of the whole sequence are computed once, outside
+Speed (see :mod:`metarim_sb3.cores.rim._fused`): the input projections of the whole sequence are computed once, outside
 the time loop (the attended input enters the cell only through ``p_j * (v_t W_ih,j)``, so the value projection folds
 into the cell input weights); with gradients, the sequence runs as one :class:`torch.autograd.Function` whose
 hand-written backward forms each weight gradient as one matmul over all steps; without gradients a single step
@@ -50,9 +50,17 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from metarim_sb3.rim._fused import CellConfig, Params, RIMSequence, Weights, cat_groups, derive_weights, run_no_grad
-from metarim_sb3.rim.protocol import ATTENTION, MODULES
-from metarim_sb3.rim.reference import rim_sequence
+from metarim_sb3.cores.protocol import ATTENTION, MODULES
+from metarim_sb3.cores.rim._fused import (
+    CellConfig,
+    Params,
+    RIMSequence,
+    Weights,
+    cat_groups,
+    derive_weights,
+    run_no_grad,
+)
+from metarim_sb3.cores.rim.reference import rim_sequence
 
 __all__ = ["RIM", "run_together"]
 
@@ -82,7 +90,7 @@ def _fraction(name: str, value: object) -> float:
 class RIM(nn.Module):
     """A layer of ``n_units`` recurrent independent mechanisms, ``k`` of them active per step.
 
-    A :class:`~metarim_sb3.rim.protocol.RecurrentCore`: to ``RecurrentPPO`` it looks like a one-layer ``nn.LSTM``
+    A :class:`~metarim_sb3.cores.protocol.RecurrentCore`: to ``RecurrentPPO`` it looks like a one-layer ``nn.LSTM``
     (``input_size``, ``hidden_size``, ``num_layers``, state ``(h, c)`` each ``(1, B, hidden_size)``), with
     ``hidden_size = n_units * unit_size``. Integer sizes may be numpy integers; ``bool`` is rejected.
 
@@ -99,7 +107,7 @@ class RIM(nn.Module):
     :param comm_heads: communication heads; must divide both communication sizes.
     :param dropout: dropout on the input-attention weights in training mode, in ``[0, 1)``.
     :param fused: run the sequence through the hand-written backward (fast, first-order only); ``False`` for the
-        plain autograd loop of :mod:`metarim_sb3.rim.reference` (slower; supports higher-order gradients).
+        plain autograd loop of :mod:`metarim_sb3.cores.rim.reference` (slower; supports higher-order gradients).
     """
 
     def __init__(
