@@ -30,9 +30,7 @@ from stable_baselines3.common.env_util import make_vec_env
 
 import metarim_gym  # noqa: F401  (registers the MetaRIM ids)
 from metarim_sb3 import MultiInputRIMPolicy
-from metarim_sb3.activity import UnitActivityCallback
-from metarim_sb3.callbacks import FastSlowCallback
-from metarim_sb3.curriculum import CurriculumCallback
+from metarim_sb3.callbacks import CurriculumCallback, FastSlowCallback, UnitActivityCallback
 
 ENV_ID, N_ENVS, N_STEPS = "MetaRIM-MultiRoom-v0", 8, 128
 RIM = dict(n_units=6, unit_size=32, k=4)

@@ -109,11 +109,11 @@ def _family_docstring(app, what, name, obj, options, lines) -> None:
 
 def _viewcode_follow_imported(app, modname: str, fullname: str) -> str | None:
     """
-    Where viewcode looks for an object's source. A name that an alias module re-exports from a public module (e.g.
-    ``metarim_sb3.curriculum.CurriculumCallback``, defined in ``metarim_sb3.callbacks.curriculum``) is documented on
-    both modules' pages; following it to the defining module would give that module's source page one "[docs]"
-    link per name that points into the wrong page (viewcode keeps one page name per module). Answering the alias
-    module itself keeps the source links of the defining module's page only.
+    Where viewcode looks for an object's source. A name that a module lists in its ``__all__`` but imports from
+    another public module (e.g. a class defined in ``metarim_sb3.callbacks.curriculum``) is documented on both
+    modules' pages; following it to the defining module would give that module's source page one "[docs]"
+    link per name that points into the wrong page (viewcode keeps one page name per module). Answering the
+    re-exporting module itself keeps the source links of the defining module's page only.
 
     :param app: the Sphinx application.
     :param modname: the module the object is documented in.

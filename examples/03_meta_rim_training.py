@@ -20,9 +20,7 @@ from stable_baselines3.common.logger import configure
 
 import metarim_gym  # noqa: F401  (registers the MetaRIM ids)
 from metarim_sb3 import MultiInputRIMPolicy
-from metarim_sb3.activity import UnitActivityCallback
-from metarim_sb3.callbacks import FastSlowCallback
-from metarim_sb3.curriculum import CurriculumCallback, HeldOutEvalCallback
+from metarim_sb3.callbacks import CurriculumCallback, FastSlowCallback, HeldOutEvalCallback, UnitActivityCallback
 
 
 def main() -> None:

@@ -1,8 +1,5 @@
-"""Former home of the unit-activity callback; it now lives in :mod:`metarim_sb3.callbacks.activity`.
+"""Deprecated: moved to :mod:`metarim_sb3.callbacks.activity` (this old path is removed in metarim 0.3.0)."""
 
-This module keeps ``from metarim_sb3.activity import UnitActivityCallback`` working.
-"""
+from metarim_sb3._deprecated import alias_module
 
-from metarim_sb3.callbacks.activity import UnitActivityCallback
-
-__all__ = ["UnitActivityCallback"]
+alias_module(__name__, "metarim_sb3.callbacks.activity")

@@ -37,15 +37,24 @@ PACKAGE_SUMMARY = {
 def public_modules(package: str) -> list[str]:
     """Every importable public submodule of a package, in name order (the package itself excluded).
 
+    Old import paths kept as deprecated shims (:func:`metarim_sb3._deprecated.is_shim`) are skipped, with their
+    submodules: they are documented where they moved to, and importing them would warn.
+
     :param package: a package name, e.g. ``"metarim_gym"``.
     :return: dotted module names.
     """
-    pkg = importlib.import_module(package)
+    from metarim_sb3._deprecated import is_shim
+
     names = []
-    for info in pkgutil.walk_packages(pkg.__path__, prefix=f"{package}."):
-        if any(part.startswith("_") for part in info.name.split(".")):
-            continue
-        names.append(info.name)
+    todo = [importlib.import_module(package)]
+    while todo:
+        pkg = todo.pop()
+        for info in pkgutil.iter_modules(pkg.__path__, prefix=f"{pkg.__name__}."):
+            if any(part.startswith("_") for part in info.name.split(".")) or is_shim(info):
+                continue
+            names.append(info.name)
+            if info.ispkg:
+                todo.append(importlib.import_module(info.name))
     return sorted(names)
 
 

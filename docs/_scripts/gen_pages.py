@@ -228,9 +228,9 @@ PARAM_TABLES = {
     "params_rim_policy.md": ("metarim_sb3.policies", "RIMPolicy", ()),
     "params_extractor.md": ("metarim_sb3.torch_layers", "MiniGridExtractor", ("observation_space",)),
     "params_fast_slow.md": ("metarim_sb3.callbacks", "FastSlowCallback", ()),
-    "params_curriculum.md": ("metarim_sb3.curriculum", "CurriculumCallback", ()),
-    "params_heldout_eval.md": ("metarim_sb3.curriculum", "HeldOutEvalCallback", ()),
-    "params_unit_activity.md": ("metarim_sb3.activity", "UnitActivityCallback", ()),
+    "params_curriculum.md": ("metarim_sb3.callbacks.curriculum", "CurriculumCallback", ()),
+    "params_heldout_eval.md": ("metarim_sb3.callbacks.heldout_eval", "HeldOutEvalCallback", ()),
+    "params_unit_activity.md": ("metarim_sb3.callbacks.activity", "UnitActivityCallback", ()),
     "params_drift.md": ("metarim_sb3.callbacks.drift", "ParameterDriftCallback", ()),
 }
 

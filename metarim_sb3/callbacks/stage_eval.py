@@ -3,7 +3,7 @@ AUC (current stage) and of forgetting (earlier stages).
 
 :func:`run_episodes` is the evaluation loop (SB3's ``evaluate_policy``: episodes spread evenly over the envs of a
 ``VecEnv``, the recurrent state carried between steps and reset at episode starts) that also collects
-``info["is_success"]``: the loop :class:`~metarim_sb3.curriculum.HeldOutEvalCallback` runs inline, in one
+``info["is_success"]``: the loop :class:`~metarim_sb3.callbacks.heldout_eval.HeldOutEvalCallback` runs inline, in one
 function both can share.
 """
 

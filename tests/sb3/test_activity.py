@@ -17,8 +17,7 @@ from stable_baselines3.common.logger import configure
 
 import metarim_gym  # noqa: F401  (registers the MetaRIM ids)
 from metarim_sb3 import LstmPolicy, MultiInputRIMPolicy
-from metarim_sb3.activity import UnitActivityCallback
-from metarim_sb3.curriculum import HeldOutEvalCallback
+from metarim_sb3.callbacks import HeldOutEvalCallback, UnitActivityCallback
 
 TINY_EXTRACTOR = dict(features_dim=16, cnn_channels=(4, 4), mission_embedding_dim=4)
 N_ENVS, N_STEPS = 3, 8

@@ -18,8 +18,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 import metarim_gym  # noqa: F401  (registers the MetaRIM ids)
 from metarim_sb3 import MultiInputRIMPolicy
-from metarim_sb3.callbacks import FastSlowCallback
-from metarim_sb3.curriculum import CurriculumCallback, HeldOutEvalCallback
+from metarim_sb3.callbacks import CurriculumCallback, FastSlowCallback, HeldOutEvalCallback
 
 ENV_ID = "metarim_gym:MetaRIM-DoorKey-v0"  # 3 training stages; the module prefix imports it in subprocesses
 TINY_RIM = dict(n_units=3, unit_size=4, k=2, input_key_size=8, comm_key_size=4, comm_value_size=4, comm_heads=2)
