@@ -9,9 +9,11 @@ recurrent policies on a CPU is paid once for ``S`` agents. Nothing statistical i
 - :mod:`~metarim_sb3.seed_batch.policy`: :class:`~metarim_sb3.seed_batch.policy.SeedBatchPolicy`, ``S`` recurrent
   actor-critic policies (imports SB3);
 - :mod:`~metarim_sb3.seed_batch.ppo`: the PPO update of ``S`` seeds, with per-seed Adam, clipping and fast/slow
-  schedule (imports SB3).
+  schedule (imports SB3);
+- :mod:`~metarim_sb3.seed_batch.trainer`: :func:`~metarim_sb3.seed_batch.trainer.learn_seed_batch`, ``model.learn``
+  for ``S`` ordinary models in lockstep (rollouts, callbacks, logging; imports SB3).
 
-Not built yet: the rollout loop over ``S`` copies of the environments, the trainer around it, the CLI.
+Not built yet: the CLI.
 """
 
 from metarim_sb3.seed_batch.cores import SeedGRU, SeedLSTM, SeedRIM, seed_core
