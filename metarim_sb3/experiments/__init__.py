@@ -7,10 +7,23 @@
 - :func:`build_report`: ``summary.csv``, plots and ``report.md`` from run folders;
 - :func:`evaluate_run`: success rate and return with 95 % CIs on one stage.
 
-Files: ``config.py`` (presets, overrides, value checks), ``runner.py`` (one run), ``monitoring.py`` (the run's
-callbacks), ``rundir.py`` (run-folder file names, atomic writes, lock, what may be cleared), ``envs.py`` (the
-vectorised environments), ``signals.py`` (SIGINT/SIGTERM), ``evaluate.py`` (evaluate, render), ``compare.py``
-(grid), ``report.py`` and ``plots.py`` (report), ``stats.py`` (IQM, bootstrap, Wilson), ``cli.py`` (argparse).
+The package follows the three stages of an experiment:
+
+- :mod:`~metarim_sb3.experiments.training`: one run, from its config to its run folder (``config.py``, ``runner.py``,
+  ``folder.py``, ``evaluate.py``, ...);
+- :mod:`~metarim_sb3.experiments.grid`: a preset's grid of runs, in worker processes or on Ray (``presets.py``,
+  ``compare.py``, ``ray_backend.py``, ``cost.py``);
+- :mod:`~metarim_sb3.experiments.reporting`: the report of run folders (``runs.py``, ``metrics.py``, ``stats.py``,
+  ``claims.py``, ``protocol.py``, ``plots.py``, ``sections/``, ``report.py``).
+
+Grids and reports build on training (a grid runs :func:`run` per cell, a report reads the files a run writes); a
+grid reads its preset's claims and the costs measured by finished runs with the reporting code, and a run's final
+evaluation takes its intervals from :mod:`~metarim_sb3.experiments.reporting.stats`. No module imports another that
+imports it back.
+
+``cli.py`` is the command (argparse) and ``presets/`` the YAML files of agents, envs and grids. The modules' old
+flat paths (``metarim_sb3.experiments.config``, ``.runner``, ``.report``, ...) still import, with a
+:class:`DeprecationWarning`, until metarim 0.3.0.
 
 Needs the ``experiments`` extra (``pip install "metarim[experiments]"``: matplotlib, tensorboard, rich, tqdm).
 """
@@ -23,12 +36,14 @@ from metarim_sb3._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from metarim_sb3.experiments.grid.compare import plan, run_grid
+    from metarim_sb3.experiments.grid.presets import compare_preset
     from metarim_sb3.experiments.reporting.report import build_report
-    from metarim_sb3.experiments.training.config import AGENTS, ConfigError, compare_preset, resolve_config
+    from metarim_sb3.experiments.training.config import AGENTS, resolve_config
     from metarim_sb3.experiments.training.evaluate import evaluate_model, evaluate_run
     from metarim_sb3.experiments.training.folder import RunError
     from metarim_sb3.experiments.training.monitoring import NonFiniteError
     from metarim_sb3.experiments.training.runner import run
+    from metarim_sb3.experiments.training.yaml_io import ConfigError
 
 __all__ = [
     "AGENTS",
@@ -52,7 +67,7 @@ _HOMES = {
     "run_grid": "metarim_sb3.experiments.grid.compare",
     "AGENTS": "metarim_sb3.experiments.training.config",
     "ConfigError": "metarim_sb3.experiments.training.config",
-    "compare_preset": "metarim_sb3.experiments.training.config",
+    "compare_preset": "metarim_sb3.experiments.grid.presets",
     "resolve_config": "metarim_sb3.experiments.training.config",
     "evaluate_model": "metarim_sb3.experiments.training.evaluate",
     "evaluate_run": "metarim_sb3.experiments.training.evaluate",

@@ -71,7 +71,8 @@ def _command() -> str:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from metarim_sb3.experiments.training.config import AGENTS, compare_preset_names, env_ids
+    from metarim_sb3.experiments.grid.presets import compare_preset_names
+    from metarim_sb3.experiments.training.config import AGENTS, env_ids
 
     description = (__doc__ or "").replace("``", "")  # plain text in a terminal
     parser = _Parser(prog="metarim", description=description, formatter_class=_Formatter)
@@ -306,15 +307,11 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace, prog: str) -> int:
-    from metarim_sb3.experiments.training.config import (
-        apply_overrides,
-        check_seed,
-        load_yaml,
-        parse_set,
-        resolve_config,
-    )
-    from metarim_sb3.experiments.training.folder import RunError, check_out_dir, read_run_config
+    from metarim_sb3.experiments.training.config import apply_overrides, check_seed, parse_set, resolve_config
+    from metarim_sb3.experiments.training.folder import RunError, read_run_config
+    from metarim_sb3.experiments.training.ownership import check_out_dir
     from metarim_sb3.experiments.training.runner import run
+    from metarim_sb3.experiments.training.yaml_io import load_yaml
 
     overrides = parse_set(args.set)
     if args.wandb and not args.print_config:  # refused before anything is built or printed
@@ -385,7 +382,7 @@ def _check_address(address: str) -> None:
     :param address: ``--address``.
     :raises ConfigError: unless it is ``auto`` or ``HOST:PORT`` with a port in 1..65535.
     """
-    from metarim_sb3.experiments.training.config import ConfigError
+    from metarim_sb3.experiments.training.yaml_io import ConfigError
 
     host, _, port = address.rpartition(":")
     if address == "auto" or (host and port.isdigit() and 1 <= int(port) <= 65535 and " " not in host):
@@ -401,7 +398,7 @@ def _check_backend_args(args: argparse.Namespace) -> None:
     :raises ConfigError: on an option of the other backend, a bad value, or Ray missing.
     """
     from metarim_sb3.experiments.grid import ray_backend
-    from metarim_sb3.experiments.training.config import ConfigError
+    from metarim_sb3.experiments.training.yaml_io import ConfigError
 
     if args.backend != "ray":
         ray_options = ("--address", args.address), ("--cpus-per-run", args.cpus_per_run), ("--verbose", args.verbose)
@@ -427,7 +424,8 @@ def _check_backend_args(args: argparse.Namespace) -> None:
 def _preset_claims(preset: str) -> tuple[Claims, list[tuple[str, str, int]]]:
     """:return: the claims a preset declares and the (env, agent, seed) runs its grid plans."""
     from metarim_sb3.experiments.grid.compare import seed_list
-    from metarim_sb3.experiments.training.config import ConfigError, compare_preset
+    from metarim_sb3.experiments.grid.presets import compare_preset
+    from metarim_sb3.experiments.training.yaml_io import ConfigError
 
     grid = compare_preset(preset)
     if grid["claims"] is None:
@@ -438,10 +436,12 @@ def _preset_claims(preset: str) -> tuple[Claims, list[tuple[str, str, int]]]:
 
 def _compare(args: argparse.Namespace) -> int:
     from metarim_sb3.experiments.grid.compare import plan, run_grid, run_grid_ray
+    from metarim_sb3.experiments.grid.presets import MAX_SEEDS, compare_preset
     from metarim_sb3.experiments.grid.ray_backend import RayConnectionError
     from metarim_sb3.experiments.reporting.report import build_report
-    from metarim_sb3.experiments.training.config import MAX_SEEDS, ConfigError, compare_preset, parse_set
+    from metarim_sb3.experiments.training.config import parse_set
     from metarim_sb3.experiments.training.provenance import check_results_tree
+    from metarim_sb3.experiments.training.yaml_io import ConfigError
 
     if args.seeds is not None and not 1 <= args.seeds <= MAX_SEEDS:
         raise ConfigError(f"--seeds must be an integer from 1 to {MAX_SEEDS}, got {args.seeds}")
@@ -503,7 +503,7 @@ def _dispatch(args: argparse.Namespace, prog: str) -> int:
         return 0
     if args.command == "report":
         from metarim_sb3.experiments.reporting.report import build_report
-        from metarim_sb3.experiments.training.config import ConfigError
+        from metarim_sb3.experiments.training.yaml_io import ConfigError
 
         claims, planned = _preset_claims(args.claims) if args.claims else (None, None)
         if claims is not None and args.reference not in (None, claims.reference):
@@ -552,9 +552,9 @@ def main(argv: list[str] | None = None) -> Any:
     parser = _build_parser()
     args = parser.parse_args(argv)
     prog = f"metarim {args.command}"
-    from metarim_sb3.experiments.training.config import ConfigError
     from metarim_sb3.experiments.training.folder import RunError
     from metarim_sb3.experiments.training.monitoring import NonFiniteError
+    from metarim_sb3.experiments.training.yaml_io import ConfigError
 
     try:
         code = _dispatch(args, prog)

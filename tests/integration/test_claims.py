@@ -10,6 +10,7 @@ import yaml
 from cli_helpers import assert_one_line_error, main_in_process
 from test_report_sections import ENV, _run
 
+from metarim_sb3.experiments.grid.presets import compare_preset
 from metarim_sb3.experiments.reporting.claims import (
     INCONCLUSIVE,
     NOT_SUPPORTED,
@@ -21,9 +22,9 @@ from metarim_sb3.experiments.reporting.claims import (
     pairs_to_resolve,
     parse_claims,
 )
-from metarim_sb3.experiments.reporting.metrics import PairedComparison
+from metarim_sb3.experiments.reporting.comparisons import PairedComparison
 from metarim_sb3.experiments.reporting.report import build_report
-from metarim_sb3.experiments.training.config import ConfigError, compare_preset
+from metarim_sb3.experiments.training.yaml_io import ConfigError
 
 AGENTS = ["meta-rim", "rim", "lstm"]
 GOOD: dict[str, Any] = {

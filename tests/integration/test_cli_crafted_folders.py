@@ -12,7 +12,8 @@ import pytest
 from cli_helpers import ENV_ID, assert_one_line_error, main_in_process
 
 from metarim_sb3.callbacks._common import append_csv_row, write_csv
-from metarim_sb3.experiments.training.folder import CONFIG, LOCK, MARKER, TRAIN_LOG, VERSIONS, RunError, RunLock
+from metarim_sb3.experiments.training.folder import CONFIG, LOCK, MARKER, TRAIN_LOG, VERSIONS, RunError
+from metarim_sb3.experiments.training.ownership import RunLock
 
 
 def _tree(folder: Path) -> dict[str, bytes]:

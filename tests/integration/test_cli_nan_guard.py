@@ -27,8 +27,8 @@ class Poison(BaseCallback):
             with torch.no_grad():
                 next(self.model.policy.parameters()).fill_(float("nan"))
 
-make_callbacks = runner._callbacks
-runner._callbacks = lambda *args, **kwargs: [*make_callbacks(*args, **kwargs), Poison()]
+make_callbacks = runner.build_callbacks
+runner.build_callbacks = lambda *args, **kwargs: [*make_callbacks(*args, **kwargs), Poison()]
 cli.main(sys.argv[1:])
 """
 

@@ -59,11 +59,11 @@ def test_evaluate_progress_only_when_asked_off_a_terminal(finished_run: Path) ->
 
 
 def test_compare_eta_counts_parallel_workers() -> None:
-    from metarim_sb3.experiments.grid.compare import _eta
+    from metarim_sb3.experiments.grid.progress import eta_text
 
-    assert _eta(10.0, 4, 4, 4) == ", ETA 10s"  # four ran side by side in 10 s: four more take 10 s
-    assert _eta(10.0, 2, 2, 1) == ", ETA 10s"  # one at a time, 5 s each
-    assert _eta(10.0, 3, 0, 2) == ""  # nothing left
+    assert eta_text(10.0, 4, 4, 4) == ", ETA 10s"  # four ran side by side in 10 s: four more take 10 s
+    assert eta_text(10.0, 2, 2, 1) == ", ETA 10s"  # one at a time, 5 s each
+    assert eta_text(10.0, 3, 0, 2) == ""  # nothing left
 
 
 def test_progress_default_follows_the_flag_then_terminal_and_ci(monkeypatch: pytest.MonkeyPatch) -> None:

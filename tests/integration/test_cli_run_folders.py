@@ -16,7 +16,8 @@ import pytest
 from cli_helpers import ENV_ID, metarim, popen_metarim
 
 from metarim_sb3.experiments import cli
-from metarim_sb3.experiments.training.folder import LOCK, RunError, RunLock
+from metarim_sb3.experiments.training.folder import LOCK, RunError
+from metarim_sb3.experiments.training.ownership import RunLock
 
 
 def _main(args: list[str | Path], capsys: pytest.CaptureFixture) -> subprocess.CompletedProcess:

@@ -12,8 +12,9 @@ import pytest
 import yaml
 from cli_helpers import ENV_ID, TINY, metarim
 
-from metarim_sb3.experiments.training.config import ConfigError, resolve_config
+from metarim_sb3.experiments.training.config import resolve_config
 from metarim_sb3.experiments.training.provenance import check_results_tree, git_sha
+from metarim_sb3.experiments.training.yaml_io import ConfigError
 
 #: TINY, with stage evaluations frequent enough to write rows within a few hundred steps.
 WIRED = {**TINY, "stage_eval": {"every": 128, "episodes": 1, "n_envs": 1}}
@@ -112,12 +113,12 @@ def test_git_sha_ignores_results(dirty_repo: Path, tmp_path: Path) -> None:
 )
 def test_critic_builds_the_policy(critic: str, shared: bool, critic_core: bool, gradient: bool) -> None:
     from metarim_sb3.experiments.training.envs import make_env
-    from metarim_sb3.experiments.training.runner import _build_model
+    from metarim_sb3.experiments.training.model import build_model
 
     config = resolve_config("gru", ENV_ID, overrides={**TINY, "critic": critic})
     env = make_env(config["env"], config["n_envs"], 0, config["env_kwargs"])
     try:
-        model = _build_model(config, env, 0)
+        model = build_model(config, env, 0)
         model.learn(64)
     finally:
         env.close()

@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from metarim_sb3.experiments.grid.compare import plan
-from metarim_sb3.experiments.training.config import ConfigError, compare_preset
+from metarim_sb3.experiments.grid.presets import compare_preset
+from metarim_sb3.experiments.training.yaml_io import ConfigError
 
 GRID = {
     "agents": ["meta-rim", "fast-k2"],

@@ -17,7 +17,7 @@ from metarim_sb3.experiments.grid.cost import (
     wall_makespan,
     write_costs,
 )
-from metarim_sb3.experiments.training.config import ConfigError
+from metarim_sb3.experiments.training.yaml_io import ConfigError
 
 GOTO, DOORKEY, MULTIROOM = "MetaRIM-GoTo-v0", "MetaRIM-DoorKey-v0", "MetaRIM-MultiRoom-v0"
 HEADER = {"command": "bench_study.py --write-costs", "commit": "abc1234", "date": "2026-01-01T00:00:00Z",

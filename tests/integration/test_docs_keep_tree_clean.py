@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from metarim_sb3.experiments.training.config import ConfigError
 from metarim_sb3.experiments.training.provenance import check_results_tree, code_changes, git_sha
+from metarim_sb3.experiments.training.yaml_io import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,16 +15,19 @@ from cli_helpers import ENV_ID, TINY, metarim
 from scipy import stats as sps
 
 from metarim_sb3.experiments.grid.compare import plan
-from metarim_sb3.experiments.reporting.report import build_report, load_run
-from metarim_sb3.experiments.training.config import ConfigError, compare_preset, resolve_config
-from metarim_sb3.experiments.training.folder import RunError
-from metarim_sb3.experiments.training.generalization import (
+from metarim_sb3.experiments.grid.presets import compare_preset
+from metarim_sb3.experiments.reporting.report import build_report
+from metarim_sb3.experiments.reporting.runs import load_run
+from metarim_sb3.experiments.reporting.sections.generalization import (
     REPORT_COLUMNS,
-    RUN_COLUMNS,
     mean_interval,
     paired_t,
     read_run_rows,
 )
+from metarim_sb3.experiments.training.config import resolve_config
+from metarim_sb3.experiments.training.folder import RunError
+from metarim_sb3.experiments.training.generalization import RUN_COLUMNS
+from metarim_sb3.experiments.training.yaml_io import ConfigError
 
 #: A one-stage run with zero-shot tests on GoTo (short episodes): curriculum off, stage 0, tests 0, 1 and held out.
 ONE_STAGE = {

@@ -23,7 +23,8 @@ from metarim_sb3.experiments.reporting.protocol import (
     score_run,
     seeds_needed,
 )
-from metarim_sb3.experiments.reporting.report import load_run, run_visit_aucs
+from metarim_sb3.experiments.reporting.runs import load_run
+from metarim_sb3.experiments.reporting.sections.adaptation import run_visit_aucs
 
 V1_RUNS = Path(__file__).resolve().parents[2] / "results" / "study-v1" / "runs"
 

@@ -146,7 +146,7 @@ def test_grid_matches_local_layout_retries_then_skips(local_ray: None, tmp_path:
     assert retry in text
     assert results[1]["ray"]["attempts"] == 2 and results[0]["ray"]["attempts"] == 1
 
-    from metarim_sb3.experiments.reporting.report import find_runs
+    from metarim_sb3.experiments.reporting.runs import find_runs
 
     assert find_runs([remote]) == sorted(c.out_dir for c in cells)  # a report sees the run folders only
 

@@ -18,17 +18,14 @@ from metarim_sb3.experiments.training.folder import (
     TENSORBOARD,
     VERSIONS,
     RunError,
-    RunLock,
-    check_out_dir,
     clean_stale_temp_files,
-    clear_run,
-    is_run_dir,
     load_model_file,
     read_json,
     save_model,
     truncate_csv,
     write_json,
 )
+from metarim_sb3.experiments.training.ownership import RunLock, check_out_dir, clear_run, is_run_dir
 
 
 def make_run(folder: Path) -> Path:

@@ -12,8 +12,10 @@ import yaml
 from cli_helpers import ENV_ID, TINY, metarim
 
 from metarim_sb3.experiments.grid.compare import plan
-from metarim_sb3.experiments.reporting.report import load_run, run_scores_v2, run_visit_aucs
-from metarim_sb3.experiments.training.config import compare_preset
+from metarim_sb3.experiments.grid.presets import compare_preset
+from metarim_sb3.experiments.reporting.runs import load_run
+from metarim_sb3.experiments.reporting.sections.adaptation import run_visit_aucs
+from metarim_sb3.experiments.reporting.sections.verdict import run_scores_v2
 
 ROLLOUT = 64  # TINY: 2 envs x 32 steps
 

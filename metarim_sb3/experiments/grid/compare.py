@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import multiprocessing as mp
 import os
 import signal
@@ -24,7 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from metarim_sb3.experiments.training.config import compare_preset, merge, resolve_config
+from metarim_sb3.experiments.grid.presets import compare_preset
+from metarim_sb3.experiments.grid.progress import eta_text
+from metarim_sb3.experiments.training.config import merge, resolve_config
 from metarim_sb3.experiments.training.folder import (
     CHECKPOINT,
     DONE,
@@ -32,13 +33,10 @@ from metarim_sb3.experiments.training.folder import (
     JOB,
     TRAIN_LOG,
     RunError,
-    check_out_dir,
-    check_out_folder,
-    is_run_dir,
-    mark_run_dir,
     read_json,
     write_yaml,
 )
+from metarim_sb3.experiments.training.ownership import check_out_dir, check_out_folder, is_run_dir, mark_run_dir
 from metarim_sb3.experiments.training.signals import stop_on_signals
 
 __all__ = ["Job", "default_workers", "plan", "prepare_run_dirs", "run_grid", "run_grid_ray"]
@@ -79,7 +77,7 @@ def plan(preset: str, out: Path, seeds: int | None = None, overrides: dict[str, 
     """
     Resolve and check every run config of a preset before anything runs.
 
-    :param preset: a preset name or YAML file (:func:`~metarim_sb3.experiments.training.config.compare_preset`).
+    :param preset: a preset name or YAML file (:func:`~metarim_sb3.experiments.grid.presets.compare_preset`).
     :param out: the results folder.
     :param seeds: number of seeds for every env (``None``: the preset's, which may differ by env).
     :param overrides: applied to every run config last, over the preset's ``timesteps``, ``overrides`` and variant
@@ -116,7 +114,7 @@ def plan(preset: str, out: Path, seeds: int | None = None, overrides: dict[str, 
 
 def seed_list(grid: dict[str, Any], env: str, seeds: int | None = None) -> list[int]:
     """
-    :param grid: a preset from :func:`~metarim_sb3.experiments.training.config.compare_preset`.
+    :param grid: a preset from :func:`~metarim_sb3.experiments.grid.presets.compare_preset`.
     :param env: one of its envs.
     :param seeds: number of seeds (``None``: the preset's for ``env``).
     :return: the seeds of ``env``: ``first_seed`` on.
@@ -184,20 +182,6 @@ def _describe(result: dict[str, Any]) -> str:
     return f"FAILED: {result.get('error', '?')} (see {ERROR_LOG} if there is one)"
 
 
-def _eta(elapsed: float, ran: int, left: int, workers: int) -> str:
-    """
-    :param elapsed: seconds since the runs started.
-    :param ran: runs finished so far.
-    :param left: runs still to finish.
-    :param workers: worker processes.
-    :return: ``", ETA 12s"`` (runs left at the mean pace so far, ``workers`` at a time), or ``""`` when none are left.
-    """
-    if left <= 0 or ran <= 0:
-        return ""
-    per_run = elapsed * min(workers, ran) / ran  # wall time of one run, ``workers`` running side by side
-    return f", ETA {per_run * math.ceil(left / workers):.0f}s"
-
-
 def run_grid(jobs: list[Job], workers: int | None = None, log: Any = None) -> tuple[list[dict[str, Any]], bool]:
     """
     Run the jobs that are not complete yet, ``workers`` at a time.
@@ -262,7 +246,7 @@ def run_grid(jobs: list[Job], workers: int | None = None, log: Any = None) -> tu
                 finished += 1
                 elapsed = time.perf_counter() - start
                 ran = finished - (len(jobs) - len(todo))  # runs of this call (skipped ones took no time)
-                eta = _eta(elapsed, ran, len(todo) - ran, n_workers)
+                eta = eta_text(elapsed, ran, len(todo) - ran, n_workers)
                 line = f"[{finished}/{len(jobs)} {elapsed:5.0f}s{eta}] {jobs[i].label}: {_describe(results[i])}"
                 print(line, file=log, flush=True)
         finally:

@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from metarim_sb3.experiments.training.config import ConfigError
+from metarim_sb3.experiments.training.yaml_io import ConfigError
 
 __all__ = [
     "COSTS_FILE",
@@ -141,7 +141,7 @@ def costs_from_runs(paths: Iterable[str | Path]) -> Costs:
     """
     from statistics import median
 
-    from metarim_sb3.experiments.reporting.report import find_runs
+    from metarim_sb3.experiments.reporting.runs import find_runs
     from metarim_sb3.experiments.training.folder import CONFIG, DONE, VERSIONS, RunError, read_json
 
     paths = [Path(p) for p in paths]

@@ -16,7 +16,7 @@ against::
 
 Declaring them in the preset fixes them, and the rule, before the runs are read. The verdict of one claim comes
 from the paired comparison of the report (the agent minus the reference on the seeds both ran; see
-:func:`~metarim_sb3.experiments.reporting.metrics.paired_differences`), read as the reference's advantage:
+:func:`~metarim_sb3.experiments.reporting.comparisons.paired_differences`), read as the reference's advantage:
 
 - **supported**: the Holm-adjusted p-value is below ``alpha`` and the whole 95 % CI of the advantage is above 0;
 - **not supported**: the whole CI is below ``margin``, i.e. the data exclude an advantage that would matter
@@ -36,12 +36,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from metarim_sb3.experiments.reporting.metrics import (
-    PAIRED_METRICS,
-    PairedComparison,
-    format_estimate,
-    interval_allowed,
-)
+from metarim_sb3.experiments.reporting.comparisons import PAIRED_METRICS, PairedComparison
+from metarim_sb3.experiments.reporting.formatting import format_estimate, interval_allowed
 from metarim_sb3.experiments.reporting.protocol import METRICS as V2_METRICS
 
 SUPPORTED = "supported"

@@ -10,12 +10,13 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from metarim_sb3.experiments.reporting.metrics import MIN_SEEDS_FOR_INTERVAL
+from metarim_sb3.experiments.reporting.formatting import MIN_SEEDS_FOR_INTERVAL
+from metarim_sb3.experiments.reporting.sections.adaptation import shift_kms
 from metarim_sb3.experiments.reporting.stats import bootstrap_ci, curve_band
 from metarim_sb3.experiments.training.config import AGENTS
 
 if TYPE_CHECKING:
-    from metarim_sb3.experiments.reporting.report import RunData
+    from metarim_sb3.experiments.reporting.runs import RunData
 
 __all__ = ["adaptation", "adaptation_auc", "drift", "learning_curves", "stage_heatmaps", "unit_activity", "zero_shot"]
 
@@ -112,8 +113,6 @@ def adaptation(runs: list[RunData], path: Path) -> Path:
     :param path: the PNG to write.
     :return: ``path``.
     """
-    from metarim_sb3.experiments.reporting.report import shift_kms
-
     kms = shift_kms(runs)
     envs = _envs(runs)
     fig = Figure(figsize=(8, 3.6 * len(envs)), layout="constrained")
@@ -145,7 +144,7 @@ def adaptation(runs: list[RunData], path: Path) -> Path:
 def adaptation_auc(rows: list[dict[str, Any]], path: Path) -> Path:
     """
     Success AUC after a shift per agent, first visits and revisits apart (rows of
-    :func:`metarim_sb3.experiments.reporting.report.adaptation_auc_rows`).
+    :func:`metarim_sb3.experiments.reporting.sections.adaptation.adaptation_auc_rows`).
 
     :param rows: the AUC rows.
     :param path: the PNG to write.

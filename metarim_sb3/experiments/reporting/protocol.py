@@ -36,7 +36,9 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
-from metarim_sb3.experiments.reporting.metrics import AdaptationAUC, Visit, format_estimate, holm
+from metarim_sb3.experiments.reporting.comparisons import holm
+from metarim_sb3.experiments.reporting.formatting import format_estimate
+from metarim_sb3.experiments.reporting.metrics import AdaptationAUC, Visit
 from metarim_sb3.experiments.reporting.stats import bootstrap_ci, iqm
 
 __all__ = [

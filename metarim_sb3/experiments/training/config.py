@@ -8,43 +8,39 @@ A run's configuration is built in layers, each a nested mapping merged over the 
 
 Layer 3 may only change keys that layers 1-2 define (a typo fails instead of being silently ignored), except
 inside the free-form mappings :data:`OPEN_KEYS`. Values keep the type of the value they replace (an ``int`` may
-replace a ``float``). Files are read with ``yaml.safe_load``: nothing in them is evaluated.
+replace a ``float``). Files are read with ``yaml.safe_load``, within bounds
+(:mod:`~metarim_sb3.experiments.training.yaml_io`): nothing in them is evaluated. The grid presets of
+``presets/compare.yaml`` are :mod:`metarim_sb3.experiments.grid.presets`.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import os
-import re
-import stat
 from collections.abc import Mapping
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from metarim_sb3.experiments.training.yaml_io import ConfigError, load_yaml, safe_yaml
 
 __all__ = [
     "AGENTS",
     "CRITICS",
     "DEVICES",
     "OPEN_KEYS",
-    "ConfigError",
     "apply_overrides",
     "check_device",
     "check_seed",
-    "compare_preset",
-    "compare_preset_names",
     "env_ids",
-    "load_yaml",
     "merge",
     "parse_set",
-    "read_text_file",
     "resolve_config",
-    "safe_yaml",
     "schedule_name",
+    "short_repr",
 ]
+
 
 #: The agents defined in ``presets/agents.yaml``, in display order.
 AGENTS = ("meta-rim", "rim", "reversed", "lstm", "gru")
@@ -52,140 +48,17 @@ AGENTS = ("meta-rim", "rim", "reversed", "lstm", "gru")
 OPEN_KEYS = ("policy_kwargs", "env_kwargs")
 
 
-class ConfigError(ValueError):
-    """A bad preset name, config file or override: the message is one line naming the problem and what is allowed."""
-
-
-def _preset_text(name: str) -> str:
-    return resources.files("metarim_sb3.experiments").joinpath("presets", name).read_text(encoding="utf-8")
-
-
-#: Largest YAML file read (bytes), deepest nesting, and most nodes after expanding aliases: a config is small, and
-#: a bigger one (``/dev/zero``, a 20,000-deep list, an alias bomb) is refused before it is parsed or expanded.
-MAX_YAML_BYTES = 1 << 20
-MAX_YAML_DEPTH = 64
-MAX_YAML_NODES = 100_000
 #: Longest value shown in a message (a long value is cut).
 _MAX_SHOWN = 80
 
 
-def _short(value: Any) -> str:
-    """:return: ``repr(value)``, cut to :data:`_MAX_SHOWN` characters."""
+def short_repr(value: Any) -> str:
+    """
+    :param value: a value to name in a message.
+    :return: ``repr(value)``, cut to :data:`_MAX_SHOWN` characters.
+    """
     text = repr(value)
     return text if len(text) <= _MAX_SHOWN else f"{text[: _MAX_SHOWN - 3]}..."
-
-
-def read_text_file(path: str | Path, what: str, limit: int = MAX_YAML_BYTES) -> str:
-    """
-    Read a small UTF-8 text file that must be a regular file (a FIFO, device or folder is refused before it is read).
-
-    :param path: the file.
-    :param what: how the message names it (e.g. ``config file cfg.yaml``).
-    :param limit: the largest size allowed, in bytes.
-    :return: its text.
-    :raises ConfigError: if it cannot be opened, is not a regular file, is larger than ``limit`` or is not UTF-8.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block the open
-    except OSError as err:
-        raise ConfigError(f"cannot read {what}: {err.strerror or err}") from err
-    with os.fdopen(fd, "rb") as file:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ConfigError(f"cannot read {what}: not a regular file (a folder, FIFO or device); give a YAML file")
-        data = file.read(limit + 1)
-    if len(data) > limit:
-        raise ConfigError(f"cannot read {what}: larger than {limit} bytes (a config is a few kB)")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"cannot read {what}: not UTF-8 text ({err.reason} at byte {err.start})") from None
-
-
-def _yaml_error(where: str, err: yaml.YAMLError) -> ConfigError:
-    mark = getattr(err, "problem_mark", None)
-    line = f" (line {mark.line + 1})" if mark is not None else ""
-    return ConfigError(f"{where} is not valid YAML{line}: {getattr(err, 'problem', None) or err}")
-
-
-def safe_yaml(text: str, where: str) -> Any:
-    """
-    ``yaml.safe_load`` with bounds checked before anything is built: at most :data:`MAX_YAML_BYTES` of text,
-    :data:`MAX_YAML_DEPTH` levels of nesting and :data:`MAX_YAML_NODES` nodes once aliases are expanded.
-
-    :param text: the YAML text.
-    :param where: how the message names it.
-    :return: the parsed value.
-    :raises ConfigError: on invalid YAML or a bound exceeded, naming the bound.
-    """
-    if len(text) > MAX_YAML_BYTES:
-        raise ConfigError(f"{where} is larger than {MAX_YAML_BYTES} bytes (a config is a few kB)")
-    try:
-        depth = 0
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):  # streaming: no recursion, nothing built
-            if isinstance(event, yaml.CollectionStartEvent):
-                depth += 1
-                if depth > MAX_YAML_DEPTH:
-                    raise ConfigError(f"{where} nests deeper than {MAX_YAML_DEPTH} levels")
-            elif isinstance(event, yaml.CollectionEndEvent):
-                depth -= 1
-        loader = yaml.SafeLoader(text)
-        try:
-            node = loader.get_single_node()
-            if node is None:
-                return None
-            _count_nodes(node, {}, where)
-            return loader.construct_document(node)
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as err:
-        raise _yaml_error(where, err) from None
-
-
-def _count_nodes(node: yaml.Node, seen: dict[int, int], where: str) -> int:
-    """:return: the nodes under ``node`` with aliases expanded (shared nodes counted once per use, each visited
-    once); :raises ConfigError: beyond :data:`MAX_YAML_NODES`."""
-    if id(node) in seen:
-        return seen[id(node)]
-    seen[id(node)] = MAX_YAML_NODES + 1  # a node inside itself (a recursive alias) counts as too many
-    if isinstance(node, yaml.SequenceNode):
-        children: list[yaml.Node] = list(node.value)
-    elif isinstance(node, yaml.MappingNode):
-        children = [part for pair in node.value for part in pair]
-    else:
-        children = []
-    total = 1
-    for child in children:
-        total += _count_nodes(child, seen, where)
-        if total > MAX_YAML_NODES:
-            raise ConfigError(f"{where} expands to more than {MAX_YAML_NODES} values (YAML aliases); refused")
-    seen[id(node)] = total
-    return total
-
-
-def load_yaml(path: str | Path | None = None, *, preset: str | None = None) -> dict[str, Any]:
-    """
-    Read a YAML mapping with ``yaml.safe_load``.
-
-    :param path: a file to read.
-    :param preset: instead of ``path``, the name of a file in the package's ``presets`` folder.
-    :return: the mapping (empty for an empty file).
-    :raises ConfigError: if the file cannot be read, is not a regular file, is not valid YAML, exceeds the bounds of
-        :func:`safe_yaml`, or is not a mapping.
-    """
-    where = f"preset {preset}" if preset is not None else f"config file {path}"
-    if preset is not None:
-        try:
-            text = _preset_text(preset)
-        except (OSError, UnicodeDecodeError) as err:
-            raise ConfigError(f"cannot read {where}: {err.strerror if isinstance(err, OSError) else err}") from err
-    else:
-        text = read_text_file(Path(path), where)  # type: ignore[arg-type]
-    data = safe_yaml(text, where)
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a YAML mapping (key: value lines), got a {type(data).__name__}")
-    return copy.deepcopy(data)  # YAML aliases share objects; never let a merge mutate two places
 
 
 def env_ids() -> tuple[str, ...]:
@@ -202,15 +75,15 @@ def _coerce(key: str, old: Any, new: Any) -> Any:
     if isinstance(old, bool):
         if isinstance(new, bool):
             return new
-        raise ConfigError(f"config key {key}: expected true or false, got {_short(new)}")
+        raise ConfigError(f"config key {key}: expected true or false, got {short_repr(new)}")
     if isinstance(old, (int, float)):
         if isinstance(new, str):  # YAML 1.1 reads "3e-4" as a string
             try:
                 new = float(new) if not new.strip().lstrip("+-").isdigit() else int(new)
             except ValueError:
-                raise ConfigError(f"config key {key}: expected a number, got {_short(new)}") from None
+                raise ConfigError(f"config key {key}: expected a number, got {short_repr(new)}") from None
         if isinstance(new, bool) or not isinstance(new, (int, float)):
-            raise ConfigError(f"config key {key}: expected a number, got {_short(new)}")
+            raise ConfigError(f"config key {key}: expected a number, got {short_repr(new)}")
         if isinstance(old, float):
             new = float(new)
             if not math.isfinite(new):
@@ -221,11 +94,11 @@ def _coerce(key: str, old: Any, new: Any) -> Any:
             new = int(new)
         return new
     if isinstance(old, str) and not isinstance(new, str):
-        raise ConfigError(f"config key {key}: expected a string, got {_short(new)}")
+        raise ConfigError(f"config key {key}: expected a string, got {short_repr(new)}")
     if isinstance(old, dict) and not isinstance(new, dict):
-        raise ConfigError(f"config key {key}: expected a mapping, got {_short(new)}")
+        raise ConfigError(f"config key {key}: expected a mapping, got {short_repr(new)}")
     if isinstance(old, list) and not isinstance(new, list):
-        raise ConfigError(f"config key {key}: expected a list, got {_short(new)}")
+        raise ConfigError(f"config key {key}: expected a list, got {short_repr(new)}")
     return new
 
 
@@ -243,7 +116,7 @@ def merge(base: dict[str, Any], update: Mapping[str, Any], *, strict: bool = Fal
     out = copy.deepcopy(base)
     for key, value in update.items():
         if not isinstance(key, str):
-            raise ConfigError(f"config keys must be strings, got {_short(key)} under {prefix or 'the top level'}")
+            raise ConfigError(f"config keys must be strings, got {short_repr(key)} under {prefix or 'the top level'}")
         path = f"{prefix}{key}"
         open_here = strict and any(path == k or path.startswith(f"{k}.") for k in OPEN_KEYS)
         if strict and key not in out and not open_here and not _under_open(prefix):
@@ -270,8 +143,8 @@ def parse_set(items: list[str] | None) -> dict[str, Any]:
 
     :param items: the ``key=value`` strings.
     :return: the nested mapping.
-    :raises ConfigError: on a string without ``=`` or with an empty key, or a value beyond :func:`safe_yaml`'s
-        bounds.
+    :raises ConfigError: on a string without ``=`` or with an empty key, or a value beyond the bounds of
+        :func:`~metarim_sb3.experiments.training.yaml_io.safe_yaml`.
     """
     out: dict[str, Any] = {}
     for item in items or []:
@@ -380,8 +253,6 @@ MAX_ROLLOUT = 1 << 18
 #: hold (``n_units * unit_size``); the weights grow with their squares.
 _SIZE_BOUNDS = {"n_units": (1, 64), "unit_size": (1, 1024), "k": (1, 64), "lstm_hidden_size": (1, 4096)}
 MAX_RIM_STATE = 4096
-#: Most seeds per agent and env of a grid (``compare --seeds`` and a preset's ``seeds``).
-MAX_SEEDS = 1000
 
 
 def check_device(device: str) -> str:
@@ -448,10 +319,10 @@ def _check(config: dict[str, Any]) -> None:
         if ok and high is not None:
             ok = value <= high
         if not ok:
-            raise ConfigError(f"config key {key} must be {kind} {allowed}, got {_short(value)}")
+            raise ConfigError(f"config key {key} must be {kind} {allowed}, got {short_repr(value)}")
     device = config.get("device", "cpu")
     if not isinstance(device, str) or not (device in DEVICES or (device.startswith("cuda:") and device[5:].isdigit())):
-        raise ConfigError(f"config key device must be one of {', '.join(DEVICES)} or cuda:N, got {_short(device)}")
+        raise ConfigError(f"config key device must be one of {', '.join(DEVICES)} or cuda:N, got {short_repr(device)}")
     ppo = config.get("ppo", {})
     rollout = ppo.get("n_steps", 1) * config.get("n_envs", 1)
     if rollout > MAX_ROLLOUT:
@@ -490,7 +361,7 @@ def _check_test_stages(config: dict[str, Any]) -> None:
     if not ok or len(set(map(str, stages))) != len(stages):  # type: ignore[arg-type]
         raise ConfigError(
             "config key generalization.stages must be a list of distinct stage indices (0, 1, ...) and/or heldout, "
-            f"e.g. [0, 1, 2, heldout]; got {_short(stages)}"
+            f"e.g. [0, 1, 2, heldout]; got {short_repr(stages)}"
         )
 
 
@@ -505,7 +376,7 @@ def _check_sizes(config: dict[str, Any]) -> None:
         value = kwargs[key]
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise ConfigError(
-                f"config key policy_kwargs.{key} must be an integer from {low} to {high}, got {_short(value)}"
+                f"config key policy_kwargs.{key} must be an integer from {low} to {high}, got {short_repr(value)}"
             )
     units, size = kwargs.get("n_units"), kwargs.get("unit_size")
     if isinstance(units, int) and isinstance(size, int) and units * size > MAX_RIM_STATE:
@@ -599,124 +470,3 @@ def resolve_config(
             raise ConfigError(f"{name} may not change agent or env; use --agent / --env")
     top = {"timesteps": timesteps} if timesteps is not None else None
     return apply_overrides(config, file_layer, overrides, top)
-
-
-_VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-
-
-def _check_variants(where: str, variants: object) -> dict[str, dict[str, Any]]:
-    """
-    :param where: the preset, for messages.
-    :param variants: the preset's ``variants`` value.
-    :return: ``{name: {"agent": preset agent, "overrides": mapping}}``.
-    :raises ConfigError: on a bad name, base agent or overrides.
-    """
-    if not isinstance(variants, dict):
-        raise ConfigError(f"preset {where}: variants must be a mapping name -> {{agent, overrides}}")
-    out: dict[str, dict[str, Any]] = {}
-    for name, spec in variants.items():
-        if not isinstance(name, str) or not _VARIANT_NAME.fullmatch(name) or name in AGENTS:
-            raise ConfigError(
-                f"preset {where}: variant name {name!r} must be letters, digits, '.', '_' or '-' and not an agent's"
-            )
-        if not isinstance(spec, dict) or set(spec) - {"agent", "overrides"} or spec.get("agent") not in AGENTS:
-            raise ConfigError(
-                f"preset {where}: variant {name} must be {{agent: one of {', '.join(AGENTS)}, overrides: mapping}}"
-            )
-        overrides = spec.get("overrides") or {}
-        if not isinstance(overrides, dict) or "agent" in overrides or "env" in overrides:
-            raise ConfigError(f"preset {where}: variant {name}: overrides must be a mapping without agent or env")
-        out[name] = {"agent": spec["agent"], "overrides": overrides}
-    return out
-
-
-def compare_preset_names() -> tuple[str, ...]:
-    """:return: the names of the grid presets in ``presets/compare.yaml``."""
-    return tuple(load_yaml(preset="compare.yaml"))
-
-
-def compare_preset(name_or_path: str) -> dict[str, Any]:
-    """
-    A grid preset: a name from ``presets/compare.yaml`` or a YAML file with the same keys.
-
-    Keys: ``agents`` (list), ``envs`` (list), ``seeds`` and ``timesteps`` (each an int, or a mapping env -> int),
-    ``first_seed`` (the seeds are ``first_seed, first_seed + 1, ...``; default 0), ``order`` (``env``: the runs of
-    one env after another, the default; ``seed``: seed after seed across the envs, so a grid stopped part-way
-    leaves whole seeds of every env),
-    ``overrides`` (a nested mapping applied to every run config), ``env_overrides`` (env -> a nested mapping applied
-    to that env's runs after ``overrides``), ``description`` (text), and ``variants``: named
-    agents made from a preset agent and overrides, ``{name: {agent: meta-rim, overrides: {...}}}``, usable in
-    ``agents`` like the preset agents (a sweep over an agent's settings is a grid of variants). ``claims``: the
-    paper's claims the report gives a verdict on (:mod:`~metarim_sb3.experiments.reporting.claims`).
-
-    :param name_or_path: the preset name or a file path.
-    :return: the preset with every key present; ``seeds`` and ``timesteps`` as mappings env -> int; ``claims`` a
-        :class:`~metarim_sb3.experiments.reporting.claims.Claims` or ``None``.
-    :raises ConfigError: on an unknown name, a bad file or a bad value.
-    """
-    names = compare_preset_names()
-    if name_or_path in names:
-        preset = load_yaml(preset="compare.yaml")[name_or_path]
-    elif name_or_path.endswith((".yaml", ".yml")) or Path(name_or_path).is_file():
-        preset = load_yaml(name_or_path)
-    else:
-        raise ConfigError(f"unknown preset {name_or_path!r}; allowed: {', '.join(names)} or a YAML file")
-    allowed = {"description", "agents", "envs", "seeds", "first_seed", "order", "timesteps", "overrides", "variants"}
-    allowed |= {"claims", "env_overrides"}
-    unknown = sorted(set(preset) - allowed)
-    if unknown:
-        raise ConfigError(f"preset {name_or_path}: unknown keys {unknown}; allowed: {', '.join(sorted(allowed))}")
-    out: dict[str, Any] = {"description": "", "overrides": {}, **preset}
-    for key in ("agents", "envs"):
-        if not isinstance(out.get(key), list) or not out[key]:
-            raise ConfigError(f"preset {name_or_path}: {key} must be a non-empty list")
-    out["variants"] = _check_variants(name_or_path, out.get("variants") or {})
-    bad_agents = [a for a in out["agents"] if a not in AGENTS and a not in out["variants"]]
-    if bad_agents:
-        allowed_agents = ", ".join((*AGENTS, *out["variants"]))
-        raise ConfigError(f"preset {name_or_path}: unknown agents {bad_agents}; allowed: {allowed_agents}")
-    if len(set(out["agents"])) != len(out["agents"]):
-        raise ConfigError(f"preset {name_or_path}: agents must not repeat, got {out['agents']}")
-    bad_envs = [e for e in out["envs"] if e not in env_ids()]
-    if bad_envs:
-        raise ConfigError(f"preset {name_or_path}: unknown envs {bad_envs}; allowed: {', '.join(env_ids())}")
-    seeds = out.get("seeds")
-    per_env_seeds = seeds if isinstance(seeds, dict) else dict.fromkeys(out["envs"], seeds)
-    if any(
-        isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_SEEDS
-        for v in (per_env_seeds.get(e) for e in out["envs"])
-    ):
-        raise ConfigError(
-            f"preset {name_or_path}: seeds must be a positive integer or a mapping env -> integer, each from 1 to "
-            f"{MAX_SEEDS}, got {_short(seeds)}"
-        )
-    out["seeds"] = {e: per_env_seeds[e] for e in out["envs"]}
-    first = out.get("first_seed", 0)
-    if isinstance(first, bool) or not isinstance(first, int) or not 0 <= first < 2**31:
-        raise ConfigError(f"preset {name_or_path}: first_seed must be an integer from 0 to {2**31 - 1}, got {first!r}")
-    out["first_seed"] = first
-    if out.setdefault("order", "env") not in ("env", "seed"):
-        raise ConfigError(f"preset {name_or_path}: order must be env or seed, got {out['order']!r}")
-    steps = out.get("timesteps")
-    per_env = steps if isinstance(steps, dict) else dict.fromkeys(out["envs"], steps)
-    if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in (per_env.get(e) for e in out["envs"])):
-        raise ConfigError(f"preset {name_or_path}: timesteps must be a positive integer or a mapping env -> integer")
-    out["timesteps"] = {e: per_env[e] for e in out["envs"]}
-    if not isinstance(out["overrides"], dict):
-        raise ConfigError(f"preset {name_or_path}: overrides must be a mapping")
-    env_overrides = out.setdefault("env_overrides", {}) or {}
-    if not isinstance(env_overrides, dict) or any(
-        e not in out["envs"] or not isinstance(v, dict) for e, v in env_overrides.items()
-    ):
-        raise ConfigError(f"preset {name_or_path}: env_overrides must map envs of the preset to mappings")
-    out["env_overrides"] = env_overrides
-    if out.get("claims") is not None:
-        from metarim_sb3.experiments.reporting.claims import parse_claims
-
-        try:
-            out["claims"] = parse_claims(out["claims"], out["agents"], f"preset {name_or_path}")
-        except ValueError as err:
-            raise ConfigError(str(err)) from None
-    else:
-        out["claims"] = None
-    return out

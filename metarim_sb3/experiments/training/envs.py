@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from metarim_sb3.experiments.training.config import ConfigError
+from metarim_sb3.experiments.training.yaml_io import ConfigError
 
 __all__ = ["make_env"]
 

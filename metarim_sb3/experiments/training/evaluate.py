@@ -18,8 +18,6 @@ from metarim_sb3.experiments.training.config import check_seed
 from metarim_sb3.experiments.training.envs import make_env
 from metarim_sb3.experiments.training.folder import (
     RunError,
-    check_run_entries,
-    check_writable_file,
     eval_files,
     fallback_hint,
     find_model,
@@ -29,6 +27,7 @@ from metarim_sb3.experiments.training.folder import (
     write_json,
 )
 from metarim_sb3.experiments.training.monitoring import episode_progress
+from metarim_sb3.experiments.training.ownership import check_run_entries, check_writable_file
 
 __all__ = [
     "evaluate_model",
@@ -159,8 +158,9 @@ def load_policy_weights(config: dict[str, Any], path: str | Path, device: str = 
 
     import torch
 
-    from metarim_sb3.experiments.training.config import ConfigError, apply_overrides
-    from metarim_sb3.experiments.training.runner import _build_model
+    from metarim_sb3.experiments.training.config import apply_overrides
+    from metarim_sb3.experiments.training.model import build_model
+    from metarim_sb3.experiments.training.yaml_io import ConfigError
 
     try:
         checked = apply_overrides({k: v for k, v in config.items() if k != "seed"})
@@ -181,7 +181,7 @@ def load_policy_weights(config: dict[str, Any], path: str | Path, device: str = 
         raise RunError(f"{path} is damaged or holds no policy weights ({type(err).__name__}){hint}") from None
     env = make_env(checked["env"], 1, 0, checked.get("env_kwargs"))
     try:
-        model = _build_model(checked, env, 0)
+        model = build_model(checked, env, 0)
         model.policy.load_state_dict(state)
     except (ConfigError, RuntimeError, TypeError, KeyError) as err:
         raise RunError(
@@ -248,7 +248,10 @@ def evaluate_run(
 
 
 def config_device(run_dir: str | Path) -> str:
-    """:return: the device of the run's config (``cpu`` if unset)."""
+    """
+    :param run_dir: a run folder.
+    :return: the device of the run's config (``cpu`` if unset).
+    """
     return str(read_run_config(run_dir).get("device", "cpu"))
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from metarim_sb3.experiments.training.config import ConfigError
+from metarim_sb3.experiments.training.yaml_io import ConfigError
 
 __all__ = ["CODE_DIRS", "RESULTS_DIR", "check_results_tree", "code_changes", "git_root", "git_sha"]
 

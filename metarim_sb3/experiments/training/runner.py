@@ -13,7 +13,6 @@ rollout (the model is consistent there), a checkpoint is written, and ``run`` re
 
 from __future__ import annotations
 
-import copy
 import os
 import platform
 import time
@@ -21,71 +20,50 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from metarim_sb3.experiments.training import generalization
-from metarim_sb3.experiments.training.config import ConfigError, check_device, check_seed, schedule_name
+from metarim_sb3.experiments.training.config import check_device, check_seed, schedule_name
 from metarim_sb3.experiments.training.envs import make_env
 from metarim_sb3.experiments.training.folder import (
-    ACTIVITY,
     CHECKPOINT,
     CHECKPOINT_META,
     CONFIG,
-    CURRICULUM,
-    CURVE,
     DONE,
-    DRIFT_BASE,
-    DRIFT_REFERENCE,
     FINAL_EVAL,
-    HELDOUT_EVAL,
     MASTERY_MODEL,
     MODEL,
-    STAGE_EVAL,
     STEP_COLUMNS,
     TENSORBOARD,
     VERSIONS,
     ZERO_SHOT_MASTERY,
     RunError,
-    RunLock,
     _fsync_dir,
     _tmp_name,
-    check_csv,
-    check_out_dir,
     clean_stale_temp_files,
     load_model_file,
-    mark_run_dir,
     progress_csv,
     read_json,
     read_run_config,
     save_model,
-    start_fresh,
     truncate_csv,
-    write_csv,
     write_json,
     write_yaml,
 )
+from metarim_sb3.experiments.training.model import build_callbacks, build_model
 from metarim_sb3.experiments.training.monitoring import NonFiniteError, RunControl, RunRecorder, check_finite
+from metarim_sb3.experiments.training.ownership import RunLock, check_out_dir, mark_run_dir, start_fresh
 from metarim_sb3.experiments.training.provenance import git_sha
+from metarim_sb3.experiments.training.resume import apply_ppo, check_resume_files, has_rows, resume_changes
 from metarim_sb3.experiments.training.signals import stop_on_signals
+from metarim_sb3.experiments.training.yaml_io import ConfigError
 
 if TYPE_CHECKING:
     from metarim_sb3.experiments.training.wandb_logging import WandbRun
 
-__all__ = ["RESUME_APPLIED_PPO_KEYS", "RESUME_FIXED_KEYS", "run", "versions"]
+__all__ = ["run", "versions"]
+
 
 STATE_ATTR = "metarim_run_state"  # stored inside checkpoint.zip: SB3 pickles the model's public attributes
 FAST_SLOW_ATTR = "metarim_fast_slow_state"  # the FastSlowCallback meta-sequence (tensors: not in checkpoint.json)
 _FAST_SLOW_KEYS = ("mode", "other", "slow_every")  # a saved meta-sequence continues only under the same settings
-#: Config keys a resumed run cannot change: the checkpoint's network, rollout buffer and env count depend on them.
-RESUME_FIXED_KEYS = (
-    "policy",
-    "policy_kwargs",
-    "n_envs",
-    "ppo.n_steps",
-    "ppo.batch_size",
-    "ppo.chunk_len",
-    "ppo.gamma",
-    "ppo.gae_lambda",
-)
-#: ``ppo`` keys a resumed run applies to the loaded model (every other key is read anew from the config anyway).
-RESUME_APPLIED_PPO_KEYS = ("learning_rate", "n_epochs", "clip_range", "ent_coef", "vf_coef", "max_grad_norm")
 
 
 def versions() -> dict[str, str]:
@@ -114,125 +92,6 @@ def versions() -> dict[str, str]:
     if sha is not None:
         out["git_sha"] = sha
     return out
-
-
-def _policy_class(name: str) -> type:
-    import metarim_sb3
-
-    allowed = [n for n in metarim_sb3.__all__ if n.endswith("Policy") and n != "FastRecurrentPolicy"]
-    if name not in allowed:
-        raise ConfigError(f"unknown policy {name!r}; allowed: {', '.join(allowed)}")
-    return getattr(metarim_sb3, name)
-
-
-def _build_model(config: dict[str, Any], env: Any, seed: int) -> Any:
-    """
-    The algorithm of the config: sb3-contrib's ``RecurrentPPO`` (``ppo.chunk_len: null``, padded whole sequences)
-    or :class:`~metarim_sb3.chunked_ppo.ChunkedRecurrentPPO` (``ppo.chunk_len`` an integer: fixed-length chunks).
-    """
-    from sb3_contrib import RecurrentPPO
-
-    from metarim_sb3.chunked_ppo import ChunkedRecurrentPPO
-
-    policy_kwargs = copy.deepcopy(config["policy_kwargs"])
-    ppo = {k: v for k, v in config["ppo"].items() if not (k == "chunk_len" and v is None)}
-    algorithm = ChunkedRecurrentPPO if "chunk_len" in ppo else RecurrentPPO
-    try:
-        return algorithm(
-            _policy_class(config["policy"]),
-            env,
-            seed=seed,
-            policy_kwargs=policy_kwargs,
-            device=config.get("device", "cpu"),
-            verbose=0,
-            **ppo,
-        )
-    except (TypeError, ValueError, AssertionError) as err:
-        raise ConfigError(f"cannot build {config['policy']} / {algorithm.__name__} from the config: {err}") from err
-
-
-def _callbacks(config: dict[str, Any], out_dir: Path, seed: int, progress: bool = False) -> list[Any]:
-    """The algorithm's callbacks, in the order they must run (fast/slow first: its slow step ends a train()).
-
-    ``progress``: the periodic held-out evaluations show a bar on stderr (as the training bar does).
-    """
-    from metarim_sb3.callbacks import (
-        CurriculumCallback,
-        FastSlowCallback,
-        HeldOutEvalCallback,
-        ParameterDriftCallback,
-        StageEvalCallback,
-        UnitActivityCallback,
-        ZeroShotAtMasteryCallback,
-    )
-
-    callbacks: list[Any] = []
-    log_dir = str(out_dir)
-    try:
-        if config.get("fast_slow"):
-            callbacks.append(FastSlowCallback(**config["fast_slow"]))
-        # after fast/slow: its slow steps are in the record
-        callbacks.append(ParameterDriftCallback(log_dir=log_dir, file_name=DRIFT_BASE))
-        cur = config["curriculum"]
-        curriculum = None
-        if cur["enabled"]:
-            kwargs = {k: cur[k] for k in ("threshold", "window", "min_steps", "cycle")}
-            kwargs.update({k: cur[k] for k in ("every", "first") if cur.get(k) is not None})  # a fixed schedule
-            curriculum = CurriculumCallback(**kwargs, log_dir=log_dir, csv_name=CURRICULUM)
-            callbacks.append(curriculum)
-        held = config["heldout_eval"]
-        if held["enabled"]:
-            eval_env = make_env(config["env"], held["n_envs"], seed + 10_000, config["env_kwargs"], stage="heldout")
-            callbacks.append(
-                HeldOutEvalCallback(
-                    eval_env,
-                    eval_freq=held["every"],
-                    n_eval_episodes=held["episodes"],
-                    deterministic=bool(config["deterministic_eval"]),
-                    log_dir=log_dir,
-                    csv_name=HELDOUT_EVAL,
-                    progress=progress,
-                )
-            )
-            # after the curriculum: it sees the step on which the curriculum marks the last training stage mastered
-            callbacks.append(
-                ZeroShotAtMasteryCallback(
-                    make_env(config["env"], held["n_envs"], seed + 10_000, config["env_kwargs"], stage="heldout"),
-                    n_eval_episodes=held["episodes"],
-                    # a fixed schedule does not judge mastery: the callback applies the threshold rule itself
-                    curriculum=curriculum if curriculum is not None and curriculum.every is None else None,
-                    threshold=cur["threshold"],
-                    window=cur["window"],
-                    deterministic=bool(config["deterministic_eval"]),
-                    seed=seed + 10_000,
-                    log_dir=log_dir,
-                    csv_name=ZERO_SHOT_MASTERY,
-                    model_name=MASTERY_MODEL,
-                    write_rows=write_csv,
-                    save_model=save_model,
-                )
-            )
-        stage_eval = config.get("stage_eval") or {}
-        if stage_eval.get("enabled"):
-            callbacks.append(
-                StageEvalCallback(
-                    config["env"],
-                    every=stage_eval["every"],
-                    episodes=stage_eval["episodes"],
-                    n_envs=stage_eval["n_envs"],
-                    deterministic=bool(config["deterministic_eval"]),
-                    others=stage_eval.get("others", "every"),
-                    log_dir=log_dir,
-                    env_kwargs=config["env_kwargs"],
-                    seed=seed + 20_000,
-                    csv_name=STAGE_EVAL,
-                )
-            )
-        if config.get("activity"):
-            callbacks.append(UnitActivityCallback(log_dir=log_dir, file_name=ACTIVITY))
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"bad callback settings in the config: {err}") from err
-    return callbacks
 
 
 def _save_checkpoint(model: Any, out_dir: Path, state: dict[str, Any], fast_slow: dict[str, Any] | None) -> None:
@@ -277,97 +136,6 @@ def _link_model(model: Any, checkpoint: Path, path: Path) -> None:
         save_model(model, path)
 
 
-def _check_resume_files(out_dir: Path, start: int) -> None:
-    """
-    Before a resume changes anything: every log with a timestep column is readable (:func:`check_csv`), the drift
-    reference loads, and ``curve.csv`` reaches the checkpoint (a row per rollout up to ``start``).
-
-    :param out_dir: the run folder.
-    :param start: the checkpoint's step count.
-    :raises RunError: naming the damaged file.
-    """
-    import csv
-
-    import torch
-
-    for name, column in STEP_COLUMNS.items():
-        check_csv(out_dir / name, column)
-    reference = out_dir / DRIFT_REFERENCE
-    if reference.exists():
-        try:
-            torch.load(reference, map_location="cpu", weights_only=True)
-        except Exception as err:  # a truncated or foreign file: zip, pickle or torch errors
-            raise RunError(
-                f"{reference} is damaged ({type(err).__name__}); restore it, or delete it to measure drift from "
-                "this checkpoint on"
-            ) from None
-    if start <= 0:
-        return
-    last = -1.0
-    if (out_dir / CURVE).exists():
-        with open(out_dir / CURVE, newline="", encoding="utf-8") as file:
-            rows = list(csv.reader(file))
-        if rows and "timesteps" in rows[0]:
-            index = rows[0].index("timesteps")
-            for row in rows[1:]:
-                try:
-                    if len(row) == len(rows[0]) and start >= float(row[index]) > last:
-                        last = float(row[index])
-                except ValueError:
-                    continue
-    if last != start:
-        shown = "has no rows" if last < 0 else f"ends at {last:.0f} steps"
-        raise RunError(
-            f"{out_dir / CURVE} {shown} but {CHECKPOINT} is at {start} steps: rows are missing (the file was "
-            "truncated or emptied); restore it, or start the run over with --force"
-        )
-
-
-def _has_rows(path: Path) -> bool:
-    """:return: whether the CSV ``path`` exists and holds a row below its header."""
-    if not path.exists():
-        return False
-    with open(path, encoding="utf-8") as file:
-        return sum(1 for line in file if line.strip()) > 1
-
-
-def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict) and f"{prefix}{key}" not in RESUME_FIXED_KEYS:
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def _resume_changes(saved: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
-    """
-    :return: the ``ppo`` settings to apply to the loaded model.
-    :raises ConfigError: if ``config`` changes a key the checkpoint fixes.
-    """
-    old, new = _flat(saved), _flat(config)
-    fixed = [k for k in RESUME_FIXED_KEYS if k in old and old.get(k) != new.get(k)]
-    if fixed:
-        raise ConfigError(
-            f"--resume cannot change {', '.join(fixed)} (fixed by the checkpoint); keys a resume may change: "
-            f"ppo.{', ppo.'.join(RESUME_APPLIED_PPO_KEYS)}, timesteps and the evaluation, curriculum, checkpoint, "
-            "fast_slow and env_kwargs settings"
-        )
-    return {k: config["ppo"][k] for k in RESUME_APPLIED_PPO_KEYS if k in config.get("ppo", {})}
-
-
-def _apply_ppo(model: Any, settings: dict[str, Any]) -> None:
-    """Set the resumable ``ppo`` settings on a loaded model (schedules rebuilt as SB3 builds them)."""
-    from stable_baselines3.common import utils
-
-    schedule = getattr(utils, "FloatSchedule", None) or utils.get_schedule_fn  # FloatSchedule: SB3 >= 2.6
-
-    for key, value in settings.items():
-        setattr(model, key, schedule(value) if key == "clip_range" else value)
-    model._setup_lr_schedule()
-
-
 def run(
     config: dict[str, Any],
     seed: int,
@@ -383,16 +151,17 @@ def run(
 
     Nothing is written before the whole config has been accepted (the environments, model and callbacks are built
     first), and only while this process holds the folder's lock
-    (:class:`~metarim_sb3.experiments.training.folder.RunLock`): a second writer fails with :class:`RunError` naming
+    (:class:`~metarim_sb3.experiments.training.ownership.RunLock`): a second writer fails with :class:`RunError` naming
     the first.
 
     :param config: a resolved config (:func:`~metarim_sb3.experiments.training.config.resolve_config`).
     :param seed: the run's seed (model, environments, evaluation), ``0 <= seed < 2**32``.
     :param out_dir: the run folder: new, empty, or a run folder
-        (:func:`~metarim_sb3.experiments.training.folder.check_out_dir`).
+        (:func:`~metarim_sb3.experiments.training.ownership.check_out_dir`).
     :param resume: continue from ``out_dir/checkpoint.zip`` (same stage, timestep count and optimizer state)
-        up to ``config["timesteps"]``; the ``ppo`` keys :data:`RESUME_APPLIED_PPO_KEYS` are applied to the loaded
-        model, changes of :data:`RESUME_FIXED_KEYS` are refused.
+        up to ``config["timesteps"]``; the ``ppo`` keys
+        :data:`~metarim_sb3.experiments.training.resume.RESUME_APPLIED_PPO_KEYS` are applied to the loaded model,
+        changes of :data:`~metarim_sb3.experiments.training.resume.RESUME_FIXED_KEYS` are refused.
     :param force: replace the run in ``out_dir`` (its run files only; other files stay).
     :param progress_bar: show progress on stderr: SB3's training bar (steps, fps, ETA), then the final held-out
         evaluation's episodes done / total with an ETA.
@@ -452,7 +221,7 @@ def _run_locked(
     state: dict[str, Any] = {}
     finished = read_json(out_dir / DONE) if resume and (out_dir / DONE).exists() else None
     if resume:
-        settings = _resume_changes({k: v for k, v in read_run_config(out_dir).items() if k != "seed"}, config)
+        settings = resume_changes({k: v for k, v in read_run_config(out_dir).items() if k != "seed"}, config)
         saved = load_model_file(out_dir / CHECKPOINT, device="cpu")  # for its step count and run state
         state, start = getattr(saved, STATE_ATTR, None) or {}, int(saved.num_timesteps)
         saved_fast_slow = getattr(saved, FAST_SLOW_ATTR, None)
@@ -463,12 +232,12 @@ def _run_locked(
         for i, stage in enumerate(state.get("stages", [])[: env.num_envs]):
             env.env_method("set_stage", stage, indices=[i])  # the stage the run was in, for every env
         model = load_model_file(out_dir / CHECKPOINT, env=env, device=config.get("device", "cpu"))
-        _apply_ppo(model, settings)
+        apply_ppo(model, settings)
         model.set_random_seed(seed + start)
     else:
         start, saved_fast_slow = 0, None
         env = make_env(config["env"], config["n_envs"], seed, config["env_kwargs"])
-        model = _build_model(config, env, seed)
+        model = build_model(config, env, seed)
     tests = None  # the zero-shot test stages after training (generalization.csv), checked before anything is written
     if generalization.test_stages(config):
         tests = generalization.stage_names(env)
@@ -485,7 +254,7 @@ def _run_locked(
             "seed": seed,
         }
 
-    run_callbacks = _callbacks(config, out_dir, seed, progress=progress_bar)
+    run_callbacks = build_callbacks(config, out_dir, seed, progress=progress_bar)
     curriculum = next((c for c in run_callbacks if isinstance(c, CurriculumCallback)), None)
     if curriculum is not None and state.get("curriculum"):
         curriculum.load_state_dict(state["curriculum"])  # the same success window as before the interruption
@@ -519,10 +288,10 @@ def _run_locked(
     check_out_dir(out_dir, resume=resume, force=force, locked=True)
     clean_stale_temp_files(out_dir)
     if resume:
-        _check_resume_files(out_dir, start)  # nothing is changed if a log is damaged
+        check_resume_files(out_dir, start)  # nothing is changed if a log is damaged
         for name, column in STEP_COLUMNS.items():  # rows written after the checkpoint are replayed
             truncate_csv(out_dir / name, column, start)
-        if not _has_rows(out_dir / ZERO_SHOT_MASTERY):  # mastered after the checkpoint: replayed, or never
+        if not has_rows(out_dir / ZERO_SHOT_MASTERY):  # mastered after the checkpoint: replayed, or never
             (out_dir / MASTERY_MODEL).unlink(missing_ok=True)
         (out_dir / DONE).unlink(missing_ok=True)
         mark_run_dir(out_dir)
