@@ -1,11 +1,12 @@
 """CPU milliseconds per environment step of each agent on a compare preset's settings, evaluations included.
 
 Each measurement is one whole run as ``metarim train`` makes it, in this process:
-:func:`~metarim_sb3.experiments.runner.run` on :func:`~metarim_sb3.experiments.config.resolve_config` of the agent
-and env with the preset's overrides (default preset ``quick``, its envs; agents meta-rim, rim, reversed, lstm,
-gru), one torch thread, a fresh temporary run folder. CPU = ``time.process_time()`` of this process over the whole
-run (training, periodic and final evaluations, checkpoints, logs); ms/step = CPU / ``--timesteps``; wall ms/step
-likewise from ``time.perf_counter()``.
+:func:`~metarim_sb3.experiments.training.runner.run` on
+:func:`~metarim_sb3.experiments.training.config.resolve_config` of the agent and env with the preset's overrides
+(default preset ``quick``, its envs; agents meta-rim, rim, reversed, lstm, gru), one torch thread, a fresh temporary
+run folder. CPU = ``time.process_time()`` of this process over the whole run (training, periodic and final
+evaluations, checkpoints, logs); ms/step = CPU / ``--timesteps``; wall ms/step likewise from
+``time.perf_counter()``.
 
 The budget is short, so the run is the preset's run scaled down: with r = ``--timesteps`` / the preset's budget
 for that env, the periodic intervals (``heldout_eval.every``, ``stage_eval.every``, ``checkpoint.every``) and the
@@ -42,9 +43,10 @@ from typing import Any
 
 import torch as th
 
-from metarim_sb3.experiments.config import AGENTS, compare_preset, merge, resolve_config
-from metarim_sb3.experiments.cost import package_costs_path, write_costs
-from metarim_sb3.experiments.runner import run, versions
+from metarim_sb3.experiments.grid.cost import package_costs_path, write_costs
+from metarim_sb3.experiments.grid.presets import compare_preset
+from metarim_sb3.experiments.training.config import AGENTS, merge, resolve_config
+from metarim_sb3.experiments.training.runner import run, versions
 
 #: CPU ms per environment step the RIM agents are held to.
 TARGET_MS = 0.8
@@ -71,7 +73,7 @@ def scaled_config(agent: str, env: str, preset: dict[str, Any], timesteps: int, 
     """
     :param agent: agent name.
     :param env: environment id.
-    :param preset: the compare preset (:func:`~metarim_sb3.experiments.config.compare_preset`).
+    :param preset: the compare preset (:func:`~metarim_sb3.experiments.grid.presets.compare_preset`).
     :param timesteps: the short budget.
     :param scale: scale the periodic intervals and the final evaluation's episodes by ``timesteps / budget``.
     :return: the run's resolved config.

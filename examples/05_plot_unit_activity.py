@@ -20,8 +20,8 @@ from stable_baselines3.common.env_util import make_vec_env
 
 import metarim_gym  # noqa: F401  (registers the MetaRIM ids)
 from metarim_sb3 import MultiInputRIMPolicy, UnitActivityCallback
-from metarim_sb3.experiments.plots import unit_activity
-from metarim_sb3.experiments.report import RunData, load_run
+from metarim_sb3.experiments.reporting.plots import unit_activity
+from metarim_sb3.experiments.reporting.runs import RunData, load_run
 
 
 def train_activity(env_id: str, stage: int, timesteps: int, n_envs: int, seed: int) -> dict[str, np.ndarray]:

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from metarim_sb3.experiments.stats import bootstrap_ci, iqm
+from metarim_sb3.experiments.reporting.stats import bootstrap_ci, iqm
 
 WIRINGS: dict[str, list[str]] = {
     "shared-detached": [],

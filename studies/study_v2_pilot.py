@@ -12,8 +12,8 @@ Reads three sets of run folders and writes ``<out>/pilot.md`` (and ``<out>/tunin
 - **Power**: the SD of the paired per-seed differences (meta-rim minus each other agent) of study v1's adaptation
   AUC and zero-shot success, per family; the pairs a one-sided paired t test at the Bonferroni level 0.05 / 16 needs
   for 80 % power to detect an advantage of 0.05 (the v2 margin), by
-  :func:`metarim_sb3.experiments.protocol.seeds_needed`. v1's AUC is a noisier cousin of v2's (10 or 5 episodes per
-  evaluation, a horizon that visits often left early), so these counts are an upper guide, not a promise.
+  :func:`metarim_sb3.experiments.reporting.protocol.seeds_needed`. v1's AUC is a noisier cousin of v2's (10 or 5
+  episodes per evaluation, a horizon that visits often left early), so these counts are an upper guide, not a promise.
 
     python studies/study_v2_pilot.py [--out results/study/pilot] [--v1 results/study-v1/runs]
 """
@@ -28,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from metarim_sb3.experiments.protocol import seeds_needed
-from metarim_sb3.experiments.report import RunData, find_runs, load_run, run_visit_aucs
+from metarim_sb3.experiments.reporting.protocol import seeds_needed
+from metarim_sb3.experiments.reporting.runs import RunData, find_runs, load_run
+from metarim_sb3.experiments.reporting.sections.adaptation import run_visit_aucs
 
 #: The v2 decision rule's numbers (presets/compare.yaml, study): level, claims per family, margin.
 ALPHA, CLAIMS_PER_FAMILY, MARGIN = 0.05, 16, 0.05

@@ -189,8 +189,8 @@ def package_page(package: str, toctree: bool = True) -> str:
         summary = rst_inline_to_myst(doc.split("\n\n")[0].replace("\n", " "), table=False)
         lines.append(f"- {{doc}}`{module}`: {summary}" if summary else f"- {{doc}}`{module}`")
     if toctree:
-        # Sidebar titles without the package prefix: "metarim_sb3.experiments.monitoring" breaks mid-word in the
-        # sidebar, "experiments.monitoring" fits.
+        # Sidebar titles without the package prefix: "metarim_sb3.experiments.training.monitoring" breaks mid-word in
+        # the sidebar, "experiments.training.monitoring" fits.
         entries = [f"{m.removeprefix(package + '.')} <{m}>" for m in public_modules(package)]
         lines += ["", "```{toctree}", ":hidden:", "", *entries, "```"]
     return "\n".join([*lines, ""])

@@ -1,4 +1,5 @@
-"""Metrics of metarim_sb3.experiments.metrics on hand-made curves with answers worked out by hand."""
+"""Metrics of metarim_sb3.experiments.reporting (metrics, comparisons, formatting) on hand-made curves with answers
+worked out by hand."""
 
 from __future__ import annotations
 
@@ -7,18 +8,13 @@ import math
 import numpy as np
 import pytest
 
-from metarim_sb3.experiments.metrics import (
+from metarim_sb3.experiments.reporting.comparisons import holm, paired_differences, probability_of_improvement
+from metarim_sb3.experiments.reporting.formatting import format_column, format_estimate, format_number, interval_allowed
+from metarim_sb3.experiments.reporting.metrics import (
     Visit,
     adaptation_auc,
     forgetting,
-    format_column,
-    format_estimate,
-    format_number,
     frames_to_threshold_km,
-    holm,
-    interval_allowed,
-    paired_differences,
-    probability_of_improvement,
     stage_time_matrix,
     visit_aucs,
     visits_from_shifts,

@@ -1,4 +1,5 @@
-"""The interval estimates behind ``metarim evaluate`` and ``metarim report`` (metarim_sb3.experiments.stats)."""
+"""The interval estimates behind ``metarim evaluate`` and ``metarim report``
+(metarim_sb3.experiments.reporting.stats)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ import math
 import numpy as np
 import pytest
 
-from metarim_sb3.experiments.stats import bootstrap_ci, curve_band, iqm, stratified_bootstrap_ci, wilson_interval
+from metarim_sb3.experiments.reporting.stats import (
+    bootstrap_ci,
+    curve_band,
+    iqm,
+    stratified_bootstrap_ci,
+    wilson_interval,
+)
 
 
 @pytest.mark.parametrize(
