@@ -71,6 +71,87 @@ class _SeedCell(nn.Module):
         return torch.baddbmm(bias.unsqueeze(1), rows, self.weight_ih_l0.transpose(1, 2)).view(s, t_len, b, -1)
 
 
+class _LSTMSequence(torch.autograd.Function):
+    """The LSTM recurrence over a whole sequence with a hand-written backward through time.
+
+    Autograd over the step loop computes the recurrent weight's gradient step by step (``T`` small ``bmm`` and ``T``
+    accumulations of a ``[S, H, 4H]`` tensor); here the backward loop only carries the state gradients, and the
+    weight's gradient is one ``bmm`` over all steps at the end. Same arithmetic as the loop in
+    :meth:`SeedLSTM.forward` (up to the summation order of the weight gradient); each seed's slices of every
+    gradient depend on that seed only.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx,
+        gi: Tensor,
+        h: Tensor,
+        c: Tensor,
+        w_hh: Tensor,
+        keep: Tensor | None,
+        resets: list[bool],
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """:param gi: input gates ``[S, T, B, 4H]`` (biases included). :param h: ``[S, B, H]``. :param c: ``[S, B, H]``.
+        :param w_hh: ``[S, H, 4H]``. :param keep: ``[S, T, B, 1]`` (0 where an episode starts) or ``None``.
+        :param resets: per step, whether any entry resets there.
+        :return: outputs ``[S, T, B, H]``, final ``h`` and ``c``."""
+        s, t_len, b, g4 = gi.shape
+        hs = g4 // 4
+        h_prev = gi.new_empty(s, t_len, b, hs)
+        c_prev = gi.new_empty(s, t_len, b, hs)
+        acts = gi.new_empty(s, t_len, b, g4)  # sigmoid(i, f), tanh(g), sigmoid(o)
+        out = gi.new_empty(s, t_len, b, hs)
+        cs = gi.new_empty(s, t_len, b, hs)
+        for t in range(t_len):
+            if resets[t]:
+                assert keep is not None
+                h, c = h * keep[:, t], c * keep[:, t]
+            h_prev[:, t], c_prev[:, t] = h, c
+            gates = torch.baddbmm(gi[:, t], h, w_hh)
+            act = acts[:, t]
+            torch.sigmoid(gates, out=act)
+            act[..., 2 * hs : 3 * hs] = torch.tanh(gates[..., 2 * hs : 3 * hs])
+            c = act[..., hs : 2 * hs] * c + act[..., :hs] * act[..., 2 * hs : 3 * hs]
+            cs[:, t] = c
+            h = act[..., 3 * hs :] * torch.tanh(c)
+            out[:, t] = h
+        ctx.save_for_backward(h_prev, c_prev, acts, cs, w_hh, keep)
+        ctx.resets = resets
+        return out, h.clone(), c
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, d_out: Tensor, d_h: Tensor | None, d_c: Tensor | None
+    ) -> tuple[Tensor | None, ...]:
+        h_prev, c_prev, acts, cs, w_hh, keep = ctx.saved_tensors  # type: ignore[attr-defined]
+        resets: list[bool] = ctx.resets  # type: ignore[attr-defined]
+        s, t_len, b, g4 = acts.shape
+        hs = g4 // 4
+        dh = torch.zeros_like(h_prev[:, 0]) if d_h is None else d_h.clone()
+        dc = torch.zeros_like(h_prev[:, 0]) if d_c is None else d_c.clone()
+        d_gates = torch.empty_like(acts)
+        w_t = w_hh.transpose(1, 2)
+        for t in range(t_len - 1, -1, -1):
+            act = acts[:, t]
+            i_, f_, g_, o_ = act[..., :hs], act[..., hs : 2 * hs], act[..., 2 * hs : 3 * hs], act[..., 3 * hs :]
+            dh = dh + d_out[:, t]
+            tc = torch.tanh(cs[:, t])
+            dc = dc + dh * o_ * (1 - tc * tc)
+            dg = d_gates[:, t]
+            dg[..., :hs] = dc * g_ * i_ * (1 - i_)
+            dg[..., hs : 2 * hs] = dc * c_prev[:, t] * f_ * (1 - f_)
+            dg[..., 2 * hs : 3 * hs] = dc * i_ * (1 - g_ * g_)
+            dg[..., 3 * hs :] = dh * tc * o_ * (1 - o_)
+            dh = torch.bmm(dg, w_t)
+            dc = dc * f_
+            if resets[t]:
+                dh, dc = dh * keep[:, t], dc * keep[:, t]
+        d_w = None
+        if ctx.needs_input_grad[3]:  # type: ignore[attr-defined]
+            d_w = torch.bmm(h_prev.reshape(s, t_len * b, hs).transpose(1, 2), d_gates.reshape(s, t_len * b, g4))
+        return d_gates, dh, dc, d_w, None, None
+
+
 class SeedLSTM(_SeedCell):
     """``S`` independent one-layer :class:`~metarim_sb3.cores.lstm.LSTMCore` (torch's gate order ``i, f, g, o``).
 
@@ -98,6 +179,10 @@ class SeedLSTM(_SeedCell):
         w_hh = self.weight_hh_l0.transpose(1, 2)
         starts, resets = _resets(episode_starts, t_len)
         h, c = state[0][:, 0], state[1][:, 0]
+        if torch.is_grad_enabled() and any(v.requires_grad for v in (gi, h, c, w_hh)):
+            keep = None if starts is None else (~starts).to(x.dtype)
+            out, h, c = _LSTMSequence.apply(gi, h, c, w_hh, keep, resets)
+            return out, (h.unsqueeze(1), c.unsqueeze(1))
         outs = []
         for t in range(t_len):
             if resets[t]:

@@ -221,6 +221,9 @@ class SeedAdam:
         :param seeds: ``[S]`` booleans, the seeds to step; ``None``: all.
         """
         beta1, beta2 = self.betas
+        if seeds is None:
+            self._step_all([p for name in names for p in self.groups[name] if p.grad is not None], lr)
+            return
         for name in names:
             for p in self.groups[name]:
                 if p.grad is None:
@@ -243,6 +246,33 @@ class SeedAdam:
                     st["exp_avg_sq"] = torch.where(mask, exp_avg_sq, st["exp_avg_sq"])
                     p.copy_(torch.where(mask, new_p, p))
                 st["step"] = step
+
+    def _step_all(self, params: Sequence[Tensor], lr: Tensor) -> None:
+        """:meth:`step` with every seed stepping: the same arithmetic, as ``torch._foreach_*`` ops over all the
+        parameters at once (a few dozen kernel calls instead of about fifteen per parameter)."""
+        if not params:
+            return
+        beta1, beta2 = self.betas
+        states = [self._state(p) for p in params]
+        grads = [p.grad for p in params]
+        exp_avgs = [st["exp_avg"] for st in states]
+        exp_avg_sqs = [st["exp_avg_sq"] for st in states]
+        steps = torch.stack([st["step"] for st in states]) + 1  # [n_params, S]
+        for st, step in zip(states, steps, strict=True):
+            st["step"] = step
+        bias1 = 1 - beta1**steps
+        bias2_sqrt = (1 - beta2**steps).sqrt()
+        step_size = lr.to(steps.dtype) / bias1
+        shapes = [(-1, *([1] * (p.dim() - 1))) for p in params]
+        torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)  # type: ignore[arg-type]
+        torch._foreach_mul_(exp_avg_sqs, beta2)
+        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)  # type: ignore[arg-type]
+        denom = torch._foreach_sqrt(exp_avg_sqs)
+        torch._foreach_div_(denom, [b.view(sh) for b, sh in zip(bias2_sqrt, shapes, strict=True)])
+        torch._foreach_add_(denom, self.eps)
+        update = torch._foreach_div(exp_avgs, denom)
+        torch._foreach_mul_(update, [v.view(sh) for v, sh in zip(step_size, shapes, strict=True)])
+        torch._foreach_sub_(list(params), update)
 
     def load_torch_states(self, optimizers: Sequence[torch.optim.Optimizer], policies: Sequence[nn.Module]) -> None:
         """Take seed ``s``'s moments and step counts from ``optimizers[s]``, the Adam of ``policies[s]``.
