@@ -197,6 +197,78 @@ class SeedLSTM(_SeedCell):
         return torch.stack(outs, 1), (h.unsqueeze(1), c.unsqueeze(1))
 
 
+class _GRUSequence(torch.autograd.Function):
+    """The GRU recurrence over a whole sequence with a hand-written backward through time (as
+    :class:`_LSTMSequence`: the recurrent weight's and bias's gradients are one ``bmm`` and one sum at the end)."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx,
+        gi: Tensor,
+        h: Tensor,
+        w_hh: Tensor,
+        b_hh: Tensor,
+        keep: Tensor | None,
+        resets: list[bool],
+    ) -> tuple[Tensor, Tensor]:
+        """:param gi: input gates ``[S, T, B, 3H]``. :param h: ``[S, B, H]``. :param w_hh: ``[S, H, 3H]``.
+        :param b_hh: ``[S, 1, 3H]``. :param keep: ``[S, T, B, 1]`` (0 where an episode starts) or ``None``.
+        :param resets: per step, whether any entry resets there.
+        :return: outputs ``[S, T, B, H]`` and the final ``h``."""
+        s, t_len, b, g3 = gi.shape
+        hs = g3 // 3
+        h_prev = gi.new_empty(s, t_len, b, hs)
+        rzs = gi.new_empty(s, t_len, b, 2 * hs)
+        ns = gi.new_empty(s, t_len, b, hs)
+        gh_ns = gi.new_empty(s, t_len, b, hs)
+        out = gi.new_empty(s, t_len, b, hs)
+        for t in range(t_len):
+            if resets[t]:
+                assert keep is not None
+                h = h * keep[:, t]
+            h_prev[:, t] = h
+            gh = torch.baddbmm(b_hh, h, w_hh)
+            g_in = gi[:, t]
+            rz = rzs[:, t]
+            torch.sigmoid(g_in[..., : 2 * hs] + gh[..., : 2 * hs], out=rz)
+            gh_ns[:, t] = gh[..., 2 * hs :]
+            n = torch.tanh(g_in[..., 2 * hs :] + rz[..., :hs] * gh[..., 2 * hs :])
+            ns[:, t] = n
+            h = n + rz[..., hs:] * (h - n)
+            out[:, t] = h
+        ctx.save_for_backward(h_prev, rzs, ns, gh_ns, w_hh, keep)
+        ctx.resets = resets
+        return out, h.clone()
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, d_out: Tensor, d_h: Tensor | None
+    ) -> tuple[Tensor | None, ...]:
+        h_prev, rzs, ns, gh_ns, w_hh, keep = ctx.saved_tensors  # type: ignore[attr-defined]
+        resets: list[bool] = ctx.resets  # type: ignore[attr-defined]
+        s, t_len, b, hs = h_prev.shape
+        dh = torch.zeros_like(h_prev[:, 0]) if d_h is None else d_h.clone()
+        d_gi = h_prev.new_empty(s, t_len, b, 3 * hs)
+        d_gh = torch.empty_like(d_gi)
+        w_t = w_hh.transpose(1, 2)
+        for t in range(t_len - 1, -1, -1):
+            r, z, n = rzs[:, t, :, :hs], rzs[:, t, :, hs:], ns[:, t]
+            dh = dh + d_out[:, t]
+            d_pre_n = dh * (1 - z) * (1 - n * n)
+            d_pre_r = d_pre_n * gh_ns[:, t] * r * (1 - r)
+            d_pre_z = dh * (h_prev[:, t] - n) * z * (1 - z)
+            dgi, dgh = d_gi[:, t], d_gh[:, t]
+            dgi[..., :hs], dgi[..., hs : 2 * hs], dgi[..., 2 * hs :] = d_pre_r, d_pre_z, d_pre_n
+            dgh[..., : 2 * hs] = dgi[..., : 2 * hs]
+            dgh[..., 2 * hs :] = d_pre_n * r
+            dh = torch.baddbmm(dh * z, dgh, w_t)
+            if resets[t]:
+                dh = dh * keep[:, t]
+        flat = d_gh.reshape(s, t_len * b, 3 * hs)
+        d_w = torch.bmm(h_prev.reshape(s, t_len * b, hs).transpose(1, 2), flat)
+        return d_gi, dh, d_w, flat.sum(1, keepdim=True), None, None
+
+
 class SeedGRU(_SeedCell):
     """``S`` independent one-layer :class:`~metarim_sb3.cores.gru.GRUCore` (gate order ``r, z, n``; ``c`` carried as
     zeros and never read).
@@ -225,6 +297,10 @@ class SeedGRU(_SeedCell):
         w_hh, b_hh = self.weight_hh_l0.transpose(1, 2), self.bias_hh_l0.unsqueeze(1)
         starts, resets = _resets(episode_starts, t_len)
         h = state[0][:, 0]
+        if torch.is_grad_enabled() and any(v.requires_grad for v in (gi, h, w_hh, b_hh)):
+            keep = None if starts is None else (~starts).to(x.dtype)
+            out, h = _GRUSequence.apply(gi, h, w_hh, b_hh, keep, resets)
+            return out, (h.unsqueeze(1), torch.zeros_like(state[1]))
         outs = []
         for t in range(t_len):
             if resets[t]:
@@ -345,10 +421,14 @@ class SeedRIM(nn.Module):
         values = torch.bmm(rows, self._p("value_weight")).view(s, t_len, b, -1)
         h = state[0].reshape(s, b, n, hs).transpose(1, 2)
         c = torch.zeros_like(h) if self.cell == "gru" else state[1].reshape(s, b, n, hs).transpose(1, 2)
-        starts, resets = _resets(episode_starts, t_len)
+        starts, _ = _resets(episode_starts, t_len)
         outs, masks = [], []
+        # With episode starts given, the reset (a multiply by 0 or 1) runs at every step, not only at the steps
+        # where some entry starts: otherwise the autograd graph's shape, and with it the order in which gradients
+        # are summed, would depend on the other seeds' episode starts, moving a seed's gradients by rounding.
+        always = starts is not None
         for t in range(t_len):
-            if resets[t]:
+            if always:
                 keep = (~starts[:, t]).to(x.dtype).unsqueeze(1)  # type: ignore[index]
                 h, c = h * keep, c * keep
             h, c, active = self._step(keys[:, t], values[:, t], h, c)

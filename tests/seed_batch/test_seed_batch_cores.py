@@ -123,3 +123,29 @@ def test_bad_shapes_and_unknown_cores_are_refused() -> None:
         stack_into(batched, [make_core("rim-lstm", 5, 0, torch.float32)] * 2)
     with pytest.raises(ValueError, match="dropout"):
         seed_core(RIM(5, dropout=0.1, **TINY_RIM), 2)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rim-lstm", "rim-gru"])
+def test_other_seeds_data_leave_a_seeds_values_and_gradients_bitwise_unchanged(kind: str) -> None:
+    """Seed 1's inputs, states and episode starts (so the steps where some seed resets) change; seed 0's outputs
+    and gradients are bitwise the same."""
+    n_seeds, t_len, b, d = 2, 6, 4, 5
+    cores = [make_core(kind, d, 10 + s, torch.float32) for s in range(n_seeds)]
+    batched = seed_core(cores[0], n_seeds)
+    stack_into(batched, cores)
+    hidden: int = getattr(cores[0], "hidden_size")  # noqa: B009
+    results = []
+    for other in (0, 1):
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(n_seeds, t_len, b, d, generator=gen)
+        h = 0.5 * torch.randn(n_seeds, 1, b, hidden, generator=gen)
+        c = 0.5 * torch.randn(n_seeds, 1, b, hidden, generator=gen)
+        starts = torch.zeros(n_seeds, t_len, b)
+        starts[0, 2, 1] = 1.0
+        w = torch.randn(n_seeds, t_len, b, hidden, generator=gen)
+        if other:
+            x[1], h[1], c[1], w[1] = 3 * x[1] + 1, -h[1], 2 * c[1], w[1].flip(0)
+            starts[1, 4, :] = 1.0
+        results.append(run_and_grad(batched, x, h, c, starts, w))
+    for i, (a, b_) in enumerate(zip(*results, strict=True)):
+        assert torch.equal(a[0], b_[0]), f"item {i}"

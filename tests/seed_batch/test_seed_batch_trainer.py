@@ -138,8 +138,7 @@ def assert_same_run(got: ChunkedRecurrentPPO, got_rec: Recorder, want: ChunkedRe
 
 
 def assert_params_close(got: ChunkedRecurrentPPO, want: ChunkedRecurrentPPO) -> None:
-    """Equal up to float rounding: the seed-batched GRU and RIM backward passes let the other seeds' data move a
-    seed's gradients at the 1e-11 level (the LSTM's are bitwise independent)."""
+    """Equal up to float rounding (the cores are bitwise independent across seeds: test_seed_batch_cores)."""
     want_params = params(want)
     for name, p in params(got).items():
         torch.testing.assert_close(p, want_params[name], rtol=1e-5, atol=1e-6, msg=name)
