@@ -115,8 +115,8 @@ class _LSTMSequence(torch.autograd.Function):
             cs[:, t] = c
             h = act[..., 3 * hs :] * torch.tanh(c)
             out[:, t] = h
-        ctx.save_for_backward(h_prev, c_prev, acts, cs, w_hh, keep)
-        ctx.resets = resets
+        ctx.save_for_backward(h_prev, c_prev, acts, cs, w_hh, keep)  # type: ignore[arg-type]
+        ctx.resets = resets  # type: ignore[attr-defined]
         return out, h.clone(), c
 
     @staticmethod
@@ -236,8 +236,8 @@ class _GRUSequence(torch.autograd.Function):
             ns[:, t] = n
             h = n + rz[..., hs:] * (h - n)
             out[:, t] = h
-        ctx.save_for_backward(h_prev, rzs, ns, gh_ns, w_hh, keep)
-        ctx.resets = resets
+        ctx.save_for_backward(h_prev, rzs, ns, gh_ns, w_hh, keep)  # type: ignore[arg-type]
+        ctx.resets = resets  # type: ignore[attr-defined]
         return out, h.clone()
 
     @staticmethod
@@ -314,9 +314,67 @@ class SeedGRU(_SeedCell):
         return torch.stack(outs, 1), (h.unsqueeze(1), torch.zeros_like(state[1]))
 
 
+class _Rows:
+    """The rows and output gradients of one weight's matmuls over a sequence, kept for one weight-gradient matmul."""
+
+    def __init__(self) -> None:
+        self.xs: list[Tensor] = []
+        self.gs: list[Tensor] = []
+
+
+class _WeightSink(torch.autograd.Function):
+    """Identity on a weight whose step-by-step uses (:class:`_DeferredMatmul`) give it no gradient themselves: its
+    backward runs after all of theirs (autograd runs a node once every use of its output is done) and computes the
+    weight's gradient from all the kept rows at once, ``x^T g`` over every step in one batched matmul."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, w: Tensor, rows: _Rows) -> Tensor:  # type: ignore[override]
+        ctx.rows = rows  # type: ignore[attr-defined]
+        ctx.set_materialize_grads(False)
+        return w.view_as(w)
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, grad: Tensor | None
+    ) -> tuple[Tensor | None, None]:
+        rows: _Rows = ctx.rows  # type: ignore[attr-defined]
+        if not rows.xs:
+            return grad, None
+        x, g = torch.cat(rows.xs, -2), torch.cat(rows.gs, -2)
+        rows.xs, rows.gs = [], []
+        d_w = torch.matmul(x.transpose(-1, -2), g)
+        return d_w if grad is None else d_w + grad, None
+
+
+class _DeferredMatmul(torch.autograd.Function):
+    """``x @ w`` whose backward gives ``x`` its gradient and leaves ``w``'s to :class:`_WeightSink`."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, x: Tensor, w: Tensor, rows: _Rows
+    ) -> Tensor:
+        ctx.save_for_backward(x, w)
+        ctx.rows = rows  # type: ignore[attr-defined]
+        return torch.matmul(x, w)
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, g: Tensor
+    ) -> tuple[Tensor | None, None, None]:
+        x, w = ctx.saved_tensors  # type: ignore[attr-defined]
+        rows: _Rows = ctx.rows  # type: ignore[attr-defined]
+        rows.xs.append(x)
+        rows.gs.append(g)
+        return (torch.matmul(g, w.transpose(-1, -2)) if ctx.needs_input_grad[0] else None), None, None  # type: ignore[attr-defined]
+
+
 def _heads(x: Tensor, n_heads: int) -> Tensor:
     """Split the last dimension into heads: ``[..., n_heads * d]`` -> ``[..., n_heads, d]``."""
     return x.view(*x.shape[:-1], n_heads, x.shape[-1] // n_heads)
+
+
+#: The per-unit weights a RIM step multiplies by, whose gradients :class:`SeedRIM` computes once per sequence.
+_DEFERRED = ("query_weight", "weight_ih", "weight_hh", "comm_query", "comm_key", "comm_value", "comm_out")
 
 
 class SeedRIM(nn.Module):
@@ -344,6 +402,7 @@ class SeedRIM(nn.Module):
         self.hidden_size, self.num_layers = template.hidden_size, 1
         self.input_heads, self.comm_heads = template.input_heads, template.comm_heads
         self.last_active: Tensor | None = None
+        self._deferred: dict[str, tuple[Tensor, _Rows]] | None = None
         for name, p in template.named_parameters():
             self.register_parameter(name, nn.Parameter(torch.empty(n_seeds, *p.shape, device=p.device)))
         self._roles = {role: [n for n, p in template.named_parameters() if any(p is q for q in ps)]
@@ -361,6 +420,15 @@ class SeedRIM(nn.Module):
         p: Tensor = getattr(self, name)
         return p
 
+    def _mm(self, x: Tensor, name: str) -> Tensor:
+        """``x @ weight`` of a per-unit weight in the step; with gradients, its weight gradient is deferred to one
+        matmul over the whole sequence (:class:`_WeightSink`) instead of one per step and their sum."""
+        deferred = self._deferred
+        if deferred is None:
+            return torch.matmul(x, self._p(name))
+        w, rows = deferred[name]
+        return _DeferredMatmul.apply(x, w, rows)  # type: ignore[no-any-return]
+
     def _step(self, key: Tensor, value: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """One step for all seeds: ``key [S, B, dk]``, ``value [S, B, dv]``, ``h``/``c`` ``[S, N, B, H]``.
 
@@ -369,7 +437,7 @@ class SeedRIM(nn.Module):
         p, hs, n_units = self._p, self.unit_size, self.n_units
         s, b = h.shape[0], h.shape[2]
         # 1. input attention (null row: key and value zero, score 0)
-        query = torch.matmul(h, p("query_weight")) + p("query_bias").unsqueeze(2)  # [S, N, B, dk]
+        query = self._mm(h, "query_weight") + p("query_bias").unsqueeze(2)  # [S, N, B, dk]
         q_heads, k_heads = _heads(query, self.input_heads), _heads(key, self.input_heads).unsqueeze(1)
         score = ((q_heads * k_heads).sum(-1) / math.sqrt(q_heads.shape[-1])).mean(-1)  # [S, N, B]
         attention = torch.softmax(torch.stack((torch.zeros_like(score), score), -1), -1)
@@ -380,13 +448,13 @@ class SeedRIM(nn.Module):
         active3 = active.unsqueeze(-1)
         # 3. each unit's own cell
         if self.cell == "lstm":
-            gates = torch.matmul(attended, p("weight_ih")) + torch.matmul(h, p("weight_hh")) + p("bias").unsqueeze(2)
+            gates = self._mm(attended, "weight_ih") + self._mm(h, "weight_hh") + p("bias").unsqueeze(2)
             in_gate, forget_gate, candidate, out_gate = gates.split(hs, -1)
             c_new = torch.sigmoid(forget_gate) * c + torch.sigmoid(in_gate) * torch.tanh(candidate)
             h_new = torch.sigmoid(out_gate) * torch.tanh(c_new)
         else:
-            gi = torch.matmul(attended, p("weight_ih")) + p("bias_ih").unsqueeze(2)
-            gh = torch.matmul(h, p("weight_hh")) + p("bias_hh").unsqueeze(2)
+            gi = self._mm(attended, "weight_ih") + p("bias_ih").unsqueeze(2)
+            gh = self._mm(h, "weight_hh") + p("bias_hh").unsqueeze(2)
             reset = torch.sigmoid(gi[..., :hs] + gh[..., :hs])
             update = torch.sigmoid(gi[..., hs : 2 * hs] + gh[..., hs : 2 * hs])
             candidate = torch.tanh(gi[..., 2 * hs :] + reset * gh[..., 2 * hs :])
@@ -394,12 +462,12 @@ class SeedRIM(nn.Module):
         # 4. communication among each seed's units (inactive units read as constants)
         read = torch.where(active3, h_new, h.detach())
         heads = self.comm_heads
-        q = _heads(torch.matmul(read, p("comm_query")), heads).permute(0, 2, 3, 1, 4)  # [S, B, heads, N, dq]
-        k = _heads(torch.matmul(read, p("comm_key")), heads).permute(0, 2, 3, 1, 4)
-        v = _heads(torch.matmul(read, p("comm_value")), heads).permute(0, 2, 3, 1, 4)
+        q = _heads(self._mm(read, "comm_query"), heads).permute(0, 2, 3, 1, 4)  # [S, B, heads, N, dq]
+        k = _heads(self._mm(read, "comm_key"), heads).permute(0, 2, 3, 1, 4)
+        v = _heads(self._mm(read, "comm_value"), heads).permute(0, 2, 3, 1, 4)
         weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), -1)
         message = (weights @ v).permute(0, 3, 1, 2, 4).reshape(s, n_units, b, -1)  # [S, N, B, heads * dv]
-        h_new = h_new + torch.tanh(torch.matmul(message, p("comm_out")))
+        h_new = h_new + torch.tanh(self._mm(message, "comm_out"))
         # 5. sparse update
         return torch.where(active3, h_new, h), torch.where(active3, c_new, c), active
 
@@ -427,6 +495,12 @@ class SeedRIM(nn.Module):
         # where some entry starts: otherwise the autograd graph's shape, and with it the order in which gradients
         # are summed, would depend on the other seeds' episode starts, moving a seed's gradients by rounding.
         always = starts is not None
+        self._deferred = None
+        if torch.is_grad_enabled():
+            self._deferred = {}
+            for name in _DEFERRED:
+                kept = _Rows()
+                self._deferred[name] = (_WeightSink.apply(self._p(name), kept), kept)
         for t in range(t_len):
             if always:
                 keep = (~starts[:, t]).to(x.dtype).unsqueeze(1)  # type: ignore[index]
@@ -434,6 +508,7 @@ class SeedRIM(nn.Module):
             h, c, active = self._step(keys[:, t], values[:, t], h, c)
             outs.append(h)
             masks.append(active)
+        self._deferred = None
         out = torch.stack(outs, 1).transpose(2, 3).reshape(s, t_len, b, n * hs)  # unit-major columns
         self.last_active = torch.stack(masks, 1).transpose(2, 3).detach()
         c_out = c.transpose(1, 2).reshape(s, 1, b, n * hs)
