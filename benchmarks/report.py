@@ -4,10 +4,10 @@ Run by ``make bench`` after the benchmarks; by hand::
 
     python benchmarks/report.py [--dir results/bench]
 
-Reads ``bench_env.json``, ``bench_rim.json``, ``bench_train.json``, ``bench_study.json``, ``bench_compile.json`` and
-``bench_callbacks.json`` (any missing file is reported as "not run"), and ``bench_study_full.json`` if present
-(``make bench-study-full``) and writes ``report.md`` beside them. Every number comes from those
-files.
+Reads ``bench_env.json``, ``bench_rim.json``, ``bench_train.json``, ``bench_study.json``, ``bench_compile.json``,
+``bench_callbacks.json`` and ``bench_seed_batch.json`` (any missing file is reported as "not run"), and
+``bench_study_full.json`` if present (``make bench-study-full``) and writes ``report.md`` beside them. Every number
+comes from those files.
 """
 
 from __future__ import annotations
@@ -202,6 +202,34 @@ def callbacks_section(data: dict[str, Any] | None) -> list[str]:
     return lines + _table(["callbacks", "median s", "steps/s", "ratio"], rows)
 
 
+def seed_batch_section(data: dict[str, Any] | None) -> list[str]:
+    """:param data: ``bench_seed_batch.json``. :return: Markdown lines."""
+    lines = ["## Many seeds in one process: `bench_seed_batch.py`", ""]
+    if data is None:
+        return [*lines, "Not run.", ""]
+
+    def mem(r: dict[str, Any]) -> str:
+        m = r.get("peak_mib_per_seed") or {}
+        return "-" if m.get("batched") is None else f"{m['batched']:.0f} / {m['separate']:.0f}"
+
+    good = [r for r in data["rows"] if "ratio_median" in r]
+    rows = [[r["agent"], str(r["seeds"]), f"{r['ratio_median']:.2f} ({r['ratio_min']:.2f}-{r['ratio_max']:.2f})",
+             f"{r['ratio_rollout']:.2f}", f"{r['ratio_update']:.2f}", f"{r['separate']['total_s']:.3f}",
+             f"{r['batched']['total_s']:.3f}", mem(r)] for r in good]  # fmt: skip
+    at = [r["ratio_median"] for r in good if r["seeds"] == data["target_seeds"]]
+    verdict = f"{_verdict(max(at) <= data['target'])} (worst {max(at):.2f})" if at else "not measured"
+    lines += [
+        f"`learn_seed_batch` over S models vs S separate `model.learn` runs of the same frames ({data['n_envs']} envs, "
+        f"n_steps {data['n_steps']}, {data['n_epochs']} epochs, {data['iterations']} iterations), CPU time per seed, "
+        f"one thread; ratio = batched / separate, median (min-max) over {data['repeats']} alternating repeats. "
+        f"Target: ratio <= {data['target']} at S = {data['target_seeds']} — {verdict}.",
+        "",
+    ]
+    header = ["agent", "S", "ratio", "rollout ratio", "update ratio", "separate s/seed", "batched s/seed",
+              "peak MiB/seed (batched / separate)"]  # fmt: skip
+    return lines + _table(header, rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dir", type=Path, default=Path("results/bench"), help="folder (default: %(default)s)")
@@ -221,7 +249,7 @@ def main() -> None:
 
     sections = ((env_section, "bench_env"), (rim_section, "bench_rim"), (train_section, "bench_train"),
                 (study, "bench_study"), (compile_section, "bench_compile"),
-                (callbacks_section, "bench_callbacks"))  # fmt: skip
+                (callbacks_section, "bench_callbacks"), (seed_batch_section, "bench_seed_batch"))  # fmt: skip
     for section, name in sections:
         lines += section(_load(args.dir, name))
     names = [name for _, name in sections] + (["bench_study_full"] if full is not None else [])
