@@ -78,8 +78,8 @@ class StageEvalCallback(BaseCallback):
     env's own ``steps`` / ``episodes`` schedule), and (4) at training end, each at most once per timestep count.
     The parameters do not change inside a rollout, so the evaluation at (3) is the policy at the shift, before any
     training on the new stage: the start value of the adaptation AUC
-    (:func:`metarim_sb3.experiments.metrics.adaptation_auc`) and the reference of forgetting
-    (:func:`metarim_sb3.experiments.metrics.forgetting`).
+    (:func:`metarim_sb3.experiments.reporting.metrics.adaptation_auc`) and the reference of forgetting
+    (:func:`metarim_sb3.experiments.reporting.metrics.forgetting`).
 
     With ``others="shifts"`` the periodic evaluations (2) cover the current stage only, and the other stages seen
     are evaluated at (1), (3) and (4): what forgetting needs (each stage's success when it is left and when it is

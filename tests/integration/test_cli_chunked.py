@@ -12,12 +12,12 @@ import yaml
 from cli_helpers import ENV_ID, assert_one_line_error, main_in_process
 from sb3_contrib import RecurrentPPO
 
-from metarim_sb3.chunked_ppo import ChunkedRecurrentPPO
 from metarim_sb3.experiments.grid.compare import plan
 from metarim_sb3.experiments.grid.presets import compare_preset
 from metarim_sb3.experiments.training.config import resolve_config
 from metarim_sb3.experiments.training.folder import load_model_file, saved_chunk_len
 from metarim_sb3.experiments.training.yaml_io import ConfigError
+from metarim_sb3.ppo.chunked import ChunkedRecurrentPPO
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 

@@ -388,7 +388,7 @@ def _check_sizes(config: dict[str, Any]) -> None:
 
 def _check_chunk_len(config: dict[str, Any]) -> None:
     """``ppo.chunk_len``: ``null`` (sb3-contrib's padded whole sequences) or a length that cuts rollouts and
-    minibatches into whole chunks (:class:`~metarim_sb3.chunked_ppo.ChunkedRecurrentPPO`)."""
+    minibatches into whole chunks (:class:`~metarim_sb3.ppo.chunked.ChunkedRecurrentPPO`)."""
     present, chunk_len = _lookup(config, "ppo.chunk_len")
     if not present or chunk_len is None:
         return

@@ -395,7 +395,7 @@ def find_model(run_dir: str | Path) -> Path:
 def saved_chunk_len(path: str | Path) -> int | None:
     """
     :param path: a model zip written by SB3's ``save``.
-    :return: the ``chunk_len`` it was saved with (a :class:`~metarim_sb3.chunked_ppo.ChunkedRecurrentPPO`), or
+    :return: the ``chunk_len`` it was saved with (a :class:`~metarim_sb3.ppo.chunked.ChunkedRecurrentPPO`), or
         ``None`` (sb3-contrib's ``RecurrentPPO``). Reads only the archive's ``data`` entry (JSON, no pickle).
     :raises OSError, KeyError, ValueError, zipfile.BadZipFile: if the archive is damaged.
     """
@@ -408,7 +408,7 @@ def saved_chunk_len(path: str | Path) -> int | None:
 def load_model_file(path: str | Path, **kwargs: Any) -> Any:
     """
     Load a model zip (a pickle inside: open only run folders you trust) with the class it was saved with:
-    :class:`~metarim_sb3.chunked_ppo.ChunkedRecurrentPPO` if it has a ``chunk_len`` (:func:`saved_chunk_len`),
+    :class:`~metarim_sb3.ppo.chunked.ChunkedRecurrentPPO` if it has a ``chunk_len`` (:func:`saved_chunk_len`),
     else sb3-contrib's ``RecurrentPPO``.
 
     :param path: ``model.zip`` or ``checkpoint.zip``.
@@ -418,7 +418,7 @@ def load_model_file(path: str | Path, **kwargs: Any) -> Any:
     """
     from sb3_contrib import RecurrentPPO
 
-    from metarim_sb3.chunked_ppo import ChunkedRecurrentPPO
+    from metarim_sb3.ppo.chunked import ChunkedRecurrentPPO
 
     path = Path(path)
     try:

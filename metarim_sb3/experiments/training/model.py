@@ -1,5 +1,5 @@
 """The model and callbacks of a run, built from its resolved config: the policy class, the algorithm
-(sb3-contrib's ``RecurrentPPO`` or :class:`~metarim_sb3.chunked_ppo.ChunkedRecurrentPPO`) and the training
+(sb3-contrib's ``RecurrentPPO`` or :class:`~metarim_sb3.ppo.chunked.ChunkedRecurrentPPO`) and the training
 callbacks in the order they must run. Used by :func:`~metarim_sb3.experiments.training.runner.run` and by
 :func:`~metarim_sb3.experiments.training.evaluate.load_policy_weights` (which rebuilds a network to load weights
 into).
@@ -45,7 +45,7 @@ def policy_class(name: str) -> type:
 def build_model(config: dict[str, Any], env: Any, seed: int) -> Any:
     """
     The algorithm of the config: sb3-contrib's ``RecurrentPPO`` (``ppo.chunk_len: null``, padded whole sequences)
-    or :class:`~metarim_sb3.chunked_ppo.ChunkedRecurrentPPO` (``ppo.chunk_len`` an integer: fixed-length chunks).
+    or :class:`~metarim_sb3.ppo.chunked.ChunkedRecurrentPPO` (``ppo.chunk_len`` an integer: fixed-length chunks).
 
     :param config: a resolved config.
     :param env: the vectorised training environments.
@@ -55,7 +55,7 @@ def build_model(config: dict[str, Any], env: Any, seed: int) -> Any:
     """
     from sb3_contrib import RecurrentPPO
 
-    from metarim_sb3.chunked_ppo import ChunkedRecurrentPPO
+    from metarim_sb3.ppo.chunked import ChunkedRecurrentPPO
 
     policy_kwargs = copy.deepcopy(config["policy_kwargs"])
     ppo = {k: v for k, v in config["ppo"].items() if not (k == "chunk_len" and v is None)}
