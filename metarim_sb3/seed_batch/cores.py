@@ -373,6 +373,10 @@ def _heads(x: Tensor, n_heads: int) -> Tensor:
     return x.view(*x.shape[:-1], n_heads, x.shape[-1] // n_heads)
 
 
+#: The per-unit weights a RIM step multiplies by, whose gradients :class:`SeedRIM` computes once per sequence.
+_DEFERRED = ("query_weight", "weight_ih", "weight_hh", "comm_query", "comm_key", "comm_value", "comm_out")
+
+
 class SeedRIM(nn.Module):
     """``S`` independent :class:`~metarim_sb3.cores.rim.module.RIM` of the same sizes (parameter names of the RIM,
     shapes ``[S, *shape]``).
@@ -398,10 +402,9 @@ class SeedRIM(nn.Module):
         self.hidden_size, self.num_layers = template.hidden_size, 1
         self.input_heads, self.comm_heads = template.input_heads, template.comm_heads
         self.last_active: Tensor | None = None
-        self._weights: dict[str, tuple[Tensor, _Rows | None]] = {}
+        self._deferred: dict[str, tuple[Tensor, _Rows]] | None = None
         for name, p in template.named_parameters():
             self.register_parameter(name, nn.Parameter(torch.empty(n_seeds, *p.shape, device=p.device)))
-        self._qkv_sizes = [getattr(self, n).shape[-1] for n in ("comm_query", "comm_key", "comm_value")]
         self._roles = {role: [n for n, p in template.named_parameters() if any(p is q for q in ps)]
                        for role, ps in template.parameter_roles().items()}  # fmt: skip
 
@@ -417,29 +420,14 @@ class SeedRIM(nn.Module):
         p: Tensor = getattr(self, name)
         return p
 
-    def _prepare_weights(self, grad: bool) -> None:
-        """The per-unit weights of a step, for one forward: the LSTM cell's input and recurrent weights stacked
-        (``cell``: one matmul of ``[attended, h]``), the communication query, key and value side by side
-        (``comm_qkv``: one matmul); with gradients, each behind a :class:`_WeightSink` (its gradient one matmul over
-        the whole sequence instead of one per step and their sum)."""
-        p = self._p
-        weights = {"query_weight": p("query_weight"), "comm_out": p("comm_out")}
-        weights["comm_qkv"] = torch.cat((p("comm_query"), p("comm_key"), p("comm_value")), -1)
-        if self.cell == "lstm":
-            weights["cell"] = torch.cat((p("weight_ih"), p("weight_hh")), -2)
-        else:
-            weights["weight_ih"], weights["weight_hh"] = p("weight_ih"), p("weight_hh")
-        self._weights = {}
-        for name, w in weights.items():
-            kept = _Rows() if grad else None
-            self._weights[name] = (w if kept is None else _WeightSink.apply(w, kept), kept)
-
     def _mm(self, x: Tensor, name: str) -> Tensor:
-        """``x @ weight`` of a step's weight (:meth:`_prepare_weights`)."""
-        w, kept = self._weights[name]
-        if kept is None:
-            return torch.matmul(x, w)
-        return _DeferredMatmul.apply(x, w, kept)  # type: ignore[no-any-return]
+        """``x @ weight`` of a per-unit weight in the step; with gradients, its weight gradient is deferred to one
+        matmul over the whole sequence (:class:`_WeightSink`) instead of one per step and their sum."""
+        deferred = self._deferred
+        if deferred is None:
+            return torch.matmul(x, self._p(name))
+        w, rows = deferred[name]
+        return _DeferredMatmul.apply(x, w, rows)  # type: ignore[no-any-return]
 
     def _step(self, key: Tensor, value: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """One step for all seeds: ``key [S, B, dk]``, ``value [S, B, dv]``, ``h``/``c`` ``[S, N, B, H]``.
@@ -460,7 +448,7 @@ class SeedRIM(nn.Module):
         active3 = active.unsqueeze(-1)
         # 3. each unit's own cell
         if self.cell == "lstm":
-            gates = self._mm(torch.cat((attended, h), -1), "cell") + p("bias").unsqueeze(2)
+            gates = self._mm(attended, "weight_ih") + self._mm(h, "weight_hh") + p("bias").unsqueeze(2)
             in_gate, forget_gate, candidate, out_gate = gates.split(hs, -1)
             c_new = torch.sigmoid(forget_gate) * c + torch.sigmoid(in_gate) * torch.tanh(candidate)
             h_new = torch.sigmoid(out_gate) * torch.tanh(c_new)
@@ -474,8 +462,9 @@ class SeedRIM(nn.Module):
         # 4. communication among each seed's units (inactive units read as constants)
         read = torch.where(active3, h_new, h.detach())
         heads = self.comm_heads
-        qkv = self._mm(read, "comm_qkv").split(self._qkv_sizes, -1)
-        q, k, v = (_heads(t, heads).permute(0, 2, 3, 1, 4) for t in qkv)  # [S, B, heads, N, dq]
+        q = _heads(self._mm(read, "comm_query"), heads).permute(0, 2, 3, 1, 4)  # [S, B, heads, N, dq]
+        k = _heads(self._mm(read, "comm_key"), heads).permute(0, 2, 3, 1, 4)
+        v = _heads(self._mm(read, "comm_value"), heads).permute(0, 2, 3, 1, 4)
         weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), -1)
         message = (weights @ v).permute(0, 3, 1, 2, 4).reshape(s, n_units, b, -1)  # [S, N, B, heads * dv]
         h_new = h_new + torch.tanh(self._mm(message, "comm_out"))
@@ -506,7 +495,12 @@ class SeedRIM(nn.Module):
         # where some entry starts: otherwise the autograd graph's shape, and with it the order in which gradients
         # are summed, would depend on the other seeds' episode starts, moving a seed's gradients by rounding.
         always = starts is not None
-        self._prepare_weights(torch.is_grad_enabled())
+        self._deferred = None
+        if torch.is_grad_enabled():
+            self._deferred = {}
+            for name in _DEFERRED:
+                kept = _Rows()
+                self._deferred[name] = (_WeightSink.apply(self._p(name), kept), kept)
         for t in range(t_len):
             if always:
                 keep = (~starts[:, t]).to(x.dtype).unsqueeze(1)  # type: ignore[index]
@@ -514,7 +508,7 @@ class SeedRIM(nn.Module):
             h, c, active = self._step(keys[:, t], values[:, t], h, c)
             outs.append(h)
             masks.append(active)
-        self._weights = {}
+        self._deferred = None
         out = torch.stack(outs, 1).transpose(2, 3).reshape(s, t_len, b, n * hs)  # unit-major columns
         self.last_active = torch.stack(masks, 1).transpose(2, 3).detach()
         c_out = c.transpose(1, 2).reshape(s, 1, b, n * hs)
