@@ -307,7 +307,13 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace, prog: str) -> int:
-    from metarim_sb3.experiments.training.config import apply_overrides, check_seed, parse_set, resolve_config
+    from metarim_sb3.experiments.training.config import (
+        AGENTS,
+        apply_overrides,
+        check_seed,
+        parse_set,
+        resolve_config,
+    )
     from metarim_sb3.experiments.training.folder import RunError, read_run_config
     from metarim_sb3.experiments.training.ownership import check_out_dir
     from metarim_sb3.experiments.training.runner import run
@@ -346,7 +352,7 @@ def _train(args: argparse.Namespace, prog: str) -> int:
         out = args.out
     else:
         if args.agent is None:
-            raise RunError("the following argument is required: --agent (choose from meta-rim, rim, reversed, lstm)")
+            raise RunError(f"the following argument is required: --agent (choose from {', '.join(AGENTS)})")
         env = args.env or "MetaRIM-DoorKey-v0"
         seed = 0 if args.seed is None else args.seed
         config = resolve_config(args.agent, env, config_file=args.config, overrides=overrides, timesteps=args.timesteps)

@@ -194,7 +194,7 @@ def test_report_table_and_section(tmp_path: Path) -> None:
     section = report.split("## Zero-shot to larger envs")[1].split("\n## ")[0]
     assert section.index("| DoorKey-5x5 | DoorKey-5x5 * |") < section.index("| DoorKey-5x5 | DoorKey-16x16 |")
     header = next(line for line in section.splitlines() if line.startswith("| train env | test env | lstm"))
-    assert header == "| train env | test env | lstm | gru | rim | rim-k2 | meta-rim |"
+    assert header == "| train env | test env | lstm | gru | meta-rim | rim | rim-k2 |"
     lstm_cell = next(line for line in section.splitlines() if line.startswith("| DoorKey-5x5 | DoorKey-6x6 |"))
     expected = mean_interval([_success("lstm", 0.5, s) for s in range(4)])
     assert f"{expected[0]:.2f} [{expected[1]:.2f}, {expected[2]:.2f}] (n=4)" in lstm_cell

@@ -30,6 +30,8 @@ __all__ = [
     "CRITICS",
     "DEVICES",
     "OPEN_KEYS",
+    "RIM_AGENTS",
+    "agent_names",
     "apply_overrides",
     "check_device",
     "check_seed",
@@ -37,13 +39,12 @@ __all__ = [
     "merge",
     "parse_set",
     "resolve_config",
+    "rim_agent_names",
     "schedule_name",
     "short_repr",
 ]
 
 
-#: The agents defined in ``presets/agents.yaml``, in display order.
-AGENTS = ("meta-rim", "rim", "reversed", "lstm", "gru")
 #: Mappings whose keys are free (passed through to a constructor): any key may be added below them.
 OPEN_KEYS = ("policy_kwargs", "env_kwargs")
 
@@ -59,6 +60,38 @@ def short_repr(value: Any) -> str:
     """
     text = repr(value)
     return text if len(text) <= _MAX_SHOWN else f"{text[: _MAX_SHOWN - 3]}..."
+
+
+def agent_names(presets: Mapping[str, Any]) -> tuple[str, ...]:
+    """
+    :param presets: the mapping of ``presets/agents.yaml`` (or a file of the same form).
+    :return: its agents (top-level keys), in file order: the display order of every list of agents.
+    :raises ConfigError: if a key is not a string or an entry is not a mapping.
+    """
+    for name, entry in presets.items():
+        if not isinstance(name, str) or not isinstance(entry, Mapping):
+            raise ConfigError(f"agent presets: each agent must be a name with a mapping, got {short_repr(name)}")
+    return tuple(presets)
+
+
+def rim_agent_names(presets: Mapping[str, Any]) -> tuple[str, ...]:
+    """
+    :param presets: the mapping of ``presets/agents.yaml`` (or a file of the same form).
+    :return: the agents whose ``default.policy`` is a RIM policy (a name ending in ``RIMPolicy``), in file order.
+    """
+    return tuple(
+        name
+        for name in agent_names(presets)
+        if str((presets[name].get("default") or {}).get("policy", "")).endswith("RIMPolicy")
+    )
+
+
+_AGENT_PRESETS = load_yaml(preset="agents.yaml")
+#: The agents defined in ``presets/agents.yaml``, in its order (the display order): read from the file once, the
+#: one list of agents (the CLI's choices, the grid's names, the report's order).
+AGENTS: tuple[str, ...] = agent_names(_AGENT_PRESETS)
+#: The agents of :data:`AGENTS` with a RIM core (their ``policy`` is a ``*RIMPolicy``), in the same order.
+RIM_AGENTS: tuple[str, ...] = rim_agent_names(_AGENT_PRESETS)
 
 
 def env_ids() -> tuple[str, ...]:

@@ -26,6 +26,7 @@ import numpy as np
 from metarim_sb3.experiments.reporting.comparisons import holm
 from metarim_sb3.experiments.reporting.formatting import MIN_SEEDS_FOR_INTERVAL, format_estimate
 from metarim_sb3.experiments.reporting.runs import RunData
+from metarim_sb3.experiments.training.config import AGENTS, RIM_AGENTS
 from metarim_sb3.experiments.training.generalization import GENERALIZATION, HELDOUT
 
 __all__ = [
@@ -59,9 +60,10 @@ REPORT_COLUMNS = (
     "success_low",
     "success_high",
 )
-#: Agents the paired comparisons measure against, and the preset agents whose variants count as RIM agents.
-BASELINES = ("lstm", "gru")
-RIM_AGENTS = ("rim", "meta-rim", "reversed")
+#: Agents the paired comparisons measure against: the preset agents without a RIM core. The preset agents whose
+#: variants count as RIM agents are :data:`~metarim_sb3.experiments.training.config.RIM_AGENTS`; both derived from
+#: ``presets/agents.yaml``, in its order.
+BASELINES: tuple[str, ...] = tuple(a for a in AGENTS if a not in RIM_AGENTS)
 #: Largest difference between the training success of the last and the third quarter of the budget that counts
 #: as a plateau (the plateau check of the ``generalization`` preset).
 PLATEAU_TOLERANCE = 0.05
