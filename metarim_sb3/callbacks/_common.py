@@ -1,7 +1,9 @@
-"""Helpers shared by the callbacks: argument checks, the log folder, and append-only CSV files (standard library)."""
+"""Helpers shared by the callbacks: argument checks, the log folder, and CSV files (appended row by row, or written
+whole and atomically by the one CSV writer, :func:`write_csv`; standard library)."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import math
@@ -12,7 +14,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["append_csv_row", "check_int", "check_real", "log_path", "repair_csv_tail", "sync_eval_env", "write_csv"]
+__all__ = [
+    "TMP_TAG",
+    "append_csv_row",
+    "check_int",
+    "check_real",
+    "log_path",
+    "repair_csv_tail",
+    "sync_eval_env",
+    "write_csv",
+]
 
 
 def check_int(owner: str, name: str, value: Any, minimum: int = 1) -> int:
@@ -142,19 +153,43 @@ def append_csv_row(path: str | Path, header: Sequence[str], row: Sequence[Any]) 
         writer.writerow(row)
 
 
-def write_csv(path: str | Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+#: Tag of the temporary files of atomic writes: ``.<stem>.tmp-<pid><suffix>`` next to the file written.
+TMP_TAG = ".tmp-"
+
+
+def write_csv(path: str | Path, rows: Sequence[Sequence[Any]]) -> None:
     """
-    Write a whole CSV file: the header, then the rows.
+    Write a whole CSV file atomically: the one CSV writer of metarim_sb3 (every file written whole goes through it;
+    files that grow row by row go through :func:`append_csv_row`). The rows go to a temporary file next to
+    ``path`` (``.<stem>.tmp-<pid><suffix>``), which is fsynced and renamed over ``path``, then the folder is
+    fsynced: a reader (or an interrupted run) sees the old file or the new one, never a part. ``csv.writer``'s
+    dialect (``excel``: ``\\r\\n`` line ends, minimal quoting), UTF-8.
 
     :param path: the file (replaced).
-    :param header: column names.
-    :param rows: rows, in the order of ``header``.
-    :raises ValueError: if ``path`` is a symbolic link or not a regular file (nothing is truncated then).
+    :param rows: the rows, header first (values as ``csv.writer`` writes them: ``str()`` of each, ``None`` empty).
+    :raises ValueError: if ``path`` is a symbolic link or exists and is not a regular file (nothing is written).
     """
-    with _open_regular(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, "w") as file:
-        writer = csv.writer(file)
-        writer.writerow(header)
-        writer.writerows(rows)
+    path = Path(path)
+    if path.is_symlink():
+        raise ValueError(f"{path} is a symbolic link; refusing to write through it")
+    if path.exists() and not path.is_file():
+        raise ValueError(f"{path} is not a regular file; refusing to write to it")
+    tmp = path.with_name(f".{path.stem}{TMP_TAG}{os.getpid()}{path.suffix}")
+    try:
+        tmp.unlink(missing_ok=True)  # never write through a link planted at the temporary name
+        with open(tmp, "w", newline="", encoding="utf-8") as file:
+            csv.writer(file).writerows(rows)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # fsync of a folder is not supported everywhere (e.g. Windows)
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def sync_eval_env(owner: str, training_env: Any, eval_env: Any) -> None:

@@ -198,7 +198,7 @@ class UnitActivityCallback(BaseCallback):
             for task, steps, row in zip(tasks, self._task_steps.tolist(), matrix.tolist(), strict=True):
                 rows.append([core, task, steps, *row])
             rows.append([core, "all", int(self._task_steps.sum()), *overall.tolist()])
-        write_csv(csv_path, ["core", "task", "steps", *(f"unit_{i}" for i in range(n_units))], rows)
+        write_csv(csv_path, [["core", "task", "steps", *(f"unit_{i}" for i in range(n_units))], *rows])
         np.savez(self.npz_path, **arrays)  # type: ignore[arg-type]
         if self.verbose >= 1:
             print(f"UnitActivityCallback: wrote {self.csv_path} and {self.npz_path}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from typing import Any
@@ -11,11 +10,11 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import is_wrapped
-from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from metarim_sb3.callbacks._common import append_csv_row, check_int, log_path, sync_eval_env
+from metarim_sb3.evaluation import run_episodes
 
 __all__ = ["HeldOutEvalCallback"]
 
@@ -24,8 +23,9 @@ class HeldOutEvalCallback(BaseCallback):
     """
     Zero-shot evaluation on a separate environment, typically the held-out stage of a MetaRIM family, every
     ``eval_freq`` environment steps: like SB3's ``EvalCallback`` but counted in timesteps, for the success rate,
-    and without saving models. Recurrent states are handled by SB3's ``evaluate_policy`` (it carries the
-    ``RecurrentPPO`` state between steps and resets it at episode starts).
+    and without saving models. The episodes run through :func:`metarim_sb3.evaluation.run_episodes` (it carries the
+    ``RecurrentPPO`` state between steps and resets it at episode starts; an episode end without
+    ``info["is_success"]`` is refused).
 
     Logs ``<log_prefix>/success_rate``, ``<log_prefix>/mean_reward``, ``<log_prefix>/mean_ep_length`` and
     ``<log_prefix>/n_episodes`` (shown at the next log dump) and appends a row ``timesteps, success_rate,
@@ -84,7 +84,6 @@ class HeldOutEvalCallback(BaseCallback):
         #: Path of the CSV (``None`` if there is no log folder).
         self.csv_path: str | None = None
         self._next_eval = 0
-        self._successes: list[bool] = []
 
     def _on_training_start(self) -> None:
         self.csv_path = log_path(self.log_dir, self.logger, self.csv_name)
@@ -96,13 +95,9 @@ class HeldOutEvalCallback(BaseCallback):
             self._next_eval = (self.model.num_timesteps // self.eval_freq + 1) * self.eval_freq
         return True
 
-    def _collect_success(self, locals_: dict[str, Any], globals_: dict[str, Any]) -> None:
-        if locals_["done"]:
-            if self._bar is not None:
-                self._bar.update(1)
-            success = locals_["info"].get("is_success")
-            if success is not None:
-                self._successes.append(bool(success))
+    def _episode_done(self) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
 
     def _progress_bar(self) -> Any:
         if not self.progress:
@@ -118,21 +113,21 @@ class HeldOutEvalCallback(BaseCallback):
         """
         Run one evaluation now (also usable after ``learn()``), log it and append it to the CSV.
 
-        :return: the row: ``timesteps``, ``success_rate`` (``nan`` if the env reports none), ``mean_reward``,
+        :return: the row: ``timesteps``, ``success_rate``, ``mean_reward``,
             ``n_episodes``, ``mean_ep_length``, ``seconds`` (wall time of the evaluation).
+        :raises ValueError: if an episode ends without ``info["is_success"]`` (naming the env).
         """
         sync_eval_env("HeldOutEvalCallback", self.training_env, self.eval_env)
         started = time.perf_counter()
-        self._successes = []
         self._bar = self._progress_bar()
         try:
-            rewards, lengths = evaluate_policy(
+            result = run_episodes(
                 self.model,
                 self.eval_env,
-                n_eval_episodes=self.n_eval_episodes,
-                deterministic=self.deterministic,
-                callback=self._collect_success,
-                return_episode_rewards=True,
+                self.n_eval_episodes,
+                self.deterministic,
+                on_episode=self._episode_done,
+                warn=True,
             )
         finally:
             if self._bar is not None:
@@ -140,10 +135,10 @@ class HeldOutEvalCallback(BaseCallback):
             self._bar = None
         row = dict(
             timesteps=self.model.num_timesteps,
-            success_rate=float(np.mean(self._successes)) if self._successes else math.nan,
-            mean_reward=float(np.mean(rewards)),  # type: ignore[arg-type]
-            n_episodes=len(rewards),  # type: ignore[arg-type]
-            mean_ep_length=float(np.mean(lengths)),
+            success_rate=float(np.mean(result.successes)),
+            mean_reward=float(np.mean(result.returns)),
+            n_episodes=len(result.returns),
+            mean_ep_length=float(np.mean(result.lengths)),
             seconds=round(time.perf_counter() - started, 3),
         )
         self.evaluations.append(row)

@@ -1,66 +1,29 @@
 """Periodic evaluation on the current training stage and on every stage seen so far: the data of the adaptation
 AUC (current stage) and of forgetting (earlier stages).
 
-:func:`run_episodes` is the evaluation loop (SB3's ``evaluate_policy``: episodes spread evenly over the envs of a
-``VecEnv``, the recurrent state carried between steps and reset at episode starts) that also collects
-``info["is_success"]``: the loop :class:`~metarim_sb3.callbacks.heldout_eval.HeldOutEvalCallback` runs inline, in one
-function both can share.
+The episodes run through :func:`metarim_sb3.evaluation.run_episodes`, the one evaluation loop (re-exported here
+with :class:`~metarim_sb3.evaluation.EpisodeResults`).
 """
 
 from __future__ import annotations
 
 import csv
-import math
 import os
 import time
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv
 
 from metarim_sb3.callbacks._common import append_csv_row, sync_eval_env
+from metarim_sb3.evaluation import EpisodeResults, run_episodes
 
 __all__ = ["EpisodeResults", "StageEvalCallback", "run_episodes"]
-
-
-class EpisodeResults(NamedTuple):
-    """Outcome of the episodes of one evaluation."""
-
-    #: ``info["is_success"]`` of each finished episode that reported one.
-    successes: list[bool]
-    returns: list[float]
-    lengths: list[int]
-
-
-def run_episodes(model: Any, env: VecEnv, n_episodes: int, deterministic: bool) -> EpisodeResults:
-    """
-    Run ``n_episodes`` episodes of ``model`` on ``env`` (spread evenly over its envs; ``env`` is reset first).
-
-    :param model: an SB3 model (anything with ``predict(obs, state, episode_start, deterministic)``).
-    :param env: the evaluation ``VecEnv`` (wrap its envs in ``Monitor`` for exact returns and lengths).
-    :param n_episodes: episodes in all, >= 1.
-    :param deterministic: greedy actions.
-    :return: successes, returns and lengths of the episodes.
-    """
-    successes: list[bool] = []
-
-    def collect(locals_: dict[str, Any], globals_: dict[str, Any]) -> None:
-        if locals_["done"]:
-            success = locals_["info"].get("is_success")
-            if success is not None:
-                successes.append(bool(success))
-
-    returns, lengths = evaluate_policy(
-        model, env, n_eval_episodes=n_episodes, deterministic=deterministic, callback=collect,
-        return_episode_rewards=True, warn=False,
-    )  # fmt: skip
-    return EpisodeResults(successes, [float(r) for r in returns], [int(n) for n in lengths])  # type: ignore[union-attr]
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -98,9 +61,9 @@ class StageEvalCallback(BaseCallback):
         timesteps, stage, current, episodes, successes, success_rate, mean_return, seconds
 
     ``current`` is 1 for the training stage at that time; ``seconds`` is the evaluation's wall time (what
-    evaluation costs a run); ``success_rate`` is empty if the env reports no
-    ``is_success``. A run resumed with an existing CSV takes the stages seen from it. :attr:`evaluations` holds
-    the rows of this session as dicts.
+    evaluation costs a run); an episode end without ``info["is_success"]`` is refused
+    (:func:`~metarim_sb3.evaluation.run_episodes`). A run resumed with an existing CSV takes the stages seen from
+    it. :attr:`evaluations` holds the rows of this session as dicts.
 
     :param eval_env_id: the training env id (e.g. ``"MetaRIM-DoorKey-v0"``).
     :param every: evaluate when the timestep count passes a multiple of this, >= 1.
@@ -248,7 +211,7 @@ class StageEvalCallback(BaseCallback):
                 self.eval_env.seed(self.seed)
                 result = run_episodes(self.model, self.eval_env, self.episodes, self.deterministic)
                 n_success = sum(result.successes)
-                rate = n_success / len(result.successes) if result.successes else math.nan
+                rate = n_success / len(result.successes)
                 row = dict(
                     timesteps=self.model.num_timesteps,
                     stage=stage,
@@ -261,8 +224,7 @@ class StageEvalCallback(BaseCallback):
                 )
                 rows.append(row)
                 if self.csv_path is not None:
-                    values = [("" if k == "success_rate" and math.isnan(rate) else row[k]) for k in self.CSV_HEADER]
-                    append_csv_row(self.csv_path, self.CSV_HEADER, values)
+                    append_csv_row(self.csv_path, self.CSV_HEADER, [row[k] for k in self.CSV_HEADER])
                 self.logger.record(f"stage_eval/success_rate_{stage}", rate)
         self.logger.record("stage_eval/current_success_rate", rows[0]["success_rate"])
         self.evaluations.extend(rows)

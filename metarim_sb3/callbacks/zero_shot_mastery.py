@@ -17,13 +17,9 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from metarim_sb3.callbacks._common import check_int, check_real, log_path, repair_csv_tail, sync_eval_env, write_csv
 from metarim_sb3.callbacks.curriculum import CurriculumCallback
-from metarim_sb3.callbacks.stage_eval import run_episodes
+from metarim_sb3.evaluation import run_episodes
 
 __all__ = ["ZeroShotAtMasteryCallback"]
-
-
-def _write_rows(path: Path, rows: list[list[Any]]) -> None:
-    write_csv(path, rows[0], rows[1:])
 
 
 def _save(model: Any, path: Path) -> None:
@@ -45,11 +41,12 @@ class ZeroShotAtMasteryCallback(BaseCallback):
     Writes ``<log_dir>/<csv_name>`` with the header ``timesteps, stage, episodes, successes, success_rate,
     mean_return`` at training start (a file with a header and no row: recorded, not reached so far) and its one
     row at mastery, and saves the model as ``<log_dir>/<model_name>`` (if given). Both files are written whole
-    through ``write_rows`` and ``save_model`` (pass atomic writers, as the ``metarim train`` runner does). A run
-    resumed with the row already in the CSV does not evaluate again; nor does one whose curriculum had already
-    mastered the stage when it started (that moment is past: the CSV stays without a row). The episodes are
-    reseeded with ``seed`` before the evaluation and drawn from a forked torch generator: training is the same with
-    or without this callback.
+    through ``write_rows`` (atomic by default) and ``save_model`` (pass an atomic one, as the ``metarim train``
+    runner does). A run resumed with the row already in the CSV does not evaluate again; nor does one whose
+    curriculum had already mastered the stage when it started (that moment is past: the CSV stays without a row).
+    The episodes are reseeded with ``seed`` before the evaluation and drawn from a forked torch generator: training
+    is the same with or without this callback. The episodes run through :func:`metarim_sb3.evaluation.run_episodes`
+    (an episode end without ``info["is_success"]`` is refused).
 
     :param eval_env: the held-out evaluation ``VecEnv`` (episodes spread evenly over its envs).
     :param n_eval_episodes: episodes of the evaluation, ``>= 1``.
@@ -63,7 +60,8 @@ class ZeroShotAtMasteryCallback(BaseCallback):
     :param log_dir: folder of the files; ``None``: the model logger's folder (no files if it has none).
     :param csv_name: file name of the CSV.
     :param model_name: file name of the saved model (``None``: not saved).
-    :param write_rows: writes a whole CSV: ``write_rows(path, rows)``, header first.
+    :param write_rows: writes a whole CSV: ``write_rows(path, rows)``, header first (default: the one CSV writer,
+        :func:`metarim_sb3.callbacks._common.write_csv`, atomic).
     :param save_model: saves the model: ``save_model(model, path)``.
     :param verbose: ``1`` prints the evaluation.
     """
@@ -83,7 +81,7 @@ class ZeroShotAtMasteryCallback(BaseCallback):
         log_dir: str | None = None,
         csv_name: str = "zero_shot_mastery.csv",
         model_name: str | None = "mastery.zip",
-        write_rows: Callable[[Path, list[list[Any]]], None] = _write_rows,
+        write_rows: Callable[[Path, list[list[Any]]], None] = write_csv,
         save_model: Callable[[Any, Path], None] = _save,
         verbose: int = 0,
     ) -> None:
@@ -197,7 +195,8 @@ class ZeroShotAtMasteryCallback(BaseCallback):
         Evaluate on the held-out stage now, write the row and save the model (called at mastery).
 
         :return: the row: ``timesteps``, ``stage`` (the mastered one), ``episodes``, ``successes``,
-            ``success_rate`` (``nan`` if the env reports no success), ``mean_return``.
+            ``success_rate``, ``mean_return``.
+        :raises ValueError: if an episode ends without ``info["is_success"]`` (naming the env).
         """
         sync_eval_env("ZeroShotAtMasteryCallback", self.training_env, self.eval_env)
         device = getattr(self.model, "device", th.device("cpu"))
@@ -212,7 +211,7 @@ class ZeroShotAtMasteryCallback(BaseCallback):
             stage=self._target,
             episodes=len(result.returns),
             successes=n_success,
-            success_rate=n_success / len(result.successes) if result.successes else math.nan,
+            success_rate=n_success / len(result.successes),
             mean_return=float(np.mean(result.returns)),
         )
         self.result = row
@@ -220,8 +219,7 @@ class ZeroShotAtMasteryCallback(BaseCallback):
             folder = Path(self.csv_path).parent
             if self.model_name is not None:
                 self._save_model(self.model, folder / self.model_name)
-            values = ["" if k == "success_rate" and math.isnan(row[k]) else row[k] for k in self.CSV_HEADER]
-            self._write_rows(Path(self.csv_path), [list(self.CSV_HEADER), values])
+            self._write_rows(Path(self.csv_path), [list(self.CSV_HEADER), [row[k] for k in self.CSV_HEADER]])
         self.logger.record("zero_shot_mastery/success_rate", row["success_rate"])
         self.logger.record("zero_shot_mastery/timesteps", row["timesteps"])
         if self.verbose >= 1:

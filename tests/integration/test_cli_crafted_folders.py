@@ -111,7 +111,7 @@ def test_csv_writers_never_follow_links(tmp_path: Path, outside: Path) -> None:
     with pytest.raises(ValueError, match="symbolic link"):
         append_csv_row(link, ["a"], [1])
     with pytest.raises(ValueError, match="symbolic link"):
-        write_csv(link, ["a"], [[1]])
+        write_csv(link, [["a"], [1]])
     assert outside.read_bytes() == target
 
 

@@ -1,8 +1,9 @@
 """Use a trained model: evaluate it on one stage with confidence intervals, or render it to a GIF or an MP4.
 
 Success rate: Wilson score 95 % interval (episodes are Bernoulli trials). Mean return: percentile bootstrap 95 %
-interval over episodes. Episodes run in ``n_envs`` parallel environments, split evenly between them (SB3's
-``evaluate_policy``, which carries the recurrent state and resets it at episode starts).
+interval over episodes. Episodes run in ``n_envs`` parallel environments, split evenly between them, through
+:func:`metarim_sb3.evaluation.run_episodes` (the one evaluation loop: it carries the recurrent state and resets it at
+episode starts; an episode end without ``info["is_success"]`` is refused).
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from stable_baselines3.common.evaluation import evaluate_policy
 
+from metarim_sb3.evaluation import run_episodes
 from metarim_sb3.experiments.reporting.stats import bootstrap_ci, wilson_interval
 from metarim_sb3.experiments.training.config import check_seed
 from metarim_sb3.experiments.training.envs import make_env
@@ -80,24 +81,13 @@ def evaluate_model(
     :param progress: show episodes done / total with an ETA on stderr.
     :return: ``stage, episodes, success_rate, success_ci, mean_return, return_ci, mean_length`` and the
         per-episode lists ``successes, returns, lengths``.
+    :raises ValueError: if an episode ends without ``info["is_success"]`` (naming the env).
     """
     env = make_env(env_id, max(1, min(n_envs, episodes)), seed, env_kwargs, stage=stage)
-    successes: list[bool] = []
     bar = episode_progress(episodes, f"evaluating ({stage})", progress)
-
-    def collect(locals_: dict[str, Any], _globals: dict[str, Any]) -> None:
-        if locals_["done"]:
-            successes.append(bool(locals_["info"].get("is_success", False)))
-            bar.update(1)
-
     try:
-        returns, lengths = evaluate_policy(
-            model,
-            env,
-            n_eval_episodes=episodes,
-            deterministic=deterministic,
-            return_episode_rewards=True,
-            callback=collect,
+        successes, returns, lengths = run_episodes(
+            model, env, episodes, deterministic, on_episode=lambda: bar.update(1), warn=True
         )
     finally:
         bar.close()

@@ -48,7 +48,7 @@ from typing import Any
 
 import yaml
 
-from metarim_sb3.callbacks._common import append_csv_row, repair_csv_tail
+from metarim_sb3.callbacks._common import TMP_TAG, append_csv_row, repair_csv_tail, write_csv
 
 __all__ = [
     "ACTIVITY",
@@ -123,7 +123,7 @@ ERROR_LOG = "error.log"
 JOB = "job.yaml"
 MARKER = ".metarim-run"
 LOCK = ".metarim.lock"
-_TMP_TAG = ".tmp-"  # temporary files: .<name>.tmp-<pid>[.zip]
+_TMP_TAG = TMP_TAG  # temporary files: .<name>.tmp-<pid>[.zip] (CSV files: the one CSV writer, write_csv)
 
 
 class RunError(ValueError):
@@ -215,22 +215,6 @@ def write_yaml(path: str | Path, data: Any) -> None:
     :param data: YAML-serialisable data.
     """
     _write_text(Path(path), yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
-
-
-def write_csv(path: str | Path, rows: list[list[Any]]) -> None:
-    """
-    Write a whole CSV file atomically.
-
-    :param path: the file.
-    :param rows: the rows, header first.
-    """
-    import csv
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "w", newline="") as file:
-            csv.writer(file).writerows(rows)
-
-    _replace_with(Path(path), write)
 
 
 def save_model(model: Any, path: str | Path) -> None:

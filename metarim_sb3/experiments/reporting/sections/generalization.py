@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from metarim_sb3.callbacks._common import write_csv
 from metarim_sb3.experiments.reporting.comparisons import holm
 from metarim_sb3.experiments.reporting.formatting import MIN_SEEDS_FOR_INTERVAL, format_estimate
 from metarim_sb3.experiments.reporting.runs import RunData
@@ -145,15 +146,15 @@ def write_report_csv(rows: Sequence[TestRow], path: Path) -> Path:
     """
     :param rows: every run's test rows.
     :param path: the CSV to write: one row per run and test env, columns :data:`REPORT_COLUMNS`; the success
-        interval is the run's 95 % Wilson interval over its episodes.
+        interval is the run's 95 % Wilson interval over its episodes (with the one CSV writer,
+        :func:`metarim_sb3.callbacks._common.write_csv`).
     :return: ``path``.
     """
-    with open(path, "w", newline="", encoding="utf-8") as file:
-        writer = csv.writer(file)
-        writer.writerow(REPORT_COLUMNS)
-        for r in _sorted(rows):
-            writer.writerow([r.agent, r.train_env, r.test_env, r.seed, r.episodes, r.success, r.ret,
-                             r.success_low, r.success_high])  # fmt: skip
+    table: list[list[Any]] = [list(REPORT_COLUMNS)]
+    for r in _sorted(rows):
+        table.append([r.agent, r.train_env, r.test_env, r.seed, r.episodes, r.success, r.ret,
+                      r.success_low, r.success_high])  # fmt: skip
+    write_csv(path, table)
     return path
 
 

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import csv
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from metarim_sb3.callbacks._common import write_csv
 from metarim_sb3.experiments.reporting.formatting import format_estimate, format_number
 from metarim_sb3.experiments.reporting.metrics import KaplanMeier
 from metarim_sb3.experiments.reporting.runs import RunData, agent_order
@@ -53,25 +53,24 @@ def write_summary(runs: list[RunData], path: Path) -> None:
     of each stage visit with whether it reached the success threshold).
 
     :param runs: loaded runs.
-    :param path: the CSV to write.
+    :param path: the CSV to write (with the one CSV writer, :func:`metarim_sb3.callbacks._common.write_csv`).
     """
     n_visits = max((len(r.visits) for r in runs), default=0)
     header = ["env", "agent", "seed", "status", "timesteps", "wall_time_s", "fps", "final_stage", "shifts"]
     header += ["heldout_success", "heldout_success_low", "heldout_success_high", "heldout_return"]
     for k in range(n_visits):
         header += [f"adapt_frames_{k}", f"adapt_mastered_{k}"]
-    with open(path, "w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(header)
-        for r in runs:
-            d, f = r.done or {}, r.final_eval or {}
-            ci = f.get("success_ci", ["", ""])
-            row = [r.env, r.agent, r.seed, "done" if r.done else "incomplete", d.get("timesteps", "")]
-            row += [d.get("wall_time_s", ""), d.get("fps", ""), d.get("final_stage", ""), len(r.shifts)]
-            row += [f.get("success_rate", ""), ci[0], ci[1], f.get("mean_return", "")]
-            for frames, mastered in r.adaptation():
-                row += [int(frames), int(mastered)]
-            writer.writerow(row)
+    rows: list[list[Any]] = [header]
+    for r in runs:
+        d, f = r.done or {}, r.final_eval or {}
+        ci = f.get("success_ci", ["", ""])
+        row = [r.env, r.agent, r.seed, "done" if r.done else "incomplete", d.get("timesteps", "")]
+        row += [d.get("wall_time_s", ""), d.get("fps", ""), d.get("final_stage", ""), len(r.shifts)]
+        row += [f.get("success_rate", ""), ci[0], ci[1], f.get("mean_return", "")]
+        for frames, mastered in r.adaptation():
+            row += [int(frames), int(mastered)]
+        rows.append(row)
+    write_csv(path, rows)
 
 
 def aggregate(runs: list[RunData]) -> list[dict[str, Any]]:
@@ -127,27 +126,25 @@ def write_aggregate(rows: list[dict[str, Any]], path: Path) -> None:
     Write ``aggregate.csv``: the rows of :func:`aggregate`, one per env and agent.
 
     :param rows: from :func:`aggregate`.
-    :param path: the CSV to write.
+    :param path: the CSV to write (with the one CSV writer, :func:`metarim_sb3.callbacks._common.write_csv`).
     """
-    with open(path, "w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(
+    header = [
+        *("env", "agent", "seeds", "complete", "final_stage_median", "final_stages", "shifts_mean"),
+        *("km_tau", "km_rmst", "km_median", "initial_mastered", "adapt_mastered"),
+        *("heldout_success_mean", "heldout_success_low", "heldout_success_high", "wall_time_s", "fps"),
+    ]
+    table: list[list[Any]] = [header]
+    for r in rows:
+        table.append(
             [
-                *("env", "agent", "seeds", "complete", "final_stage_median", "final_stages", "shifts_mean"),
-                *("km_tau", "km_rmst", "km_median", "initial_mastered", "adapt_mastered"),
-                *("heldout_success_mean", "heldout_success_low", "heldout_success_high", "wall_time_s", "fps"),
+                *(r["env"], r["agent"], r["seeds"], r["complete"], _integral(r["final_stage_median"])),
+                *(" ".join(map(str, r["final_stages"])), r["shifts_mean"]),
+                *((_integral(r["km"].tau), r["km"].rmst, _integral(r["km"].median)) if r["km"] else ("", "", "")),
+                *(r["initial_mastered"], r["adapt_mastered"]),
+                *(*r["heldout_success"], r["wall_time_s"], r["fps"]),
             ]
         )
-        for r in rows:
-            writer.writerow(
-                [
-                    *(r["env"], r["agent"], r["seeds"], r["complete"], _integral(r["final_stage_median"])),
-                    *(" ".join(map(str, r["final_stages"])), r["shifts_mean"]),
-                    *((_integral(r["km"].tau), r["km"].rmst, _integral(r["km"].median)) if r["km"] else ("", "", "")),
-                    *(r["initial_mastered"], r["adapt_mastered"]),
-                    *(*r["heldout_success"], r["wall_time_s"], r["fps"]),
-                ]
-            )
+    write_csv(path, table)
 
 
 def limits(runs: list[RunData]) -> str:

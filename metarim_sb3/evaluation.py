@@ -1,0 +1,136 @@
+"""The one evaluation loop: every evaluation of a model in metarim_sb3 runs its episodes through :func:`run_episodes`.
+
+Its callers: :class:`~metarim_sb3.callbacks.StageEvalCallback`, :class:`~metarim_sb3.callbacks.HeldOutEvalCallback`,
+:class:`~metarim_sb3.callbacks.ZeroShotAtMasteryCallback` and ``metarim evaluate`` (with the tests after training
+of ``generalization``, which call it). The loop is SB3's ``evaluate_policy``, step for step (the same ``predict``
+calls, so the same episodes and, with sampled actions, the same random draws), which also collects each
+episode's ``info["is_success"]`` under one rule (:func:`run_episodes`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor, is_vecenv_wrapped
+
+__all__ = ["SUCCESS_KEY", "EpisodeResults", "run_episodes"]
+
+#: The ``info`` key every episode end must carry: whether the episode succeeded.
+SUCCESS_KEY = "is_success"
+
+
+class EpisodeResults(NamedTuple):
+    """Outcome of the episodes of one evaluation: one entry per episode in each list, in the order they ended."""
+
+    #: ``info["is_success"]`` of each episode.
+    successes: list[bool]
+    #: Return of each episode (``Monitor``'s ``info["episode"]["r"]`` when the envs are wrapped in it).
+    returns: list[float]
+    #: Length of each episode, in steps.
+    lengths: list[int]
+
+
+def _env_name(env: VecEnv, index: int) -> str:
+    """The id (or class) of env ``index`` of ``env``, for a message."""
+    try:
+        spec = env.get_attr("spec", indices=[index])[0]
+        if spec is not None and getattr(spec, "id", None):
+            return str(spec.id)
+    except Exception:  # an env without the attribute: fall back to its class
+        pass
+    try:
+        return type(env.get_attr("unwrapped", indices=[index])[0]).__name__
+    except Exception:
+        return f"env {index} of {type(env).__name__}"
+
+
+def run_episodes(
+    model: Any,
+    env: VecEnv,
+    n_episodes: int,
+    deterministic: bool,
+    *,
+    on_episode: Callable[[], None] | None = None,
+    warn: bool = False,
+) -> EpisodeResults:
+    """
+    Run ``n_episodes`` episodes of ``model`` on ``env``: ``env`` is reset first and the episodes are spread evenly
+    over its envs (env ``i`` plays ``(n_episodes + i) // num_envs``), the recurrent state is carried between steps
+    and reset at each episode start (``episode_start``), as SB3's ``evaluate_policy`` does.
+
+    **The rule for success**: every episode end must carry ``info["is_success"]``. Every MetaRIM env sets it on the
+    last step of each episode, terminated or truncated (``True`` iff it terminated with a positive reward), so an
+    episode end without it comes from another env (or a wrapper that ends episodes on its own, such as a
+    ``TimeLimit`` shorter than the task's): it is refused with a :class:`ValueError` naming the env and the key.
+    It is neither skipped (that would drop failures and inflate the success rate) nor counted as a failure (that
+    would report a made-up number).
+
+    :param model: an SB3 model (anything with ``predict(obs, state, episode_start, deterministic)``).
+    :param env: the evaluation ``VecEnv`` (wrap its envs in ``Monitor`` for exact returns and lengths: then an
+        episode ends where ``Monitor`` says it does).
+    :param n_episodes: episodes in all, >= 1.
+    :param deterministic: greedy actions (``False``: sampled ones).
+    :param on_episode: called after each episode ends (e.g. to advance a progress bar).
+    :param warn: warn if ``env`` is not wrapped in ``Monitor`` (as ``evaluate_policy`` does).
+    :return: success, return and length of each episode.
+    :raises ValueError: if an episode ends without ``info["is_success"]`` (naming the env), or ``n_episodes < 1``.
+    """
+    if isinstance(n_episodes, bool) or not isinstance(n_episodes, (int, np.integer)) or n_episodes < 1:
+        raise ValueError(f"run_episodes: n_episodes must be an integer >= 1, got {n_episodes!r}")
+    monitored = is_vecenv_wrapped(env, VecMonitor) or env.env_is_wrapped(Monitor)[0]
+    if not monitored and warn:
+        warnings.warn(
+            "Evaluation environment is not wrapped with a ``Monitor`` wrapper: returns and lengths are those of "
+            "the outer wrappers. Consider wrapping the environment in ``Monitor`` first.",
+            UserWarning,
+            stacklevel=2,
+        )
+    n_envs = env.num_envs
+    targets = np.array([(int(n_episodes) + i) // n_envs for i in range(n_envs)], dtype=int)
+    counts = np.zeros(n_envs, dtype=int)
+    current_returns = np.zeros(n_envs)
+    current_lengths = np.zeros(n_envs, dtype=int)
+    successes: list[bool] = []
+    returns: list[float] = []
+    lengths: list[int] = []
+    observations = env.reset()
+    states = None
+    episode_starts = np.ones((n_envs,), dtype=bool)
+    while (counts < targets).any():
+        actions, states = model.predict(
+            observations, state=states, episode_start=episode_starts, deterministic=deterministic
+        )
+        observations, rewards, dones, infos = env.step(actions)
+        current_returns += rewards
+        current_lengths += 1
+        for i in range(n_envs):
+            if counts[i] >= targets[i]:
+                continue
+            episode_starts[i] = dones[i]
+            if not dones[i]:
+                continue
+            info = infos[i]
+            if monitored and "episode" not in info:  # a "done" that is no episode end (e.g. a lost life)
+                current_returns[i], current_lengths[i] = 0, 0
+                continue
+            if SUCCESS_KEY not in info:
+                raise ValueError(
+                    f"run_episodes: an episode of {_env_name(env, i)} ended without info[{SUCCESS_KEY!r}]; every "
+                    f"episode end must say whether it succeeded (MetaRIM envs always do)"
+                )
+            successes.append(bool(info[SUCCESS_KEY]))
+            if monitored:
+                returns.append(float(info["episode"]["r"]))
+                lengths.append(int(info["episode"]["l"]))
+            else:
+                returns.append(float(current_returns[i]))
+                lengths.append(int(current_lengths[i]))
+            counts[i] += 1
+            current_returns[i], current_lengths[i] = 0, 0
+            if on_episode is not None:
+                on_episode()
+    return EpisodeResults(successes, returns, lengths)
