@@ -20,12 +20,16 @@ from torch.utils.hooks import RemovableHandle
 from metarim_sb3.callbacks._common import check_int, check_real
 from metarim_sb3.cores.protocol import ATTENTION, MODULES, OTHER, ROLE_NAMES
 
-__all__ = ["DEFAULT_SLOW_FRACTION", "FastSlowCallback"]
+__all__ = ["DEFAULT_SLOW_FRACTION", "MODES", "OTHERS", "FastSlowCallback", "check_fast_slow_settings"]
 
 LearningRate = float | Callable[[float], float]
 
-#: ``slow_lr / fast_lr`` when ``slow_lr`` is not given (see :class:`FastSlowCallback`, "Why the slow step is scaled").
+#: ``rho = slow_lr / fast_lr`` when neither ``slow_lr`` nor ``slow_fraction`` is given (see :class:`FastSlowCallback`,
+#: "Why the slow step is scaled").
 DEFAULT_SLOW_FRACTION = 0.1
+#: Values of :class:`FastSlowCallback`'s ``mode`` and ``other``.
+MODES = ("meta", "reversed", "joint")
+OTHERS = ("fast", "slow")
 
 # Hooks registered by a FastSlowCallback, per optimizer: removed by the next one even if a learn() call raised.
 _LIVE_HOOKS: weakref.WeakKeyDictionary[th.optim.Optimizer, list[RemovableHandle]] = weakref.WeakKeyDictionary()
@@ -38,12 +42,42 @@ def _check_lr(name: str, value: Any) -> LearningRate | None:
     return check_real("FastSlowCallback", name, value, low=0.0)
 
 
+def check_fast_slow_settings(
+    *, mode: str = "meta", other: str = "fast", slow_lr: Any = None, slow_fraction: Any = None
+) -> float | None:
+    """
+    The checks of :class:`FastSlowCallback`'s settings that need no model (its constructor calls it; so does a run
+    config's check, so the allowed values live here only).
+
+    :param mode: one of :data:`MODES`.
+    :param other: one of :data:`OTHERS`.
+    :param slow_lr: the absolute slow learning rate (``None`` if not given).
+    :param slow_fraction: the ratio ``rho`` of the slow to the fast learning rate, a number >= 0 (``None`` if not
+        given).
+    :return: ``slow_fraction`` as a Python ``float`` (``None`` if not given).
+    :raises ValueError: on a bad ``mode``, ``other`` or ``slow_fraction``, or if both ``slow_lr`` and
+        ``slow_fraction`` are given.
+    """
+    if mode not in MODES:
+        raise ValueError(f"FastSlowCallback: mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if other not in OTHERS:
+        raise ValueError(f"FastSlowCallback: other must be one of {', '.join(OTHERS)}, got {other!r}")
+    if slow_lr is not None and slow_fraction is not None:
+        raise ValueError(
+            "FastSlowCallback: give slow_lr (an absolute learning rate) or slow_fraction (rho, a ratio of the fast "
+            f"learning rate), not both; got slow_lr={slow_lr!r} and slow_fraction={slow_fraction!r}"
+        )
+    if slow_fraction is None:
+        return None
+    return check_real("FastSlowCallback", "slow_fraction", slow_fraction, low=0.0)
+
+
 class FastSlowCallback(BaseCallback):
     """
     Meta-RIMs' fast and slow learning for ``RecurrentPPO`` with :class:`~metarim_sb3.policies.RIMPolicy` (or any
     policy whose optimizer groups are named ``"modules"``, ``"attention"``, ``"other"``)::
 
-        model.learn(100_000, callback=FastSlowCallback(fast_lr=7e-4, slow_lr=7e-5, slow_every=4))
+        model.learn(100_000, callback=FastSlowCallback(fast_lr=7e-4, slow_fraction=0.1, slow_every=4))
 
     **Fast groups** are stepped at every PPO gradient step (every minibatch of every epoch) with ``fast_lr``.
     **Slow groups** are stepped once per *meta-sequence* of ``slow_every`` rollouts with ``slow_lr``:
@@ -97,22 +131,25 @@ class FastSlowCallback(BaseCallback):
 
     :param fast_lr: learning rate of the fast groups: a float or a schedule of ``progress_remaining`` (1 → 0);
         ``None``: the model's own learning-rate schedule.
-    :param slow_lr: learning rate of the slow groups, per fast step it stands for (float or schedule); ``None``:
-        :data:`DEFAULT_SLOW_FRACTION` times the fast learning rate.
-        Not used in ``"joint"`` mode.
+    :param slow_lr: learning rate of the slow groups, per fast step it stands for (float or schedule), absolute;
+        ``None``: ``slow_fraction`` times the fast learning rate. Not used in ``"joint"`` mode.
     :param slow_every: ``K``, rollouts per meta-sequence (one slow update each), ``>= 1``.
     :param slow_lr_scale: multiplier of the slow learning rate at the slow step: ``"steps"`` (the number of fast
         gradient steps accumulated in the meta-sequence) or a positive float (``1.0``: no scaling).
     :param mode: ``"meta"``, ``"reversed"`` or ``"joint"``.
     :param other: ``"fast"`` or ``"slow"``: the time scale of the ``"other"`` group.
     :param verbose: ``2`` prints a line at every slow update.
+    :param slow_fraction: ``rho``, the slow learning rate as a ratio of the fast one (a number >= 0): the slow lr is
+        ``rho`` times the fast lr at each use (a schedule of the fast lr included), so changing the fast lr keeps the
+        ratio. ``None`` (and no ``slow_lr``): :data:`DEFAULT_SLOW_FRACTION`. Not both ``slow_lr`` and
+        ``slow_fraction``.
 
     Paper: Madan, Ke, Goyal, Schölkopf, Bengio, "Fast and Slow Learning of Recurrent Independent Mechanisms",
     arXiv 2105.08710.
     Code: this module (the update schedule is ours, not the paper's; the docs guide *Fast and slow learning* states it).
     """
 
-    MODES = ("meta", "reversed", "joint")
+    MODES = MODES
 
     def __init__(
         self,
@@ -123,8 +160,10 @@ class FastSlowCallback(BaseCallback):
         other: str = "fast",
         verbose: int = 0,
         slow_lr_scale: str | float = "steps",
+        slow_fraction: float | None = None,
     ) -> None:
         super().__init__(verbose)
+        slow_fraction = check_fast_slow_settings(mode=mode, other=other, slow_lr=slow_lr, slow_fraction=slow_fraction)
         fast_lr = _check_lr("fast_lr", fast_lr)
         slow_lr = _check_lr("slow_lr", slow_lr)
         slow_every = check_int("FastSlowCallback", "slow_every", slow_every)
@@ -135,11 +174,9 @@ class FastSlowCallback(BaseCallback):
                 )
         else:
             slow_lr_scale = check_real("FastSlowCallback", "slow_lr_scale", slow_lr_scale, low=0.0, low_open=True)
-        if mode not in self.MODES:
-            raise ValueError(f"FastSlowCallback: mode must be one of {self.MODES}, got {mode!r}")
-        if other not in ("fast", "slow"):
-            raise ValueError(f"FastSlowCallback: other must be 'fast' or 'slow', got {other!r}")
         self.fast_lr, self.slow_lr = fast_lr, slow_lr
+        #: ``rho``: the slow lr as a ratio of the fast one, used when ``slow_lr`` is ``None``.
+        self.slow_fraction = DEFAULT_SLOW_FRACTION if slow_fraction is None else slow_fraction
         self.slow_every, self.mode, self.other = slow_every, mode, other
         self.slow_lr_scale = slow_lr_scale if slow_lr_scale == "steps" else float(slow_lr_scale)
         self._slow_multiplier = 1.0  # slow_lr_scale resolved for the slow step in progress
@@ -231,7 +268,7 @@ class FastSlowCallback(BaseCallback):
         fast = self._lr("fast_lr", self.fast_lr, self.model.lr_schedule)
         if self.mode == "joint":
             return fast, fast
-        return fast, self._lr("slow_lr", self.slow_lr, lambda _: DEFAULT_SLOW_FRACTION * fast)
+        return fast, self._lr("slow_lr", self.slow_lr, lambda _: self.slow_fraction * fast)
 
     def _on_training_start(self) -> None:
         optimizer = self.model.policy.optimizer

@@ -17,7 +17,7 @@ GRID = {
     "seeds": 2,
     "timesteps": 512,
     "overrides": {"n_envs": 2},
-    "variants": {"fast-k2": {"agent": "meta-rim", "overrides": {"fast_slow": {"slow_every": 2, "slow_lr": 1e-4}}}},
+    "variants": {"fast-k2": {"agent": "meta-rim", "overrides": {"fast_slow": {"slow_every": 2, "slow_fraction": 0.2}}}},
 }
 
 
@@ -28,12 +28,12 @@ def _preset(tmp_path: Path, grid: dict) -> str:
 
 
 def test_variant_is_its_base_agent_with_overrides(tmp_path: Path) -> None:
-    jobs = plan(_preset(tmp_path, GRID), tmp_path / "out", overrides={"fast_slow": {"slow_lr": 2e-4}})
+    jobs = plan(_preset(tmp_path, GRID), tmp_path / "out", overrides={"fast_slow": {"slow_fraction": 0.3}})
     assert [(j.agent, j.seed) for j in jobs] == [("meta-rim", 0), ("fast-k2", 0), ("meta-rim", 1), ("fast-k2", 1)]
     base, variant = jobs[0].config, jobs[1].config
     assert variant["agent"] == "fast-k2" and variant["variant_of"] == "meta-rim" and "variant_of" not in base
     assert variant["fast_slow"]["slow_every"] == 2 and base["fast_slow"]["slow_every"] == 4
-    assert variant["fast_slow"]["slow_lr"] == 2e-4  # the user's --set wins over the variant's own value
+    assert variant["fast_slow"]["slow_fraction"] == 0.3  # the user's --set wins over the variant's own value
     assert variant["n_envs"] == 2  # the grid's overrides apply to variants too
     assert jobs[1].out_dir == tmp_path / "out" / "runs" / "MetaRIM-GoTo-v0" / "fast-k2" / "seed_0"
     same = {k: v for k, v in variant.items() if k not in ("agent", "variant_of", "fast_slow")}
@@ -65,7 +65,7 @@ def test_calibrate_preset_sweeps_both_modes() -> None:
     assert {"meta-rim", "reversed", "rim"} <= set(grid["agents"])
     modes = {v["agent"] for v in grid["variants"].values()}
     assert modes == {"meta-rim", "reversed"}
-    cells = {(v["agent"], v["overrides"]["fast_slow"]["slow_lr"], v["overrides"]["fast_slow"]["slow_every"])
+    cells = {(v["agent"], v["overrides"]["fast_slow"]["slow_fraction"], v["overrides"]["fast_slow"]["slow_every"])
              for v in grid["variants"].values()}  # fmt: skip
     assert len(cells) == len(grid["variants"]) == 8  # per mode: r 0.1 and 0.5 at K 4, K 2 and 8 at r 0.25
 

@@ -3,6 +3,7 @@ equivalence of the joint mode, save/load, hooks after an exception, bad input.""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -297,11 +298,40 @@ def test_hooks_are_inert_after_an_exception_and_replaced_by_the_next_callback() 
         (dict(slow_lr="1e-3"), "slow_lr"),
         (dict(mode="fast"), "mode"),
         (dict(other="medium"), "other"),
+        (dict(slow_fraction=-0.1), "slow_fraction"),
+        (dict(slow_fraction=float("nan")), "slow_fraction"),
+        (dict(slow_fraction="0.1"), "slow_fraction"),
+        (dict(slow_lr=7e-5, slow_fraction=0.1), "slow_lr.*slow_fraction"),
     ],
 )
 def test_bad_arguments(kwargs: dict[str, Any], name: str) -> None:
     with pytest.raises(ValueError, match=name):
         FastSlowCallback(**kwargs)
+
+
+def test_slow_fraction_is_a_ratio_of_the_fast_lr_at_each_use() -> None:
+    """rho x the fast lr, a schedule included; rho 0.1 at 7e-4 is the absolute 7e-5 (the presets before rho)."""
+
+    def at(callback: FastSlowCallback, progress: float, schedule: Any) -> tuple[float, float]:
+        callback.model = SimpleNamespace(_current_progress_remaining=progress, lr_schedule=schedule)  # type: ignore[assignment]
+        return callback.current_lrs()
+
+    def linear(progress: float) -> float:
+        return 7e-4 * progress
+
+    for progress in (1.0, 0.5, 0.1):
+        fast, slow = at(FastSlowCallback(slow_fraction=0.25), progress, linear)
+        assert (fast, slow) == (linear(progress), 0.25 * linear(progress))
+        assert at(FastSlowCallback(fast_lr=linear, slow_fraction=0.25), progress, None) == (fast, slow)
+    constant = lambda _: 7e-4  # noqa: E731
+    ratio, absolute = (
+        at(FastSlowCallback(slow_fraction=0.1), 1.0, constant),
+        at(FastSlowCallback(slow_lr=7e-5), 1.0, constant),
+    )
+    assert ratio == pytest.approx(absolute, rel=1e-15)  # 0.1 * 7e-4 is 7e-5 to one unit in the last place (float64)
+    assert np.float32(ratio[1]) == np.float32(absolute[1])  # and the same float32 learning rate for the weights
+    assert at(FastSlowCallback(), 1.0, constant) == at(FastSlowCallback(slow_fraction=0.1), 1.0, constant)
+    assert FastSlowCallback(slow_fraction=np.float32(0.5)).slow_fraction == 0.5
 
 
 def test_numpy_scalars_are_accepted() -> None:

@@ -369,17 +369,25 @@ def _check(config: dict[str, Any]) -> None:
             f"config key ppo.batch_size must be <= n_envs * ppo.n_steps = {rollout}, got {ppo['batch_size']}"
         )
     _check_chunk_len(config)
-    mode = _lookup(config, "fast_slow.mode")[1]
-    if mode is not None and mode not in ("meta", "reversed", "joint"):
-        raise ConfigError(f"config key fast_slow.mode must be one of meta, reversed, joint, got {mode!r}")
-    other = _lookup(config, "fast_slow.other")[1]
-    if other is not None and other not in ("fast", "slow"):
-        raise ConfigError(f"config key fast_slow.other must be fast or slow, got {other!r}")
+    _check_fast_slow(config.get("fast_slow"))
     others = _lookup(config, "stage_eval.others")[1]
     if others is not None and others not in ("every", "shifts"):
         raise ConfigError(f"config key stage_eval.others must be every or shifts, got {others!r}")
     _check_schedule(config)
     _check_test_stages(config)
+
+
+def _check_fast_slow(fast_slow: Any) -> None:
+    """The callback's own checks of ``fast_slow`` (mode, other, slow_lr or slow_fraction): one list of the values."""
+    if not isinstance(fast_slow, Mapping):
+        return
+    from metarim_sb3.callbacks.fast_slow import check_fast_slow_settings
+
+    settings = {k: fast_slow[k] for k in ("mode", "other", "slow_lr", "slow_fraction") if fast_slow.get(k) is not None}
+    try:
+        check_fast_slow_settings(**settings)
+    except ValueError as err:
+        raise ConfigError(f"config key fast_slow: {str(err).removeprefix('FastSlowCallback: ')}") from None
 
 
 def _check_test_stages(config: dict[str, Any]) -> None:

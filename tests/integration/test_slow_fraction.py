@@ -1,0 +1,78 @@
+"""The slow rate is stored as the ratio rho (``fast_slow.slow_fraction``); old run folders with an absolute
+``slow_lr`` still load, resume and build their callback with the same slow lr (issue 27)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from metarim_sb3.callbacks.fast_slow import FastSlowCallback
+from metarim_sb3.experiments.training.config import apply_overrides, resolve_config
+from metarim_sb3.experiments.training.folder import read_run_config
+from metarim_sb3.experiments.training.resume import resume_changes
+from metarim_sb3.experiments.training.yaml_io import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = "MetaRIM-GoTo-v0"
+#: One committed run folder per study and agent with a fast/slow split (written with an absolute ``slow_lr``).
+OLD_RUNS = [
+    runs[0]
+    for results in ("study-v1", "study")
+    for agent in ("meta-rim", "reversed")
+    if (runs := sorted(p.parent for p in (ROOT / "results" / results / "runs").glob(f"*/{agent}/seed_*/config.yaml")))
+]
+
+
+def _slow_lr(fast_slow: dict[str, Any], learning_rate: float) -> float:
+    """The slow lr the run's callback gives its slow groups at a constant model learning rate."""
+    callback = FastSlowCallback(**fast_slow)
+    callback.model = SimpleNamespace(_current_progress_remaining=1.0, lr_schedule=lambda _: learning_rate)  # type: ignore[assignment]
+    return callback.current_lrs()[1]
+
+
+@pytest.mark.parametrize("agent", ["meta-rim", "reversed"])
+def test_presets_store_rho_and_give_the_same_slow_lr(agent: str) -> None:
+    config = resolve_config(agent, ENV)
+    assert config["fast_slow"]["slow_fraction"] == 0.1 and config["fast_slow"]["slow_lr"] is None
+    assert config["ppo"]["learning_rate"] == 7e-4
+    assert _slow_lr(config["fast_slow"], 7e-4) == pytest.approx(7e-5, rel=1e-12)  # the old absolute value
+    # the ratio follows the fast lr: a new learning rate keeps rho
+    faster = resolve_config(agent, ENV, overrides={"ppo": {"learning_rate": 1.4e-3}})
+    assert _slow_lr(faster["fast_slow"], 1.4e-3) == pytest.approx(1.4e-4, rel=1e-12)
+    absolute = resolve_config(agent, ENV, overrides={"fast_slow": {"slow_lr": 1e-4, "slow_fraction": None}})
+    assert _slow_lr(absolute["fast_slow"], 7e-4) == 1e-4
+
+
+def test_config_checks_are_the_callbacks() -> None:
+    with pytest.raises(ConfigError, match=r"slow_lr.*slow_fraction"):
+        resolve_config("meta-rim", ENV, overrides={"fast_slow": {"slow_lr": 1e-4}})
+    with pytest.raises(ConfigError, match="config key fast_slow: slow_fraction"):
+        resolve_config("meta-rim", ENV, overrides={"fast_slow": {"slow_fraction": -0.1}})
+    with pytest.raises(ConfigError, match="config key fast_slow: mode must be one of meta, reversed, joint"):
+        resolve_config("meta-rim", ENV, overrides={"fast_slow": {"mode": "fast"}})
+    with pytest.raises(ConfigError, match="config key fast_slow: other must be one of fast, slow"):
+        resolve_config("meta-rim", ENV, overrides={"fast_slow": {"other": "medium"}})
+
+
+@pytest.mark.skipif(not OLD_RUNS, reason="no committed run folders under results/")
+@pytest.mark.parametrize("run", OLD_RUNS, ids=lambda p: "/".join(p.parts[-5:]))
+def test_old_run_config_with_absolute_slow_lr_still_loads_and_resumes(run: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "run"
+    copy.mkdir()
+    shutil.copy(run / "config.yaml", copy / "config.yaml")
+    saved = read_run_config(copy)
+    assert "slow_fraction" not in saved["fast_slow"] and saved["fast_slow"]["slow_lr"] == 7e-5
+    # train --resume: the saved config is the base; the resume check accepts it as it is and against today's presets
+    config = apply_overrides(dict(saved), None, None, {"timesteps": saved["timesteps"]})
+    old = {k: v for k, v in saved.items() if k != "seed"}
+    resume_changes(old, config)  # raises on a changed fixed key
+    fresh = resolve_config(saved["agent"], saved["env"])
+    fresh["policy_kwargs"] = saved["policy_kwargs"]  # fixed keys aside, the renamed fast_slow key is no change
+    resume_changes(old, {**fresh, **{k: saved[k] for k in ("n_envs", "ppo") if k in saved}})
+    # the same slow lr as the presets give today
+    learning_rate = saved["ppo"]["learning_rate"]
+    assert _slow_lr(saved["fast_slow"], learning_rate) == pytest.approx(_slow_lr(fresh["fast_slow"], learning_rate))
