@@ -8,6 +8,7 @@ sequence batch (resets inside the core), and build the optimizer with named para
 from __future__ import annotations
 
 import inspect
+import warnings
 from typing import Any, ClassVar
 
 import torch as th
@@ -28,6 +29,13 @@ from metarim_sb3.torch_layers import MiniGridExtractor, is_minigrid_space
 #: Names of the optimizer's parameter groups, in their fixed order (the parameter roles,
 #: :data:`metarim_sb3.cores.protocol.ROLE_NAMES`).
 GROUP_NAMES = ROLE_NAMES
+#: The defaults of :class:`~metarim_sb3.cores.rim.module.RIM`'s size and attention arguments, read from its
+#: constructor (the one place they are defined): what :class:`RIMPolicy` uses for an argument left out.
+RIM_DEFAULTS: dict[str, Any] = {
+    name: p.default
+    for name, p in inspect.signature(RIM.__init__).parameters.items()
+    if p.kind is p.POSITIONAL_OR_KEYWORD and p.default is not p.empty
+}
 
 
 def _is_small_minigrid_space(observation_space: spaces.Space) -> bool:
@@ -389,7 +397,13 @@ class RIMPolicy(FastRecurrentPolicy):
     :param comm_key_size: Key/query size of the communication attention.
     :param comm_value_size: Value size of the communication attention.
     :param comm_heads: Heads of the communication attention.
-    :param rim_dropout: Dropout in the RIM's attention.
+    :param dropout: Dropout on the RIM's input-attention weights (the RIM's ``dropout``).
+    :param rim_dropout: Deprecated name of ``dropout`` (models saved before the rename hold it): still accepted, with
+        a ``DeprecationWarning``; not together with a different ``dropout``.
+
+    The RIM arguments (``n_units`` to ``dropout``) left out or ``None`` take the defaults of
+    :class:`~metarim_sb3.cores.rim.module.RIM` (the one place they are defined); the agents' presets
+    (``presets/agents.yaml``) state their sizes explicitly.
 
     Paper: Goyal et al., "Recurrent Independent Mechanisms", arXiv 1909.10893; Madan et al., "Fast and
     Slow Learning of Recurrent Independent Mechanisms", arXiv 2105.08710.
@@ -402,17 +416,18 @@ class RIMPolicy(FastRecurrentPolicy):
         action_space: spaces.Space,
         lr_schedule: Schedule,
         *,
-        n_units: int = 6,
-        unit_size: int = 32,
-        k: int = 4,
-        cell: str = "lstm",
-        input_key_size: int = 64,
+        n_units: int | None = None,
+        unit_size: int | None = None,
+        k: int | None = None,
+        cell: str | None = None,
+        input_key_size: int | None = None,
         input_value_size: int | None = None,
-        input_heads: int = 1,
-        comm_key_size: int = 32,
-        comm_value_size: int = 32,
-        comm_heads: int = 4,
-        rim_dropout: float = 0.0,
+        input_heads: int | None = None,
+        comm_key_size: int | None = None,
+        comm_value_size: int | None = None,
+        comm_heads: int | None = None,
+        dropout: float | None = None,
+        rim_dropout: float | None = None,
         lstm_hidden_size: int | None = None,
         n_lstm_layers: int = 1,
         lstm_kwargs: dict[str, Any] | None = None,
@@ -420,7 +435,19 @@ class RIMPolicy(FastRecurrentPolicy):
     ) -> None:
         """Build the policy; arguments: see the class docstring (checked by :meth:`RIM.check_arguments
         <metarim_sb3.cores.rim.module.RIM.check_arguments>`)."""
-        self.rim_kwargs: dict[str, Any] = dict(
+        if rim_dropout is not None:
+            warnings.warn(
+                "RIMPolicy policy_kwargs: rim_dropout is deprecated; use dropout (the RIM's name)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            if dropout is not None and dropout != rim_dropout:
+                raise ValueError(
+                    f"RIMPolicy policy_kwargs: give dropout or its deprecated name rim_dropout, not both; got "
+                    f"dropout={dropout!r} and rim_dropout={rim_dropout!r}"
+                )
+            dropout = rim_dropout
+        given = dict(
             n_units=n_units,
             unit_size=unit_size,
             k=k,
@@ -431,14 +458,16 @@ class RIMPolicy(FastRecurrentPolicy):
             comm_key_size=comm_key_size,
             comm_value_size=comm_value_size,
             comm_heads=comm_heads,
-            dropout=rim_dropout,
+            dropout=dropout,
         )
+        self.rim_kwargs: dict[str, Any] = {
+            name: RIM_DEFAULTS[name] if value is None else value for name, value in given.items()
+        }
         try:
             RIM.check_arguments(**self.rim_kwargs)
-        except ValueError as err:  # each message starts with the argument's name; the policy's dropout is rim_dropout
-            prefix = "rim_" if str(err).startswith("dropout") else ""
-            raise ValueError(f"RIMPolicy policy_kwargs: {prefix}{err}") from err
-        hidden = int(n_units) * int(unit_size)
+        except ValueError as err:  # each message starts with the argument's name
+            raise ValueError(f"RIMPolicy policy_kwargs: {err}") from err
+        hidden = int(self.rim_kwargs["n_units"]) * int(self.rim_kwargs["unit_size"])
         if lstm_hidden_size is not None and lstm_hidden_size != hidden:
             raise ValueError(
                 f"RIMPolicy policy_kwargs: lstm_hidden_size={lstm_hidden_size} conflicts with "
@@ -464,9 +493,7 @@ class RIMPolicy(FastRecurrentPolicy):
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
         del data["lstm_kwargs"]
-        rim_kwargs = dict(self.rim_kwargs)
-        rim_kwargs["rim_dropout"] = rim_kwargs.pop("dropout")
-        data.update(rim_kwargs)
+        data.update(self.rim_kwargs)
         return data
 
 

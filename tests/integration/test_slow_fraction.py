@@ -76,3 +76,14 @@ def test_old_run_config_with_absolute_slow_lr_still_loads_and_resumes(run: Path,
     # the same slow lr as the presets give today
     learning_rate = saved["ppo"]["learning_rate"]
     assert _slow_lr(saved["fast_slow"], learning_rate) == pytest.approx(_slow_lr(fresh["fast_slow"], learning_rate))
+
+
+def test_resume_reads_the_old_name_rim_dropout_as_dropout() -> None:
+    """A run folder written before the rename holds policy_kwargs.rim_dropout: a resume compares it as dropout."""
+    config = resolve_config("meta-rim", ENV)
+    kwargs = dict(config["policy_kwargs"])
+    old = {**config, "policy_kwargs": {("rim_dropout" if k == "dropout" else k): v for k, v in kwargs.items()}}
+    assert "rim_dropout" in old["policy_kwargs"] and "dropout" not in old["policy_kwargs"]
+    resume_changes(old, config)  # the same settings under the new name: no change
+    with pytest.raises(ConfigError, match="policy_kwargs"):
+        resume_changes(old, {**config, "policy_kwargs": {**kwargs, "dropout": 0.5}})

@@ -292,8 +292,9 @@ def test_default_extractors() -> None:
         (dict(cell="transformer"), "cell"),
         (dict(comm_key_size=6, comm_heads=4), "comm_heads"),
         (dict(input_key_size=10, input_heads=3), "input_heads"),
-        (dict(rim_dropout=1.5), "rim_dropout"),
-        (dict(rim_dropout=float("inf")), "rim_dropout"),
+        (dict(dropout=1.5), "dropout"),
+        (dict(dropout=float("inf")), "dropout"),
+        (dict(dropout=0.1, rim_dropout=0.2), "dropout.*rim_dropout"),
         (dict(k=True), "k"),
         (dict(lstm_hidden_size=64), "lstm_hidden_size"),
         (dict(n_lstm_layers=2), "n_lstm_layers"),
@@ -304,6 +305,28 @@ def test_default_extractors() -> None:
 def test_rim_policy_bad_kwargs(kwargs: dict, key: str) -> None:
     with pytest.raises(ValueError, match=key):
         make_policy(MlpRIMPolicy, **{**TINY_RIM, **kwargs})
+
+
+def test_rim_dropout_is_a_deprecated_name_of_dropout() -> None:
+    """Saved models' policy_kwargs may hold ``rim_dropout``: it still works, with a DeprecationWarning."""
+    with pytest.warns(DeprecationWarning, match="rim_dropout is deprecated; use dropout"):
+        policy = make_policy(MlpRIMPolicy, **TINY_RIM, rim_dropout=0.25)
+    assert policy.rim_kwargs["dropout"] == 0.25 and "rim_dropout" not in policy._get_constructor_parameters()
+
+
+def test_rim_policy_defaults_are_the_rims() -> None:
+    """Arguments left out take the RIM constructor's defaults (read from its signature, not a second copy)."""
+    import inspect
+
+    from metarim_sb3.cores.rim import RIM
+    from metarim_sb3.policies import RIM_DEFAULTS
+
+    signature = inspect.signature(RIM.__init__).parameters
+    assert {k: signature[k].default for k in RIM_DEFAULTS} == RIM_DEFAULTS
+    assert {"n_units", "unit_size", "k", "dropout"} <= set(RIM_DEFAULTS)
+    policy = make_policy(MlpRIMPolicy)
+    assert policy.rim_kwargs == RIM_DEFAULTS
+    assert policy.lstm_actor.hidden_size == RIM_DEFAULTS["n_units"] * RIM_DEFAULTS["unit_size"]
 
 
 def test_rim_policy_accepts_numpy_integers() -> None:

@@ -100,7 +100,23 @@ def has_rows(path: Path) -> bool:
         return sum(1 for line in file if line.strip()) > 1
 
 
+#: Keys renamed since older run folders were written: ``(section, old name, new name)``; a resume compares them as one.
+RENAMED_KEYS = (("policy_kwargs", "rim_dropout", "dropout"),)
+
+
+def _renamed(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with the old names of :data:`RENAMED_KEYS` read as the new ones."""
+    out = dict(config)
+    for section, old, new in RENAMED_KEYS:
+        part = out.get(section)
+        if isinstance(part, dict) and old in part and new not in part:
+            out[section] = {(new if k == old else k): v for k, v in part.items()}
+    return out
+
+
 def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    if not prefix:
+        config = _renamed(config)
     out: dict[str, Any] = {}
     for key, value in config.items():
         if isinstance(value, dict) and f"{prefix}{key}" not in RESUME_FIXED_KEYS:
