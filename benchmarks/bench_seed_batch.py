@@ -63,7 +63,7 @@ RIM_KWARGS = dict(
     comm_key_size=32,
     comm_value_size=32,
     comm_heads=4,
-    rim_dropout=0.0,
+    dropout=0.0,
 )
 COMMON = dict(net_arch=[64], features_extractor_kwargs=dict(features_dim=64))
 LR = {"meta-rim": 7e-4, "rim": 2.8e-3, "lstm": 7e-4, "gru": 1.4e-3}

@@ -298,7 +298,8 @@ class SeedAdam:
 class SeedFastSlow:
     """:class:`~metarim_sb3.callbacks.fast_slow.FastSlowCallback`'s schedule for ``S`` seeds, its state per seed.
 
-    Same arguments and meanings (``fast_lr``/``slow_lr`` floats or schedules, ``None`` for the defaults); the
+    Same arguments and meanings (``fast_lr``/``slow_lr`` floats or schedules, ``slow_fraction`` the ratio rho of the
+    slow to the fast rate, ``None`` for the defaults); the
     accumulated slow gradient, its gradient-step count and the rollout count are kept per seed.
     """
 
@@ -308,6 +309,7 @@ class SeedFastSlow:
     fast_lr: float | Schedule | None = None
     slow_lr: float | Schedule | None = None
     slow_lr_scale: str | float = "steps"
+    slow_fraction: float | None = None
     acc: dict[int, Tensor] = field(default_factory=dict)
     acc_steps: Tensor | None = None
     rollouts: int = 0
@@ -328,7 +330,8 @@ class SeedFastSlow:
             return fallback if v is None else float(v(progress) if callable(v) else v)
 
         fast = value(self.fast_lr, model_lr(progress))
-        return (fast, fast) if self.mode == "joint" else (fast, value(self.slow_lr, DEFAULT_SLOW_FRACTION * fast))
+        rho = DEFAULT_SLOW_FRACTION if self.slow_fraction is None else self.slow_fraction
+        return (fast, fast) if self.mode == "joint" else (fast, value(self.slow_lr, rho * fast))
 
 
 def _gather(x: Tensor, idx: Tensor) -> Tensor:

@@ -85,7 +85,7 @@ _SHARED_SETTINGS = (
     "normalize_advantage",
     "learning_rate",
 )
-_FAST_SLOW_SETTINGS = ("mode", "other", "slow_every", "fast_lr", "slow_lr", "slow_lr_scale")
+_FAST_SLOW_SETTINGS = ("mode", "other", "slow_every", "fast_lr", "slow_lr", "slow_lr_scale", "slow_fraction")
 
 
 @dataclass(eq=False)

@@ -195,3 +195,20 @@ def spaces() -> tuple[Any, Any]:
 
     env = gym.make("MetaRIM-GoTo-v0")
     return env.observation_space, env.action_space
+
+
+def test_seed_fast_slow_takes_every_callback_setting_and_the_ratio() -> None:
+    """The trainer copies each FastSlowCallback setting into SeedFastSlow; rho sets the slow rate as the callback's."""
+    import inspect
+
+    from metarim_sb3.seed_batch.trainer import _FAST_SLOW_SETTINGS
+
+    settings = set(inspect.signature(FastSlowCallback.__init__).parameters) - {"self", "verbose"}
+    assert set(_FAST_SLOW_SETTINGS) == settings
+    lr = lambda _: 1e-3  # noqa: E731
+    for rho in (None, 0.5):
+        batched = SeedFastSlow(mode="meta", slow_fraction=rho)
+        callback = FastSlowCallback(mode="meta", slow_fraction=rho)
+        expected = (1e-3, (0.1 if rho is None else rho) * 1e-3)
+        assert batched.lrs(lr, 1.0) == pytest.approx(expected)
+        assert callback.slow_fraction * 1e-3 == pytest.approx(expected[1])
