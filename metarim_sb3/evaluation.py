@@ -17,7 +17,7 @@ import numpy as np
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor, is_vecenv_wrapped
 
-__all__ = ["SUCCESS_KEY", "EpisodeResults", "run_episodes"]
+__all__ = ["SUCCESS_KEY", "EpisodeResults", "episode_success", "run_episodes"]
 
 #: The ``info`` key every episode end must carry: whether the episode succeeded.
 SUCCESS_KEY = "is_success"
@@ -46,6 +46,28 @@ def _env_name(env: VecEnv, index: int) -> str:
         return type(env.get_attr("unwrapped", indices=[index])[0]).__name__
     except Exception:
         return f"env {index} of {type(env).__name__}"
+
+
+def episode_success(info: dict[str, Any], env: VecEnv, index: int, where: str) -> bool:
+    """
+    The success of an episode that just ended, under the one rule of every evaluation and training tracker: its final
+    ``info`` must carry ``info["is_success"]`` (every MetaRIM env sets it when an episode is terminated or truncated);
+    an episode end without it is refused, neither skipped (which would drop failures) nor counted as a failure (which
+    would invent one).
+
+    :param info: the episode's final ``info``.
+    :param env: the vectorised env it came from (for the message).
+    :param index: the env's index in ``env``.
+    :param where: who asks (the class or function named in the message).
+    :return: ``bool(info["is_success"])``.
+    :raises ValueError: if ``info`` has no ``"is_success"``, naming the env.
+    """
+    if SUCCESS_KEY not in info:
+        raise ValueError(
+            f"{where}: an episode of {_env_name(env, index)} ended without info[{SUCCESS_KEY!r}]; every "
+            f"episode end must say whether it succeeded (MetaRIM envs always do)"
+        )
+    return bool(info[SUCCESS_KEY])
 
 
 def run_episodes(
@@ -117,12 +139,7 @@ def run_episodes(
             if monitored and "episode" not in info:  # a "done" that is no episode end (e.g. a lost life)
                 current_returns[i], current_lengths[i] = 0, 0
                 continue
-            if SUCCESS_KEY not in info:
-                raise ValueError(
-                    f"run_episodes: an episode of {_env_name(env, i)} ended without info[{SUCCESS_KEY!r}]; every "
-                    f"episode end must say whether it succeeded (MetaRIM envs always do)"
-                )
-            successes.append(bool(info[SUCCESS_KEY]))
+            successes.append(episode_success(info, env, i, "run_episodes"))
             if monitored:
                 returns.append(float(info["episode"]["r"]))
                 lengths.append(int(info["episode"]["l"]))

@@ -16,6 +16,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from metarim_sb3.callbacks._common import append_csv_row, check_int, check_real, log_path
+from metarim_sb3.evaluation import episode_success
 
 __all__ = ["CurriculumCallback"]
 
@@ -25,7 +26,8 @@ class CurriculumCallback(BaseCallback):
     Moves every environment of the training ``VecEnv`` to the next stage when the agent masters the current one.
 
     After each step, the finished episodes of the *current* stage (by ``info["stage"]``; episodes that started
-    before a shift are ignored) feed a window of the last ``window`` ``info["is_success"]`` values. When the
+    before a shift are ignored) feed a window of the last ``window`` ``info["is_success"]`` values (an episode end
+    without it is refused: :func:`metarim_sb3.evaluation.episode_success`). When the
     window is full, its success rate is ``>= threshold`` and at least ``min_steps`` environment steps were spent
     in the stage, the callback calls ``env_method("set_stage", next)`` on every environment (effective at each
     one's next reset), empties the window and restarts the step count. After the last stage it stops, or with
@@ -187,8 +189,8 @@ class CurriculumCallback(BaseCallback):
             infos = self.locals["infos"]
             for i in np.flatnonzero(dones):
                 info = infos[i]
-                success = info.get("is_success")
-                if success is None or info.get("stage", self.stage) != self.stage:
+                success = episode_success(info, self.training_env, int(i), "CurriculumCallback")
+                if info.get("stage", self.stage) != self.stage:
                     continue
                 if len(self._results) == self.window:
                     self._n_success -= self._results[0]

@@ -17,7 +17,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from metarim_sb3.callbacks._common import check_int, check_real, log_path, repair_csv_tail, sync_eval_env, write_csv
 from metarim_sb3.callbacks.curriculum import CurriculumCallback
-from metarim_sb3.evaluation import run_episodes
+from metarim_sb3.evaluation import episode_success, run_episodes
 
 __all__ = ["ZeroShotAtMasteryCallback"]
 
@@ -184,8 +184,8 @@ class ZeroShotAtMasteryCallback(BaseCallback):
             return False
         infos = self.locals["infos"]
         for i in np.flatnonzero(dones):
-            success = infos[i].get("is_success")
-            if success is not None and infos[i].get("stage") == self._target:
+            success = episode_success(infos[i], self.training_env, int(i), "ZeroShotAtMasteryCallback")
+            if infos[i].get("stage") == self._target:
                 self._results.append(bool(success))
         full = len(self._results) == self.window
         return full and sum(self._results) >= self.threshold * self.window - 1e-9

@@ -299,3 +299,14 @@ def test_heldout_eval_progress_bar_counts_episodes(capsys: pytest.CaptureFixture
     assert "held-out evaluation at 32 steps" in err and "/2 " in err  # episodes done / total
     with pytest.raises(ValueError, match="progress must be True or False"):
         HeldOutEvalCallback("MetaRIM-GoTo-v0", progress="yes")  # type: ignore[arg-type]
+
+
+def test_an_episode_end_without_is_success_is_refused_naming_the_env(vec_env: VecEnv, tmp_path: Path) -> None:
+    """The one rule of metarim_sb3.evaluation: a training episode without info["is_success"] is neither skipped nor
+    counted as a failure."""
+    cb = CurriculumCallback(threshold=0.75, window=4)
+    model = start(cb, vec_env, tmp_path)
+    model.num_timesteps += 3
+    cb.update_locals({"dones": np.array([False, True, False]), "infos": [{}, {"stage": 0}, {}]})
+    with pytest.raises(ValueError, match=r"CurriculumCallback: an episode of MetaRIM-DoorKey-v0 ended without"):
+        cb.on_step()

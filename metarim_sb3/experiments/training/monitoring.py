@@ -21,6 +21,7 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
 
+from metarim_sb3.evaluation import episode_success
 from metarim_sb3.experiments.training.folder import CURVE, MASTERY, append_csv_row
 
 __all__ = ["NonFiniteError", "RunControl", "RunRecorder", "check_finite", "episode_progress"]
@@ -122,7 +123,7 @@ class RunRecorder(BaseCallback):
         infos = self.locals["infos"]
         for i in np.flatnonzero(dones):
             info = infos[i]
-            success = bool(info.get("is_success", False))
+            success = episode_success(info, self.training_env, int(i), "metarim train")
             episode = info.get("episode", {})
             self._episodes.append((success, float(episode.get("r", math.nan)), float(episode.get("l", math.nan))))
             # the stage this env is in now: after a shift, an episode that started before it is not counted
