@@ -9,13 +9,12 @@ episode's ``info["is_success"]`` under one rule (:func:`run_episodes`).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
-from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import VecEnv, VecMonitor, is_vecenv_wrapped
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.vec_env import VecEnv
 
 __all__ = ["SUCCESS_KEY", "EpisodeResults", "episode_success", "run_episodes"]
 
@@ -82,7 +81,7 @@ def run_episodes(
     """
     Run ``n_episodes`` episodes of ``model`` on ``env``: ``env`` is reset first and the episodes are spread evenly
     over its envs (env ``i`` plays ``(n_episodes + i) // num_envs``), the recurrent state is carried between steps
-    and reset at each episode start (``episode_start``), as SB3's ``evaluate_policy`` does.
+    and reset at each episode start: SB3's ``evaluate_policy``, whose per-step hook reads each episode's success.
 
     **The rule for success**: every episode end must carry ``info["is_success"]``. Every MetaRIM env sets it on the
     last step of each episode, terminated or truncated (``True`` iff it terminated with a positive reward), so an
@@ -103,51 +102,26 @@ def run_episodes(
     """
     if isinstance(n_episodes, bool) or not isinstance(n_episodes, (int, np.integer)) or n_episodes < 1:
         raise ValueError(f"run_episodes: n_episodes must be an integer >= 1, got {n_episodes!r}")
-    monitored = is_vecenv_wrapped(env, VecMonitor) or env.env_is_wrapped(Monitor)[0]
-    if not monitored and warn:
-        warnings.warn(
-            "Evaluation environment is not wrapped with a ``Monitor`` wrapper: returns and lengths are those of "
-            "the outer wrappers. Consider wrapping the environment in ``Monitor`` first.",
-            UserWarning,
-            stacklevel=2,
-        )
-    n_envs = env.num_envs
-    targets = np.array([(int(n_episodes) + i) // n_envs for i in range(n_envs)], dtype=int)
-    counts = np.zeros(n_envs, dtype=int)
-    current_returns = np.zeros(n_envs)
-    current_lengths = np.zeros(n_envs, dtype=int)
     successes: list[bool] = []
-    returns: list[float] = []
-    lengths: list[int] = []
-    observations = env.reset()
-    states = None
-    episode_starts = np.ones((n_envs,), dtype=bool)
-    while (counts < targets).any():
-        actions, states = model.predict(
-            observations, state=states, episode_start=episode_starts, deterministic=deterministic
-        )
-        observations, rewards, dones, infos = env.step(actions)
-        current_returns += rewards
-        current_lengths += 1
-        for i in range(n_envs):
-            if counts[i] >= targets[i]:
-                continue
-            episode_starts[i] = dones[i]
-            if not dones[i]:
-                continue
-            info = infos[i]
-            if monitored and "episode" not in info:  # a "done" that is no episode end (e.g. a lost life)
-                current_returns[i], current_lengths[i] = 0, 0
-                continue
-            successes.append(episode_success(info, env, i, "run_episodes"))
-            if monitored:
-                returns.append(float(info["episode"]["r"]))
-                lengths.append(int(info["episode"]["l"]))
-            else:
-                returns.append(float(current_returns[i]))
-                lengths.append(int(current_lengths[i]))
-            counts[i] += 1
-            current_returns[i], current_lengths[i] = 0, 0
-            if on_episode is not None:
-                on_episode()
+
+    def collect(locals_: dict[str, Any], _globals: dict[str, Any]) -> None:
+        """``evaluate_policy``'s per-env hook: the success of each episode it counts, in its order."""
+        info = locals_["info"]
+        if not locals_["done"] or (locals_["is_monitor_wrapped"] and "episode" not in info):
+            return  # mid-episode, or a "done" that is no episode end (e.g. a lost life)
+        successes.append(episode_success(info, env, int(locals_["i"]), "run_episodes"))
+        if on_episode is not None:
+            on_episode()
+
+    rewards, lengths = evaluate_policy(
+        model,
+        env,
+        n_eval_episodes=int(n_episodes),
+        deterministic=deterministic,
+        return_episode_rewards=True,
+        warn=warn,
+        callback=collect,
+    )
+    returns = [float(r) for r in rewards]  # type: ignore[union-attr]
+    lengths = [int(n) for n in lengths]  # type: ignore[union-attr]
     return EpisodeResults(successes, returns, lengths)
