@@ -1,0 +1,50 @@
+"""What one run returns (and writes to ``done.json``): :class:`RunResult`, a typed mapping.
+
+:func:`~metarim_sb3.experiments.training.runner.run` returns a :class:`RunResult` with ``status`` ``"done"`` (every
+key below but ``error`` and ``skipped``) or ``"interrupted"`` (``status``, ``timesteps``, ``out_dir``). A grid adds
+``"failed"`` results (``status`` and ``error``) and marks the ``done.json`` of a run it skipped (``skipped``). It stays
+a plain ``dict`` at run time, so ``done.json`` is written and read as before.
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+__all__ = ["RunResult"]
+
+
+class RunResult(TypedDict, total=False):
+    """The summary of one run (``done.json``); which keys a result has depends on its ``status``."""
+
+    #: ``"done"``, ``"interrupted"`` or ``"failed"``.
+    status: str
+    #: Why the run failed (``status`` ``"failed"`` only).
+    error: str
+    #: The result was read from a complete run's ``done.json`` instead of being run again.
+    skipped: bool
+    agent: str
+    env: str
+    seed: int
+    #: Environment steps trained (all envs together).
+    timesteps: int
+    #: Training time of all segments, seconds (the final evaluation excluded).
+    wall_time_s: float
+    #: Training frames per second over :attr:`wall_time_s`.
+    fps: float
+    #: Time and steps of this process's segment (a resumed run has several).
+    this_segment_s: float
+    this_segment_steps: int
+    #: The final held-out evaluation's time, seconds.
+    final_eval_s: float
+    #: The stage of env 0 at the end of training.
+    final_stage: int
+    #: How the stages shifted (:func:`~metarim_sb3.experiments.training.config.schedule_name`).
+    schedule: str
+    #: Held-out success rate of the final evaluation, its 95 % interval and mean return.
+    heldout_success: float
+    heldout_success_ci: list[float]
+    heldout_return: float
+    #: Success rate per zero-shot test stage (only when ``generalization.stages`` is set).
+    generalization: dict[str, float]
+    finished_at: str
+    out_dir: str
