@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +12,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from metarim_sb3.experiments.reporting.formatting import MIN_SEEDS_FOR_INTERVAL
-from metarim_sb3.experiments.reporting.sections.adaptation import shift_kms
+from metarim_sb3.experiments.reporting.sections.adaptation import AdaptationRow, shift_kms
 from metarim_sb3.experiments.reporting.stats import bootstrap_ci, curve_band
 from metarim_sb3.experiments.training.config import AGENTS
 
@@ -141,7 +142,7 @@ def adaptation(runs: list[RunData], path: Path) -> Path:
     return _save(fig, path)
 
 
-def adaptation_auc(rows: list[dict[str, Any]], path: Path) -> Path:
+def adaptation_auc(rows: Sequence[AdaptationRow], path: Path) -> Path:
     """
     Success AUC after a shift per agent, first visits and revisits apart (rows of
     :func:`metarim_sb3.experiments.reporting.sections.adaptation.adaptation_auc_rows`).

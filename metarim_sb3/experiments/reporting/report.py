@@ -20,9 +20,8 @@ Each section is computed and written by a module of :mod:`metarim_sb3.experiment
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from metarim_sb3.experiments.reporting.claims import Claims, judge, missing_runs, verdict_markdown
 from metarim_sb3.experiments.reporting.runs import RunData, agent_order, dirty_runs, find_runs, load_run
@@ -33,6 +32,7 @@ from metarim_sb3.experiments.reporting.sections.forgetting import forgetting_mar
 from metarim_sb3.experiments.reporting.sections.generalization import report_section
 from metarim_sb3.experiments.reporting.sections.paired import paired_markdown, paired_rows
 from metarim_sb3.experiments.reporting.sections.summary import (
+    AggregateRow,
     aggregate,
     limits,
     summary_table,
@@ -54,16 +54,25 @@ __all__ = ["build_report"]
 
 def _markdown(
     runs: list[RunData],
-    rows: list[dict[str, Any]],
-    images: dict[str, str],
+    rows: Sequence[AggregateRow],
+    images: Mapping[str, str],
     command: str,
     extra: list[str],
     verdict: list[str],
 ) -> str:
+    """
+    :param runs: the loaded runs of the report.
+    :param rows: the aggregate, from :func:`~metarim_sb3.experiments.reporting.sections.summary.aggregate`.
+    :param images: the file name of each figure, relative to ``report.md``, by section key.
+    :param command: the command that produced the report (``""``: no ``Produced by`` line).
+    :param extra: the lines of the sections after the figures.
+    :param verdict: the lines right after the summary table (the claims' verdict, the zero-shot tests).
+    :return: the text of ``report.md``.
+    """
     seeds = sorted({r.seed for r in runs})
     budgets = sorted({int(r.config["timesteps"]) for r in runs})
     threshold = sorted({float(r.config["curriculum"]["threshold"]) for r in runs})
-    versions: dict[str, Any] = {}
+    versions: Mapping[str, object] = {}
     if (runs[0].path / VERSIONS).exists():
         versions = read_json(runs[0].path / VERSIONS).get("started", {})
     dirty = dirty_runs(runs)

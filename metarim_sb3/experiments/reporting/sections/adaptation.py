@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Any
+from collections.abc import Sequence
+from typing import Literal, TypedDict
 
 import numpy as np
 
@@ -22,7 +23,46 @@ from metarim_sb3.experiments.reporting.metrics import (
 from metarim_sb3.experiments.reporting.runs import RunData, agent_order
 from metarim_sb3.experiments.reporting.stats import stratified_bootstrap_ci
 
-__all__ = ["adaptation_auc_markdown", "adaptation_auc_rows", "run_visit_aucs", "shift_kms"]
+__all__ = [
+    "AdaptationRow",
+    "VisitKind",
+    "adaptation_auc_markdown",
+    "adaptation_auc_rows",
+    "run_visit_aucs",
+    "shift_kms",
+]
+
+#: Which visits after a shift an adaptation row pools: a stage's first visit, or a return to a stage visited before.
+VisitKind = Literal["first visit", "revisit"]
+#: The kinds in table order, with whether a visit of that kind is a revisit.
+_KINDS: tuple[tuple[VisitKind, bool], ...] = (("first visit", False), ("revisit", True))
+
+
+class AdaptationRow(TypedDict):
+    """
+    One row of the adaptation AUC table (:func:`adaptation_auc_rows`): the success AUC over the horizon after a
+    shift, of one agent on one env, for first visits of a stage or for revisits.
+    """
+
+    #: Environment id.
+    env: str
+    #: Agent name.
+    agent: str
+    #: Which visits after a shift: a stage's first visit or a revisit.
+    kind: VisitKind
+    #: Runs that recorded ``stage_eval.csv`` (count).
+    recorded: int
+    #: Runs with at least one defined AUC of this kind (count of seeds).
+    seeds: int
+    #: Visits of this kind with a defined (not NaN) AUC (count).
+    defined: int
+    #: Visits of this kind (count).
+    total: int
+    #: The AUC (success rate integrated over the horizon, divided by it: 0 to 1): ``(IQM, low, high)``, the IQM
+    #: over seeds and its stratified-bootstrap 95 % CI (strata: visit index); all NaN without a defined AUC.
+    estimate: tuple[float, float, float]
+    #: Why the undefined AUCs are undefined: reason -> visits (count).
+    reasons: dict[str, int]
 
 
 def run_visit_aucs(run: RunData) -> list[tuple[Visit, AdaptationAUC]] | None:
@@ -70,7 +110,7 @@ def _reason(text: str) -> str:
     return next((short for prefix, short in _REASONS.items() if text.startswith(prefix)), text)
 
 
-def adaptation_auc_rows(runs: list[RunData]) -> list[dict[str, Any]]:
+def adaptation_auc_rows(runs: list[RunData]) -> list[AdaptationRow]:
     """
     The primary adaptation metric per (env, agent, kind): the success AUC over the horizon after each shift.
 
@@ -79,18 +119,16 @@ def adaptation_auc_rows(runs: list[RunData]) -> list[dict[str, Any]]:
     never imputed.
 
     :param runs: loaded runs.
-    :return: rows with ``env``, ``agent``, ``kind``, ``recorded`` (runs with a ``stage_eval.csv``), ``seeds``
-        (runs with at least one defined AUC of this kind), ``defined``, ``total``, ``estimate`` (IQM, low, high),
-        ``reasons`` (reason -> count).
+    :return: one :class:`AdaptationRow` per (env, agent, kind), first visits before revisits.
     """
     groups: dict[tuple[str, str], list[RunData]] = defaultdict(list)
     for r in runs:
         groups[(r.env, r.agent)].append(r)
-    rows = []
+    rows: list[AdaptationRow] = []
     for env in sorted({r.env for r in runs}):
         for agent in agent_order(a for e, a in groups if e == env):
             per_run = [a for a in (run_visit_aucs(r) for r in groups[(env, agent)]) if a is not None]
-            for kind, revisit in (("first visit", False), ("revisit", True)):
+            for kind, revisit in _KINDS:
                 strata: dict[int, list[float]] = defaultdict(list)
                 reasons: dict[str, int] = defaultdict(int)
                 seeds = 0
@@ -118,7 +156,7 @@ def adaptation_auc_rows(runs: list[RunData]) -> list[dict[str, Any]]:
     return rows
 
 
-def adaptation_auc_markdown(rows: list[dict[str, Any]], image: str, actions: str) -> list[str]:
+def adaptation_auc_markdown(rows: Sequence[AdaptationRow], image: str, actions: str) -> list[str]:
     """
     :param rows: from :func:`adaptation_auc_rows`.
     :param image: the plot's file name, relative to ``report.md``.

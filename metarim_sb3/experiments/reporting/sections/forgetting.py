@@ -6,14 +6,40 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Any
+from collections.abc import Sequence
+from typing import TypedDict
 
 from metarim_sb3.experiments.reporting.formatting import format_estimate
 from metarim_sb3.experiments.reporting.metrics import ForgettingRow, forgetting, stage_time_matrix, visits_from_shifts
 from metarim_sb3.experiments.reporting.runs import RunData, agent_order
 from metarim_sb3.experiments.reporting.stats import stratified_bootstrap_ci
 
-__all__ = ["forgetting_markdown", "forgetting_rows", "run_forgetting"]
+__all__ = ["ForgettingTableRow", "forgetting_markdown", "forgetting_rows", "run_forgetting"]
+
+
+class ForgettingTableRow(TypedDict):
+    """
+    One row of the forgetting table (:func:`forgetting_rows`): how much one agent forgot one stage of one env, over
+    seeds (a row per run and stage is a :class:`~metarim_sb3.experiments.reporting.metrics.ForgettingRow`).
+    """
+
+    #: Environment id.
+    env: str
+    #: Agent name.
+    agent: str
+    #: The stage (index in the curriculum).
+    stage: int
+    #: Runs with a defined drop on this stage (count of seeds).
+    seeds: int
+    #: Success rate when the stage was first left minus its success at the last later evaluation, before it became
+    #: the training stage again or the run ended (fraction, -1 to 1; positive = forgetting): ``(IQM, low, high)``,
+    #: the IQM over seeds and its bootstrap 95 % CI.
+    final_drop: tuple[float, float, float]
+    #: Success rate when the stage was first left minus its lowest later success (fraction, -1 to 1):
+    #: ``(IQM, low, high)`` as ``final_drop``.
+    max_drop: tuple[float, float, float]
+    #: Why the other runs have no drop on this stage: reason -> runs (count).
+    reasons: dict[str, int]
 
 
 def run_forgetting(run: RunData) -> list[ForgettingRow] | None:
@@ -39,13 +65,12 @@ def run_forgetting(run: RunData) -> list[ForgettingRow] | None:
     return forgetting(matrix, times, refs, until, [int(i) for i in ids])
 
 
-def forgetting_rows(runs: list[RunData]) -> list[dict[str, Any]]:
+def forgetting_rows(runs: list[RunData]) -> list[ForgettingTableRow]:
     """
     :param runs: loaded runs.
-    :return: per (env, agent, stage): ``seeds`` with a defined drop, ``final_drop`` and ``max_drop`` (IQM over
-        seeds with a bootstrap CI), ``reasons`` (why other seeds have none: count).
+    :return: one :class:`ForgettingTableRow` per (env, agent, stage) with a per-stage evaluation.
     """
-    out = []
+    out: list[ForgettingTableRow] = []
     for env in sorted({r.env for r in runs}):
         for agent in agent_order(r.agent for r in runs if r.env == env):
             per_run = [f for f in (run_forgetting(r) for r in runs if r.env == env and r.agent == agent) if f]
@@ -70,7 +95,7 @@ def forgetting_rows(runs: list[RunData]) -> list[dict[str, Any]]:
     return out
 
 
-def forgetting_markdown(rows: list[dict[str, Any]], image: str) -> list[str]:
+def forgetting_markdown(rows: Sequence[ForgettingTableRow], image: str) -> list[str]:
     """
     :param rows: from :func:`forgetting_rows`.
     :param image: the heatmap's file name, relative to ``report.md``.

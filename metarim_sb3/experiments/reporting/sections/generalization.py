@@ -16,10 +16,10 @@ from __future__ import annotations
 import csv
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -36,6 +36,8 @@ __all__ = [
     "REPORT_COLUMNS",
     "RIM_AGENTS",
     "PairedRow",
+    "PlateauRow",
+    "SuccessRow",
     "TestRow",
     "mean_interval",
     "paired_rows",
@@ -222,10 +224,47 @@ class PairedRow:
     p_holm: float
 
 
-def success_rows(rows: Sequence[TestRow]) -> list[dict[str, Any]]:
+class SuccessRow(TypedDict):
+    """One agent's zero-shot success on one test env after training on one env, over seeds (:func:`success_rows`)."""
+
+    #: The env the runs trained on.
+    train_env: str
+    #: The env they were tested on.
+    test_env: str
+    #: Whether the test env is the training env (the in-distribution reference).
+    in_distribution: bool
+    #: Agent name.
+    agent: str
+    #: Runs tested on this env (count of seeds).
+    seeds: int
+    #: Success rate on the test env (fraction): ``(mean, low, high)``, the mean over seeds and its 95 % t interval
+    #: clipped to [0, 1] (:func:`mean_interval`; NaN interval under three seeds).
+    success: tuple[float, float, float]
+
+
+class PlateauRow(TypedDict):
+    """One agent's training success late in the budget on one training env (:func:`plateau_rows`): the plateau check."""
+
+    #: The env the runs trained on.
+    train_env: str
+    #: Agent name.
+    agent: str
+    #: Runs (count of seeds).
+    seeds: int
+    #: Training success rate (fraction; ``curve.csv``, weighted by episodes) over the third quarter of the budget,
+    #: mean over seeds (NaN when no seed has one).
+    third: float
+    #: Training success rate (fraction) over the last quarter of the budget, mean over seeds (NaN when no seed has
+    #: one).
+    last: float
+    #: Seeds whose two quarters differ by less than :data:`PLATEAU_TOLERANCE` (count).
+    flat: int
+
+
+def success_rows(rows: Sequence[TestRow]) -> list[SuccessRow]:
     """
     :param rows: every run's test rows.
-    :return: one row per (train env, test env, agent): seeds and the mean success with its interval
+    :return: one :class:`SuccessRow` per (train env, test env, agent): seeds and the mean success with its interval
         (:func:`mean_interval`), in size order.
     """
     groups: dict[tuple[str, int, str, str, str], list[float]] = defaultdict(list)
@@ -233,7 +272,7 @@ def success_rows(rows: Sequence[TestRow]) -> list[dict[str, Any]]:
     for r in rows:
         groups[(r.train_env, r.order, r.test_env, r.agent, "id" if r.in_distribution else "")].append(r.success)
         bases[r.agent] = r.base
-    out = []
+    out: list[SuccessRow] = []
     for train_env, order, test_env, agent, tag in sorted(
         groups, key=lambda k: (k[0], k[1], _agent_key(k[3], bases[k[3]]))
     ):
@@ -296,12 +335,13 @@ def _quarter_success(run: RunData, low: float, high: float) -> float:
     return float(np.sum(success[mask] * episodes[mask]) / np.sum(episodes[mask]))
 
 
-def plateau_rows(runs: Sequence[RunData], train_envs: dict[Path, str]) -> list[dict[str, Any]]:
+def plateau_rows(runs: Sequence[RunData], train_envs: Mapping[Path, str]) -> list[PlateauRow]:
     """
     :param runs: the runs with test rows.
     :param train_envs: each run's training env name, by run folder.
-    :return: per (train env, agent): seeds, the mean training success over the third and over the last quarter of
-        the budget, and the seeds whose two quarters differ by less than :data:`PLATEAU_TOLERANCE`.
+    :return: one :class:`PlateauRow` per (train env, agent): seeds, the mean training success over the third and
+        over the last quarter of the budget, and the seeds whose two quarters differ by less than
+        :data:`PLATEAU_TOLERANCE`.
     """
     groups: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     bases: dict[str, str] = {}
@@ -310,7 +350,7 @@ def plateau_rows(runs: Sequence[RunData], train_envs: dict[Path, str]) -> list[d
         q3, q4 = _quarter_success(run, budget / 2, 0.75 * budget), _quarter_success(run, 0.75 * budget, budget)
         groups[(train_envs[run.path], run.agent)].append((q3, q4))
         bases[run.agent] = str(run.config.get("variant_of", run.agent))
-    out = []
+    out: list[PlateauRow] = []
     for train_env, agent in sorted(groups, key=lambda k: (k[0], _agent_key(k[1], bases[k[1]]))):
         pairs = groups[(train_env, agent)]
         q3s, q4s = [p[0] for p in pairs], [p[1] for p in pairs]
@@ -338,13 +378,23 @@ def _fmt_mean(estimate: tuple[float, float, float], n: int) -> str:
 
 def _markdown(
     rows: Sequence[TestRow],
-    means: list[dict[str, Any]],
-    paired: list[PairedRow],
-    plateau: list[dict[str, Any]],
+    means: Sequence[SuccessRow],
+    paired: Sequence[PairedRow],
+    plateau: Sequence[PlateauRow],
     image: str,
     command: str,
     runs: Sequence[RunData],
 ) -> list[str]:
+    """
+    :param rows: every run's test rows.
+    :param means: from :func:`success_rows`.
+    :param paired: from :func:`paired_rows`.
+    :param plateau: from :func:`plateau_rows`.
+    :param image: the plot's file name, relative to ``report.md``.
+    :param command: the command that made the report (``""``: the generic ``metarim report`` command is shown).
+    :param runs: the runs with test rows.
+    :return: the section's lines.
+    """
     episodes = sorted({r.episodes for r in rows})
     agents = sorted({(r.agent, r.base) for r in rows}, key=lambda a: _agent_key(*a))
     names = [a for a, _ in agents]

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -18,7 +19,45 @@ from metarim_sb3.experiments.reporting.runs import RunData, agent_order
 from metarim_sb3.experiments.reporting.sections.adaptation import shift_kms
 from metarim_sb3.experiments.reporting.stats import bootstrap_ci
 
-__all__ = ["aggregate", "limits", "summary_table", "write_aggregate", "write_summary"]
+__all__ = ["AggregateRow", "aggregate", "limits", "summary_table", "write_aggregate", "write_summary"]
+
+
+class AggregateRow(TypedDict):
+    """
+    One row of the aggregate (:func:`aggregate`): one agent on one env, over its runs; a line of ``aggregate.csv``
+    and of the table at the top of ``report.md``.
+    """
+
+    #: Environment id.
+    env: str
+    #: Agent name.
+    agent: str
+    #: Runs found (count of seeds).
+    seeds: int
+    #: Runs that finished (wrote ``done.json``; count).
+    complete: int
+    #: Kaplan–Meier estimate of the frames (environment steps) from a shift to the success threshold, pooled over
+    #: the runs' shifts; ``None`` without a shift.
+    km: KaplanMeier | None
+    #: The curriculum stage (index) each run ended in, one per run with a training curve.
+    final_stages: list[int]
+    #: Median of ``final_stages`` (stage index; NaN without any).
+    final_stage_median: float
+    #: Curriculum shifts per run (mean over runs).
+    shifts_mean: float
+    #: Visits after a shift that reached the success threshold, of all such visits (``"reached/total"``).
+    adapt_mastered: str
+    #: Runs whose first stage reached the success threshold, of the runs with a stage visit (``"reached/runs"``).
+    initial_mastered: str
+    #: Held-out success rate after training (fraction; ``final_eval.json``): ``(mean, low, high)``, the mean over
+    #: seeds and its percentile-bootstrap 95 % CI; all NaN without a final evaluation.
+    heldout_success: tuple[float, float, float]
+    #: Runs with a final held-out evaluation (count of seeds).
+    heldout_seeds: int
+    #: Training wall time per finished run (seconds; mean over runs, NaN without one).
+    wall_time_s: float
+    #: Training speed of the finished runs (environment steps per second; mean over runs, NaN without one).
+    fps: float
 
 
 def _fmt_ci(estimate: tuple[float, float, float], n_seeds: int) -> str:
@@ -73,16 +112,17 @@ def write_summary(runs: list[RunData], path: Path) -> None:
     write_csv(path, rows)
 
 
-def aggregate(runs: list[RunData]) -> list[dict[str, Any]]:
+def aggregate(runs: list[RunData]) -> list[AggregateRow]:
     """
     :param runs: loaded runs.
-    :return: one row per (env, agent): seeds, stage reached, adaptation IQM with CI, zero-shot mean with CI, time.
+    :return: one :class:`AggregateRow` per (env, agent): seeds, stage reached, frames to threshold after a shift,
+        zero-shot mean with CI, time.
     """
     groups: dict[tuple[str, str], list[RunData]] = defaultdict(list)
     for r in runs:
         groups[(r.env, r.agent)].append(r)
     kms = shift_kms(runs)
-    rows = []
+    rows: list[AggregateRow] = []
     for env in sorted({r.env for r in runs}):
         for agent in agent_order(a for e, a in groups if e == env):
             group = groups[(env, agent)]
@@ -121,7 +161,7 @@ def _integral(value: float) -> float | int:
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-def write_aggregate(rows: list[dict[str, Any]], path: Path) -> None:
+def write_aggregate(rows: Sequence[AggregateRow], path: Path) -> None:
     """
     Write ``aggregate.csv``: the rows of :func:`aggregate`, one per env and agent.
 
@@ -176,7 +216,7 @@ def limits(runs: list[RunData]) -> str:
     return text + "Budgets are far below the papers'; nothing here reproduces a published number."
 
 
-def summary_table(rows: list[dict[str, Any]]) -> list[str]:
+def summary_table(rows: Sequence[AggregateRow]) -> list[str]:
     """
     :param rows: from :func:`aggregate`.
     :return: the lines of the table at the top of ``report.md``: its header, then one row per env and agent.

@@ -5,7 +5,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Sequence
+from typing import TypedDict
 
 import numpy as np
 
@@ -13,20 +14,71 @@ from metarim_sb3.experiments.reporting.formatting import format_estimate
 from metarim_sb3.experiments.reporting.runs import RunData, agent_order
 from metarim_sb3.experiments.reporting.stats import stratified_bootstrap_ci, wilson_interval
 
-__all__ = ["zero_shot_markdown", "zero_shot_mastery_markdown", "zero_shot_mastery_rows", "zero_shot_rows"]
+__all__ = [
+    "ZeroShotMasteryRow",
+    "ZeroShotRow",
+    "zero_shot_markdown",
+    "zero_shot_mastery_markdown",
+    "zero_shot_mastery_rows",
+    "zero_shot_rows",
+]
 
 
-def zero_shot_rows(runs: list[RunData], n_points: int = 4) -> list[dict[str, Any]]:
+class ZeroShotRow(TypedDict):
+    """
+    One row of the table of held-out success during training (:func:`zero_shot_rows`): one agent on one env at one
+    evaluation frame count.
+    """
+
+    #: Environment id.
+    env: str
+    #: Agent name.
+    agent: str
+    #: Training frames (environment steps) at the evaluation.
+    frames: float
+    #: Per seed with a success rate at these frames, sorted: ``(seed, rate, low, high)``, the held-out success
+    #: rate (fraction) and its Wilson 95 % interval (successes = rate x episodes, rounded).
+    per_seed: list[tuple[int, float, float, float]]
+    #: Seeds with a success rate at these frames (count).
+    seeds: int
+    #: Held-out success rate (fraction): ``(IQM, low, high)``, the IQM over seeds and its bootstrap 95 % CI.
+    estimate: tuple[float, float, float]
+
+
+class ZeroShotMasteryRow(TypedDict):
+    """
+    One row of the table of held-out success at the first mastery of the last training stage
+    (:func:`zero_shot_mastery_rows`): one agent on one env.
+    """
+
+    #: Environment id.
+    env: str
+    #: Agent name.
+    agent: str
+    #: Runs that recorded ``zero_shot_mastery.csv`` (count).
+    recorded: int
+    #: Of them, runs that never mastered the last training stage (count of seeds; censored, never averaged).
+    not_reached: int
+    #: Per reached seed with a success rate, sorted by seed: ``(seed, rate, low, high, frames)``, the held-out
+    #: success rate (fraction), its Wilson 95 % interval and the training frames at mastery.
+    per_seed: list[tuple[int, float, float, float, int]]
+    #: Reached seeds with a success rate (count).
+    seeds: int
+    #: Held-out success rate (fraction): ``(IQM, low, high)``, the IQM over the reached seeds and its bootstrap
+    #: 95 % CI.
+    estimate: tuple[float, float, float]
+
+
+def zero_shot_rows(runs: list[RunData], n_points: int = 4) -> list[ZeroShotRow]:
     """
     Held-out success during training at fixed frame counts (``heldout_eval.csv``): the evaluation frames every
     run of an env shares, thinned to ``n_points`` evenly spread ones (the last always kept).
 
     :param runs: loaded runs.
     :param n_points: frame counts per env.
-    :return: rows with ``env``, ``agent``, ``frames``, ``per_seed`` (seed, rate, Wilson low, high; successes =
-        rate x episodes rounded) and ``estimate`` (IQM over seeds with a bootstrap 95 % CI) and ``seeds``.
+    :return: one :class:`ZeroShotRow` per (env, agent, frame count).
     """
-    rows = []
+    rows: list[ZeroShotRow] = []
     for env in sorted({r.env for r in runs}):
         env_runs = [r for r in runs if r.env == env and r.heldout is not None and r.heldout["timesteps"].size]
         if not env_runs:
@@ -59,7 +111,7 @@ def zero_shot_rows(runs: list[RunData], n_points: int = 4) -> list[dict[str, Any
     return rows
 
 
-def zero_shot_markdown(rows: list[dict[str, Any]]) -> list[str]:
+def zero_shot_markdown(rows: Sequence[ZeroShotRow]) -> list[str]:
     """
     :param rows: from :func:`zero_shot_rows`.
     :return: the section's lines.
@@ -85,17 +137,15 @@ def zero_shot_markdown(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def zero_shot_mastery_rows(runs: list[RunData]) -> list[dict[str, Any]]:
+def zero_shot_mastery_rows(runs: list[RunData]) -> list[ZeroShotMasteryRow]:
     """
     Held-out success when the last training stage was first mastered (``zero_shot_mastery.csv``). Runs that never
     mastered it are counted (``not_reached``), never averaged; runs that did not record it are left out.
 
     :param runs: loaded runs.
-    :return: per (env, agent) with a recorded run: ``recorded`` (runs), ``not_reached`` (seeds), ``per_seed``
-        (seed, rate, Wilson low, high, frames at mastery; reached seeds only, sorted by seed), ``seeds`` (reached
-        seeds with a success rate) and ``estimate`` (IQM over them with a bootstrap 95 % CI).
+    :return: one :class:`ZeroShotMasteryRow` per (env, agent) with a recorded run.
     """
-    rows = []
+    rows: list[ZeroShotMasteryRow] = []
     for env in sorted({r.env for r in runs}):
         recorded = [r for r in runs if r.env == env and r.zero_shot_mastery is not None]
         for agent in agent_order(r.agent for r in recorded):
@@ -121,7 +171,7 @@ def zero_shot_mastery_rows(runs: list[RunData]) -> list[dict[str, Any]]:
     return rows
 
 
-def zero_shot_mastery_markdown(rows: list[dict[str, Any]]) -> list[str]:
+def zero_shot_mastery_markdown(rows: Sequence[ZeroShotMasteryRow]) -> list[str]:
     """
     :param rows: from :func:`zero_shot_mastery_rows`.
     :return: the subsection's lines.
