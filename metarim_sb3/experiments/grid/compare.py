@@ -18,12 +18,13 @@ import sys
 import time
 import traceback
 import zipfile
+from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from metarim_sb3.experiments.grid.presets import compare_preset
+from metarim_sb3.experiments.grid.presets import GridPreset, compare_preset
 from metarim_sb3.experiments.grid.progress import eta_text
 from metarim_sb3.experiments.training.config import merge, resolve_config
 from metarim_sb3.experiments.training.folder import (
@@ -37,6 +38,7 @@ from metarim_sb3.experiments.training.folder import (
     write_yaml,
 )
 from metarim_sb3.experiments.training.ownership import check_out_dir, check_out_folder, is_run_dir, mark_run_dir
+from metarim_sb3.experiments.training.result import RunResult
 from metarim_sb3.experiments.training.signals import stop_on_signals
 
 __all__ = ["Job", "default_workers", "plan", "prepare_run_dirs", "run_grid", "run_grid_ray"]
@@ -73,15 +75,15 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def plan(preset: str, out: Path, seeds: int | None = None, overrides: dict[str, Any] | None = None) -> list[Job]:
+def plan(preset: str, out: Path, seeds: int | None = None, overrides: Mapping[str, object] | None = None) -> list[Job]:
     """
     Resolve and check every run config of a preset before anything runs.
 
     :param preset: a preset name or YAML file (:func:`~metarim_sb3.experiments.grid.presets.compare_preset`).
     :param out: the results folder.
     :param seeds: number of seeds for every env (``None``: the preset's, which may differ by env).
-    :param overrides: applied to every run config last, over the preset's ``timesteps``, ``overrides`` and variant
-        overrides (e.g. ``--set``: the command line wins, as in ``train``).
+    :param overrides: a YAML override layer (a nested mapping) applied to every run config last, over the preset's
+        ``timesteps``, ``overrides`` and variant overrides (e.g. ``--set``: the command line wins, as in ``train``).
     :return: the jobs, env-major then seed then agent (so a grid stopped part-way leaves paired seeds).
     """
     check_out_folder(out)
@@ -112,7 +114,7 @@ def plan(preset: str, out: Path, seeds: int | None = None, overrides: dict[str, 
     return jobs
 
 
-def seed_list(grid: dict[str, Any], env: str, seeds: int | None = None) -> list[int]:
+def seed_list(grid: GridPreset, env: str, seeds: int | None = None) -> list[int]:
     """
     :param grid: a preset from :func:`~metarim_sb3.experiments.grid.presets.compare_preset`.
     :param env: one of its envs.
@@ -151,8 +153,13 @@ def _init_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # idle workers ignore Ctrl-C; run() handles it while training
 
 
-def _run_job(job: Job) -> dict[str, Any]:
-    """Worker entry point: one run, its output in ``train.log``; never raises."""
+def _run_job(job: Job) -> RunResult:
+    """
+    Worker entry point: one run, its output in ``train.log``; never raises.
+
+    :param job: the cell to run (or resume, from its checkpoint).
+    :return: the run's result, or a ``"failed"`` one with the error.
+    """
     from metarim_sb3.experiments.training.runner import run
 
     resume = (job.out_dir / CHECKPOINT).exists()
@@ -163,7 +170,8 @@ def _run_job(job: Job) -> dict[str, Any]:
     mark_run_dir(job.out_dir)
     with open(job.out_dir / TRAIN_LOG, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         try:
-            return run(job.config, job.seed, job.out_dir, resume=resume)
+            # runner.run returns a RunResult (its annotation does not say so yet)
+            return cast(RunResult, run(job.config, job.seed, job.out_dir, resume=resume))
         except RunError as err:  # e.g. another process writes this run: its files are not ours to touch
             return {"status": "failed", "error": str(err)}
         except Exception as err:  # reported by the parent; the other cells go on
@@ -171,7 +179,11 @@ def _run_job(job: Job) -> dict[str, Any]:
             return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
 
 
-def _describe(result: dict[str, Any]) -> str:
+def _describe(result: RunResult) -> str:
+    """
+    :param result: a run's result.
+    :return: the result in one line, for the progress line of its run.
+    """
     if result.get("status") == "done":
         return (
             f"done, {result['timesteps']} steps in {result['wall_time_s']:.0f} s ({result['fps']:.0f} fps), "
@@ -182,7 +194,7 @@ def _describe(result: dict[str, Any]) -> str:
     return f"FAILED: {result.get('error', '?')} (see {ERROR_LOG} if there is one)"
 
 
-def run_grid(jobs: list[Job], workers: int | None = None, log: Any = None) -> tuple[list[dict[str, Any]], bool]:
+def run_grid(jobs: list[Job], workers: int | None = None, log: Any = None) -> tuple[list[RunResult], bool]:
     """
     Run the jobs that are not complete yet, ``workers`` at a time.
 
@@ -192,7 +204,7 @@ def run_grid(jobs: list[Job], workers: int | None = None, log: Any = None) -> tu
     :return: one result per job (the ``done.json`` of skipped ones) and whether the grid was interrupted.
     """
     log = log or sys.stdout
-    results: dict[int, dict[str, Any]] = {}
+    results: dict[int, RunResult] = {}
     todo = []
     for i, job in enumerate(jobs):
         if (job.out_dir / DONE).exists():
@@ -208,7 +220,7 @@ def run_grid(jobs: list[Job], workers: int | None = None, log: Any = None) -> tu
 
     interrupted = False
     executor = ProcessPoolExecutor(max_workers=n_workers, mp_context=mp.get_context("spawn"), initializer=_init_worker)
-    futures: dict[Future[dict[str, Any]], int] = {}
+    futures: dict[Future[RunResult], int] = {}
 
     def stop() -> None:
         nonlocal interrupted
@@ -252,7 +264,8 @@ def run_grid(jobs: list[Job], workers: int | None = None, log: Any = None) -> tu
         finally:
             executor.shutdown(wait=True, cancel_futures=True)
     for i in range(len(jobs)):
-        results.setdefault(i, {"status": "interrupted", "timesteps": None})
+        # RunResult types timesteps as int; a run that never started has None
+        results.setdefault(i, {"status": "interrupted", "timesteps": None})  # type: ignore[typeddict-item]
     return [results[i] for i in range(len(jobs))], interrupted
 
 
@@ -290,7 +303,7 @@ def run_grid_ray(
     cpus_per_run: int = 1,
     log: Any = None,
     verbose: bool = False,
-) -> tuple[list[dict[str, Any]], bool]:
+) -> tuple[list[RunResult], bool]:
     """
     Run the jobs that are not complete yet as Ray Tune trials
     (:func:`~metarim_sb3.experiments.grid.ray_backend.run_grid_on_ray`), each through the same entry point as a local
@@ -309,7 +322,7 @@ def run_grid_ray(
     """
     from metarim_sb3.experiments.grid import ray_backend
 
-    results = ray_backend.run_grid_on_ray(
+    ray_results = ray_backend.run_grid_on_ray(
         jobs,
         _run_job,
         out,
@@ -321,4 +334,5 @@ def run_grid_ray(
         resume_step=checkpoint_step,
         log_file=ray_log_file,
     )
+    results: list[RunResult] = list(ray_results)  # RayRunResult items: the result plus where and how often it ran
     return results, any(r.get("status") == "interrupted" for r in results)

@@ -56,12 +56,13 @@ class Costs:
     """Measured milliseconds per environment step.
 
     :param agents: agent -> environment id -> ``{"cpu_ms": ..., "wall_ms": ...}``.
-    :param measured: the header: how, where and when the figures were measured.
+    :param measured: the header: how, where and when the figures were measured (the keys :data:`HEADER_KEYS`, as
+        the file gives them, and any further keys).
     :param source: where the figures were read from (for messages).
     """
 
     agents: dict[str, dict[str, dict[str, float]]]
-    measured: dict[str, Any]
+    measured: dict[str, object]
     source: str
 
     def lookup(self, agent: str, env: str) -> tuple[dict[str, float] | None, str | None]:
@@ -184,7 +185,7 @@ def costs_from_runs(paths: Iterable[str | Path]) -> Costs:
 
 
 def write_costs(
-    path: str | Path, agents: Mapping[str, Mapping[str, Mapping[str, float]]], measured: Mapping[str, Any]
+    path: str | Path, agents: Mapping[str, Mapping[str, Mapping[str, float]]], measured: Mapping[str, object]
 ) -> Path:
     """
     Write a costs file (what ``benchmarks/bench_study.py --write-costs`` calls); it replaces any previous one.

@@ -35,9 +35,9 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from metarim_sb3.experiments.grid.progress import eta_text
 from metarim_sb3.experiments.grid.ray_output import (
@@ -52,8 +52,18 @@ from metarim_sb3.experiments.grid.ray_output import (
     _why,
 )
 from metarim_sb3.experiments.training.folder import DONE, ERROR_LOG, read_json
+from metarim_sb3.experiments.training.result import RunResult
 
-__all__ = ["TRIAL_CLEANUP_S", "GridCell", "RayConnectionError", "RayMissingError", "require_ray", "run_grid_on_ray"]
+__all__ = [
+    "TRIAL_CLEANUP_S",
+    "GridCell",
+    "RayConnectionError",
+    "RayMissingError",
+    "RayPlacement",
+    "RayRunResult",
+    "require_ray",
+    "run_grid_on_ray",
+]
 
 
 #: Seconds Tune gives a stopping trial before killing its process (``TUNE_FORCE_TRIAL_CLEANUP_S``).
@@ -74,6 +84,33 @@ class GridCell(Protocol):
     def label(self) -> str:
         """A short name for progress lines."""
         ...
+
+
+class RayPlacement(TypedDict):
+    """Where and how often Ray ran a finished cell (the ``ray`` key of its :class:`RayRunResult`)."""
+
+    #: The Ray node of the attempt that finished (``None`` if its report did not say).
+    node_id: str | None
+    #: The host name of that node (``None`` if its report did not say).
+    host: str | None
+    #: Attempts made, the one that finished included.
+    attempts: int
+
+
+class RayRunResult(RunResult, total=False):
+    """A cell's result from :func:`run_grid_on_ray`: a :class:`~metarim_sb3.experiments.training.result.RunResult`
+    plus what Ray adds."""
+
+    #: Where the cell ran (finished cells only).
+    ray: RayPlacement
+    #: Attempts made (cells that failed every attempt only).
+    attempts: int
+
+
+class _TrialConfig(TypedDict):
+    """The config Tune gives a trial: the index of its cell in the grid."""
+
+    cell: int
 
 
 class RayMissingError(ImportError):
@@ -120,15 +157,26 @@ def _limit_threads(cpus_per_run: int) -> None:
 
 
 def _trial(
-    config: dict[str, Any],
+    config: _TrialConfig,
     cells: Sequence[Any] = (),
-    run_cell: Callable[[Any], dict[str, Any]] | None = None,
+    run_cell: Callable[[Any], RunResult] | None = None,
     cpus_per_run: int = 1,
     workdir: str = "",
     log_file: Callable[[Any], Path | None] | None = None,
 ) -> None:
-    """The function trainable: one cell, one ``run_cell`` call (its output in the cell's ``log_file``), one
-    report, which names the node and host that ran it."""
+    """
+    The function trainable: one cell, one ``run_cell`` call (its output in the cell's ``log_file``), one
+    report, which names the node and host that ran it.
+
+    :param config: the trial's config from Tune: which cell.
+    :param cells: the grid.
+    :param run_cell: the single-run entry point (see :func:`run_grid_on_ray`).
+    :param cpus_per_run: the trial's CPUs, and its torch / OpenMP threads.
+    :param workdir: the driver's working folder, where the trial runs (relative paths as locally).
+    :param log_file: the file that receives the attempt's console output (``None``: none).
+    :raises TypeError: if ``run_cell`` does not return a dict.
+    :raises RuntimeError: if its result says ``"status": "failed"`` (so that Tune retries the cell).
+    """
     import ray
     from ray import tune
 
@@ -149,7 +197,7 @@ def _trial(
         raise TypeError(f"run_cell must return a dict, returned {type(summary).__name__}")
     if summary.get("status") == "failed":  # an entry point that catches its own errors: retry it all the same
         raise RuntimeError(f"{cell.label}: {summary.get('error', 'failed')}")
-    metrics: dict[str, Any] = {
+    metrics: dict[str, object] = {
         "cell": index,
         "run_status": summary.get("status"),
         "summary": json.dumps(summary),
@@ -157,8 +205,9 @@ def _trial(
         "host": host,
     }
     for key in ("timesteps", "heldout_success", "fps"):
-        if isinstance(summary.get(key), int | float):
-            metrics[key] = summary[key]
+        value = summary.get(key)
+        if isinstance(value, int | float):
+            metrics[key] = value
     tune.report(metrics)
 
 
@@ -199,7 +248,7 @@ def _progress_callback(
             self.log = stream
             self.attempts: dict[int, int] = {}  # cell index -> attempts made
 
-        def __getstate__(self) -> dict[str, Any]:
+        def __getstate__(self) -> dict[str, object]:
             return {**self.__dict__, "log": None}
 
         def _line(self, text: str) -> None:
@@ -298,7 +347,7 @@ def _quiet_failures(quiet: bool) -> Iterator[None]:
     original = getattr(ray_worker, "print_to_stdstream", None)
     if original is not None:
 
-        def print_to_stdstream(data: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        def print_to_stdstream(data: Mapping[str, object], *args: Any, **kwargs: Any) -> None:
             if data.get("pid") != "raylet":
                 original(data, *args, **kwargs)
 
@@ -326,7 +375,7 @@ def _env_default(name: str, value: str) -> Iterator[None]:
 
 def run_grid_on_ray(
     cells: Sequence[GridCell],
-    run_cell: Callable[[Any], dict[str, Any]],
+    run_cell: Callable[[Any], RunResult],
     out_dir: str | Path,
     address: str | None = None,
     cpus_per_run: int = 1,
@@ -338,7 +387,7 @@ def run_grid_on_ray(
     prepare: Callable[[list[Any]], None] | None = None,
     resume_step: Callable[[Any], int | None] | None = None,
     log_file: Callable[[Any], Path | None] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[RayRunResult]:
     """
     Run the cells that are not complete yet as Ray Tune trials, as many at a time as the cluster's CPUs allow.
 
@@ -364,10 +413,10 @@ def run_grid_on_ray(
         attempt starts from (``None`` or 0: from scratch), for the retry's line.
     :param log_file: ``log_file(cell)``, called where the cell runs and on the driver: the file that receives
         each attempt's console output and each failed attempt's error (``None``: no such file for that cell).
-    :return: one result per cell, in order: the ``done.json`` of skipped cells (with ``"skipped": True``), the
-        summary of finished ones with ``"ray": {"node_id", "host", "attempts"}`` added (where it ran),
-        ``{"status": "failed", "error": ..., "attempts": ...}`` for cells that failed every attempt, and
-        ``{"status": "interrupted"}`` for cells the run did not reach (e.g. Ctrl-C).
+    :return: one result per cell (:class:`RayRunResult`), in order: the ``done.json`` of skipped cells (with
+        ``"skipped": True``), the summary of finished ones with ``"ray": {"node_id", "host", "attempts"}`` added
+        (where it ran), ``{"status": "failed", "error": ..., "attempts": ...}`` for cells that failed every
+        attempt, and ``{"status": "interrupted"}`` for cells the run did not reach (e.g. Ctrl-C).
     :raises ValueError: on a bad argument.
     :raises RayMissingError: if Ray is not installed.
     :raises RayConnectionError: if no Ray cluster answers at ``address``.
@@ -377,7 +426,7 @@ def run_grid_on_ray(
         raise ValueError(f"num_cpus must be None or an integer >= 1, got {num_cpus!r}")
     log = log or sys.stdout
     cells = list(cells)
-    results: dict[int, dict[str, Any]] = {}
+    results: dict[int, RayRunResult] = {}
     todo = []
     for i, cell in enumerate(cells):
         if (Path(cell.out_dir) / DONE).exists():
@@ -396,7 +445,7 @@ def run_grid_on_ray(
     thread_env = {var: str(cpus_per_run) for var in _THREAD_VARS}
     try:
         if owned:
-            init_kwargs: dict[str, Any] = {
+            init_kwargs: dict[str, object] = {
                 "runtime_env": {"env_vars": thread_env},
                 "log_to_driver": verbose >= 2,
                 "logging_level": "INFO" if verbose >= 2 else "WARNING",
@@ -483,16 +532,18 @@ def run_grid_on_ray(
             index = int(config["cell"])
             metrics = result.metrics or {}
             if result.error is None and "summary" in metrics:
-                placed = {"node_id": metrics.get("node_id"), "host": metrics.get("host")}
-                results[index] = {
-                    **json.loads(metrics["summary"]),
-                    "ray": {**placed, "attempts": progress.attempts.get(index, 1)},
+                placed: RayPlacement = {
+                    "node_id": metrics.get("node_id"),
+                    "host": metrics.get("host"),
+                    "attempts": progress.attempts.get(index, 1),
                 }
+                results[index] = {**json.loads(metrics["summary"]), "ray": placed}
             elif result.error is not None:
                 results[index] = {"status": "failed", "error": _error_text(result.error), "attempts": max_failures + 1}
     finally:
         if owned and ray.is_initialized():
             ray.shutdown()
     for i in range(len(cells)):
-        results.setdefault(i, {"status": "interrupted", "timesteps": None})
+        # RunResult types timesteps as int; a cell the run did not reach has None
+        results.setdefault(i, {"status": "interrupted", "timesteps": None})  # type: ignore[typeddict-item]
     return [results[i] for i in range(len(cells))]

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from metarim_sb3.experiments.training.result import RunResult
+
 __all__: list[str] = []
 
 
@@ -68,7 +70,11 @@ def _output_to(path: Path | None, header: str) -> Iterator[None]:
             os.close(descriptor)
 
 
-def _describe(result: dict[str, Any]) -> str:
+def _describe(result: RunResult) -> str:
+    """
+    :param result: a cell's result.
+    :return: the result in one line, for the progress line of its trial.
+    """
     status = result.get("status")
     if status == "done":
         parts = [f"done, {result.get('timesteps', '?')} steps"]
