@@ -46,30 +46,17 @@ import torch as th
 from metarim_sb3.experiments.grid.cost import package_costs_path, write_costs
 from metarim_sb3.experiments.grid.presets import compare_preset
 from metarim_sb3.experiments.training.config import AGENTS, merge, resolve_config
+from metarim_sb3.experiments.training.run_config import RunConfig
 from metarim_sb3.experiments.training.runner import run, versions
 
 #: CPU ms per environment step the RIM agents are held to.
 TARGET_MS = 0.8
 #: Config keys holding an interval in environment steps, scaled with the budget.
-INTERVALS = ("heldout_eval.every", "stage_eval.every", "checkpoint.every")
+#: The periodic intervals scaled with the budget: ``(section, field)``.
+INTERVALS = (("heldout_eval", "every"), ("stage_eval", "every"), ("checkpoint", "every"))
 
 
-def _set(config: dict[str, Any], key: str, value: Any) -> None:
-    node = config
-    parts = key.split(".")
-    for part in parts[:-1]:
-        node = node[part]
-    node[parts[-1]] = value
-
-
-def _get(config: dict[str, Any], key: str) -> Any:
-    node: Any = config
-    for part in key.split("."):
-        node = node[part]
-    return node
-
-
-def scaled_config(agent: str, env: str, preset: dict[str, Any], timesteps: int, scale: bool) -> dict[str, Any]:
+def scaled_config(agent: str, env: str, preset: dict[str, Any], timesteps: int, scale: bool) -> RunConfig:
     """
     :param agent: agent name.
     :param env: environment id.
@@ -80,23 +67,26 @@ def scaled_config(agent: str, env: str, preset: dict[str, Any], timesteps: int, 
     """
     config = resolve_config(agent, env, overrides=preset["overrides"], timesteps=timesteps)
     if scale:
-        rollout = config["n_envs"] * config["ppo"]["n_steps"]  # learn() runs whole rollouts
+        rollout = config.n_envs * config.ppo.n_steps  # learn() runs whole rollouts
         ratio = math.ceil(timesteps / rollout) * rollout / preset["timesteps"][env]
-        for key in INTERVALS:
-            _set(config, key, max(1, round(_get(config, key) * ratio)))
-        config["final_eval"]["episodes"] = max(1, math.ceil(config["final_eval"]["episodes"] * ratio))
+        changes: dict[str, object] = {
+            section: {name: max(1, round(getattr(getattr(config, section), name) * ratio))}
+            for section, name in INTERVALS
+        }
+        changes["final_eval"] = {"episodes": max(1, math.ceil(config.final_eval.episodes * ratio))}
+        config = config.with_changes(**changes)
     return config
 
 
-def warmup_config(agent: str, env: str, preset: dict[str, Any]) -> dict[str, Any]:
+def warmup_config(agent: str, env: str, preset: dict[str, Any]) -> RunConfig:
     """:return: a one-rollout run of ``agent`` without periodic evaluations (first-call costs, untimed)."""
     base = resolve_config(agent, env, overrides=preset["overrides"])
-    rollout = base["n_envs"] * base["ppo"]["n_steps"]
+    rollout = base.n_envs * base.ppo.n_steps
     layer = {"heldout_eval": {"enabled": False}, "stage_eval": {"enabled": False}, "final_eval": {"episodes": 1}}
     return resolve_config(agent, env, overrides=merge(preset["overrides"], layer), timesteps=rollout)
 
 
-def measure(config: dict[str, Any], seed: int) -> dict[str, float]:
+def measure(config: RunConfig, seed: int) -> dict[str, float]:
     """
     One whole run in a temporary folder.
 

@@ -341,14 +341,14 @@ def _train(args: argparse.Namespace, prog: str) -> int:
             raise RunError("--resume and --force exclude each other: continue the run or start it over")
         check_out_dir(args.out, resume=True, force=False)
         saved = read_run_config(args.out)
-        seed = saved.pop("seed", 0)
-        for name, value, old in (("agent", args.agent, saved["agent"]), ("env", args.env, saved["env"]),
+        seed = 0 if saved.seed is None else saved.seed
+        for name, value, old in (("agent", args.agent, saved.agent), ("env", args.env, saved.env),
                                  ("seed", args.seed, seed)):  # fmt: skip
             if value is not None and value != old:
                 raise RunError(f"--{name} {value} differs from the run's {name} {old}; omit it with --resume")
         file_layer = load_yaml(args.config) if args.config is not None else None
         top = {"timesteps": args.timesteps} if args.timesteps is not None else None
-        config = apply_overrides(saved, file_layer, overrides, top)
+        config = apply_overrides(saved.with_changes(seed=None), file_layer, overrides, top)
         out = args.out
     else:
         if args.agent is None:
@@ -360,13 +360,13 @@ def _train(args: argparse.Namespace, prog: str) -> int:
         if args.print_config:
             import yaml
 
-            print(yaml.safe_dump({**config, "seed": seed}, sort_keys=False), end="")
+            print(yaml.safe_dump(config.with_changes(seed=seed).to_dict(), sort_keys=False), end="")
             return 0
     import torch
 
     torch.set_num_threads(args.threads)
     progress = _show_progress(args.progress)
-    print(f"training {config['agent']} on {config['env']} for {config['timesteps']} steps, seed {seed} -> {out}")
+    print(f"training {config.agent} on {config.env} for {config.timesteps} steps, seed {seed} -> {out}")
     result = run(config, seed, out, resume=args.resume, force=args.force, progress_bar=progress, wandb=args.wandb)
     if result["status"] == "interrupted":
         print(f"interrupted: checkpoint at {result['timesteps']} steps in {out}; continue with: "
@@ -464,7 +464,7 @@ def _compare(args: argparse.Namespace) -> int:
 
         jobs = plan(args.preset, out, args.seeds, parse_set(args.set))
         costs = costs_from_runs([args.costs_from]) if args.costs_from is not None else load_costs()
-        runs = [(str(j.config.get("variant_of", j.agent)), j.env, int(j.config["timesteps"])) for j in jobs]
+        runs = [(j.config.variant_of or j.agent, j.env, j.config.timesteps) for j in jobs]
         print(f"dry run of preset {args.preset} -> {out} (nothing is run or written)")
         print(describe_plan(runs, args.workers or default_workers(), costs))
         return 0

@@ -66,14 +66,14 @@ def test_bad_chunk_len_exits_2(agent: str, value: str, tmp_path: Path, monkeypat
 
 def test_chunk_len_must_divide_the_run_settings() -> None:
     config = resolve_config("rim", ENV_ID, overrides={"ppo": {"chunk_len": 32}})
-    assert config["ppo"]["chunk_len"] == 32
+    assert config.ppo.chunk_len == 32
     with pytest.raises(ConfigError, match=r"ppo.chunk_len .* ppo.n_steps=48 .*\(1, 2, 4, 8, 16\), got 32"):
         resolve_config("rim", ENV_ID, overrides={"ppo": {"chunk_len": 32, "n_steps": 48, "batch_size": 64}})
 
 
 def test_default_layouts(finished_run: Path) -> None:
     """The RIM agents train in chunks of 32 (results/layout), the LSTM and GRU baselines in whole sequences."""
-    layouts = {a: resolve_config(a, ENV_ID)["ppo"]["chunk_len"] for a in ("meta-rim", "rim", "reversed", "lstm", "gru")}
+    layouts = {a: resolve_config(a, ENV_ID).ppo.chunk_len for a in ("meta-rim", "rim", "reversed", "lstm", "gru")}
     assert layouts == {"meta-rim": 32, "rim": 32, "reversed": 32, "lstm": None, "gru": None}
     assert yaml.safe_load((finished_run / "config.yaml").read_text())["ppo"]["chunk_len"] == 32  # a rim run
     assert saved_chunk_len(finished_run / "model.zip") == 32
@@ -89,12 +89,12 @@ def test_layout_preset_pairs_every_agent_with_its_chunked_variant(tmp_path: Path
     }
     jobs = plan("layout", tmp_path)
     assert len(jobs) == 6 * 3
-    layouts = {(j.config.get("variant_of", j.agent), j.config["ppo"]["chunk_len"]) for j in jobs}
+    layouts = {(j.config.variant_of or j.agent, j.config.ppo.chunk_len) for j in jobs}
     assert layouts == {(a, c) for a in ("meta-rim", "rim", "reversed") for c in (None, 32)}
     for job in jobs:
-        base = resolve_config(job.config.get("variant_of", job.agent), ENV_ID, overrides=quick["overrides"],
+        base = resolve_config(job.config.variant_of or job.agent, ENV_ID, overrides=quick["overrides"],
                               timesteps=quick["timesteps"][ENV_ID])  # fmt: skip
-        base["ppo"]["chunk_len"] = job.config["ppo"]["chunk_len"]
-        assert {k: v for k, v in job.config.items() if k not in ("agent", "variant_of")} == {
-            k: v for k, v in base.items() if k != "agent"
+        base = base.with_changes(ppo={"chunk_len": job.config.ppo.chunk_len})
+        assert {k: v for k, v in job.config.to_dict().items() if k not in ("agent", "variant_of")} == {
+            k: v for k, v in base.to_dict().items() if k != "agent"
         }  # each pair differs in the layout alone

@@ -116,7 +116,7 @@ def test_critic_builds_the_policy(critic: str, shared: bool, critic_core: bool, 
     from metarim_sb3.experiments.training.model import build_model
 
     config = resolve_config("gru", ENV_ID, overrides={**TINY, "critic": critic})
-    env = make_env(config["env"], config["n_envs"], 0, config["env_kwargs"])
+    env = make_env(config.env, config.n_envs, 0, config.env_kwargs)
     try:
         model = build_model(config, env, 0)
         model.learn(64)
@@ -137,7 +137,7 @@ def test_fixed_schedule_needs_the_curriculum_off() -> None:
     with pytest.raises(ConfigError, match=r"curriculum\.enabled false"):
         resolve_config("gru", ENV_ID, overrides=steps)
     config = resolve_config("gru", ENV_ID, overrides={**steps, "curriculum": {"enabled": False}})
-    assert config["env_kwargs"]["schedule"] == "steps"
+    assert config.env_kwargs["schedule"] == "steps"
 
 
 def test_train_on_a_fixed_schedule(tmp_path: Path) -> None:

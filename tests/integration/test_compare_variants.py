@@ -30,10 +30,11 @@ def _preset(tmp_path: Path, grid: dict) -> str:
 def test_variant_is_its_base_agent_with_overrides(tmp_path: Path) -> None:
     jobs = plan(_preset(tmp_path, GRID), tmp_path / "out", overrides={"fast_slow": {"slow_fraction": 0.3}})
     assert [(j.agent, j.seed) for j in jobs] == [("meta-rim", 0), ("fast-k2", 0), ("meta-rim", 1), ("fast-k2", 1)]
-    base, variant = jobs[0].config, jobs[1].config
+    base, variant = jobs[0].config.to_dict(), jobs[1].config.to_dict()
     assert variant["agent"] == "fast-k2" and variant["variant_of"] == "meta-rim" and "variant_of" not in base
-    assert variant["fast_slow"]["slow_every"] == 2 and base["fast_slow"]["slow_every"] == 4
-    assert variant["fast_slow"]["slow_fraction"] == 0.3  # the user's --set wins over the variant's own value
+    assert jobs[1].config.fast_slow is not None and jobs[0].config.fast_slow is not None
+    assert jobs[1].config.fast_slow.slow_every == 2 and jobs[0].config.fast_slow.slow_every == 4
+    assert jobs[1].config.fast_slow.slow_fraction == 0.3  # the user's --set wins over the variant's own value
     assert variant["n_envs"] == 2  # the grid's overrides apply to variants too
     assert jobs[1].out_dir == tmp_path / "out" / "runs" / "MetaRIM-GoTo-v0" / "fast-k2" / "seed_0"
     same = {k: v for k, v in variant.items() if k not in ("agent", "variant_of", "fast_slow")}

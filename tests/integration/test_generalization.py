@@ -49,10 +49,10 @@ def _rows(path: Path) -> list[dict[str, str]]:
 # ------------------------------------------------------------------------------------------------ config
 def test_config_section_defaults_off_and_accepts_stage_lists() -> None:
     config = resolve_config("lstm", ENV_ID)
-    assert config["generalization"]["stages"] == []
-    assert config["generalization"]["episodes"] >= 100
+    assert config.generalization.stages == []
+    assert config.generalization.episodes >= 100
     config = resolve_config("lstm", ENV_ID, overrides={"generalization": {"stages": [0, 2, "heldout"]}})
-    assert config["generalization"]["stages"] == [0, 2, "heldout"]
+    assert config.generalization.stages == [0, 2, "heldout"]
 
 
 @pytest.mark.parametrize(
@@ -135,10 +135,11 @@ def synthetic_run(root: Path, agent: str, seed: int, tests: bool = True, episode
     """A finished one-stage run folder with a ``generalization.csv`` of known success rates."""
     run = root / agent / f"seed_{seed}"
     run.mkdir(parents=True)
-    config = {"agent": agent, "env": "MetaRIM-DoorKey-v0", "seed": seed, "timesteps": 4000,
-              "curriculum": {"threshold": 0.8, "enabled": False}}  # fmt: skip
+    base = resolve_config("rim" if agent == "rim-k2" else agent, "MetaRIM-DoorKey-v0", timesteps=4000)
+    changes: dict[str, object] = {"agent": agent, "seed": seed, "curriculum": {"threshold": 0.8, "enabled": False}}
     if agent == "rim-k2":
-        config["variant_of"] = "rim"
+        changes["variant_of"] = "rim"
+    config = base.with_changes(**changes).to_dict()
     (run / "config.yaml").write_text(yaml.safe_dump(config))
     (run / "done.json").write_text(json.dumps({"timesteps": 4000, "wall_time_s": 10.0, "fps": 400.0}))
     (run / "final_eval.json").write_text(json.dumps({"success_rate": 0.1, "success_ci": [0.0, 0.3]}))
@@ -257,17 +258,17 @@ def test_committed_preset_declares_the_protocol(tmp_path: Path) -> None:
     jobs = plan("generalization", tmp_path / "out")
     for job in jobs:
         c = job.config
-        assert c["curriculum"]["enabled"] is False and c["env_kwargs"]["stage"] == 0
-        assert c["generalization"]["stages"] == [0, 1, 2, "heldout"] and c["generalization"]["episodes"] >= 100
-        assert c["timesteps"] % (c["n_envs"] * c["ppo"]["n_steps"]) == 0
+        assert c.curriculum.enabled is False and c.env_kwargs["stage"] == 0
+        assert c.generalization.stages == [0, 1, 2, "heldout"] and c.generalization.episodes >= 100
+        assert c.timesteps % (c.n_envs * c.ppo.n_steps) == 0
     by_agent = {j.agent: j.config for j in jobs if j.env == "MetaRIM-DoorKey-v0" and j.seed == grid["first_seed"]}
-    assert by_agent["rim"]["policy_kwargs"]["k"] == 3 and by_agent["rim-k2"]["policy_kwargs"]["k"] == 2
-    rim, k2 = dict(by_agent["rim"]), dict(by_agent["rim-k2"])
+    assert by_agent["rim"].policy_kwargs["k"] == 3 and by_agent["rim-k2"].policy_kwargs["k"] == 2
+    rim, k2 = by_agent["rim"].to_dict(), by_agent["rim-k2"].to_dict()
     for config in (rim, k2):
-        config.pop("agent"), config.pop("variant_of", None), config["policy_kwargs"].pop("k")
+        config.pop("agent"), config.pop("variant_of", None), config["policy_kwargs"].pop("k")  # type: ignore[union-attr]
     assert rim == k2  # k is the variant's only change
-    assert by_agent["lstm"]["policy_kwargs"]["lstm_hidden_size"] == 4 * 32 == by_agent["gru"]["policy_kwargs"][
-        "lstm_hidden_size"]  # fmt: skip
+    hidden = by_agent["lstm"].policy_kwargs["lstm_hidden_size"]
+    assert hidden == 4 * 32 == by_agent["gru"].policy_kwargs["lstm_hidden_size"]
     seeds: dict[tuple[str, str], list[int]] = {(j.env, j.agent): [] for j in jobs}
     for j in jobs:
         seeds[(j.env, j.agent)].append(j.seed)

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from metarim_sb3.experiments.reporting.report import build_report
+from metarim_sb3.experiments.training.config import AGENTS, resolve_config
 
 ENV = "MiniGrid-Synthetic-v0"
 
@@ -24,7 +25,8 @@ def _write_csv(path: Path, header: list[str], rows: list[list[object]]) -> None:
 def _run(root: Path, agent: str, seed: int, final_stage: int, success: float, sha: str = "abc123") -> Path:
     run = root / agent / f"seed{seed}"
     run.mkdir(parents=True)
-    config = {"agent": agent, "env": ENV, "seed": seed, "timesteps": 1000, "curriculum": {"threshold": 0.8}}
+    base = resolve_config(agent if agent in AGENTS else "lstm", "MetaRIM-GoTo-v0", timesteps=1000)
+    config = base.with_changes(agent=agent, env=ENV, seed=seed, curriculum={"threshold": 0.8}).to_dict()
     (run / "config.yaml").write_text(yaml.safe_dump(config))
     (run / "versions.json").write_text(json.dumps({"started": {"git_sha": sha}}))
     (run / "done.json").write_text(json.dumps({"timesteps": 1000, "wall_time_s": 10.0, "fps": 100.0}))

@@ -6,14 +6,16 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
+import yaml
 
 from metarim_sb3.callbacks.fast_slow import FastSlowCallback
 from metarim_sb3.experiments.training.config import apply_overrides, resolve_config
+from metarim_sb3.experiments.training.config_sections import FastSlowSettings
 from metarim_sb3.experiments.training.folder import read_run_config
 from metarim_sb3.experiments.training.resume import resume_changes
+from metarim_sb3.experiments.training.run_config import RunConfig
 from metarim_sb3.experiments.training.yaml_io import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,9 +29,10 @@ OLD_RUNS = [
 ]
 
 
-def _slow_lr(fast_slow: dict[str, Any], learning_rate: float) -> float:
+def _slow_lr(fast_slow: FastSlowSettings | None, learning_rate: float) -> float:
     """The slow lr the run's callback gives its slow groups at a constant model learning rate."""
-    callback = FastSlowCallback(**fast_slow)
+    assert fast_slow is not None
+    callback = FastSlowCallback(**fast_slow.callback_kwargs())  # type: ignore[arg-type]
     callback.model = SimpleNamespace(_current_progress_remaining=1.0, lr_schedule=lambda _: learning_rate)  # type: ignore[assignment]
     return callback.current_lrs()[1]
 
@@ -37,14 +40,15 @@ def _slow_lr(fast_slow: dict[str, Any], learning_rate: float) -> float:
 @pytest.mark.parametrize("agent", ["meta-rim", "reversed"])
 def test_presets_store_rho_and_give_the_same_slow_lr(agent: str) -> None:
     config = resolve_config(agent, ENV)
-    assert config["fast_slow"]["slow_fraction"] == 0.1 and config["fast_slow"]["slow_lr"] is None
-    assert config["ppo"]["learning_rate"] == 7e-4
-    assert _slow_lr(config["fast_slow"], 7e-4) == pytest.approx(7e-5, rel=1e-12)  # the old absolute value
+    assert config.fast_slow is not None
+    assert config.fast_slow.slow_fraction == 0.1 and config.fast_slow.slow_lr is None
+    assert config.ppo.learning_rate == 7e-4
+    assert _slow_lr(config.fast_slow, 7e-4) == pytest.approx(7e-5, rel=1e-12)  # the old absolute value
     # the ratio follows the fast lr: a new learning rate keeps rho
     faster = resolve_config(agent, ENV, overrides={"ppo": {"learning_rate": 1.4e-3}})
-    assert _slow_lr(faster["fast_slow"], 1.4e-3) == pytest.approx(1.4e-4, rel=1e-12)
+    assert _slow_lr(faster.fast_slow, 1.4e-3) == pytest.approx(1.4e-4, rel=1e-12)
     absolute = resolve_config(agent, ENV, overrides={"fast_slow": {"slow_lr": 1e-4, "slow_fraction": None}})
-    assert _slow_lr(absolute["fast_slow"], 7e-4) == 1e-4
+    assert _slow_lr(absolute.fast_slow, 7e-4) == 1e-4
 
 
 def test_config_checks_are_the_callbacks() -> None:
@@ -64,26 +68,31 @@ def test_old_run_config_with_absolute_slow_lr_still_loads_and_resumes(run: Path,
     copy = tmp_path / "run"
     copy.mkdir()
     shutil.copy(run / "config.yaml", copy / "config.yaml")
+    raw = yaml.safe_load((copy / "config.yaml").read_text())
+    assert "slow_fraction" not in raw["fast_slow"] and raw["fast_slow"]["slow_lr"] == 7e-5
     saved = read_run_config(copy)
-    assert "slow_fraction" not in saved["fast_slow"] and saved["fast_slow"]["slow_lr"] == 7e-5
+    assert saved.fast_slow is not None and saved.fast_slow.slow_fraction is None and saved.fast_slow.slow_lr == 7e-5
     # train --resume: the saved config is the base; the resume check accepts it as it is and against today's presets
-    config = apply_overrides(dict(saved), None, None, {"timesteps": saved["timesteps"]})
-    old = {k: v for k, v in saved.items() if k != "seed"}
-    resume_changes(old, config)  # raises on a changed fixed key
-    fresh = resolve_config(saved["agent"], saved["env"])
-    fresh["policy_kwargs"] = saved["policy_kwargs"]  # fixed keys aside, the renamed fast_slow key is no change
-    resume_changes(old, {**fresh, **{k: saved[k] for k in ("n_envs", "ppo") if k in saved}})
+    config = apply_overrides(saved.with_changes(seed=None), None, None, {"timesteps": saved.timesteps})
+    resume_changes(saved, config)  # raises on a changed fixed key
+    fresh = resolve_config(saved.agent, saved.env)
+    # fixed keys aside, the renamed fast_slow key is no change
+    resume_changes(saved, fresh.with_changes(policy_kwargs=saved.policy_kwargs, n_envs=saved.n_envs, ppo=saved.ppo))
     # the same slow lr as the presets give today
-    learning_rate = saved["ppo"]["learning_rate"]
-    assert _slow_lr(saved["fast_slow"], learning_rate) == pytest.approx(_slow_lr(fresh["fast_slow"], learning_rate))
+    learning_rate = saved.ppo.learning_rate
+    assert _slow_lr(saved.fast_slow, learning_rate) == pytest.approx(_slow_lr(fresh.fast_slow, learning_rate))
 
 
 def test_resume_reads_the_old_name_rim_dropout_as_dropout() -> None:
     """A run folder written before the rename holds policy_kwargs.rim_dropout: a resume compares it as dropout."""
     config = resolve_config("meta-rim", ENV)
-    kwargs = dict(config["policy_kwargs"])
-    old = {**config, "policy_kwargs": {("rim_dropout" if k == "dropout" else k): v for k, v in kwargs.items()}}
-    assert "rim_dropout" in old["policy_kwargs"] and "dropout" not in old["policy_kwargs"]
+    kwargs = dict(config.policy_kwargs)
+    data = {
+        **config.to_dict(),
+        "policy_kwargs": {("rim_dropout" if k == "dropout" else k): v for k, v in kwargs.items()},
+    }
+    old = RunConfig.from_mapping(data)
+    assert old.policy_kwargs == kwargs  # read under the new name
     resume_changes(old, config)  # the same settings under the new name: no change
     with pytest.raises(ConfigError, match="policy_kwargs"):
-        resume_changes(old, {**config, "policy_kwargs": {**kwargs, "dropout": 0.5}})
+        resume_changes(old, config.with_changes(policy_kwargs={"dropout": 0.5}))

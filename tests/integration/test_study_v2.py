@@ -59,7 +59,7 @@ def test_plan_orders_seed_after_seed_from_first_seed(tmp_path: Path) -> None:
     preset = tiny_preset(tmp_path / "grid.yaml")
     jobs = plan(str(preset), tmp_path / "out")
     assert [(j.seed, j.agent) for j in jobs] == [(s, a) for s in (7, 8, 9) for a in ("meta-rim", "lstm")]
-    assert jobs[0].config["curriculum"]["every"] == 4 * ROLLOUT
+    assert jobs[0].config.curriculum.every == 4 * ROLLOUT
     assert jobs[0].out_dir.name == "seed_7"
 
 

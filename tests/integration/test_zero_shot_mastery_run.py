@@ -13,6 +13,7 @@ from cli_helpers import ENV_ID, TINY
 from sb3_contrib import RecurrentPPO
 
 from metarim_sb3.experiments.training.config import resolve_config
+from metarim_sb3.experiments.training.run_config import RunConfig
 from metarim_sb3.experiments.training.runner import run
 
 pytestmark = pytest.mark.slow  # four short trainings
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.slow  # four short trainings
 HEADER = "timesteps,stage,episodes,successes,success_rate,mean_return"
 
 
-def _config(timesteps: int, threshold: float, window: int) -> dict:
+def _config(timesteps: int, threshold: float, window: int) -> RunConfig:
     overrides = {**copy.deepcopy(TINY), "curriculum": {"window": window, "threshold": threshold}}
     return resolve_config("lstm", ENV_ID, overrides=overrides, timesteps=timesteps)
 

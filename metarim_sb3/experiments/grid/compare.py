@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from metarim_sb3.experiments.grid.presets import GridPreset, compare_preset
 from metarim_sb3.experiments.grid.progress import eta_text
@@ -39,7 +39,9 @@ from metarim_sb3.experiments.training.folder import (
 )
 from metarim_sb3.experiments.training.ownership import check_out_dir, check_out_folder, is_run_dir, mark_run_dir
 from metarim_sb3.experiments.training.result import RunResult
+from metarim_sb3.experiments.training.run_config import RunConfig
 from metarim_sb3.experiments.training.signals import stop_on_signals
+from metarim_sb3.experiments.training.yaml_io import YamlValue
 
 __all__ = ["Job", "default_workers", "plan", "prepare_run_dirs", "run_grid", "run_grid_ray"]
 
@@ -58,7 +60,7 @@ class Job:
     agent: str
     env: str
     seed: int
-    config: dict[str, Any]
+    config: RunConfig
     out_dir: Path
 
     @property
@@ -75,7 +77,9 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def plan(preset: str, out: Path, seeds: int | None = None, overrides: Mapping[str, object] | None = None) -> list[Job]:
+def plan(
+    preset: str, out: Path, seeds: int | None = None, overrides: Mapping[str, YamlValue] | None = None
+) -> list[Job]:
     """
     Resolve and check every run config of a preset before anything runs.
 
@@ -102,7 +106,7 @@ def plan(preset: str, out: Path, seeds: int | None = None, overrides: Mapping[st
             else:  # a named preset agent with its own overrides, before the grid's and the user's
                 base = merge(merge(variant["overrides"], preset_layer), overrides or {})
                 config = resolve_config(variant["agent"], env, overrides=base)
-                config = {**config, "agent": agent, "variant_of": variant["agent"]}
+                config = config.with_changes(agent=agent, variant_of=variant["agent"])
             configs[agent] = config
         # Seed-major within an env: a grid stopped part-way leaves whole seeds, paired across its agents.
         for i, seed in enumerate(seed_list(grid, env, seeds)):
@@ -171,7 +175,7 @@ def _run_job(job: Job) -> RunResult:
     with open(job.out_dir / TRAIN_LOG, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         try:
             # runner.run returns a RunResult (its annotation does not say so yet)
-            return cast(RunResult, run(job.config, job.seed, job.out_dir, resume=resume))
+            return run(job.config, job.seed, job.out_dir, resume=resume)
         except RunError as err:  # e.g. another process writes this run: its files are not ours to touch
             return {"status": "failed", "error": str(err)}
         except Exception as err:  # reported by the parent; the other cells go on
@@ -265,7 +269,7 @@ def run_grid(jobs: list[Job], workers: int | None = None, log: Any = None) -> tu
             executor.shutdown(wait=True, cancel_futures=True)
     for i in range(len(jobs)):
         # RunResult types timesteps as int; a run that never started has None
-        results.setdefault(i, {"status": "interrupted", "timesteps": None})  # type: ignore[typeddict-item]
+        results.setdefault(i, {"status": "interrupted", "timesteps": None})
     return [results[i] for i in range(len(jobs))], interrupted
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypedDict
 
 from metarim_sb3.experiments.training.config import AGENTS, env_ids, short_repr
-from metarim_sb3.experiments.training.yaml_io import ConfigError, load_yaml
+from metarim_sb3.experiments.training.yaml_io import ConfigError, YamlTree, load_yaml
 
 if TYPE_CHECKING:
     from metarim_sb3.experiments.reporting.claims import Claims
@@ -34,7 +34,7 @@ class PresetVariant(TypedDict):
     agent: str
     #: A YAML override layer (a nested mapping, without ``agent`` or ``env``), applied to the variant's run
     #: configs before the grid's overrides.
-    overrides: dict[str, object]
+    overrides: YamlTree
 
 
 class GridPreset(TypedDict):
@@ -55,9 +55,9 @@ class GridPreset(TypedDict):
     #: env -> timesteps of each run.
     timesteps: dict[str, int]
     #: A YAML override layer (a nested mapping) applied to every run config.
-    overrides: dict[str, object]
+    overrides: YamlTree
     #: env -> a YAML override layer applied to that env's runs after :attr:`overrides`.
-    env_overrides: dict[str, dict[str, object]]
+    env_overrides: dict[str, YamlTree]
     #: name -> variant (empty without variants).
     variants: dict[str, PresetVariant]
     #: The paper's claims the report gives a verdict on, or ``None``.

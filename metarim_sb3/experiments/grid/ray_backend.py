@@ -545,5 +545,5 @@ def run_grid_on_ray(
             ray.shutdown()
     for i in range(len(cells)):
         # RunResult types timesteps as int; a cell the run did not reach has None
-        results.setdefault(i, {"status": "interrupted", "timesteps": None})  # type: ignore[typeddict-item]
+        results.setdefault(i, {"status": "interrupted", "timesteps": None})
     return [results[i] for i in range(len(cells))]

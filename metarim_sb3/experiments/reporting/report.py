@@ -70,8 +70,8 @@ def _markdown(
     :return: the text of ``report.md``.
     """
     seeds = sorted({r.seed for r in runs})
-    budgets = sorted({int(r.config["timesteps"]) for r in runs})
-    threshold = sorted({float(r.config["curriculum"]["threshold"]) for r in runs})
+    budgets = sorted({r.config.timesteps for r in runs})
+    threshold = sorted({r.config.curriculum.threshold for r in runs})
     versions: Mapping[str, object] = {}
     if (runs[0].path / VERSIONS).exists():
         versions = read_json(runs[0].path / VERSIONS).get("started", {})
@@ -184,7 +184,7 @@ def build_report(
     auc_rows = adaptation_auc_rows(runs)
     written["adaptation_auc"] = plots.adaptation_auc(auc_rows, out / "adaptation_auc.png")
     written["drift"] = plots.drift(runs, drift_groups(runs), out / "drift.png")
-    greedy = {bool(r.config.get("deterministic_eval")) for r in runs}
+    greedy = {r.config.deterministic_eval for r in runs}
     actions = (
         "greedy actions"
         if greedy == {True}

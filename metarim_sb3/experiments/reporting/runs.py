@@ -10,7 +10,7 @@ import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -32,8 +32,34 @@ from metarim_sb3.experiments.training.folder import (
     read_json,
     read_run_config,
 )
+from metarim_sb3.experiments.training.result import EvalResult, RunResult
+from metarim_sb3.experiments.training.run_config import RunConfig
 
-__all__ = ["RunData", "agent_order", "dirty_runs", "find_runs", "load_run"]
+__all__ = ["MasteryEval", "RunData", "StageVisit", "agent_order", "dirty_runs", "find_runs", "load_run"]
+
+
+class StageVisit(TypedDict):
+    """A row of a run's ``mastery.csv``: one visit to a stage (steps are environment steps, all envs together)."""
+
+    stage: int
+    #: The step the visit began.
+    entered_at: float
+    #: The step its success window first reached the threshold (``None``: never in the visit: censored).
+    mastered_at: float | None
+    #: The step it ended (the next shift, or the end of training).
+    left_at: float
+
+
+class MasteryEval(TypedDict, total=False):
+    """The held-out evaluation at the first mastery of the last training stage (``zero_shot_mastery.csv``)."""
+
+    #: Whether the run mastered the last training stage (the other keys only when it did).
+    reached: bool
+    #: The step of the evaluation, its episodes and successes, and the success rate.
+    timesteps: int
+    episodes: int
+    successes: int
+    success_rate: float
 
 
 @dataclass
@@ -41,11 +67,11 @@ class RunData:
     """Everything the report uses from one run folder."""
 
     path: Path
-    config: dict[str, Any]
-    done: dict[str, Any] | None
+    config: RunConfig
+    done: RunResult | None
     curve: dict[str, np.ndarray]
-    visits: list[dict[str, Any]]
-    final_eval: dict[str, Any] | None
+    visits: list[StageVisit]
+    final_eval: EvalResult | None
     activity: dict[str, np.ndarray] | None
     shifts: list[int] = field(default_factory=list)
     #: Stage each shift moved to (``curriculum.csv`` ``to_stage``; empty when not recorded).
@@ -58,22 +84,22 @@ class RunData:
     drift: dict[str, np.ndarray] | None = None
     #: The held-out evaluation at the first mastery of the last training stage (``zero_shot_mastery.csv``):
     #: ``{"reached": False}`` when the run recorded it but never got there; ``None``: not recorded.
-    zero_shot_mastery: dict[str, Any] | None = None
+    zero_shot_mastery: MasteryEval | None = None
 
     @property
     def agent(self) -> str:
         """Agent name."""
-        return str(self.config["agent"])
+        return self.config.agent
 
     @property
     def env(self) -> str:
         """Environment id."""
-        return str(self.config["env"])
+        return self.config.env
 
     @property
     def seed(self) -> int:
         """Seed."""
-        return int(self.config.get("seed", 0))
+        return 0 if self.config.seed is None else self.config.seed
 
     def adaptation(self) -> list[tuple[float, bool]]:
         """:return: per stage visit, ``(frames, mastered)``; unmastered visits give the frames they lasted."""
@@ -139,7 +165,7 @@ def _load_run(path: Path) -> RunData:
     rows = _read_csv(path / CURVE)
     curve = {k: np.array([_num(r.get(k)) for r in rows]) for k in ("timesteps", "time_s", "stage", "success_rate")}
     curve["episodes"] = np.array([_num(r.get("episodes")) for r in rows])
-    visits = [
+    visits: list[StageVisit] = [
         {
             "stage": int(_num(r["stage"])),
             "entered_at": _num(r["entered_at"]),

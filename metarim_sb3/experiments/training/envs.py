@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from metarim_sb3.experiments.training.yaml_io import ConfigError
+from metarim_sb3.experiments.training.yaml_io import ConfigError, YamlValue
 
 __all__ = ["make_env"]
 
 
-def make_env(env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, Any] | None = None, **extra: Any) -> Any:
+def make_env(
+    env_id: str, n_envs: int, seed: int, env_kwargs: Mapping[str, YamlValue] | None = None, **extra: Any
+) -> Any:
     """
     :param env_id: a MetaRIM id.
     :param n_envs: parallel environments (``DummyVecEnv``, each wrapped in ``Monitor``).

@@ -8,6 +8,7 @@ episode starts; an episode end without ``info["is_success"]`` is refused).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 from metarim_sb3.evaluation import run_episodes
 from metarim_sb3.experiments.reporting.stats import bootstrap_ci, wilson_interval
 from metarim_sb3.experiments.training.config import check_seed
+from metarim_sb3.experiments.training.config_sections import FinalEvalSettings
 from metarim_sb3.experiments.training.envs import make_env
 from metarim_sb3.experiments.training.folder import (
     RunError,
@@ -29,6 +31,9 @@ from metarim_sb3.experiments.training.folder import (
 )
 from metarim_sb3.experiments.training.monitoring import episode_progress
 from metarim_sb3.experiments.training.ownership import check_run_entries, check_writable_file
+from metarim_sb3.experiments.training.result import EvalResult, EvalSummary
+from metarim_sb3.experiments.training.run_config import RunConfig
+from metarim_sb3.experiments.training.yaml_io import YamlValue
 
 __all__ = [
     "evaluate_model",
@@ -60,13 +65,13 @@ def evaluate_model(
     env_id: str,
     *,
     stage: int | str = "heldout",
-    episodes: int = 100,
+    episodes: int = FinalEvalSettings.episodes,
     seed: int = 10_000,
-    n_envs: int = 8,
-    env_kwargs: dict[str, Any] | None = None,
+    n_envs: int = FinalEvalSettings.n_envs,
+    env_kwargs: Mapping[str, YamlValue] | None = None,
     deterministic: bool = False,
     progress: bool = False,
-) -> dict[str, Any]:
+) -> EvalResult:
     """
     Run ``episodes`` episodes of ``model`` on one stage of ``env_id``.
 
@@ -113,7 +118,7 @@ def evaluate_model(
 MAX_POLICY_BYTES = 1 << 30
 
 
-def load_model(run_dir: str | Path, device: str = "cpu", trust: bool = False) -> tuple[Any, dict[str, Any]]:
+def load_model(run_dir: str | Path, device: str = "cpu", trust: bool = False) -> tuple[Any, RunConfig]:
     """
     The run's model, for acting: by default rebuilt from the run's own ``config.yaml`` with only the policy's
     weights read from the zip (:func:`load_policy_weights`: nothing is unpickled); with ``trust``, the whole SB3
@@ -132,12 +137,12 @@ def load_model(run_dir: str | Path, device: str = "cpu", trust: bool = False) ->
     return load_policy_weights(config, path, device), config
 
 
-def load_policy_weights(config: dict[str, Any], path: str | Path, device: str = "cpu") -> Any:
+def load_policy_weights(config: RunConfig, path: str | Path, device: str = "cpu") -> Any:
     """
     Build the model a config describes (checked as ``train`` checks it), then load the policy's weights from an
     SB3 zip's ``policy.pth`` with ``torch.load(weights_only=True)``: tensors only, no pickle of the zip is opened.
 
-    :param config: the run's ``config.yaml``.
+    :param config: the run's config (:func:`~metarim_sb3.experiments.training.folder.read_run_config`).
     :param path: ``model.zip`` or ``checkpoint.zip``.
     :param device: torch device.
     :return: the model (its optimizer state and run state are not loaded: enough to act, not to resume).
@@ -148,15 +153,13 @@ def load_policy_weights(config: dict[str, Any], path: str | Path, device: str = 
 
     import torch
 
-    from metarim_sb3.experiments.training.config import apply_overrides
     from metarim_sb3.experiments.training.model import build_model
     from metarim_sb3.experiments.training.yaml_io import ConfigError
 
     try:
-        checked = apply_overrides({k: v for k, v in config.items() if k != "seed"})
+        checked = config.with_changes(device=device).check_buildable()
     except ConfigError as err:
         raise RunError(f"{Path(path).parent}/config.yaml is refused: {err}") from None
-    checked["device"] = device
     try:
         with zipfile.ZipFile(path) as archive:
             info = archive.getinfo("policy.pth")
@@ -169,7 +172,7 @@ def load_policy_weights(config: dict[str, Any], path: str | Path, device: str = 
     except Exception as err:  # a damaged zip, no policy.pth, or something else than tensors
         hint = fallback_hint(path)
         raise RunError(f"{path} is damaged or holds no policy weights ({type(err).__name__}){hint}") from None
-    env = make_env(checked["env"], 1, 0, checked.get("env_kwargs"))
+    env = make_env(checked.env, 1, 0, checked.env_kwargs)
     try:
         model = build_model(checked, env, 0)
         model.policy.load_state_dict(state)
@@ -192,7 +195,7 @@ def evaluate_run(
     n_envs: int = 8,
     progress: bool = False,
     trust: bool = False,
-) -> dict[str, Any]:
+) -> EvalSummary:
     """
     Evaluate a run's model and write ``eval_<stage>.json`` (summary) and ``eval_<stage>_episodes.csv``.
 
@@ -216,13 +219,13 @@ def evaluate_run(
     model, config = load_model(run_dir, device=config_device(run_dir), trust=trust)
     result = evaluate_model(
         model,
-        config["env"],
+        config.env,
         stage=stage,
         episodes=episodes,
         seed=seed,
         n_envs=n_envs,
-        env_kwargs=config.get("env_kwargs"),
-        deterministic=bool(config.get("deterministic_eval", False)),
+        env_kwargs=config.env_kwargs,
+        deterministic=config.deterministic_eval,
         progress=progress,
     )
     run_dir = Path(run_dir)
@@ -231,8 +234,20 @@ def evaluate_run(
     columns = zip(result["successes"], result["returns"], result["lengths"], strict=True)
     rows += [[i, *row] for i, row in enumerate(columns)]
     write_csv(run_dir / episodes_name, rows)
-    summary = {k: v for k, v in result.items() if k not in ("successes", "returns", "lengths")}
-    summary = {"run": str(run_dir), "agent": config["agent"], "env": config["env"], "seed": seed, **summary}
+    summary: EvalSummary = {
+        "run": str(run_dir),
+        "agent": config.agent,
+        "env": config.env,
+        "seed": seed,
+        "stage": result["stage"],
+        "episodes": result["episodes"],
+        "deterministic": result["deterministic"],
+        "success_rate": result["success_rate"],
+        "success_ci": result["success_ci"],
+        "mean_return": result["mean_return"],
+        "return_ci": result["return_ci"],
+        "mean_length": result["mean_length"],
+    }
     write_json(run_dir / summary_name, summary)
     return summary
 
@@ -242,10 +257,10 @@ def config_device(run_dir: str | Path) -> str:
     :param run_dir: a run folder.
     :return: the device of the run's config (``cpu`` if unset).
     """
-    return str(read_run_config(run_dir).get("device", "cpu"))
+    return read_run_config(run_dir).device
 
 
-def format_table(summary: dict[str, Any]) -> str:
+def format_table(summary: EvalSummary) -> str:
     """
     :param summary: an :func:`evaluate_run` result.
     :return: a small aligned text table.
@@ -299,11 +314,13 @@ def render_gif(
     if Path(out).suffix.lower() not in ANIMATION_SUFFIXES:
         allowed = " or ".join(ANIMATION_SUFFIXES)
         raise RunError(f"--out {out}: render writes a GIF or an MP4 video; give a file name ending in {allowed}")
-    model, config = load_model(run_dir, trust=trust) if run_dir is not None else (None, {})
-    env_id = env_id or config.get("env")
+    model, env_kwargs = None, {}
+    if run_dir is not None:
+        model, config = load_model(run_dir, trust=trust)
+        env_id, env_kwargs = env_id or config.env, config.env_kwargs
     if env_id is None:
         raise RunError("render needs --env or --model")
-    env = make_env(env_id, 1, seed, config.get("env_kwargs"), stage=stage, render_mode="rgb_array")
+    env = make_env(env_id, 1, seed, env_kwargs, stage=stage, render_mode="rgb_array")
     try:
         frames = policy_frames(env, model, steps, seed, progress=progress)
     finally:

@@ -44,11 +44,15 @@ import os
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from metarim_sb3.callbacks._common import TMP_TAG, append_csv_row, repair_csv_tail, write_csv
+
+if TYPE_CHECKING:
+    from metarim_sb3.experiments.training.run_config import RunConfig
+    from metarim_sb3.experiments.training.yaml_io import YamlTree
 
 __all__ = [
     "ACTIVITY",
@@ -85,6 +89,7 @@ __all__ = [
     "find_model",
     "load_model_file",
     "progress_csv",
+    "read_config_data",
     "read_json",
     "read_run_config",
     "repair_csv_tail",
@@ -333,12 +338,12 @@ def read_json(path: str | Path) -> Any:
         raise RunError(f"{path} is damaged or unreadable ({type(err).__name__}); delete it or restore it") from err
 
 
-def read_run_config(run_dir: str | Path, known_env: bool = True) -> dict[str, Any]:
+def read_config_data(run_dir: str | Path, known_env: bool = True) -> YamlTree:
     """
     :param run_dir: a run folder.
-    :param known_env: require a registered env id (``False``: any, for readers of the run's files alone, such as
-        the report, which builds no env).
-    :return: its ``config.yaml``.
+    :param known_env: require a registered env id.
+    :return: its ``config.yaml`` as read (not checked beyond naming an agent and an env: enough to recognise a run
+        folder of any version).
     :raises RunError: if the folder has no readable config (a regular file, within the bounds of
         :func:`~metarim_sb3.experiments.training.yaml_io.safe_yaml`) naming an agent and (with ``known_env``) a known
         env.
@@ -350,17 +355,37 @@ def read_run_config(run_dir: str | Path, known_env: bool = True) -> dict[str, An
     if path.is_symlink():
         raise RunError(f"{run_dir}: {CONFIG} is a symbolic link; a run's files are regular files inside its folder")
     try:
-        config = safe_yaml(read_text_file(path, str(path)), str(path))
+        data = safe_yaml(read_text_file(path, str(path)), str(path))
     except ConfigError as err:
         raise RunError(f"{run_dir} is not a run folder: {err}") from None
-    if not isinstance(config, dict) or "env" not in config or "agent" not in config:
+    if not isinstance(data, dict) or "env" not in data or "agent" not in data:
         raise RunError(f"{run_dir} is not a run folder: {CONFIG} has no agent/env")
-    if known_env and config["env"] not in env_ids():
+    if known_env and data["env"] not in env_ids():
         raise RunError(
-            f"{path} names an unknown env {str(config['env'])[:80]!r}; allowed: {', '.join(env_ids())} (a run of "
+            f"{path} names an unknown env {str(data['env'])[:80]!r}; allowed: {', '.join(env_ids())} (a run of "
             "another metarim version?)"
         )
-    return config
+    return data
+
+
+def read_run_config(run_dir: str | Path, known_env: bool = True) -> RunConfig:
+    """
+    :param run_dir: a run folder.
+    :param known_env: require a registered env id and a policy that takes the saved ``policy_kwargs`` (``False``:
+        any, for readers of the run's files alone, such as the report, which builds no env).
+    :return: its ``config.yaml`` (:func:`read_config_data`), checked as a
+        :class:`~metarim_sb3.experiments.training.run_config.RunConfig` (a key added since it was written takes its
+        default).
+    :raises RunError: if the folder has no readable config, or the config is refused.
+    """
+    from metarim_sb3.experiments.training.run_config import RunConfig
+    from metarim_sb3.experiments.training.yaml_io import ConfigError
+
+    data = read_config_data(run_dir, known_env)
+    try:
+        return RunConfig.from_mapping(data, buildable=known_env)
+    except ConfigError as err:
+        raise RunError(f"{Path(run_dir) / CONFIG} is refused: {err}") from None
 
 
 def find_model(run_dir: str | Path) -> Path:

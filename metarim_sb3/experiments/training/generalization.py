@@ -14,8 +14,10 @@ The report's section on these files is :mod:`metarim_sb3.experiments.reporting.s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
+from metarim_sb3.experiments.training.result import EvalResult
+from metarim_sb3.experiments.training.run_config import RunConfig
 from metarim_sb3.experiments.training.yaml_io import ConfigError
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "HELDOUT",
     "RUN_COLUMNS",
     "SEED_OFFSET",
+    "GeneralizationRow",
     "check_test_stages",
     "evaluate_test_stages",
     "stage_names",
@@ -61,20 +64,48 @@ RUN_COLUMNS = (
 HELDOUT = "heldout"
 
 
-def test_stages(config: dict[str, Any]) -> list[int | str]:
+class GeneralizationRow(TypedDict):
+    """A row of a run's ``generalization.csv`` (:data:`RUN_COLUMNS`): one test stage's zero-shot result."""
+
+    #: The stage trained on (``env_kwargs.stage``) and its env name.
+    train_stage: int | str
+    train_env: str
+    #: The stage tested on (an index or ``heldout``) and its env name.
+    test_stage: int | str
+    test_env: str
+    #: 1 if the test stage is the training stage, else 0.
+    in_distribution: int
+    #: The test envs' seed (the run seed + :data:`SEED_OFFSET`).
+    eval_seed: int
+    #: Episodes run and episodes that succeeded.
+    episodes: int
+    successes: int
+    #: Share of successes and its 95 % Wilson interval.
+    success_rate: float
+    success_low: float
+    success_high: float
+    #: Mean return and its 95 % bootstrap interval.
+    mean_return: float
+    return_low: float
+    return_high: float
+    #: Mean episode length, steps.
+    mean_length: float
+
+
+def test_stages(config: RunConfig) -> list[int | str]:
     """
     :param config: a resolved run config.
     :return: its ``generalization.stages`` (empty when the section is off or absent: configs of earlier versions).
     """
-    return list((config.get("generalization") or {}).get("stages") or [])
+    return list(config.generalization.stages)
 
 
-def train_stage(config: dict[str, Any]) -> int | str:
+def train_stage(config: RunConfig) -> int | str:
     """
     :param config: a resolved run config.
     :return: the stage the run trains on without a curriculum: ``env_kwargs.stage`` (default 0).
     """
-    stage = (config.get("env_kwargs") or {}).get("stage", 0)
+    stage = config.env_kwargs.get("stage", 0)
     return stage if isinstance(stage, (int, str)) else 0
 
 
@@ -91,7 +122,7 @@ def stage_names(env: Any) -> dict[int | str, str]:
     return names
 
 
-def check_test_stages(config: dict[str, Any], names: dict[int | str, str]) -> None:
+def check_test_stages(config: RunConfig, names: dict[int | str, str]) -> None:
     """
     Refuse test stages the env does not have, before anything is written.
 
@@ -103,25 +134,24 @@ def check_test_stages(config: dict[str, Any], names: dict[int | str, str]) -> No
         if stage not in names:
             allowed = ", ".join(str(k) for k in names)
             raise ConfigError(
-                f"config key generalization.stages: {config['env']} has no stage {stage!r} (with these env_kwargs); "
+                f"config key generalization.stages: {config.env} has no stage {stage!r} (with these env_kwargs); "
                 f"allowed: {allowed}"
             )
 
 
-def _same_as_final(config: dict[str, Any], final: dict[str, Any]) -> bool:
+def _same_as_final(config: RunConfig, final: EvalResult) -> bool:
     """Whether the final held-out evaluation ran the episodes the held-out test would (same seed by design)."""
-    gen, fin = config["generalization"], config["final_eval"]
-    episodes = int(gen["episodes"])
+    gen, fin = config.generalization, config.final_eval
     return (
         final.get("stage") == HELDOUT
-        and int(final.get("episodes", -1)) == episodes
-        and min(int(fin["n_envs"]), episodes) == min(int(gen["n_envs"]), episodes)
+        and int(final.get("episodes", -1)) == gen.episodes
+        and min(fin.n_envs, gen.episodes) == min(gen.n_envs, gen.episodes)
     )
 
 
 def evaluate_test_stages(
-    model: Any, config: dict[str, Any], seed: int, *, final: dict[str, Any] | None = None, progress: bool = False
-) -> list[dict[str, Any]]:
+    model: Any, config: RunConfig, seed: int, *, final: EvalResult | None = None, progress: bool = False
+) -> list[EvalResult]:
     """
     Evaluate a trained model on every test stage of its config.
 
@@ -134,7 +164,7 @@ def evaluate_test_stages(
     """
     from metarim_sb3.experiments.training.evaluate import evaluate_model
 
-    gen = config["generalization"]
+    gen = config.generalization
     results = []
     for stage in test_stages(config):
         if stage == HELDOUT and final is not None and _same_as_final(config, final):
@@ -143,13 +173,13 @@ def evaluate_test_stages(
         results.append(
             evaluate_model(
                 model,
-                config["env"],
+                config.env,
                 stage=stage,
-                episodes=int(gen["episodes"]),
+                episodes=gen.episodes,
                 seed=seed + SEED_OFFSET,
-                n_envs=int(gen["n_envs"]),
-                env_kwargs=config["env_kwargs"],
-                deterministic=bool(config["deterministic_eval"]),
+                n_envs=gen.n_envs,
+                env_kwargs=config.env_kwargs,
+                deterministic=config.deterministic_eval,
                 progress=progress,
             )
         )
@@ -157,8 +187,8 @@ def evaluate_test_stages(
 
 
 def write_run_files(
-    out_dir: Path, config: dict[str, Any], seed: int, names: dict[int | str, str], results: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+    out_dir: Path, config: RunConfig, seed: int, names: dict[int | str, str], results: list[EvalResult]
+) -> list[GeneralizationRow]:
     """
     Write ``generalization.csv`` and ``generalization_episodes.csv`` into the run folder (atomically).
 
@@ -172,7 +202,7 @@ def write_run_files(
     from metarim_sb3.experiments.training.folder import write_csv
 
     trained = train_stage(config)
-    rows: list[dict[str, Any]] = []
+    rows: list[GeneralizationRow] = []
     episodes: list[list[Any]] = [["test_stage", "test_env", "episode", "success", "return", "length"]]
     for stage, result in zip(test_stages(config), results, strict=True):
         low, high = result["success_ci"]
@@ -198,6 +228,6 @@ def write_run_files(
         )
         columns = zip(result["successes"], result["returns"], result["lengths"], strict=True)
         episodes += [[stage, names[stage], i, *row] for i, row in enumerate(columns)]
-    write_csv(out_dir / GENERALIZATION, [list(RUN_COLUMNS), *([r[c] for c in RUN_COLUMNS] for r in rows)])
+    write_csv(out_dir / GENERALIZATION, [list(RUN_COLUMNS), *([dict(r)[c] for c in RUN_COLUMNS] for r in rows)])
     write_csv(out_dir / GENERALIZATION_EPISODES, episodes)
     return rows

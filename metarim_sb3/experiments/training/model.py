@@ -8,6 +8,7 @@ into).
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from metarim_sb3.experiments.training.folder import (
     save_model,
     write_csv,
 )
+from metarim_sb3.experiments.training.run_config import RunConfig, policy_classes
 from metarim_sb3.experiments.training.yaml_io import ConfigError
 
 __all__ = ["build_callbacks", "build_model", "policy_class"]
@@ -34,15 +36,13 @@ def policy_class(name: str) -> type:
     :return: the class.
     :raises ConfigError: naming the allowed policies if there is no such class.
     """
-    import metarim_sb3
-
-    allowed = [n for n in metarim_sb3.__all__ if n.endswith("Policy") and n != "FastRecurrentPolicy"]
-    if name not in allowed:
-        raise ConfigError(f"unknown policy {name!r}; allowed: {', '.join(allowed)}")
-    return getattr(metarim_sb3, name)
+    classes = policy_classes()
+    if name not in classes:
+        raise ConfigError(f"unknown policy {name!r}; allowed: {', '.join(classes)}")
+    return classes[name]
 
 
-def build_model(config: dict[str, Any], env: Any, seed: int) -> Any:
+def build_model(config: RunConfig, env: Any, seed: int) -> Any:
     """
     The algorithm of the config: sb3-contrib's ``RecurrentPPO`` (``ppo.chunk_len: null``, padded whole sequences)
     or :class:`~metarim_sb3.ppo.chunked.ChunkedRecurrentPPO` (``ppo.chunk_len`` an integer: fixed-length chunks).
@@ -57,24 +57,35 @@ def build_model(config: dict[str, Any], env: Any, seed: int) -> Any:
 
     from metarim_sb3.ppo.chunked import ChunkedRecurrentPPO
 
-    policy_kwargs = copy.deepcopy(config["policy_kwargs"])
-    ppo = {k: v for k, v in config["ppo"].items() if not (k == "chunk_len" and v is None)}
-    algorithm = ChunkedRecurrentPPO if "chunk_len" in ppo else RecurrentPPO
+    ppo = config.ppo
+    algorithm: type[RecurrentPPO] = RecurrentPPO
+    if ppo.chunk_len is not None:
+        algorithm = functools.partial(ChunkedRecurrentPPO, chunk_len=ppo.chunk_len)  # type: ignore[assignment]
     try:
         return algorithm(
-            policy_class(config["policy"]),
+            policy_class(config.policy),
             env,
+            learning_rate=ppo.learning_rate,
+            n_steps=ppo.n_steps,
+            batch_size=ppo.batch_size,
+            n_epochs=ppo.n_epochs,
+            gamma=ppo.gamma,
+            gae_lambda=ppo.gae_lambda,
+            clip_range=ppo.clip_range,
+            ent_coef=ppo.ent_coef,
+            vf_coef=ppo.vf_coef,
+            max_grad_norm=ppo.max_grad_norm,
             seed=seed,
-            policy_kwargs=policy_kwargs,
-            device=config.get("device", "cpu"),
+            policy_kwargs=copy.deepcopy(config.policy_kwargs),
+            device=config.device,
             verbose=0,
-            **ppo,
         )
     except (TypeError, ValueError, AssertionError) as err:
-        raise ConfigError(f"cannot build {config['policy']} / {algorithm.__name__} from the config: {err}") from err
+        name = "RecurrentPPO" if ppo.chunk_len is None else "ChunkedRecurrentPPO"
+        raise ConfigError(f"cannot build {config.policy} / {name} from the config: {err}") from err
 
 
-def build_callbacks(config: dict[str, Any], out_dir: Path, seed: int, progress: bool = False) -> list[Any]:
+def build_callbacks(config: RunConfig, out_dir: Path, seed: int, progress: bool = False) -> list[Any]:
     """
     The algorithm's callbacks, in the order they must run (fast/slow first: its slow step ends a train()).
 
@@ -98,26 +109,25 @@ def build_callbacks(config: dict[str, Any], out_dir: Path, seed: int, progress: 
     callbacks: list[Any] = []
     log_dir = str(out_dir)
     try:
-        if config.get("fast_slow"):
-            callbacks.append(FastSlowCallback(**config["fast_slow"]))
+        if config.fast_slow is not None:
+            callbacks.append(FastSlowCallback(**config.fast_slow.callback_kwargs()))  # type: ignore[arg-type]
         # after fast/slow: its slow steps are in the record
         callbacks.append(ParameterDriftCallback(log_dir=log_dir, file_name=DRIFT_BASE))
-        cur = config["curriculum"]
+        cur = config.curriculum
         curriculum = None
-        if cur["enabled"]:
-            kwargs = {k: cur[k] for k in ("threshold", "window", "min_steps", "cycle")}
-            kwargs.update({k: cur[k] for k in ("every", "first") if cur.get(k) is not None})  # a fixed schedule
-            curriculum = CurriculumCallback(**kwargs, log_dir=log_dir, csv_name=CURRICULUM)
+        if cur.enabled:
+            kwargs = cur.callback_kwargs()
+            curriculum = CurriculumCallback(**kwargs, log_dir=log_dir, csv_name=CURRICULUM)  # type: ignore[arg-type]
             callbacks.append(curriculum)
-        held = config["heldout_eval"]
-        if held["enabled"]:
-            eval_env = make_env(config["env"], held["n_envs"], seed + 10_000, config["env_kwargs"], stage="heldout")
+        held = config.heldout_eval
+        if held.enabled:
+            eval_env = make_env(config.env, held.n_envs, seed + 10_000, config.env_kwargs, stage="heldout")
             callbacks.append(
                 HeldOutEvalCallback(
                     eval_env,
-                    eval_freq=held["every"],
-                    n_eval_episodes=held["episodes"],
-                    deterministic=bool(config["deterministic_eval"]),
+                    eval_freq=held.every,
+                    n_eval_episodes=held.episodes,
+                    deterministic=config.deterministic_eval,
                     log_dir=log_dir,
                     csv_name=HELDOUT_EVAL,
                     progress=progress,
@@ -126,13 +136,13 @@ def build_callbacks(config: dict[str, Any], out_dir: Path, seed: int, progress: 
             # after the curriculum: it sees the step on which the curriculum marks the last training stage mastered
             callbacks.append(
                 ZeroShotAtMasteryCallback(
-                    make_env(config["env"], held["n_envs"], seed + 10_000, config["env_kwargs"], stage="heldout"),
-                    n_eval_episodes=held["episodes"],
+                    make_env(config.env, held.n_envs, seed + 10_000, config.env_kwargs, stage="heldout"),
+                    n_eval_episodes=held.episodes,
                     # a fixed schedule does not judge mastery: the callback applies the threshold rule itself
                     curriculum=curriculum if curriculum is not None and curriculum.every is None else None,
-                    threshold=cur["threshold"],
-                    window=cur["window"],
-                    deterministic=bool(config["deterministic_eval"]),
+                    threshold=cur.threshold,
+                    window=cur.window,
+                    deterministic=config.deterministic_eval,
                     seed=seed + 10_000,
                     log_dir=log_dir,
                     csv_name=ZERO_SHOT_MASTERY,
@@ -141,23 +151,23 @@ def build_callbacks(config: dict[str, Any], out_dir: Path, seed: int, progress: 
                     save_model=save_model,
                 )
             )
-        stage_eval = config.get("stage_eval") or {}
-        if stage_eval.get("enabled"):
+        stage_eval = config.stage_eval
+        if stage_eval.enabled:
             callbacks.append(
                 StageEvalCallback(
-                    config["env"],
-                    every=stage_eval["every"],
-                    episodes=stage_eval["episodes"],
-                    n_envs=stage_eval["n_envs"],
-                    deterministic=bool(config["deterministic_eval"]),
-                    others=stage_eval.get("others", "every"),
+                    config.env,
+                    every=stage_eval.every,
+                    episodes=stage_eval.episodes,
+                    n_envs=stage_eval.n_envs,
+                    deterministic=config.deterministic_eval,
+                    others=stage_eval.others,
                     log_dir=log_dir,
-                    env_kwargs=config["env_kwargs"],
+                    env_kwargs=config.env_kwargs,
                     seed=seed + 20_000,
                     csv_name=STAGE_EVAL,
                 )
             )
-        if config.get("activity"):
+        if config.activity:
             callbacks.append(UnitActivityCallback(log_dir=log_dir, file_name=ACTIVITY))
     except (TypeError, ValueError) as err:
         raise ConfigError(f"bad callback settings in the config: {err}") from err

@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import torch as th
@@ -24,7 +24,37 @@ from stable_baselines3.common.callbacks import BaseCallback
 from metarim_sb3.evaluation import episode_success
 from metarim_sb3.experiments.training.folder import CURVE, MASTERY, append_csv_row
 
-__all__ = ["NonFiniteError", "RunControl", "RunRecorder", "check_finite", "episode_progress"]
+__all__ = [
+    "NonFiniteError",
+    "RecorderState",
+    "RunControl",
+    "RunRecorder",
+    "VisitState",
+    "check_finite",
+    "episode_progress",
+]
+
+
+class VisitState(TypedDict, total=False):
+    """The stage visit a :class:`RunRecorder` is in (a row of ``mastery.csv`` once it ends)."""
+
+    #: The stage the environments were moved to.
+    stage: int
+    #: The step of the visit's first counted episode end.
+    entered_at: int
+    #: The step the visit's success window first reached the threshold (``None``: not yet).
+    mastered_at: int | None
+    #: The visit's last ``window`` episode successes (only in a checkpoint's copy).
+    results: list[bool]
+
+
+class RecorderState(TypedDict):
+    """What a checkpoint keeps of a :class:`RunRecorder` (JSON-serialisable)."""
+
+    #: Training wall time of all segments so far, seconds.
+    elapsed: float
+    #: The open stage visit (``None``: none).
+    visit: VisitState | None
 
 
 class NonFiniteError(RuntimeError):
@@ -83,31 +113,30 @@ class RunRecorder(BaseCallback):
     :param state: the state saved in a checkpoint (:meth:`snapshot`), to resume from.
     """
 
-    def __init__(self, out_dir: Path, threshold: float, window: int, state: dict[str, Any] | None = None) -> None:
+    def __init__(self, out_dir: Path, threshold: float, window: int, state: RecorderState | None = None) -> None:
         super().__init__()
         self.curve_path, self.mastery_path = out_dir / CURVE, out_dir / MASTERY
         self.threshold, self.window = threshold, window
-        state = state or {}
-        self.elapsed = float(state.get("elapsed", 0.0))
-        self.visit: dict[str, Any] | None = state.get("visit")
+        self.elapsed = float(state["elapsed"]) if state else 0.0
+        self.visit: VisitState | None = copy.deepcopy(state["visit"]) if state else None
         self._results: deque[bool] = deque(self.visit.pop("results", []) if self.visit else [], maxlen=window)
         self._segment_start = time.perf_counter()  # reset at training start
         self._segment_elapsed = self.elapsed
         self._last_row = (0.0, 0)  # (wall time, timesteps) of the previous curve row
         self._episodes: list[tuple[bool, float, float]] = []
-        self._snapshot: dict[str, Any] = self.snapshot()
+        self._snapshot: RecorderState = self.snapshot()
 
     def wall_time(self) -> float:
         """:return: training wall time so far, seconds (all segments of a resumed run)."""
         return self._segment_elapsed + time.perf_counter() - self._segment_start
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> RecorderState:
         """:return: the state to store in a checkpoint (JSON-serialisable)."""
-        visit = None if self.visit is None else {**self.visit, "results": list(self._results)}
+        visit: VisitState | None = None if self.visit is None else {**self.visit, "results": list(self._results)}
         return {"elapsed": self.wall_time(), "visit": visit}
 
     @property
-    def rollout_start_state(self) -> dict[str, Any]:
+    def rollout_start_state(self) -> RecorderState:
         """The state at the start of the current rollout (what an interrupted run is rolled back to)."""
         return copy.deepcopy(self._snapshot)
 

@@ -35,7 +35,7 @@ from metarim_sb3.experiments.training.folder import (
     RunError,
     _is_run_file,
     _write_text,
-    read_run_config,
+    read_config_data,
 )
 
 __all__ = [
@@ -64,7 +64,7 @@ def is_run_dir(path: str | Path) -> bool:
     if not (path / VERSIONS).is_file():
         return False
     try:
-        read_run_config(path)
+        read_config_data(path)
     except RunError:
         return False
     return True

@@ -1,4 +1,5 @@
-"""What one run returns (and writes to ``done.json``): :class:`RunResult`, a typed mapping.
+"""What one run returns (and writes to ``done.json``): :class:`RunResult`; what one evaluation returns (and writes to
+``final_eval.json``): :class:`EvalResult`. Both are typed mappings.
 
 :func:`~metarim_sb3.experiments.training.runner.run` returns a :class:`RunResult` with ``status`` ``"done"`` (every
 key below but ``error`` and ``skipped``) or ``"interrupted"`` (``status``, ``timesteps``, ``out_dir``). A grid adds
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-__all__ = ["RunResult"]
+__all__ = ["EvalResult", "EvalSummary", "RunResult"]
 
 
 class RunResult(TypedDict, total=False):
@@ -25,8 +26,8 @@ class RunResult(TypedDict, total=False):
     agent: str
     env: str
     seed: int
-    #: Environment steps trained (all envs together).
-    timesteps: int
+    #: Environment steps trained (all envs together); ``None`` for a grid's run that never started.
+    timesteps: int | None
     #: Training time of all segments, seconds (the final evaluation excluded).
     wall_time_s: float
     #: Training frames per second over :attr:`wall_time_s`.
@@ -48,3 +49,45 @@ class RunResult(TypedDict, total=False):
     generalization: dict[str, float]
     finished_at: str
     out_dir: str
+
+
+class EvalResult(TypedDict):
+    """The result of :func:`~metarim_sb3.experiments.training.evaluate.evaluate_model`: episodes of one stage."""
+
+    #: ``"heldout"`` or a training stage index.
+    stage: int | str
+    #: Episodes run.
+    episodes: int
+    #: Greedy (true) or sampled (false) actions.
+    deterministic: bool
+    #: Share of the episodes that succeeded, and its 95 % Wilson interval ``[low, high]``.
+    success_rate: float
+    success_ci: list[float]
+    #: Mean episode return, and its 95 % bootstrap interval ``[low, high]``.
+    mean_return: float
+    return_ci: list[float]
+    #: Mean episode length, steps.
+    mean_length: float
+    #: Per episode, in order: success (0/1), return, length.
+    successes: list[int]
+    returns: list[float]
+    lengths: list[int]
+
+
+class EvalSummary(TypedDict):
+    """What ``metarim evaluate`` writes to ``eval_<stage>.json``: an :class:`EvalResult` without its per-episode lists,
+    with the run it evaluated."""
+
+    #: The run folder, its agent, env, and the evaluation envs' seed.
+    run: str
+    agent: str
+    env: str
+    seed: int
+    stage: int | str
+    episodes: int
+    deterministic: bool
+    success_rate: float
+    success_ci: list[float]
+    mean_return: float
+    return_ci: list[float]
+    mean_length: float

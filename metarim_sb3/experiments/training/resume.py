@@ -4,6 +4,7 @@ before anything is changed, and the settings applied to the loaded model.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,8 @@ from metarim_sb3.experiments.training.folder import (
     RunError,
     check_csv,
 )
-from metarim_sb3.experiments.training.yaml_io import ConfigError
+from metarim_sb3.experiments.training.run_config import RunConfig
+from metarim_sb3.experiments.training.yaml_io import ConfigError, YamlTree, YamlValue
 
 __all__ = [
     "RESUME_APPLIED_PPO_KEYS",
@@ -100,25 +102,9 @@ def has_rows(path: Path) -> bool:
         return sum(1 for line in file if line.strip()) > 1
 
 
-#: Keys renamed since older run folders were written: ``(section, old name, new name)``; a resume compares them as one.
-RENAMED_KEYS = (("policy_kwargs", "rim_dropout", "dropout"),)
-
-
-def _renamed(config: dict[str, Any]) -> dict[str, Any]:
-    """``config`` with the old names of :data:`RENAMED_KEYS` read as the new ones."""
-    out = dict(config)
-    for section, old, new in RENAMED_KEYS:
-        part = out.get(section)
-        if isinstance(part, dict) and old in part and new not in part:
-            out[section] = {(new if k == old else k): v for k, v in part.items()}
-    return out
-
-
-def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    if not prefix:
-        config = _renamed(config)
-    out: dict[str, Any] = {}
-    for key, value in config.items():
+def _flat(tree: YamlTree, prefix: str = "") -> dict[str, YamlValue]:
+    out: dict[str, YamlValue] = {}
+    for key, value in tree.items():
         if isinstance(value, dict) and f"{prefix}{key}" not in RESUME_FIXED_KEYS:
             out.update(_flat(value, f"{prefix}{key}."))
         else:
@@ -126,14 +112,14 @@ def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def resume_changes(saved: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+def resume_changes(saved: RunConfig, config: RunConfig) -> dict[str, float | int]:
     """
-    :param saved: the config the checkpoint was written with (its ``config.yaml``, without the seed).
+    :param saved: the config the checkpoint was written with (its ``config.yaml``; its ``seed`` is not compared).
     :param config: the config the run resumes with.
     :return: the ``ppo`` settings to apply to the loaded model.
     :raises ConfigError: if ``config`` changes a key the checkpoint fixes.
     """
-    old, new = _flat(saved), _flat(config)
+    old, new = _flat(saved.to_dict()), _flat(config.to_dict())
     fixed = [k for k in RESUME_FIXED_KEYS if k in old and old.get(k) != new.get(k)]
     if fixed:
         raise ConfigError(
@@ -141,10 +127,10 @@ def resume_changes(saved: dict[str, Any], config: dict[str, Any]) -> dict[str, A
             f"ppo.{', ppo.'.join(RESUME_APPLIED_PPO_KEYS)}, timesteps and the evaluation, curriculum, checkpoint, "
             "fast_slow and env_kwargs settings"
         )
-    return {k: config["ppo"][k] for k in RESUME_APPLIED_PPO_KEYS if k in config.get("ppo", {})}
+    return {k: getattr(config.ppo, k) for k in RESUME_APPLIED_PPO_KEYS}
 
 
-def apply_ppo(model: Any, settings: dict[str, Any]) -> None:
+def apply_ppo(model: Any, settings: Mapping[str, float | int]) -> None:
     """
     Set the resumable ``ppo`` settings on a loaded model (schedules rebuilt as SB3 builds them).
 

@@ -17,10 +17,10 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from metarim_sb3.experiments.training import generalization
-from metarim_sb3.experiments.training.config import check_device, check_seed, schedule_name
+from metarim_sb3.experiments.training.config import check_device, check_seed
 from metarim_sb3.experiments.training.envs import make_env
 from metarim_sb3.experiments.training.folder import (
     CHECKPOINT,
@@ -48,10 +48,18 @@ from metarim_sb3.experiments.training.folder import (
     write_yaml,
 )
 from metarim_sb3.experiments.training.model import build_callbacks, build_model
-from metarim_sb3.experiments.training.monitoring import NonFiniteError, RunControl, RunRecorder, check_finite
+from metarim_sb3.experiments.training.monitoring import (
+    NonFiniteError,
+    RecorderState,
+    RunControl,
+    RunRecorder,
+    check_finite,
+)
 from metarim_sb3.experiments.training.ownership import RunLock, check_out_dir, mark_run_dir, start_fresh
 from metarim_sb3.experiments.training.provenance import git_sha
+from metarim_sb3.experiments.training.result import RunResult
 from metarim_sb3.experiments.training.resume import apply_ppo, check_resume_files, has_rows, resume_changes
+from metarim_sb3.experiments.training.run_config import RunConfig
 from metarim_sb3.experiments.training.signals import stop_on_signals
 from metarim_sb3.experiments.training.yaml_io import ConfigError
 
@@ -64,6 +72,30 @@ __all__ = ["run", "versions"]
 STATE_ATTR = "metarim_run_state"  # stored inside checkpoint.zip: SB3 pickles the model's public attributes
 FAST_SLOW_ATTR = "metarim_fast_slow_state"  # the FastSlowCallback meta-sequence (tensors: not in checkpoint.json)
 _FAST_SLOW_KEYS = ("mode", "other", "slow_every")  # a saved meta-sequence continues only under the same settings
+
+
+class RunState(TypedDict, total=False):
+    """The run's state at a checkpoint (stored in ``checkpoint.zip`` and ``checkpoint.json``)."""
+
+    #: Environment steps trained.
+    timesteps: int
+    #: Every training env's stage.
+    stages: list[int]
+    #: The :class:`~metarim_sb3.experiments.training.monitoring.RunRecorder`'s state.
+    recorder: RecorderState
+    #: The curriculum's ``state_dict`` (``None``: no curriculum).
+    curriculum: dict[str, object] | None
+    #: The run's seed.
+    seed: int
+
+
+class FastSlowCheckpoint(TypedDict):
+    """The :class:`~metarim_sb3.callbacks.FastSlowCallback` meta-sequence a checkpoint stores (with its settings: it
+    continues only under the same ``mode``, ``other`` and ``slow_every``)."""
+
+    settings: dict[str, object]
+    #: The callback's ``state_dict`` (tensors: kept in ``checkpoint.zip`` only).
+    state: dict[str, object]
 
 
 def versions() -> dict[str, str]:
@@ -94,7 +126,7 @@ def versions() -> dict[str, str]:
     return out
 
 
-def _save_checkpoint(model: Any, out_dir: Path, state: dict[str, Any], fast_slow: dict[str, Any] | None) -> None:
+def _save_checkpoint(model: Any, out_dir: Path, state: RunState, fast_slow: FastSlowCheckpoint | None) -> None:
     """
     Write ``checkpoint.zip`` atomically, with the run state inside it (one file: never out of step).
 
@@ -137,7 +169,7 @@ def _link_model(model: Any, checkpoint: Path, path: Path) -> None:
 
 
 def run(
-    config: dict[str, Any],
+    config: RunConfig,
     seed: int,
     out_dir: Path,
     *,
@@ -145,7 +177,7 @@ def run(
     force: bool = False,
     progress_bar: bool = False,
     wandb: bool = False,
-) -> dict[str, Any]:
+) -> RunResult:
     """
     Train one agent on one environment and evaluate it zero-shot on the held-out stage.
 
@@ -159,7 +191,7 @@ def run(
     :param out_dir: the run folder: new, empty, or a run folder
         (:func:`~metarim_sb3.experiments.training.ownership.check_out_dir`).
     :param resume: continue from ``out_dir/checkpoint.zip`` (same stage, timestep count and optimizer state)
-        up to ``config["timesteps"]``; the ``ppo`` keys
+        up to ``config.timesteps``; the ``ppo`` keys
         :data:`~metarim_sb3.experiments.training.resume.RESUME_APPLIED_PPO_KEYS` are applied to the loaded model,
         changes of :data:`~metarim_sb3.experiments.training.resume.RESUME_FIXED_KEYS` are refused.
     :param force: replace the run in ``out_dir`` (its run files only; other files stay).
@@ -183,13 +215,13 @@ def run(
         except ModuleNotFoundError as err:
             raise ConfigError(str(err)) from None
     check_seed(seed)
-    check_device(str(config.get("device", "cpu")))
+    check_device(config.device)
     out_dir = Path(out_dir)
     check_out_dir(out_dir, resume=resume, force=force)
     lock = RunLock(out_dir)
     if out_dir.is_dir():  # an existing folder: lock it now, so that a second writer stops before building anything
         lock.acquire()
-    summary: dict[str, Any] | None = None
+    summary: RunResult | None = None
     try:
         summary = _run_locked(
             config, seed, out_dir, lock, resume=resume, force=force, progress_bar=progress_bar, tracker=tracker
@@ -202,7 +234,7 @@ def run(
 
 
 def _run_locked(
-    config: dict[str, Any],
+    config: RunConfig,
     seed: int,
     out_dir: Path,
     lock: RunLock,
@@ -211,41 +243,40 @@ def _run_locked(
     force: bool,
     progress_bar: bool,
     tracker: WandbRun | None = None,
-) -> dict[str, Any]:
+) -> RunResult:
     from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
 
     from metarim_sb3.callbacks import CurriculumCallback, FastSlowCallback
     from metarim_sb3.experiments.training.evaluate import evaluate_model
 
     # 1. Build everything (nothing is written before the config has been accepted).
-    state: dict[str, Any] = {}
+    state: RunState = {}
     finished = read_json(out_dir / DONE) if resume and (out_dir / DONE).exists() else None
     if resume:
-        settings = resume_changes({k: v for k, v in read_run_config(out_dir).items() if k != "seed"}, config)
+        settings = resume_changes(read_run_config(out_dir), config)
         saved = load_model_file(out_dir / CHECKPOINT, device="cpu")  # for its step count and run state
-        state, start = getattr(saved, STATE_ATTR, None) or {}, int(saved.num_timesteps)
+        state, start = cast(RunState, getattr(saved, STATE_ATTR, None) or {}), int(saved.num_timesteps)
         saved_fast_slow = getattr(saved, FAST_SLOW_ATTR, None)
         del saved
-        if finished is not None and config["timesteps"] <= start:
+        if finished is not None and config.timesteps <= start:
             raise RunError(f"{out_dir} is complete at {start} steps; pass --timesteps > {start} to continue it")
-        env = make_env(config["env"], config["n_envs"], seed + start, config["env_kwargs"])
+        env = make_env(config.env, config.n_envs, seed + start, config.env_kwargs)
         for i, stage in enumerate(state.get("stages", [])[: env.num_envs]):
             env.env_method("set_stage", stage, indices=[i])  # the stage the run was in, for every env
-        model = load_model_file(out_dir / CHECKPOINT, env=env, device=config.get("device", "cpu"))
+        model = load_model_file(out_dir / CHECKPOINT, env=env, device=config.device)
         apply_ppo(model, settings)
         model.set_random_seed(seed + start)
     else:
         start, saved_fast_slow = 0, None
-        env = make_env(config["env"], config["n_envs"], seed, config["env_kwargs"])
+        env = make_env(config.env, config.n_envs, seed, config.env_kwargs)
         model = build_model(config, env, seed)
     tests = None  # the zero-shot test stages after training (generalization.csv), checked before anything is written
     if generalization.test_stages(config):
         tests = generalization.stage_names(env)
         generalization.check_test_stages(config, tests)
-    cur = config["curriculum"]
-    recorder = RunRecorder(out_dir, float(cur["threshold"]), int(cur["window"]), state.get("recorder"))
+    recorder = RunRecorder(out_dir, config.curriculum.threshold, config.curriculum.window, state.get("recorder"))
 
-    def snapshot(rolled_back: bool = False) -> dict[str, Any]:
+    def snapshot(rolled_back: bool = False) -> RunState:
         return {
             "timesteps": int(model.num_timesteps),
             "stages": control.rollout_stages if rolled_back else [int(s) for s in env.env_method("get_stage")],
@@ -256,21 +287,22 @@ def _run_locked(
 
     run_callbacks = build_callbacks(config, out_dir, seed, progress=progress_bar)
     curriculum = next((c for c in run_callbacks if isinstance(c, CurriculumCallback)), None)
-    if curriculum is not None and state.get("curriculum"):
-        curriculum.load_state_dict(state["curriculum"])  # the same success window as before the interruption
+    saved_curriculum = state.get("curriculum")
+    if curriculum is not None and saved_curriculum:
+        curriculum.load_state_dict(saved_curriculum)  # the same success window as before the interruption
     fast_slow = next((c for c in run_callbacks if isinstance(c, FastSlowCallback)), None)
-    fast_slow_settings = {k: (config.get("fast_slow") or {}).get(k) for k in _FAST_SLOW_KEYS}
+    fast_slow_settings = {k: getattr(config.fast_slow, k, None) for k in _FAST_SLOW_KEYS}
     if fast_slow is not None and saved_fast_slow and saved_fast_slow.get("settings") == fast_slow_settings:
         fast_slow.load_state_dict(saved_fast_slow["state"])  # finish the meta-sequence the checkpoint was in
 
-    def fast_slow_state() -> dict[str, Any] | None:
+    def fast_slow_state() -> FastSlowCheckpoint | None:
         return None if fast_slow is None else {"settings": fast_slow_settings, "state": fast_slow.state_dict()}
 
     def save(rolled_back: bool = False) -> None:
         # during a rollout the meta-sequence does not change: its state now is the one at the rollout start
         _save_checkpoint(model, out_dir, snapshot(rolled_back), fast_slow_state())
 
-    control = RunControl(config["checkpoint"]["every"], save, start, curriculum)
+    control = RunControl(config.checkpoint.every, save, start, curriculum)
     # recorder first: it must see a step's episodes before the curriculum moves the envs on that step;
     # control last: its checkpoint must include the slow update that FastSlowCallback applies at rollout start
     callbacks = [recorder, *run_callbacks, control]
@@ -299,13 +331,12 @@ def _run_locked(
         start_fresh(out_dir, force=force)
     for name in (generalization.GENERALIZATION, generalization.GENERALIZATION_EPISODES):  # written again at the end
         (out_dir / name).unlink(missing_ok=True)
-    write_yaml(out_dir / CONFIG, {**config, "device": str(model.device), "seed": seed})  # the device that runs
+    written = config.with_changes(device=str(model.device), seed=seed)  # the device that runs
+    write_yaml(out_dir / CONFIG, written.to_dict())
     info = versions()
-    history: dict[str, Any] = {"started": info}
-    if resume and (out_dir / VERSIONS).exists():
-        history = read_json(out_dir / VERSIONS)
+    history = read_json(out_dir / VERSIONS) if resume and (out_dir / VERSIONS).exists() else {"started": info}
     if resume:
-        history.setdefault("resumed", []).append({"at_timesteps": start, **info})
+        history["resumed"] = [*history.get("resumed", []), {"at_timesteps": start, **info}]
     write_json(out_dir / VERSIONS, history)
     outputs = [CSVOutputFormat(str(out_dir / progress_csv(start))), TensorBoardOutputFormat(str(out_dir / TENSORBOARD))]
     if tracker is not None:  # the W&B run starts once the folder is taken (its files go to out_dir/wandb/)
@@ -321,9 +352,9 @@ def _run_locked(
     with stop_on_signals(stop, "stopping; saving a checkpoint (Ctrl-C again aborts)"):
         try:
             model.learn(
-                max(config["timesteps"] - start, 0),
+                max(config.timesteps - start, 0),
                 callback=callbacks,
-                log_interval=config["log_interval"],
+                log_interval=config.log_interval,
                 reset_num_timesteps=not resume,
                 progress_bar=progress_bar,
             )
@@ -355,27 +386,27 @@ def _run_locked(
     eval_start = time.perf_counter()
     final = evaluate_model(
         model,
-        config["env"],
+        config.env,
         stage="heldout",
-        episodes=config["final_eval"]["episodes"],
+        episodes=config.final_eval.episodes,
         seed=seed + 20_000,
-        n_envs=config["final_eval"]["n_envs"],
-        env_kwargs=config["env_kwargs"],
-        deterministic=bool(config["deterministic_eval"]),
+        n_envs=config.final_eval.n_envs,
+        env_kwargs=config.env_kwargs,
+        deterministic=config.deterministic_eval,
         progress=progress_bar,
     )
     write_json(out_dir / FINAL_EVAL, final)
-    tested: list[dict[str, Any]] = []
+    tested: list[generalization.GeneralizationRow] = []
     if tests is not None:  # zero-shot on each test stage; the held-out one reuses ``final`` if it ran the same episodes
         results = generalization.evaluate_test_stages(model, config, seed, final=final, progress=progress_bar)
         tested = generalization.write_run_files(out_dir, config, seed, tests, results)
     eval_s = time.perf_counter() - eval_start
     final_stage = int(env.env_method("get_stage", indices=[0])[0])
     env.close()
-    summary = {
+    summary: RunResult = {
         "status": "done",
-        "agent": config["agent"],
-        "env": config["env"],
+        "agent": config.agent,
+        "env": config.env,
         "seed": seed,
         "timesteps": int(model.num_timesteps),
         "wall_time_s": round(train_wall, 2),
@@ -384,7 +415,7 @@ def _run_locked(
         "this_segment_steps": int(model.num_timesteps) - start,
         "final_eval_s": round(eval_s, 2),
         "final_stage": final_stage,
-        "schedule": schedule_name(config),
+        "schedule": config.schedule,
         "heldout_success": final["success_rate"],
         "heldout_success_ci": final["success_ci"],
         "heldout_return": final["mean_return"],

@@ -21,6 +21,8 @@ from typing import Any
 from stable_baselines3.common.logger import KVWriter
 
 from metarim_sb3.experiments.training.folder import RunError
+from metarim_sb3.experiments.training.result import RunResult
+from metarim_sb3.experiments.training.run_config import RunConfig
 
 __all__ = ["RUN_ID_FILE", "WANDB_INSTALL", "WandbOutputFormat", "WandbRun", "require_wandb"]
 
@@ -85,9 +87,9 @@ class WandbRun:
     :param resume: continue the W&B run whose id is in ``out_dir/`` :data:`RUN_ID_FILE` (a new one if none).
     """
 
-    def __init__(self, config: dict[str, Any], seed: int, out_dir: Path, resume: bool) -> None:
+    def __init__(self, config: RunConfig, seed: int, out_dir: Path, resume: bool) -> None:
         require_wandb()
-        self.config = {**config, "seed": seed}
+        self.config = config.with_changes(seed=seed).to_dict()
         self.out_dir = Path(out_dir)
         self.resume = resume
         self.run: Any = None
@@ -124,7 +126,7 @@ class WandbRun:
         self.run.define_metric("*", step_metric="global_step")
         return WandbOutputFormat(self.run)
 
-    def finish(self, summary: dict[str, Any] | None) -> None:
+    def finish(self, summary: RunResult | None) -> None:
         """
         Finish the W&B run (a no-op if it never started).
 
@@ -133,8 +135,8 @@ class WandbRun:
         """
         if self.run is None:
             return
-        status = (summary or {}).get("status")
-        if status == "done":
-            self.run.summary.update({k: summary[k] for k in SUMMARY_KEYS if summary and k in summary})
+        status = None if summary is None else summary.get("status")
+        if summary is not None and status == "done":
+            self.run.summary.update({k: v for k, v in summary.items() if k in SUMMARY_KEYS})
         self.run.finish(exit_code=0 if status in ("done", "interrupted") else 1)
         self.run = None

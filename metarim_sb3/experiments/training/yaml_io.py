@@ -13,7 +13,7 @@ import os
 import stat
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias, Union
 
 import yaml
 
@@ -22,10 +22,32 @@ __all__ = [
     "MAX_YAML_DEPTH",
     "MAX_YAML_NODES",
     "ConfigError",
+    "YamlTree",
+    "YamlValue",
     "load_yaml",
     "read_text_file",
     "safe_yaml",
+    "short_repr",
 ]
+
+
+#: A value YAML data may hold once read safely: a scalar, a list of values or a mapping of strings to values.
+YamlValue: TypeAlias = Union[bool, int, float, str, list["YamlValue"], dict[str, "YamlValue"], None]  # noqa: UP007
+#: A YAML mapping (a config file, a preset, a ``config.yaml``): strings to :data:`YamlValue`.
+YamlTree: TypeAlias = dict[str, YamlValue]
+
+
+#: Longest value shown in a message (a long value is cut).
+_MAX_SHOWN = 80
+
+
+def short_repr(value: object) -> str:
+    """
+    :param value: a value to name in a message.
+    :return: ``repr(value)``, cut to :data:`_MAX_SHOWN` characters.
+    """
+    text = repr(value)
+    return text if len(text) <= _MAX_SHOWN else f"{text[: _MAX_SHOWN - 3]}..."
 
 
 class ConfigError(ValueError):
@@ -130,7 +152,7 @@ def _count_nodes(node: yaml.Node, seen: dict[int, int], where: str) -> int:
     return total
 
 
-def load_yaml(path: str | Path | None = None, *, preset: str | None = None) -> dict[str, Any]:
+def load_yaml(path: str | Path | None = None, *, preset: str | None = None) -> YamlTree:
     """
     Read a YAML mapping with ``yaml.safe_load``.
 

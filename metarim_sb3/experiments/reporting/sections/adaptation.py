@@ -76,7 +76,7 @@ def run_visit_aucs(run: RunData) -> list[tuple[Visit, AdaptationAUC]] | None:
         the stage (``current == 0`` there, as the training stage has changed). Later rows (another visit) are not
         used.
     """
-    horizon = (run.config.get("adaptation") or {}).get("horizon")
+    horizon = run.config.adaptation.horizon
     table = run.stage_eval
     if table is None or not horizon or len(run.shift_stages) != len(run.shifts):
         return None

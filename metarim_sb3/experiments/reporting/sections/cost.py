@@ -40,7 +40,7 @@ def cost_markdown(runs: list[RunData]) -> list[str]:
         for agent in agent_order(a for e, a in groups if e == env):
             group = groups[(env, agent)]
             wall = [float(r.done["wall_time_s"]) for r in group if r.done]
-            frames = sum(int(r.done["timesteps"]) for r in group if r.done)
+            frames = sum(int(r.done.get("timesteps") or 0) for r in group if r.done)
             lines.append(
                 f"| {env} | {agent} | {len(group)} | {frames:,} | {sum(wall) / 3600:.2f} "
                 f"| {1e3 * sum(wall) / max(frames, 1):.2f} | {float(np.median(wall)):.0f} s |"

@@ -113,7 +113,7 @@ def read_run_rows(run: RunData) -> list[TestRow] | None:
     with open(path, newline="", encoding="utf-8") as file:
         table = list(csv.DictReader(file))
     out = []
-    base = str(run.config.get("variant_of", run.agent))
+    base = run.config.variant_of or run.agent
     for i, row in enumerate(table):
         try:
             episodes, successes = int(row["episodes"]), int(row["successes"])
@@ -346,10 +346,10 @@ def plateau_rows(runs: Sequence[RunData], train_envs: Mapping[Path, str]) -> lis
     groups: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     bases: dict[str, str] = {}
     for run in runs:
-        budget = float(run.config["timesteps"])
+        budget = float(run.config.timesteps)
         q3, q4 = _quarter_success(run, budget / 2, 0.75 * budget), _quarter_success(run, 0.75 * budget, budget)
         groups[(train_envs[run.path], run.agent)].append((q3, q4))
-        bases[run.agent] = str(run.config.get("variant_of", run.agent))
+        bases[run.agent] = run.config.variant_of or run.agent
     out: list[PlateauRow] = []
     for train_env, agent in sorted(groups, key=lambda k: (k[0], _agent_key(k[1], bases[k[1]]))):
         pairs = groups[(train_env, agent)]
@@ -462,7 +462,7 @@ def _markdown(
         lines.append(
             f"| {p['train_env']} | {p['agent']} | {p['seeds']} | {third} | {last} | {p['flat']}/{p['seeds']} |"
         )
-    budgets = sorted({int(r.config["timesteps"]) for r in runs})
+    budgets = sorted({r.config.timesteps for r in runs})
     lines += [
         "",
         f"![Zero-shot success against env size]({image})",

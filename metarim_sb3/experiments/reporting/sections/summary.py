@@ -18,6 +18,7 @@ from metarim_sb3.experiments.reporting.metrics import KaplanMeier
 from metarim_sb3.experiments.reporting.runs import RunData, agent_order
 from metarim_sb3.experiments.reporting.sections.adaptation import shift_kms
 from metarim_sb3.experiments.reporting.stats import bootstrap_ci
+from metarim_sb3.experiments.training.result import RunResult
 
 __all__ = ["AggregateRow", "aggregate", "limits", "summary_table", "write_aggregate", "write_summary"]
 
@@ -101,11 +102,12 @@ def write_summary(runs: list[RunData], path: Path) -> None:
         header += [f"adapt_frames_{k}", f"adapt_mastered_{k}"]
     rows: list[list[Any]] = [header]
     for r in runs:
-        d, f = r.done or {}, r.final_eval or {}
-        ci = f.get("success_ci", ["", ""])
+        d: RunResult = r.done or {}
+        f = r.final_eval
+        ci: list[float] | list[str] = f.get("success_ci", ["", ""]) if f else ["", ""]
         row = [r.env, r.agent, r.seed, "done" if r.done else "incomplete", d.get("timesteps", "")]
         row += [d.get("wall_time_s", ""), d.get("fps", ""), d.get("final_stage", ""), len(r.shifts)]
-        row += [f.get("success_rate", ""), ci[0], ci[1], f.get("mean_return", "")]
+        row += [f.get("success_rate", "") if f else "", ci[0], ci[1], f.get("mean_return", "") if f else ""]
         for frames, mastered in r.adaptation():
             row += [int(frames), int(mastered)]
         rows.append(row)

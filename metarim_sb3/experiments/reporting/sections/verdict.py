@@ -36,8 +36,7 @@ def run_scores_v2(run: RunData, tau: float) -> dict[str, float]:
     if aucs is not None and table is not None:
         visits = [v for v, _ in aucs]
         returns = forgetting_on_return(visits, table["timesteps"], table["stage"].astype(int), table["success_rate"])
-    final_rate = (run.final_eval or {}).get("success_rate")
-    final = math.nan if final_rate is None else float(final_rate)
+    final = math.nan if run.final_eval is None else float(run.final_eval.get("success_rate", math.nan))
     at_mastery = run.zero_shot_mastery or {}
     mastery = float(at_mastery["success_rate"]) if at_mastery.get("reached") else math.nan
     return score_run(aucs, run.adaptation(), returns, final, mastery, tau)
