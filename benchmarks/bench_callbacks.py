@@ -1,10 +1,11 @@
 """Training wall time of RecurrentPPO + RIMPolicy with the Meta-RIMs callbacks vs without.
 
-Config: MetaRIM-MultiRoom-v0, 8 envs in a DummyVecEnv, n_steps 128, RIM 6 units x 32, k 4, sb3-contrib's other
-defaults (batch 128, 10 epochs). "all" = FastSlowCallback (meta, K 4) + CurriculumCallback + UnitActivityCallback
-(HeldOutEvalCallback is left out: it runs extra episodes by design, not overhead). Each measurement builds a
-fresh model (same seed, untimed) and times ``learn()``; variants alternate in one process (A B B A ...) after an
-untimed warm-up; the table reports medians and the ratio to "none". Target: overhead of "all" <= 5 %.
+Config: MetaRIM-MultiRoom-v0, 8 envs in a DummyVecEnv, n_steps 128, the agents' RIM sizes (``presets/agents.yaml``: 4
+units x 32, k 3), sb3-contrib's other defaults (batch 128, 10 epochs). "all" = FastSlowCallback (meta, K 4) +
+CurriculumCallback + UnitActivityCallback (HeldOutEvalCallback is left out: it runs extra episodes by design, not
+overhead). Each measurement builds a fresh model (same seed, untimed) and times ``learn()``; variants alternate in one
+process (A B B A ...) after an untimed warm-up; the table reports medians and the ratio to "none". Target: overhead of
+"all" <= 5 %.
 
 Wall-time ratios are noisy on a shared machine, so one more run of "all" measures the callbacks' own time
 directly (every callback method and hook wrapped in a timer): "self time", as a fraction of that ``learn()``.
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch as th
+from agent_sizes import rim_sizes
 from sb3_contrib import RecurrentPPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
@@ -33,7 +35,7 @@ from metarim_sb3 import MultiInputRIMPolicy
 from metarim_sb3.callbacks import CurriculumCallback, FastSlowCallback, UnitActivityCallback
 
 ENV_ID, N_ENVS, N_STEPS = "MetaRIM-MultiRoom-v0", 8, 128
-RIM = dict(n_units=6, unit_size=32, k=4)
+RIM = rim_sizes()  # the agents' sizes (presets/agents.yaml)
 
 
 def _variants(log_dir: str, each: bool) -> dict[str, Callable[[], list[BaseCallback]]]:

@@ -4,7 +4,8 @@ Setup (identical for every row): ``MetaRIM-MultiRoom-v0`` fixed at stage 0, 8 en
 ``n_steps=128``, ``batch_size=128``, ``n_epochs=10``, the same :class:`~metarim_sb3.MiniGridExtractor`
 (``normalize_images=False``) and SB3's default ``net_arch``. Rows:
 
-- ``rim``: RecurrentPPO + :class:`~metarim_sb3.MultiInputRIMPolicy` (6 units x 32, k 4, actor and critic RIMs);
+- ``rim``: RecurrentPPO + :class:`~metarim_sb3.MultiInputRIMPolicy` with the agents' RIM sizes (``presets/agents.yaml``:
+  4 units x 32, k 3), actor and critic RIMs;
 - ``rim_shared``: the same with one RIM for actor and critic (``shared_lstm=True``: the critic reads the
   detached actor output, as in sb3-contrib), i.e. half the recurrent compute;
 - ``rim_chunked``: ``rim`` trained by :class:`~metarim_sb3.ppo.chunked.ChunkedRecurrentPPO` with ``chunk_len=16``
@@ -14,9 +15,10 @@ Setup (identical for every row): ``MetaRIM-MultiRoom-v0`` fixed at stage 0, 8 en
   processes pay on this machine?);
 - ``rim_shared_chunked_2threads``: the same with 2 torch threads instead of ``--threads`` (does a second thread pay
   for one run?);
-- ``lstm_sb3``: RecurrentPPO + sb3-contrib's stock ``RecurrentActorCriticPolicy``, ``lstm_hidden_size=192``;
-- ``lstm_fast``: RecurrentPPO + :class:`~metarim_sb3.MultiInputFastLstmPolicy`, ``lstm_hidden_size=192``;
-- ``gru``: RecurrentPPO + :class:`~metarim_sb3.MultiInputGruPolicy` (the GRU agent's policy), ``lstm_hidden_size=192``;
+- ``lstm_sb3``: RecurrentPPO + sb3-contrib's stock ``RecurrentActorCriticPolicy``, with the agents'
+  ``lstm_hidden_size`` (128, the RIMs' total state), as every LSTM and GRU row;
+- ``lstm_fast``: RecurrentPPO + :class:`~metarim_sb3.MultiInputFastLstmPolicy`;
+- ``gru``: RecurrentPPO + :class:`~metarim_sb3.MultiInputGruPolicy` (the GRU agent's policy);
 - ``gru_chunked``: ``gru`` trained by ``ChunkedRecurrentPPO`` with ``chunk_len=16``;
 - ``ppo``: feed-forward PPO, ``MultiInputPolicy``.
 
@@ -42,6 +44,7 @@ from typing import Any
 
 import gymnasium as gym
 import torch as th
+from agent_sizes import lstm_hidden_size, rim_sizes
 from sb3_contrib import RecurrentPPO
 from sb3_contrib.common.recurrent.policies import RecurrentMultiInputActorCriticPolicy
 from stable_baselines3 import PPO
@@ -56,6 +59,8 @@ from metarim_sb3.ppo.chunked import ChunkedRecurrentPPO
 ENV_ID = "MetaRIM-MultiRoom-v0"
 EXTRACTOR = dict(features_extractor_class=MiniGridExtractor, normalize_images=False)
 HYPER = dict(n_steps=128, batch_size=128, n_epochs=10)
+#: The agents' core sizes (``presets/agents.yaml``).
+RIM, LSTM_HIDDEN = rim_sizes(), lstm_hidden_size()
 #: Targets of the ``rim`` row: at least this many times the FPS of ``lstm_sb3`` and of ``ppo``.
 TARGET_LSTM, TARGET_PPO = 2.5, 0.5
 
@@ -95,41 +100,41 @@ def make_env(n_envs: int, subproc: bool = False) -> VecEnv:
 
 def builders(n_envs: int) -> dict[str, Callable[[], BaseAlgorithm]]:
     def rim() -> BaseAlgorithm:
-        kwargs = dict(EXTRACTOR, n_units=6, unit_size=32, k=4)
+        kwargs = dict(EXTRACTOR, **RIM)
         return RecurrentPPO(MultiInputRIMPolicy, make_env(n_envs), policy_kwargs=kwargs, seed=0, **HYPER)
 
     def rim_shared() -> BaseAlgorithm:
-        kwargs = dict(EXTRACTOR, n_units=6, unit_size=32, k=4, shared_lstm=True, enable_critic_lstm=False)
+        kwargs = dict(EXTRACTOR, **RIM, shared_lstm=True, enable_critic_lstm=False)
         return RecurrentPPO(MultiInputRIMPolicy, make_env(n_envs), policy_kwargs=kwargs, seed=0, **HYPER)
 
     def rim_chunked() -> BaseAlgorithm:
-        kwargs = dict(EXTRACTOR, n_units=6, unit_size=32, k=4)
+        kwargs = dict(EXTRACTOR, **RIM)
         return ChunkedRecurrentPPO(
             MultiInputRIMPolicy, make_env(n_envs), policy_kwargs=kwargs, seed=0, chunk_len=16, **HYPER
         )
 
     def rim_shared_chunked(subproc: bool = False) -> BaseAlgorithm:
-        kwargs = dict(EXTRACTOR, n_units=6, unit_size=32, k=4, shared_lstm=True, enable_critic_lstm=False)
+        kwargs = dict(EXTRACTOR, **RIM, shared_lstm=True, enable_critic_lstm=False)
         return ChunkedRecurrentPPO(
             MultiInputRIMPolicy, make_env(n_envs, subproc), policy_kwargs=kwargs, seed=0, chunk_len=16, **HYPER
         )
 
     def lstm_sb3() -> BaseAlgorithm:
-        kwargs = dict(EXTRACTOR, lstm_hidden_size=192)
+        kwargs = dict(EXTRACTOR, lstm_hidden_size=LSTM_HIDDEN)
         return RecurrentPPO(
             RecurrentMultiInputActorCriticPolicy, make_env(n_envs), policy_kwargs=kwargs, seed=0, **HYPER
         )
 
     def lstm_fast() -> BaseAlgorithm:
-        kwargs = dict(EXTRACTOR, lstm_hidden_size=192)
+        kwargs = dict(EXTRACTOR, lstm_hidden_size=LSTM_HIDDEN)
         return RecurrentPPO(MultiInputFastLstmPolicy, make_env(n_envs), policy_kwargs=kwargs, seed=0, **HYPER)
 
     def gru() -> BaseAlgorithm:
-        kwargs = dict(EXTRACTOR, lstm_hidden_size=192)
+        kwargs = dict(EXTRACTOR, lstm_hidden_size=LSTM_HIDDEN)
         return RecurrentPPO(MultiInputGruPolicy, make_env(n_envs), policy_kwargs=kwargs, seed=0, **HYPER)
 
     def gru_chunked() -> BaseAlgorithm:
-        kwargs = dict(EXTRACTOR, lstm_hidden_size=192)
+        kwargs = dict(EXTRACTOR, lstm_hidden_size=LSTM_HIDDEN)
         return ChunkedRecurrentPPO(
             MultiInputGruPolicy, make_env(n_envs), policy_kwargs=kwargs, seed=0, chunk_len=16, **HYPER
         )
@@ -245,7 +250,8 @@ def main() -> None:
         print(line)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"env_id": ENV_ID, "stage": 0, "n_envs": args.n_envs, **HYPER, "timesteps": args.timesteps,
+        meta = {"env_id": ENV_ID, "stage": 0, "n_envs": args.n_envs, **HYPER, "rim": RIM,
+                "lstm_hidden_size": LSTM_HIDDEN, "timesteps": args.timesteps,
                 "repeats": args.repeats, "threads": args.threads, "torch": th.__version__,
                 "machine": platform.machine(), "python": platform.python_version()}  # fmt: skip
         args.json.write_text(json.dumps({"meta": meta, "results": summary}, indent=2))
