@@ -87,6 +87,7 @@ __all__ = [
     "eval_files",
     "fallback_hint",
     "find_model",
+    "link_file",
     "load_model_file",
     "progress_csv",
     "read_config_data",
@@ -230,6 +231,28 @@ def save_model(model: Any, path: str | Path) -> None:
     :param path: the ``.zip`` file.
     """
     _replace_with(Path(path), model.save)
+
+
+def link_file(source: str | Path, path: str | Path) -> None:
+    """
+    Make ``path`` a hard link to ``source``, atomically: the link is made at a temporary name of this process,
+    renamed over ``path``, and the folder entry flushed. Both names then share one copy on disk.
+
+    :param source: an existing file (in the same file system as ``path``).
+    :param path: the name to create or replace.
+    :raises OSError: if the link cannot be made (e.g. links not supported); the temporary name is removed and
+        ``path`` is unchanged.
+    """
+    path = Path(path)
+    tmp = _tmp_name(path)
+    try:
+        tmp.unlink(missing_ok=True)
+        os.link(source, tmp)
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def clean_stale_temp_files(run_dir: str | Path) -> list[Path]:

@@ -304,6 +304,11 @@ class RunLock:
         self._fd = fd
         return self
 
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock now (from :meth:`acquire` to :meth:`release`)."""
+        return self._fd is not None
+
     def release(self) -> None:
         """Release the lock (the file stays; an unlocked file means a free folder)."""
         if self._fd is not None:

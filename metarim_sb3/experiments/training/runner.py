@@ -13,7 +13,6 @@ rollout (the model is consistent there), a checkpoint is written, and ``run`` re
 
 from __future__ import annotations
 
-import os
 import platform
 import time
 from pathlib import Path
@@ -24,28 +23,13 @@ from metarim_sb3.experiments.training.config import check_device, check_seed
 from metarim_sb3.experiments.training.envs import make_env
 from metarim_sb3.experiments.training.folder import (
     CHECKPOINT,
-    CHECKPOINT_META,
     CONFIG,
     DONE,
     FINAL_EVAL,
-    MASTERY_MODEL,
-    MODEL,
-    STEP_COLUMNS,
     TENSORBOARD,
     VERSIONS,
-    ZERO_SHOT_MASTERY,
     RunError,
-    _fsync_dir,
-    _tmp_name,
-    clean_stale_temp_files,
-    load_model_file,
-    progress_csv,
-    read_json,
-    read_run_config,
     save_model,
-    truncate_csv,
-    write_json,
-    write_yaml,
 )
 from metarim_sb3.experiments.training.model import build_callbacks, build_model
 from metarim_sb3.experiments.training.monitoring import (
@@ -55,11 +39,11 @@ from metarim_sb3.experiments.training.monitoring import (
     RunRecorder,
     check_finite,
 )
-from metarim_sb3.experiments.training.ownership import RunLock, check_out_dir, mark_run_dir, start_fresh
 from metarim_sb3.experiments.training.provenance import git_sha
 from metarim_sb3.experiments.training.result import RunResult
-from metarim_sb3.experiments.training.resume import apply_ppo, check_resume_files, has_rows, resume_changes
+from metarim_sb3.experiments.training.resume import apply_ppo, resume_changes
 from metarim_sb3.experiments.training.run_config import RunConfig
+from metarim_sb3.experiments.training.run_folder import RunFolder
 from metarim_sb3.experiments.training.signals import stop_on_signals
 from metarim_sb3.experiments.training.yaml_io import ConfigError
 
@@ -126,46 +110,17 @@ def versions() -> dict[str, str]:
     return out
 
 
-def _save_checkpoint(model: Any, out_dir: Path, state: RunState, fast_slow: FastSlowCheckpoint | None) -> None:
+def _save_checkpoint(model: Any, folder: RunFolder, state: RunState, fast_slow: FastSlowCheckpoint | None) -> None:
     """
-    Write ``checkpoint.zip`` atomically, with the run state inside it (one file: never out of step).
+    Write ``checkpoint.zip`` atomically, with the run state inside it (one file: never out of step), and
+    ``checkpoint.json`` (:meth:`~metarim_sb3.experiments.training.run_folder.RunFolder.save_checkpoint`).
 
     :raises RunError: naming the folder if the write fails (e.g. the disk is full); the previous checkpoint stays.
     """
     check_finite(model)
     setattr(model, STATE_ATTR, state)
     setattr(model, FAST_SLOW_ATTR, fast_slow)
-    try:
-        save_model(model, out_dir / CHECKPOINT)
-        write_json(out_dir / CHECKPOINT_META, state)
-    except OSError as err:
-        raise RunError(
-            f"cannot write a checkpoint in {out_dir}: {err.strerror or err}; the previous {CHECKPOINT} is kept "
-            "(free some space, then continue with --resume)"
-        ) from err
-
-
-def _link_model(model: Any, checkpoint: Path, path: Path) -> None:
-    """
-    Make ``path`` (``model.zip``) the finished run's checkpoint without a second copy on disk.
-
-    ``checkpoint.zip`` was just written (atomically, fsynced) from the same model, so ``model.zip`` becomes a hard
-    link to it, put in place by an atomic rename. Later checkpoints replace ``checkpoint.zip`` by rename too, so a
-    resumed run never changes ``model.zip`` behind the link. Where links are not supported the model is saved again.
-
-    :param model: the trained model (saved in full if the link fails).
-    :param checkpoint: the checkpoint just written.
-    :param path: the ``model.zip`` to write.
-    """
-    tmp = _tmp_name(path)
-    try:
-        tmp.unlink(missing_ok=True)
-        os.link(checkpoint, tmp)
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        save_model(model, path)
+    folder.save_checkpoint(model, state)
 
 
 def run(
@@ -183,8 +138,8 @@ def run(
 
     Nothing is written before the whole config has been accepted (the environments, model and callbacks are built
     first), and only while this process holds the folder's lock
-    (:class:`~metarim_sb3.experiments.training.ownership.RunLock`): a second writer fails with :class:`RunError` naming
-    the first.
+    (:class:`~metarim_sb3.experiments.training.run_folder.RunFolder`, which owns the folder's layout, lock, checks
+    and writes): a second writer fails with :class:`RunError` naming the first.
 
     :param config: a resolved config (:func:`~metarim_sb3.experiments.training.config.resolve_config`).
     :param seed: the run's seed (model, environments, evaluation), ``0 <= seed < 2**32``.
@@ -216,19 +171,19 @@ def run(
             raise ConfigError(str(err)) from None
     check_seed(seed)
     check_device(config.device)
-    out_dir = Path(out_dir)
-    check_out_dir(out_dir, resume=resume, force=force)
-    lock = RunLock(out_dir)
-    if out_dir.is_dir():  # an existing folder: lock it now, so that a second writer stops before building anything
-        lock.acquire()
+    # every model the folder writes goes through this module's save_model (a test stands in a full disk for it)
+    folder = RunFolder(out_dir, save=save_model)
+    folder.check(resume=resume, force=force)
+    if folder.exists:  # an existing folder: lock it now, so that a second writer stops before building anything
+        folder.acquire()
     summary: RunResult | None = None
     try:
         summary = _run_locked(
-            config, seed, out_dir, lock, resume=resume, force=force, progress_bar=progress_bar, tracker=tracker
+            config, seed, folder, resume=resume, force=force, progress_bar=progress_bar, tracker=tracker
         )
         return summary
     finally:
-        lock.release()
+        folder.release()
         if tracker is not None:
             tracker.finish(summary)
 
@@ -236,8 +191,7 @@ def run(
 def _run_locked(
     config: RunConfig,
     seed: int,
-    out_dir: Path,
-    lock: RunLock,
+    folder: RunFolder,
     *,
     resume: bool,
     force: bool,
@@ -250,11 +204,12 @@ def _run_locked(
     from metarim_sb3.experiments.training.evaluate import evaluate_model
 
     # 1. Build everything (nothing is written before the config has been accepted).
+    out_dir = folder.path
     state: RunState = {}
-    finished = read_json(out_dir / DONE) if resume and (out_dir / DONE).exists() else None
+    finished = folder.read_json(DONE) if resume and folder.done.exists() else None
     if resume:
-        settings = resume_changes(read_run_config(out_dir), config)
-        saved = load_model_file(out_dir / CHECKPOINT, device="cpu")  # for its step count and run state
+        settings = resume_changes(folder.read_config(), config)
+        saved = folder.load_model(CHECKPOINT, device="cpu")  # for its step count and run state
         state, start = cast(RunState, getattr(saved, STATE_ATTR, None) or {}), int(saved.num_timesteps)
         saved_fast_slow = getattr(saved, FAST_SLOW_ATTR, None)
         del saved
@@ -263,7 +218,7 @@ def _run_locked(
         env = make_env(config.env, config.n_envs, seed + start, config.env_kwargs)
         for i, stage in enumerate(state.get("stages", [])[: env.num_envs]):
             env.env_method("set_stage", stage, indices=[i])  # the stage the run was in, for every env
-        model = load_model_file(out_dir / CHECKPOINT, env=env, device=config.device)
+        model = folder.load_model(CHECKPOINT, env=env, device=config.device)
         apply_ppo(model, settings)
         model.set_random_seed(seed + start)
     else:
@@ -300,7 +255,7 @@ def _run_locked(
 
     def save(rolled_back: bool = False) -> None:
         # during a rollout the meta-sequence does not change: its state now is the one at the rollout start
-        _save_checkpoint(model, out_dir, snapshot(rolled_back), fast_slow_state())
+        _save_checkpoint(model, folder, snapshot(rolled_back), fast_slow_state())
 
     control = RunControl(config.checkpoint.every, save, start, curriculum)
     # recorder first: it must see a step's episodes before the curriculum moves the envs on that step;
@@ -315,30 +270,20 @@ def _run_locked(
                 raise ConfigError(f"the config does not fit the model: {err}") from err
 
     # 2. Take the folder: lock it, check it again under the lock, drop what this run will write again.
-    if lock._fd is None:
-        lock.acquire()
-    check_out_dir(out_dir, resume=resume, force=force, locked=True)
-    clean_stale_temp_files(out_dir)
-    if resume:
-        check_resume_files(out_dir, start)  # nothing is changed if a log is damaged
-        for name, column in STEP_COLUMNS.items():  # rows written after the checkpoint are replayed
-            truncate_csv(out_dir / name, column, start)
-        if not has_rows(out_dir / ZERO_SHOT_MASTERY):  # mastered after the checkpoint: replayed, or never
-            (out_dir / MASTERY_MODEL).unlink(missing_ok=True)
-        (out_dir / DONE).unlink(missing_ok=True)
-        mark_run_dir(out_dir)
+    folder.take(resume=resume, force=force)  # also removes the temporary files an interrupted writer left
+    if resume:  # logs checked first (nothing changes if one is damaged), rows after the checkpoint dropped (replayed)
+        folder.truncate_for_resume(start)
     else:
-        start_fresh(out_dir, force=force)
-    for name in (generalization.GENERALIZATION, generalization.GENERALIZATION_EPISODES):  # written again at the end
-        (out_dir / name).unlink(missing_ok=True)
+        folder.start_fresh(force=force)
+    folder.remove(generalization.GENERALIZATION, generalization.GENERALIZATION_EPISODES)  # written again at the end
     written = config.with_changes(device=str(model.device), seed=seed)  # the device that runs
-    write_yaml(out_dir / CONFIG, written.to_dict())
+    folder.write_yaml(CONFIG, written.to_dict())
     info = versions()
-    history = read_json(out_dir / VERSIONS) if resume and (out_dir / VERSIONS).exists() else {"started": info}
+    history = folder.read_json(VERSIONS) if resume and folder.versions.exists() else {"started": info}
     if resume:
         history["resumed"] = [*history.get("resumed", []), {"at_timesteps": start, **info}]
-    write_json(out_dir / VERSIONS, history)
-    outputs = [CSVOutputFormat(str(out_dir / progress_csv(start))), TensorBoardOutputFormat(str(out_dir / TENSORBOARD))]
+    folder.write_json(VERSIONS, history)
+    outputs = [CSVOutputFormat(str(folder.progress(start))), TensorBoardOutputFormat(str(folder.file(TENSORBOARD)))]
     if tracker is not None:  # the W&B run starts once the folder is taken (its files go to out_dir/wandb/)
         outputs.append(tracker.start())
     model.set_logger(Logger(str(out_dir), outputs))
@@ -382,7 +327,7 @@ def _run_locked(
     train_wall = recorder.wall_time()  # training only (all segments); the evaluation below is timed apart
     train_segment = time.perf_counter() - segment_start
     save()
-    _link_model(model, out_dir / CHECKPOINT, out_dir / MODEL)
+    folder.link_model(model)
     eval_start = time.perf_counter()
     final = evaluate_model(
         model,
@@ -395,7 +340,7 @@ def _run_locked(
         deterministic=config.deterministic_eval,
         progress=progress_bar,
     )
-    write_json(out_dir / FINAL_EVAL, final)
+    folder.write_json(FINAL_EVAL, final)
     tested: list[generalization.GeneralizationRow] = []
     if tests is not None:  # zero-shot on each test stage; the held-out one reuses ``final`` if it ran the same episodes
         results = generalization.evaluate_test_stages(model, config, seed, final=final, progress=progress_bar)
@@ -423,5 +368,5 @@ def _run_locked(
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "out_dir": str(out_dir),
     }
-    write_json(out_dir / DONE, summary)
+    folder.write_json(DONE, summary)  # last: its presence means "complete"
     return summary
