@@ -244,19 +244,23 @@ class PPOSettings(Section):
     max_grad_norm: float = setting(_ppo_default("max_grad_norm"), low=0, low_open=True)
 
     def __post_init__(self) -> None:
-        chunk_len, n_steps, batch_size = self.chunk_len, self.n_steps, self.batch_size
-        ok = chunk_len is None or (isinstance(chunk_len, int) and not isinstance(chunk_len, bool) and chunk_len >= 1)
-        if ok and chunk_len is not None and isinstance(n_steps, int) and isinstance(batch_size, int):
-            ok = n_steps % chunk_len == 0 and batch_size % chunk_len == 0
-        if not ok:  # one message for every bad value: what the layout needs, with the lengths allowed
-            common = math.gcd(n_steps, batch_size) if isinstance(n_steps, int) and isinstance(batch_size, int) else 0
-            lengths = [str(d) for d in range(1, common + 1) if common % d == 0]
-            listed = f" ({', '.join(lengths)})" if lengths else ""
-            raise ConfigError(
-                f"config key ppo.chunk_len must be null (whole padded sequences) or a positive integer that divides "
-                f"ppo.n_steps={n_steps} and ppo.batch_size={batch_size}{listed}, got {chunk_len!r}"
-            )
-        super().__post_init__()
+        chunk_len = self.chunk_len  # any value that is not a positive integer: the layout's message, not a type's
+        if chunk_len is not None and (not isinstance(chunk_len, int) or isinstance(chunk_len, bool) or chunk_len < 1):
+            self._refuse_chunk_len()
+        super().__post_init__()  # the other keys' types and bounds first: their messages name them
+        if self.chunk_len is not None and (self.n_steps % self.chunk_len or self.batch_size % self.chunk_len):
+            self._refuse_chunk_len()
+
+    def _refuse_chunk_len(self) -> None:
+        """Refuse ``chunk_len`` with what the layout needs and the lengths allowed."""
+        n_steps, batch_size = self.n_steps, self.batch_size
+        common = math.gcd(n_steps, batch_size) if isinstance(n_steps, int) and isinstance(batch_size, int) else 0
+        lengths = [str(d) for d in range(1, common + 1) if common % d == 0]
+        listed = f" ({', '.join(lengths)})" if lengths else ""
+        raise ConfigError(
+            f"config key ppo.chunk_len must be null (whole padded sequences) or a positive integer that divides "
+            f"ppo.n_steps={n_steps} and ppo.batch_size={batch_size}{listed}, got {self.chunk_len!r}"
+        )
 
 
 def _callback_default(name: str, parameter: str) -> Any:
