@@ -22,6 +22,8 @@ import metarim_gym  # noqa: F401  (registers the MetaRIM ids)
 from metarim_sb3 import MultiInputRIMPolicy, UnitActivityCallback
 from metarim_sb3.experiments.reporting.plots import unit_activity
 from metarim_sb3.experiments.reporting.runs import RunData, load_run
+from metarim_sb3.experiments.training.config import resolve_config
+from metarim_sb3.experiments.training.run_config import RunConfig
 
 
 def train_activity(env_id: str, stage: int, timesteps: int, n_envs: int, seed: int) -> dict[str, np.ndarray]:
@@ -49,7 +51,12 @@ def load_activity(folder: Path) -> RunData:
         return load_run(folder)
     with np.load(folder / "rim_activity.npz") as data:
         activity = {key: data[key] for key in data.files}
-    return RunData(folder, {"agent": folder.name, "env": "?"}, None, {}, [], None, activity)
+    return RunData(folder, _labels(folder.name, "?"), None, {}, [], None, activity)
+
+
+def _labels(agent: str, env: str, seed: int | None = None) -> RunConfig:
+    """The run config the plot labels its panel with (the rim agent's presets, named ``agent`` on ``env``)."""
+    return resolve_config("rim", "MetaRIM-MultiTask-v0").with_changes(agent=agent, env=env, seed=seed)
 
 
 def main() -> None:
@@ -69,7 +76,7 @@ def main() -> None:
         run = load_activity(args.from_dir)
     else:
         activity = train_activity(args.env, args.stage, args.timesteps, args.n_envs, args.seed)
-        run = RunData(Path("."), {"agent": "rim", "env": args.env, "seed": args.seed}, None, {}, [], None, activity)
+        run = RunData(Path("."), _labels("rim", args.env, args.seed), None, {}, [], None, activity)
     assert run.activity is not None
     tasks, matrix = [str(t) for t in run.activity["tasks"]], run.activity["actor_fraction"]
     print("fraction of steps active (rows: tasks, columns: units)")
