@@ -7,7 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_seed_batch.py"
+from repo_paths import ROOT
+
+SCRIPT = ROOT / "benchmarks" / "bench_seed_batch.py"
 
 
 def test_quick_run_writes_every_cell(tmp_path: Path) -> None:

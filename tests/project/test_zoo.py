@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from repo_paths import ROOT
 
 import metarim_gym
 
-ROOT = Path(__file__).resolve().parents[1]
 HYPERPARAMS = ROOT / "hyperparams"
 #: YAML file -> (zoo algo, expected policy, log folder the file's header and the docs give it)
 FILES = {

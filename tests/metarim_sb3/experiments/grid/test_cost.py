@@ -149,15 +149,15 @@ def test_bench_study_writes_costs_the_estimate_and_the_report_read(tmp_path: Pat
 
 
 def test_costs_from_runs_take_the_median_wall_ms_per_step(tmp_path: Path) -> None:
-    from test_report_sections import ENV, _run
+    from report_runs import ENV, make_run
 
     for seed, wall in enumerate((10.0, 30.0, 20.0)):
-        run = _run(tmp_path / "runs", "meta-rim", seed, 1, 0.5)  # 1000 steps
+        run = make_run(tmp_path / "runs", "meta-rim", seed, 1, 0.5)  # 1000 steps
         (run / "done.json").write_text(json.dumps({"timesteps": 1000, "wall_time_s": wall, "finished_at": f"t{seed}"}))
-    variant = _run(tmp_path / "runs", "meta-k8", 0, 1, 0.5)
+    variant = make_run(tmp_path / "runs", "meta-k8", 0, 1, 0.5)
     config = yaml.safe_load((variant / "config.yaml").read_text())
     (variant / "config.yaml").write_text(yaml.safe_dump({**config, "variant_of": "lstm"}))
-    (_run(tmp_path / "runs", "gru", 0, 1, 0.5) / "done.json").unlink()  # unfinished: no figure
+    (make_run(tmp_path / "runs", "gru", 0, 1, 0.5) / "done.json").unlink()  # unfinished: no figure
     costs = costs_from_runs([tmp_path / "runs"])
     assert costs.agents["meta-rim"][ENV] == {"cpu_ms": 20.0, "wall_ms": 20.0}
     assert costs.agents["lstm"][ENV]["wall_ms"] == 10.0 and "gru" not in costs.agents
@@ -167,9 +167,9 @@ def test_costs_from_runs_take_the_median_wall_ms_per_step(tmp_path: Path) -> Non
 
 
 def test_compare_dry_run_costs_from_runs(tmp_path: Path) -> None:
-    from test_report_sections import _run
+    from report_runs import make_run
 
-    _run(tmp_path / "runs", "meta-rim", 0, 1, 0.5)
+    make_run(tmp_path / "runs", "meta-rim", 0, 1, 0.5)
     result = metarim("compare", "--preset", "quick", "--dry-run", "--costs-from", tmp_path / "runs")
     assert result.returncode == 0, result.stderr
     meta = next(line for line in result.stdout.splitlines() if line.startswith("meta-rim"))

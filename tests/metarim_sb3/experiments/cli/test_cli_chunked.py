@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from cli_helpers import ENV_ID, assert_one_line_error, main_in_process
+from repo_paths import DATA
 from sb3_contrib import RecurrentPPO
 
 from metarim_sb3.experiments.grid.compare import plan
@@ -18,8 +19,6 @@ from metarim_sb3.experiments.training.config import resolve_config
 from metarim_sb3.experiments.training.folder import load_model_file, saved_chunk_len
 from metarim_sb3.experiments.training.yaml_io import ConfigError
 from metarim_sb3.ppo.chunked import ChunkedRecurrentPPO
-
-DATA = Path(__file__).resolve().parent.parent / "data"
 
 
 def test_chunked_run_trains_resumes_and_evaluates(tmp_path: Path, tiny_config: Path,

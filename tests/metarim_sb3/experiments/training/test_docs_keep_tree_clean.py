@@ -9,11 +9,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from repo_paths import ROOT
 
 from metarim_sb3.experiments.training.provenance import check_results_tree, code_changes, git_sha
 from metarim_sb3.experiments.training.yaml_io import ConfigError
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _git(repo: Path, *args: str) -> None:

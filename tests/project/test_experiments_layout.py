@@ -8,8 +8,9 @@ import ast
 from pathlib import Path
 
 import pytest
+from repo_paths import ROOT
 
-PACKAGE = Path(__file__).resolve().parents[2] / "metarim_sb3" / "experiments"
+PACKAGE = ROOT / "metarim_sb3" / "experiments"
 PREFIX = "metarim_sb3.experiments"
 MAX_LINES = 600
 
@@ -20,7 +21,7 @@ def _modules() -> dict[str, Path]:
     for path in sorted(PACKAGE.rglob("*.py")):
         if "from metarim_sb3._deprecated import" in path.read_text(encoding="utf-8"):
             continue
-        parts = path.relative_to(PACKAGE.parents[1]).with_suffix("").parts
+        parts = path.relative_to(ROOT).with_suffix("").parts
         out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
     return out
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 from cli_helpers import assert_one_line_error, main_in_process
-from test_report_sections import ENV, _run
+from report_runs import ENV, make_run
 
 from metarim_sb3.experiments.grid.presets import compare_preset
 from metarim_sb3.experiments.reporting.claims import (
@@ -104,9 +104,9 @@ def test_judge_without_a_comparison_is_inconclusive() -> None:
 def test_report_gives_each_claim_a_verdict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     runs = tmp_path / "runs"
     for seed in range(7):  # 7 pairs: the smallest exact sign-flip p is 2/128, and Holm doubles it: < 0.05
-        _run(runs, "meta-rim", seed, 2, 0.8 + 0.01 * seed)
-        _run(runs, "lstm", seed, 2, 0.2 + 0.02 * seed)
-        _run(runs, "rim", seed, 2, 0.82 + 0.01 * seed)
+        make_run(runs, "meta-rim", seed, 2, 0.8 + 0.01 * seed)
+        make_run(runs, "lstm", seed, 2, 0.2 + 0.02 * seed)
+        make_run(runs, "rim", seed, 2, 0.82 + 0.01 * seed)
     result = main_in_process(["report", runs, "--out", tmp_path / "rep", "--claims", "study-v1"], capsys)
     assert result.returncode == 0, result.stderr
     report = (tmp_path / "rep" / "report.md").read_text()
@@ -135,7 +135,7 @@ def test_report_claims_bad_input(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], needles: tuple[str, ...]
 ) -> None:
     runs = tmp_path / "runs"
-    _run(runs, "meta-rim", 0, 1, 0.5)
+    make_run(runs, "meta-rim", 0, 1, 0.5)
     result = main_in_process(["report", runs, "--out", tmp_path / "rep", *extra], capsys)
     assert_one_line_error(result, *needles)
     assert not (tmp_path / "rep").exists()
@@ -145,8 +145,8 @@ def test_verdict_by_env_with_several_envs(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     for seed in range(3):
         for agent, success in (("meta-rim", 0.8), ("lstm", 0.2)):
-            _run(runs / "a", agent, seed, 2, success + 0.01 * seed)
-            other = _run(runs / "b", agent, seed, 2, success)
+            make_run(runs / "a", agent, seed, 2, success + 0.01 * seed)
+            other = make_run(runs / "b", agent, seed, 2, success)
             config = yaml.safe_load((other / "config.yaml").read_text())
             (other / "config.yaml").write_text(yaml.safe_dump({**config, "env": "MiniGrid-Other-v0"}))
     build_report([runs], tmp_path / "rep", claims=compare_preset("study-v1")["claims"])
@@ -179,7 +179,7 @@ def test_missing_runs_names_what_the_grid_lacks() -> None:
 
 def test_report_with_claims_says_the_verdict_is_interim(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     runs = tmp_path / "runs"
-    _run(runs, "meta-rim", 0, 1, 0.5)
+    make_run(runs, "meta-rim", 0, 1, 0.5)
     result = main_in_process(["report", runs, "--out", tmp_path / "rep", "--claims", "study-v1"], capsys)
     assert result.returncode == 0, result.stderr
     section = (tmp_path / "rep" / "report.md").read_text().split("## Verdict")[1]

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
+from repo_paths import ROOT
 
 from metarim_sb3.callbacks.fast_slow import FastSlowCallback
 from metarim_sb3.experiments.training.config import apply_overrides, resolve_config
@@ -18,7 +19,6 @@ from metarim_sb3.experiments.training.resume import resume_changes
 from metarim_sb3.experiments.training.run_config import RunConfig
 from metarim_sb3.experiments.training.yaml_io import ConfigError
 
-ROOT = Path(__file__).resolve().parents[2]
 ENV = "MetaRIM-GoTo-v0"
 #: One committed run folder per study and agent with a fast/slow split (written with an absolute ``slow_lr``).
 OLD_RUNS = [

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import metarim
+from repo_paths import ROOT
 
 pytestmark = pytest.mark.slow  # a full report of 75 runs: minutes on two cores
 
-ROOT = Path(__file__).resolve().parents[2]
 #: The committed result sets that can be regenerated, and the ``--claims`` of their report.
 REPORTS = {"study-v1": "study-v1"}
 #: The files compared byte for byte (the plots are not: matplotlib's output may differ between versions).

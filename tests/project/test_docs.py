@@ -12,13 +12,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from repo_paths import ROOT
 
 import metarim_gym
 import metarim_sb3
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+DOCS = ROOT / "docs"
 SNIPPETS = DOCS / "_snippets"
-ROOT = DOCS.parent
 sys.path.insert(0, str(DOCS / "_scripts"))
 
 import check_links  # noqa: E402

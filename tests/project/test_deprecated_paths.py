@@ -11,14 +11,12 @@ import re
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 from types import ModuleType
 
 import pytest
+from repo_paths import ROOT
 
 from metarim_sb3._deprecated import REMOVAL, is_shim, moved_message
-
-ROOT = Path(__file__).resolve().parents[1]
 
 #: Old path -> new path (the moves of the cores, the algorithm and the callbacks).
 OLD_PATHS = {
@@ -163,9 +161,9 @@ def test_no_module_of_the_project_imports_an_old_path() -> None:
 NAMES_OLD_PATHS = {
     "CHANGELOG.md",
     "metarim_sb3/_deprecated.py",
-    "tests/test_deprecated_paths.py",
+    "tests/project/test_deprecated_paths.py",
     "tests/data/make_legacy_models.py",  # what the legacy zips were written with
-    "tests/sb3/test_save_load.py",  # the same
+    "tests/metarim_sb3/test_save_load.py",  # the same
 }
 
 

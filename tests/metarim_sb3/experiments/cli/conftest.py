@@ -1,4 +1,4 @@
-"""Fixtures of the ``metarim`` command tests (helpers in ``cli_helpers.py``)."""
+"""Fixtures of the ``metarim`` command tests (helpers in ``tests/cli_helpers.py``)."""
 
 from __future__ import annotations
 

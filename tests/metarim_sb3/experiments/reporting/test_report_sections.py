@@ -3,48 +3,21 @@
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import pytest
 import yaml
+from report_runs import ENV, make_run, write_csv
 
 from metarim_sb3.experiments.reporting.report import build_report
-from metarim_sb3.experiments.training.config import AGENTS, resolve_config
-
-ENV = "MiniGrid-Synthetic-v0"
-
-
-def _write_csv(path: Path, header: list[str], rows: list[list[object]]) -> None:
-    with open(path, "w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(header)
-        writer.writerows(rows)
-
-
-def _run(root: Path, agent: str, seed: int, final_stage: int, success: float, sha: str = "abc123") -> Path:
-    run = root / agent / f"seed{seed}"
-    run.mkdir(parents=True)
-    base = resolve_config(agent if agent in AGENTS else "lstm", "MetaRIM-GoTo-v0", timesteps=1000)
-    config = base.with_changes(agent=agent, env=ENV, seed=seed, curriculum={"threshold": 0.8}).to_dict()
-    (run / "config.yaml").write_text(yaml.safe_dump(config))
-    (run / "versions.json").write_text(json.dumps({"started": {"git_sha": sha}}))
-    (run / "done.json").write_text(json.dumps({"timesteps": 1000, "wall_time_s": 10.0, "fps": 100.0}))
-    (run / "final_eval.json").write_text(json.dumps({"success_rate": success, "success_ci": [0.0, 1.0]}))
-    header = ["timesteps", "time_s", "stage", "success_rate", "episodes"]
-    _write_csv(run / "curve.csv", header, [[500, 5.0, 0, 0.5, 10], [1000, 10.0, final_stage, 0.9, 10]])
-    mastery = [[0, 0, 400, 500]] + ([[final_stage, 500, "", 1000]] if final_stage else [])
-    _write_csv(run / "mastery.csv", ["stage", "entered_at", "mastered_at", "left_at"], mastery)
-    _write_csv(run / "curriculum.csv", ["timestep", "to_stage"], [[500, final_stage]] if final_stage else [])
-    return run
 
 
 def test_report_rules(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     for seed, stage in enumerate((1, 2, 2)):
-        _run(runs, "meta-rim", seed, stage, 0.5 + 0.1 * seed)
-    _run(runs, "lstm", 0, 1, 0.4, sha="abc123-dirty")
-    _run(runs, "lstm", 1, 0, 0.6)
+        make_run(runs, "meta-rim", seed, stage, 0.5 + 0.1 * seed)
+    make_run(runs, "lstm", 0, 1, 0.4, sha="abc123-dirty")
+    make_run(runs, "lstm", 1, 0, 0.6)
     build_report([runs], tmp_path / "rep")
     report = (tmp_path / "rep" / "report.md").read_text()
     first = report.splitlines()[0]
@@ -61,7 +34,7 @@ def test_report_rules(tmp_path: Path) -> None:
 
 
 def test_clean_runs_have_no_warning(tmp_path: Path) -> None:
-    _run(tmp_path / "runs", "meta-rim", 0, 1, 0.5)
+    make_run(tmp_path / "runs", "meta-rim", 0, 1, 0.5)
     report = tmp_path / "rep" / "report.md"
     build_report([tmp_path / "runs"], tmp_path / "rep")
     assert report.read_text().splitlines()[0] == "# metarim report"
@@ -71,7 +44,7 @@ def _stage_eval(run: Path, rows: list[list[object]], horizon: int = 200) -> None
     """Add a ``stage_eval.csv`` (rows: timesteps, stage, current, success_rate) and the horizon to ``run``."""
     header = ["timesteps", "stage", "current", "episodes", "successes", "success_rate", "mean_return"]
     full = [[t, s, c, 10, round(10 * p), p, 0.0] for t, s, c, p in rows]
-    _write_csv(run / "stage_eval.csv", header, full)
+    write_csv(run / "stage_eval.csv", header, full)
     config = yaml.safe_load((run / "config.yaml").read_text())
     (run / "config.yaml").write_text(yaml.safe_dump({**config, "adaptation": {"horizon": horizon}}))
 
@@ -86,12 +59,12 @@ def test_adaptation_auc_section(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     # three meta-rim seeds: shift 0 -> 1 at 500; AUC over [500, 700] of success 0 -> 1 linear = 0.5, 0 -> 0.5 = 0.25
     for seed, end in enumerate((1.0, 1.0, 0.5)):
-        run = _run(runs, "meta-rim", seed, 1, 0.5)
+        run = make_run(runs, "meta-rim", seed, 1, 0.5)
         _stage_eval(run, [[0, 0, 1, 0.0], [500, 0, 0, 0.9], [500, 1, 1, 0.0], [700, 1, 1, end], [900, 1, 1, end]])
     # one lstm seed whose evaluations end before the horizon (censored), one that never shifts
-    run = _run(runs, "lstm", 0, 1, 0.4)
+    run = make_run(runs, "lstm", 0, 1, 0.4)
     _stage_eval(run, [[0, 0, 1, 0.0], [500, 1, 1, 0.0], [600, 1, 1, 0.5]])
-    _stage_eval(_run(runs, "lstm", 1, 0, 0.6), [[0, 0, 1, 0.0], [1000, 0, 1, 0.9]])
+    _stage_eval(make_run(runs, "lstm", 1, 0, 0.6), [[0, 0, 1, 0.0], [1000, 0, 1, 0.9]])
     written = build_report([runs], tmp_path / "rep")
     assert written["adaptation_auc"].exists() and written["adaptation_auc"].stat().st_size > 0
     rows = _auc_rows(written["report"].read_text())
@@ -103,7 +76,7 @@ def test_adaptation_auc_section(tmp_path: Path) -> None:
 
 
 def test_old_runs_say_not_recorded(tmp_path: Path) -> None:
-    _run(tmp_path / "runs", "meta-rim", 0, 1, 0.5)
+    make_run(tmp_path / "runs", "meta-rim", 0, 1, 0.5)
     written = build_report([tmp_path / "runs"], tmp_path / "rep")
     assert "(`stage_eval.csv`) not recorded in these runs" in written["report"].read_text()
     assert written["adaptation_auc"].exists()
@@ -111,9 +84,9 @@ def test_old_runs_say_not_recorded(tmp_path: Path) -> None:
 
 def test_km_section_censored_visits(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    for seed in range(3):  # each seed: one censored shift visit (500 frames), from _run
-        _run(runs, "meta-rim", seed, 1, 0.5)
-    _run(runs, "lstm", 0, 0, 0.5)  # never shifts
+    for seed in range(3):  # each seed: one censored shift visit (500 frames), from make_run
+        make_run(runs, "meta-rim", seed, 1, 0.5)
+    make_run(runs, "lstm", 0, 0, 0.5)  # never shifts
     written = build_report([runs], tmp_path / "rep")
     assert written["adaptation"].exists()
     report = written["report"].read_text()
@@ -130,8 +103,8 @@ def test_drift_and_paired_sections(tmp_path: Path) -> None:
     header = ["timesteps", "drift_modules", "update_modules", "drift_other", "update_other"]
     for agent, success in (("meta-rim", 0.5), ("lstm", 0.8)):
         for seed in range(3):
-            run = _run(runs, agent, seed, 1, success + 0.01 * seed)
-            _write_csv(run / "drift.csv", header, [[0, 0.0, 0.0, 0.0, 0.0], [1000, 0.1 * (seed + 1), 0.01, 2.0, 0.1]])
+            run = make_run(runs, agent, seed, 1, success + 0.01 * seed)
+            write_csv(run / "drift.csv", header, [[0, 0.0, 0.0, 0.0, 0.0], [1000, 0.1 * (seed + 1), 0.01, 2.0, 0.1]])
     written = build_report([runs], tmp_path / "rep")
     assert written["drift"].exists()
     report = written["report"].read_text()
@@ -147,7 +120,7 @@ def test_paired_needs_three_seeds(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     for agent in ("meta-rim", "lstm"):
         for seed in range(2):
-            _run(runs, agent, seed, 1, 0.5)
+            make_run(runs, agent, seed, 1, 0.5)
     report = build_report([runs], tmp_path / "rep")["report"].read_text()
     assert "Not shown: fewer than 3 seeds" in report
     assert "(`drift.csv`) not recorded in these runs" in report
@@ -157,10 +130,10 @@ def test_zero_shot_at_fixed_frames(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     header = ["timesteps", "success_rate", "mean_reward", "n_episodes", "mean_ep_length"]
     for seed, late in enumerate((0.5, 0.7, 0.7)):
-        run = _run(runs, "meta-rim", seed, 1, 0.5)
-        _write_csv(run / "heldout_eval.csv", header, [[500, 0.0, 0.0, 10, 5.0], [1000, late, 0.3, 10, 5.0]])
-    run = _run(runs, "lstm", 0, 1, 0.5)
-    _write_csv(run / "heldout_eval.csv", header, [[500, 0.2, 0.0, 10, 5.0], [1000, 0.4, 0.3, 10, 5.0]])
+        run = make_run(runs, "meta-rim", seed, 1, 0.5)
+        write_csv(run / "heldout_eval.csv", header, [[500, 0.0, 0.0, 10, 5.0], [1000, late, 0.3, 10, 5.0]])
+    run = make_run(runs, "lstm", 0, 1, 0.5)
+    write_csv(run / "heldout_eval.csv", header, [[500, 0.2, 0.0, 10, 5.0], [1000, 0.4, 0.3, 10, 5.0]])
     report = build_report([runs], tmp_path / "rep")["report"].read_text()
     section = report.split("## Zero-shot success during training")[1].split("\n## ")[0]
     cells = {
@@ -176,7 +149,7 @@ def test_zero_shot_at_fixed_frames(tmp_path: Path) -> None:
 def test_forgetting_section(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     for seed in range(3):  # stage 0 left at 500 with 0.9, evaluated later at 0.6 and 0.6 - 0.1 * seed
-        run = _run(runs, "meta-rim", seed, 1, 0.5)
+        run = make_run(runs, "meta-rim", seed, 1, 0.5)
         rows = [[0, 0, 1, 0.0], [500, 0, 0, 0.9], [500, 1, 1, 0.0], [700, 0, 0, 0.6], [700, 1, 1, 0.5]]
         _stage_eval(run, [*rows, [900, 0, 0, 0.6 - 0.1 * seed], [900, 1, 1, 1.0]])
     written = build_report([runs], tmp_path / "rep")
@@ -191,7 +164,7 @@ def test_cli_reference(tmp_path: Path) -> None:
     from metarim_sb3.experiments.cli import main
 
     for agent in ("meta-rim", "lstm"):
-        _run(tmp_path / "runs", agent, 0, 1, 0.5)
+        make_run(tmp_path / "runs", agent, 0, 1, 0.5)
     with pytest.raises(SystemExit) as exit_:
         main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "rep"), "--reference", "lstm"])
     assert exit_.value.code == 0
@@ -202,17 +175,17 @@ def _at_mastery(run: Path, row: list[object] | None) -> None:
     """Add a ``zero_shot_mastery.csv``: its header, and ``row`` (timesteps, successes of 10) if mastery was reached."""
     header = ["timesteps", "stage", "episodes", "successes", "success_rate", "mean_return"]
     rows = [] if row is None else [[row[0], 2, 10, row[1], int(row[1]) / 10, 0.1]]  # type: ignore[call-overload]
-    _write_csv(run / "zero_shot_mastery.csv", header, rows)
+    write_csv(run / "zero_shot_mastery.csv", header, rows)
 
 
 def test_zero_shot_at_mastery(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     for seed, row in enumerate(([600, 3], [800, 5], None)):  # seed 2 never masters the last training stage
-        _at_mastery(_run(runs, "meta-rim", seed, 2, 0.5), row)
+        _at_mastery(make_run(runs, "meta-rim", seed, 2, 0.5), row)
     for seed, successes in enumerate((2, 4, 6)):
-        _at_mastery(_run(runs, "rim", seed, 2, 0.5), [700, successes])
-    _at_mastery(_run(runs, "lstm", 0, 2, 0.5), None)
-    _run(runs, "lstm", 1, 1, 0.5)  # an older run that did not record it: left out, not counted as not reached
+        _at_mastery(make_run(runs, "rim", seed, 2, 0.5), [700, successes])
+    _at_mastery(make_run(runs, "lstm", 0, 2, 0.5), None)
+    make_run(runs, "lstm", 1, 1, 0.5)  # an older run that did not record it: left out, not counted as not reached
     report = build_report([runs], tmp_path / "rep")["report"].read_text()
     section = report.split("### At mastery of the last training stage")[1].split("\n## ")[0]
     cells = {c[1]: c for c in ([x.strip() for x in line.split("|")[1:-1]] for line in section.splitlines()) if c}
@@ -225,7 +198,7 @@ def test_zero_shot_at_mastery(tmp_path: Path) -> None:
 
 
 def test_zero_shot_at_mastery_not_recorded(tmp_path: Path) -> None:
-    _run(tmp_path / "runs", "meta-rim", 0, 1, 0.5)
+    make_run(tmp_path / "runs", "meta-rim", 0, 1, 0.5)
     report = build_report([tmp_path / "runs"], tmp_path / "rep")["report"].read_text()
     assert "The evaluation at mastery (`zero_shot_mastery.csv`) was not recorded in these runs." in report
 
@@ -233,8 +206,8 @@ def test_zero_shot_at_mastery_not_recorded(tmp_path: Path) -> None:
 def test_cost_section_sums_complete_runs(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     for seed in range(3):
-        _run(runs, "meta-rim", seed, 1, 0.5)  # 1000 frames in 10 s each
-    unfinished = _run(runs, "lstm", 0, 1, 0.5)
+        make_run(runs, "meta-rim", seed, 1, 0.5)  # 1000 frames in 10 s each
+    unfinished = make_run(runs, "lstm", 0, 1, 0.5)
     (unfinished / "done.json").unlink()
     build_report([runs], tmp_path / "rep")
     section = (tmp_path / "rep" / "report.md").read_text().split("## Cost")[1].split("\n## ")[0]
@@ -244,12 +217,12 @@ def test_cost_section_sums_complete_runs(tmp_path: Path) -> None:
 
 def test_limits_name_the_fewest_seeds(tmp_path: Path) -> None:
     for seed in range(5):
-        _run(tmp_path / "runs", "meta-rim", seed, 1, 0.5)
+        make_run(tmp_path / "runs", "meta-rim", seed, 1, 0.5)
     build_report([tmp_path / "runs"], tmp_path / "five")
     limits = next(line for line in (tmp_path / "five" / "report.md").read_text().splitlines() if "Limits" in line)
     assert f"by env: {ENV} 5." in limits and "anecdotes" not in limits
     for seed in range(2):
-        _run(tmp_path / "runs", "lstm", seed, 1, 0.5)
+        make_run(tmp_path / "runs", "lstm", seed, 1, 0.5)
     build_report([tmp_path / "runs"], tmp_path / "mixed")
     limits = next(line for line in (tmp_path / "mixed" / "report.md").read_text().splitlines() if "Limits" in line)
     assert f"by env: {ENV} 2-5." in limits and "as few as 2 seed(s)" in limits and "anecdotes" in limits

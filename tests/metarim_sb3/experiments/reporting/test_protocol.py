@@ -4,11 +4,11 @@ and the visit-AUC fix for a stage left just after the horizon (a committed study
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from repo_paths import ROOT
 from scipy import stats as sps
 
 from metarim_sb3.experiments.reporting.claims import Claim, parse_claims
@@ -26,7 +26,7 @@ from metarim_sb3.experiments.reporting.protocol import (
 from metarim_sb3.experiments.reporting.runs import load_run
 from metarim_sb3.experiments.reporting.sections.adaptation import run_visit_aucs
 
-V1_RUNS = Path(__file__).resolve().parents[2] / "results" / "study-v1" / "runs"
+V1_RUNS = ROOT / "results" / "study-v1" / "runs"
 
 
 def test_paired_test_matches_scipy_one_sided_t_tests() -> None:

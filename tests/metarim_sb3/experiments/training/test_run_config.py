@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from pathlib import Path
 
 import pytest
 import yaml
+from repo_paths import ROOT
 from sb3_contrib import RecurrentPPO
 
 from metarim_sb3.callbacks import CurriculumCallback, FastSlowCallback, StageEvalCallback
@@ -23,7 +23,6 @@ from metarim_sb3.experiments.training.config_sections import (
 from metarim_sb3.experiments.training.run_config import RunConfig, policy_classes, policy_parameters
 from metarim_sb3.experiments.training.yaml_io import ConfigError
 
-ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = sorted(ROOT.glob("results/**/config.yaml"))
 ENV = "MetaRIM-GoTo-v0"
 

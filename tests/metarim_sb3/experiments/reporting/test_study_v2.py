@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from cli_helpers import ENV_ID, TINY, metarim
+from repo_paths import ROOT
 
 from metarim_sb3.experiments.grid.compare import plan
 from metarim_sb3.experiments.grid.presets import compare_preset
@@ -136,7 +137,7 @@ def test_runs_without_timed_evaluations_get_no_share_line(tmp_path: Path) -> Non
     from metarim_sb3.experiments.reporting.report import build_report
 
     # a committed study v1 run predates the seconds column: the report must not claim 0 %
-    src = Path(__file__).resolve().parents[2] / "results" / "study-v1" / "runs" / "MetaRIM-GoTo-v0" / "lstm" / "seed_0"
+    src = ROOT / "results" / "study-v1" / "runs" / "MetaRIM-GoTo-v0" / "lstm" / "seed_0"
     build_report([src], tmp_path / "report")
     text = (tmp_path / "report" / "report.md").read_text()
     assert "share of wall time" not in text and "evaluation with sampled actions" in text

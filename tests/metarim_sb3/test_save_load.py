@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch as th
+from repo_paths import DATA
 from sb3_contrib import RecurrentPPO
 from stable_baselines3.common.save_util import load_from_zip_file
 
@@ -168,7 +169,7 @@ def test_rim_constructor_parameters_complete() -> None:
     assert RIMPolicy(**data).lstm_actor.hidden_size == 24
 
 
-LEGACY = Path(__file__).resolve().parents[1] / "data"
+LEGACY = DATA
 
 
 @pytest.mark.parametrize("name", ["legacy_rim.zip", "legacy_lstm.zip"])

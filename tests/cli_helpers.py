@@ -10,6 +10,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from repo_paths import ROOT
+
 ENV_ID = "MetaRIM-GoTo-v0"  # short episodes: the curriculum shifts within a few hundred steps
 
 #: Config overrides that make a run take seconds: 2 envs x 32 steps per rollout, one epoch, few evaluations.
@@ -64,7 +66,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) ->
 
 def load_benchmark(name: str) -> ModuleType:
     """Import ``benchmarks/NAME.py`` (the benchmarks are scripts, not a package)."""
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
+    path = ROOT / "benchmarks" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from repo_paths import ROOT
 
 from metarim_sb3.experiments.training.config import AGENTS, RIM_AGENTS, agent_names, rim_agent_names
 from metarim_sb3.experiments.training.yaml_io import ConfigError, load_yaml
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_agents_are_the_keys_of_agents_yaml_in_order() -> None:
