@@ -27,6 +27,7 @@ from metarim_sb3.callbacks.stage_eval import StageEvalCallback
 from metarim_sb3.callbacks.zero_shot_mastery import ZeroShotAtMasteryCallback
 from metarim_sb3.evaluation import run_episodes
 from metarim_sb3.experiments.training import evaluate, generalization
+from metarim_sb3.experiments.training.config import resolve_config
 
 ENV_ID = "MetaRIM-GoTo-v0"  # short episodes: a random policy succeeds now and then
 TINY_RIM = dict(n_units=3, unit_size=4, k=2, input_key_size=8, comm_key_size=4, comm_value_size=4, comm_heads=2)
@@ -139,12 +140,7 @@ def test_every_evaluation_runs_through_the_one_loop(calls: list[str]) -> None:
     mastery_cb.init_callback(model)
     assert mastery_cb.evaluate()["episodes"] == 2
     assert evaluate.evaluate_model(model, ENV_ID, stage=0, episodes=2, n_envs=2)["episodes"] == 2
-    config = {
-        "env": ENV_ID,
-        "env_kwargs": {},
-        "deterministic_eval": False,
-        "generalization": {"stages": [1], "episodes": 2, "n_envs": 1},
-    }
+    config = resolve_config("lstm", ENV_ID, overrides={"generalization": {"stages": [1], "episodes": 2, "n_envs": 1}})
     assert generalization.evaluate_test_stages(model, config, seed=0)[0]["episodes"] == 2
     assert calls == [
         "metarim_sb3.callbacks.heldout_eval",
