@@ -8,7 +8,8 @@ Deterministic for a given seed (one torch thread), so the numbers do not depend 
 - ``goto``: MetaRIM-GoTo-v0 with the presets' sizes (MultiInputRIMPolicy 4 units x 32, k 3, critic on the detached
   actor output, net_arch [64], features 64) and PPO settings (8 envs, n_steps 128, batch 256, 4 epochs,
   lr 7e-4, ent_coef 0.01, max_grad_norm 0.5), 9 rollouts: 2 slow steps;
-- ``tiny``: the tiny RIM on CartPole of ``tests/sb3/test_drift.py`` at lr 7e-4, 12 rollouts: 3 slow steps.
+- ``tiny``: the tiny RIM on CartPole of ``tests/metarim_sb3/callbacks/test_drift.py`` at lr 7e-4, 12 rollouts: 3 slow
+  steps.
 
     python benchmarks/drift_ratio.py [--json results/bench/drift_ratio.json] [--seeds 3]
 """

@@ -7,7 +7,7 @@ cell: several hundred Python calls per step, most of the env step, which is 15-2
 (``results/bench/profile_run_*.txt``).
 :func:`view_image` reads each cell of the view once (its encoding and whether it blocks sight), turns the arrays
 with ``numpy.rot90`` and runs MiniGrid's visibility walk on plain lists. The result is the same array, bit for bit;
-``tests/envs/test_fast_obs.py`` checks it against MiniGrid's own ``gen_obs`` on every family and stage.
+``tests/metarim_gym/test_fast_obs.py`` checks it against MiniGrid's own ``gen_obs`` on every family and stage.
 """
 
 from __future__ import annotations

@@ -103,12 +103,12 @@ class FastSlowCallback(BaseCallback):
     presets): attention trained that way stays at its random initialisation. With ``slow_lr_scale="steps"``
     (default) the one slow step stands for the ``n`` fast steps it averages: its learning rate is
     ``slow_lr * n``, so ``rho = slow_lr / fast_lr`` sets how fast the slow group drifts relative to the fast one.
-    Measured (``tests/sb3/test_drift.py``, and the preset sizes on GoTo in the *Fast and slow learning* guide): after
-    a few meta-sequences the slow group's relative drift from its initialisation is about ``1.2 rho`` to
-    ``2.5 rho`` times the fast RIM group's, in ``meta`` and ``reversed`` modes alike; over whole runs the ratio grows
-    (fast steps partly cancel, slow ones less). The default ``rho = 0.1`` (:data:`DEFAULT_SLOW_FRACTION`, chosen by
-    the ``calibrate`` sweep, ``results/calibrate``) leaves the slow group at about 0.4-0.5 of the distance it moves
-    when trained jointly, after 60k GoTo steps.
+    Measured (``tests/metarim_sb3/callbacks/test_drift.py``, and the preset sizes on GoTo in the *Fast and slow
+    learning* guide): after a few meta-sequences the slow group's relative drift from its initialisation is about
+    ``1.2 rho`` to ``2.5 rho`` times the fast RIM group's, in ``meta`` and ``reversed`` modes alike; over whole runs the
+    ratio grows (fast steps partly cancel, slow ones less). The default ``rho = 0.1`` (:data:`DEFAULT_SLOW_FRACTION`,
+    chosen by the ``calibrate`` sweep, ``results/calibrate``) leaves the slow group at about 0.4-0.5 of the distance it
+    moves when trained jointly, after 60k GoTo steps.
     ``slow_lr_scale=1.0`` gives the unscaled step (the behaviour before this option existed).
     :class:`~metarim_sb3.callbacks.drift.ParameterDriftCallback` logs the drift of each group.
 

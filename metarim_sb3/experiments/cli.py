@@ -104,6 +104,13 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=None, help="seed (default: 0; with --resume: the run's)")
     p.add_argument(
+        "--seeds",
+        default=None,
+        metavar="S,S,...",
+        help="train several seeds in one process (e.g. 0,1,2,3; needs --out DIR and ppo.chunk_len), each in its "
+        "run folder DIR/seed_<s>; with --resume: continue them all (default: one run, --seed)",
+    )
+    p.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -316,6 +323,7 @@ def _train(args: argparse.Namespace, prog: str) -> int:
     )
     from metarim_sb3.experiments.training.folder import RunError, read_run_config
     from metarim_sb3.experiments.training.ownership import check_out_dir
+    from metarim_sb3.experiments.training.result import done_lines
     from metarim_sb3.experiments.training.runner import run
     from metarim_sb3.experiments.training.yaml_io import load_yaml
 
@@ -332,6 +340,10 @@ def _train(args: argparse.Namespace, prog: str) -> int:
     max_threads = 4 * (os.cpu_count() or 1)
     if not 1 <= args.threads <= max_threads:
         raise RunError(f"--threads must be an integer from 1 to {max_threads} (4 x the CPU cores), got {args.threads}")
+    if args.seeds is not None:  # several seeds in one process, each in its run folder DIR/seed_<s>
+        from metarim_sb3.experiments.cli_seeds import train_seeds
+
+        return train_seeds(args)
     if args.seed is not None:
         check_seed(args.seed)
     if args.resume:
@@ -372,14 +384,7 @@ def _train(args: argparse.Namespace, prog: str) -> int:
         print(f"interrupted: checkpoint at {result['timesteps']} steps in {out}; continue with: "
               f"metarim train --resume --out {shlex.quote(str(out))}", file=sys.stderr)  # fmt: skip
         return 130
-    steps, train_s = result["this_segment_steps"], result["this_segment_s"]
-    print(f"done: {steps} steps in {train_s:.1f} s training ({steps / max(train_s, 1e-9):.0f} fps) + "
-          f"{result['final_eval_s']:.1f} s evaluation; {result['timesteps']} steps in all; "
-          f"final stage {result['final_stage']}; held-out success {result['heldout_success']:.2f} "
-          f"[{result['heldout_success_ci'][0]:.2f}, {result['heldout_success_ci'][1]:.2f}] -> {out}")  # fmt: skip
-    if result.get("generalization"):  # the zero-shot tests of config generalization.stages (generalization.csv)
-        tests = ", ".join(f"{name} {rate:.2f}" for name, rate in result["generalization"].items())
-        print(f"zero-shot success by test env: {tests} (generalization.csv)")
+    print("\n".join(done_lines(result, out)))
     return 0
 
 

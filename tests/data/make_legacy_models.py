@@ -1,4 +1,4 @@
-"""Write the tiny saved models that ``tests/sb3/test_save_load.py`` loads to check old saves still load.
+"""Write the tiny saved models that ``tests/metarim_sb3/test_save_load.py`` loads to check old saves still load.
 
 The zips were written by the code as it stood before ``metarim_sb3.rim`` became a package (module
 ``metarim_sb3/rim.py`` and ``metarim_sb3/_rim_kernels.py``). Do not regenerate them with newer code: their point is

@@ -9,8 +9,8 @@
   "Deep RL at the Edge of the Statistical Precipice" (NeurIPS 2021), re-implemented here rather than depending
   on ``rliable``: rliable's stratified bootstrap takes a rectangular runs x tasks matrix, while our strata are
   ragged (runs pass different numbers of shifts), and it would add arch, scipy, seaborn and pandas to the
-  dependencies. ``tests/sb3/test_stats.py`` checks these functions against known values. With few seeds these
-  intervals are wide and optimistic; reports say how many seeds they use.
+  dependencies. ``tests/metarim_sb3/experiments/reporting/test_stats.py`` checks these functions against known values.
+  With few seeds these intervals are wide and optimistic; reports say how many seeds they use.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@
   :mod:`.yaml_io` reads the YAML safely (bounded, nothing evaluated);
 - :mod:`.runner`: :func:`~.runner.run`, one run as a pure function ``run(config, seed, out_dir) -> summary``;
   :mod:`.model` builds its model and callbacks, :mod:`.resume` checks and applies a resume;
+  :mod:`.seed_runs`: :func:`~.seed_runs.run_seeds`, several seeds in one process, each in its own run folder;
 - :mod:`.folder`: the run folder's layout, atomic writes and reads; :mod:`.ownership`: the marker, the lock and
   what may be cleared;
 - :mod:`.monitoring`: the run's own callbacks (learning curve, mastery, checkpoints, NaN guard, stop flag);

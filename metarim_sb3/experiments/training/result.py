@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-__all__ = ["EvalResult", "EvalSummary", "RunResult"]
+__all__ = ["EvalResult", "EvalSummary", "RunResult", "done_lines"]
 
 
 class RunResult(TypedDict, total=False):
@@ -91,3 +91,24 @@ class EvalSummary(TypedDict):
     mean_return: float
     return_ci: list[float]
     mean_length: float
+
+
+def done_lines(result: RunResult, out: object) -> list[str]:
+    """
+    :param result: a complete run's summary (status ``"done"``).
+    :param out: its run folder (as printed).
+    :return: the lines ``metarim train`` prints at the end of the run: steps, training and evaluation time, final
+        stage and held-out success; then the zero-shot success by test env, if the run has zero-shot tests.
+    """
+    steps, train_s = result["this_segment_steps"], result["this_segment_s"]
+    low, high = result["heldout_success_ci"]
+    lines = [
+        f"done: {steps} steps in {train_s:.1f} s training ({steps / max(train_s, 1e-9):.0f} fps) + "
+        f"{result['final_eval_s']:.1f} s evaluation; {result['timesteps']} steps in all; "
+        f"final stage {result['final_stage']}; held-out success {result['heldout_success']:.2f} "
+        f"[{low:.2f}, {high:.2f}] -> {out}"
+    ]
+    if result.get("generalization"):  # the zero-shot tests of config generalization.stages (generalization.csv)
+        tests = ", ".join(f"{name} {rate:.2f}" for name, rate in result["generalization"].items())
+        lines.append(f"zero-shot success by test env: {tests} (generalization.csv)")
+    return lines

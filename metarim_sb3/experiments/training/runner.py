@@ -3,7 +3,10 @@
 Everything a run needs is in ``config`` (see :func:`metarim_sb3.experiments.training.config.resolve_config`); everything
 it produces goes to ``out_dir`` (layout: :mod:`metarim_sb3.experiments.training.folder`). It reads no global state, so a
 grid can run it in worker processes here or on other machines. Read it top to bottom: build the envs and the
-model (or load the checkpoint), build the callbacks, learn, then save and evaluate.
+model (or load the checkpoint), build the callbacks, learn, then save and evaluate. The steps are functions of a
+:class:`PreparedRun` (:func:`open_folder`, :func:`build_run`, :func:`take_folder`, :func:`learn_run`,
+:func:`finish_run`), so that :func:`~metarim_sb3.experiments.training.seed_runs.run_seeds` can prepare and finish
+several runs as ``run`` does and train them together.
 
 Interrupts: SIGINT / SIGTERM stop at the next environment step; the run is rolled back to the start of that
 rollout (the model is consistent there), a checkpoint is written, and ``run`` returns with status
@@ -15,6 +18,9 @@ from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
@@ -50,7 +56,19 @@ from metarim_sb3.experiments.training.yaml_io import ConfigError
 if TYPE_CHECKING:
     from metarim_sb3.experiments.training.wandb_logging import WandbRun
 
-__all__ = ["run", "versions"]
+__all__ = [
+    "PreparedRun",
+    "build_run",
+    "end_training",
+    "evaluate_run",
+    "finish_run",
+    "learn_errors",
+    "learn_run",
+    "open_folder",
+    "run",
+    "take_folder",
+    "versions",
+]
 
 
 STATE_ATTR = "metarim_run_state"  # stored inside checkpoint.zip: SB3 pickles the model's public attributes
@@ -169,13 +187,7 @@ def run(
             tracker = WandbRun(config, seed, Path(out_dir), resume)
         except ModuleNotFoundError as err:
             raise ConfigError(str(err)) from None
-    check_seed(seed)
-    check_device(config.device)
-    # every model the folder writes goes through this module's save_model (a test stands in a full disk for it)
-    folder = RunFolder(out_dir, save=save_model)
-    folder.check(resume=resume, force=force)
-    if folder.exists:  # an existing folder: lock it now, so that a second writer stops before building anything
-        folder.acquire()
+    folder = open_folder(config, seed, out_dir, resume=resume, force=force)
     summary: RunResult | None = None
     try:
         summary = _run_locked(
@@ -188,6 +200,69 @@ def run(
             tracker.finish(summary)
 
 
+@dataclass(eq=False)
+class PreparedRun:
+    """
+    One run built and ready to learn (:func:`build_run`), then with its folder taken (:func:`take_folder`): what
+    :func:`learn_run` (or :func:`~metarim_sb3.experiments.training.seed_runs.run_seeds`, for many seeds at once)
+    trains and :func:`finish_run` saves and evaluates.
+    """
+
+    config: RunConfig
+    seed: int
+    folder: RunFolder
+    resume: bool
+    #: The model (built, or loaded from the checkpoint).
+    model: Any
+    #: Its training VecEnv.
+    env: Any
+    recorder: RunRecorder
+    #: The run's stop flag (``control.stop_requested``), NaN checks and checkpoints.
+    control: RunControl
+    #: What ``learn`` is called with: ``[recorder, *run_callbacks, control]``.
+    callbacks: list[Any]
+    #: The step count the run starts from (``0`` for a new run).
+    start: int
+    #: Writes a checkpoint (``rolled_back``: of the state at the current rollout's start).
+    save: Callable[[bool], None]
+    #: The zero-shot test stages to evaluate at the end (``None``: none).
+    tests: dict[int | str, str] | None = None
+    tracker: WandbRun | None = None
+    #: When this process's training segment started (:func:`time.perf_counter`).
+    segment_start: float = 0.0
+    #: Training wall time (all segments) and this segment's, set by :func:`end_training`.
+    train_wall: float = 0.0
+    train_segment: float = 0.0
+
+    def request_stop(self) -> None:
+        """Stop at the next environment step (as after SIGINT): the run rolls back and checkpoints."""
+        self.control.stop_requested = True
+
+
+def open_folder(config: RunConfig, seed: int, out_dir: Path, *, resume: bool, force: bool) -> RunFolder:
+    """
+    Check the seed and the device, and the folder for the request; lock the folder if it exists (so that a second
+    writer stops before building anything). Release it (:meth:`RunFolder.release`) when done.
+
+    :param config: a resolved config.
+    :param seed: the run's seed.
+    :param out_dir: the run folder.
+    :param resume: continue the run in it.
+    :param force: replace the run in it.
+    :return: the folder.
+    :raises ConfigError: on a bad seed or a device this machine lacks.
+    :raises RunError: when the folder does not fit the request or is locked.
+    """
+    check_seed(seed)
+    check_device(config.device)
+    # every model the folder writes goes through this module's save_model (a test stands in a full disk for it)
+    folder = RunFolder(out_dir, save=save_model)
+    folder.check(resume=resume, force=force)
+    if folder.exists:  # an existing folder: lock it now, so that a second writer stops before building anything
+        folder.acquire()
+    return folder
+
+
 def _run_locked(
     config: RunConfig,
     seed: int,
@@ -198,12 +273,36 @@ def _run_locked(
     progress_bar: bool,
     tracker: WandbRun | None = None,
 ) -> RunResult:
-    from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
+    prepared = build_run(config, seed, folder, resume=resume, progress_bar=progress_bar, tracker=tracker)
+    take_folder(prepared, force=force)
+    learn_run(prepared, progress_bar=progress_bar)
+    return finish_run(prepared, progress_bar=progress_bar)
 
+
+def build_run(
+    config: RunConfig,
+    seed: int,
+    folder: RunFolder,
+    *,
+    resume: bool,
+    progress_bar: bool = False,
+    tracker: WandbRun | None = None,
+) -> PreparedRun:
+    """
+    Build a run's envs, model (or load its checkpoint) and callbacks, and check them; nothing is written.
+
+    :param config: a resolved config.
+    :param seed: the run's seed.
+    :param folder: the run folder (checked, and locked if it exists: see :func:`run`).
+    :param resume: continue from the folder's checkpoint.
+    :param progress_bar: the callbacks show progress.
+    :param tracker: the W&B run (``None``: none).
+    :return: the run, ready for :func:`take_folder`.
+    :raises ConfigError: on settings the model, policy or callbacks reject.
+    :raises RunError: when a resumed run is already complete at ``config.timesteps``.
+    """
     from metarim_sb3.callbacks import CurriculumCallback, FastSlowCallback
-    from metarim_sb3.experiments.training.evaluate import evaluate_model
 
-    # 1. Build everything (nothing is written before the config has been accepted).
     out_dir = folder.path
     state: RunState = {}
     finished = folder.read_json(DONE) if resume and folder.done.exists() else None
@@ -268,15 +367,30 @@ def _run_locked(
                 check(model)
             except ValueError as err:
                 raise ConfigError(f"the config does not fit the model: {err}") from err
+    return PreparedRun(
+        config, seed, folder, resume, model, env, recorder, control, callbacks, start, save, tests, tracker
+    )
 
-    # 2. Take the folder: lock it, check it again under the lock, drop what this run will write again.
+
+def take_folder(prepared: PreparedRun, *, force: bool) -> None:
+    """
+    Take a built run's folder: lock it, check it again under the lock, drop what the run will write again, write
+    ``config.yaml`` and ``versions.json`` and set the model's logger.
+
+    :param prepared: a run from :func:`build_run`.
+    :param force: replace the run in the folder.
+    :raises RunError: when the folder does not fit the request or holds damaged logs.
+    """
+    from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
+
+    folder, resume, start, model = prepared.folder, prepared.resume, prepared.start, prepared.model
     folder.take(resume=resume, force=force)  # also removes the temporary files an interrupted writer left
     if resume:  # logs checked first (nothing changes if one is damaged), rows after the checkpoint dropped (replayed)
         folder.truncate_for_resume(start)
     else:
         folder.start_fresh(force=force)
     folder.remove(generalization.GENERALIZATION, generalization.GENERALIZATION_EPISODES)  # written again at the end
-    written = config.with_changes(device=str(model.device), seed=seed)  # the device that runs
+    written = prepared.config.with_changes(device=str(model.device), seed=prepared.seed)  # the device that runs
     folder.write_yaml(CONFIG, written.to_dict())
     info = versions()
     history = folder.read_json(VERSIONS) if resume and folder.versions.exists() else {"started": info}
@@ -284,50 +398,105 @@ def _run_locked(
         history["resumed"] = [*history.get("resumed", []), {"at_timesteps": start, **info}]
     folder.write_json(VERSIONS, history)
     outputs = [CSVOutputFormat(str(folder.progress(start))), TensorBoardOutputFormat(str(folder.file(TENSORBOARD)))]
-    if tracker is not None:  # the W&B run starts once the folder is taken (its files go to out_dir/wandb/)
-        outputs.append(tracker.start())
-    model.set_logger(Logger(str(out_dir), outputs))
+    if prepared.tracker is not None:  # the W&B run starts once the folder is taken (its files go to out_dir/wandb/)
+        outputs.append(prepared.tracker.start())
+    model.set_logger(Logger(str(folder.path), outputs))
+    prepared.segment_start = time.perf_counter()
 
-    # 3. Learn.
-    segment_start = time.perf_counter()
 
-    def stop() -> None:
-        control.stop_requested = True
+@contextmanager
+def learn_errors(runs: Sequence[PreparedRun]) -> Iterator[None]:
+    """
+    Around ``learn``: an error of the training step becomes what the run reports (a NaN parameter or an overflowing
+    policy: :class:`NonFiniteError`; a callback that rejects the setup at the start: :class:`ConfigError`).
 
-    with stop_on_signals(stop, "stopping; saving a checkpoint (Ctrl-C again aborts)"):
-        try:
-            model.learn(
-                max(config.timesteps - start, 0),
-                callback=callbacks,
-                log_interval=config.log_interval,
-                reset_num_timesteps=not resume,
-                progress_bar=progress_bar,
-            )
-        except (NonFiniteError, RunError):
-            raise
-        except Exception as err:
-            check_finite(model)  # a NaN often surfaces first as an invalid action distribution
-            if isinstance(err, ValueError) and "invalid values" in str(err):  # finite but overflowing parameters
-                raise NonFiniteError(
-                    f"the policy's outputs became NaN/inf at {model.num_timesteps} steps (lower ppo.learning_rate "
-                    "or ppo.max_grad_norm); the last good checkpoint is kept"
-                ) from err
-            if isinstance(err, ValueError) and model.num_timesteps == start:  # a callback rejected the setup
-                raise ConfigError(f"the config was rejected at training start: {err}") from err
-            raise
+    :param runs: the runs being trained.
+    """
+    try:
+        yield
+    except (NonFiniteError, RunError):
+        raise
+    except Exception as err:
+        for prepared in runs:
+            check_finite(prepared.model)  # a NaN often surfaces first as an invalid action distribution
+        steps = max(int(r.model.num_timesteps) for r in runs)
+        if isinstance(err, ValueError) and "invalid values" in str(err):  # finite but overflowing parameters
+            raise NonFiniteError(
+                f"the policy's outputs became NaN/inf at {steps} steps (lower ppo.learning_rate "
+                "or ppo.max_grad_norm); the last good checkpoint is kept"
+            ) from err
+        if isinstance(err, ValueError) and all(r.model.num_timesteps == r.start for r in runs):  # setup rejected
+            raise ConfigError(f"the config was rejected at training start: {err}") from err
+        raise
 
-    # 4. Interrupted: roll back to the last rollout boundary and checkpoint there. Complete: save, evaluate.
+
+def learn_run(prepared: PreparedRun, *, progress_bar: bool) -> None:
+    """
+    Train a run whose folder is taken up to ``config.timesteps``; SIGINT / SIGTERM stop it at the next step.
+
+    :param prepared: the run (:func:`take_folder` done).
+    :param progress_bar: show SB3's progress bar.
+    :raises NonFiniteError: when the parameters diverge.
+    :raises ConfigError: when a callback rejects the setup at the start.
+    """
+    config = prepared.config
+    prepared.segment_start = time.perf_counter()
+    message = "stopping; saving a checkpoint (Ctrl-C again aborts)"
+    with stop_on_signals(prepared.request_stop, message), learn_errors([prepared]):
+        prepared.model.learn(
+            max(config.timesteps - prepared.start, 0),
+            callback=prepared.callbacks,
+            log_interval=config.log_interval,
+            reset_num_timesteps=not prepared.resume,
+            progress_bar=progress_bar,
+        )
+
+
+def end_training(prepared: PreparedRun) -> RunResult | None:
+    """
+    After ``learn``: an interrupted run is rolled back to the last rollout boundary and checkpointed there; a complete
+    one has its training time taken, its checkpoint written and ``model.zip`` linked.
+
+    :param prepared: the trained run.
+    :return: ``{"status": "interrupted", ...}`` if it was stopped, else ``None`` (go on with :func:`evaluate_run`).
+    """
+    model, control = prepared.model, prepared.control
     if control.stop_requested:
         model.num_timesteps = control.rollout_start  # the half-collected rollout was never trained on
-        save(rolled_back=True)
-        env.close()
-        return {"status": "interrupted", "timesteps": int(model.num_timesteps), "out_dir": str(out_dir)}
+        prepared.save(True)
+        prepared.env.close()
+        return {"status": "interrupted", "timesteps": int(model.num_timesteps), "out_dir": str(prepared.folder.path)}
+    prepared.recorder.finish()
+    prepared.train_wall = prepared.recorder.wall_time()  # training only (all segments); evaluation timed apart
+    prepared.train_segment = time.perf_counter() - prepared.segment_start
+    prepared.save(False)
+    prepared.folder.link_model(model)
+    return None
 
-    recorder.finish()
-    train_wall = recorder.wall_time()  # training only (all segments); the evaluation below is timed apart
-    train_segment = time.perf_counter() - segment_start
-    save()
-    folder.link_model(model)
+
+def finish_run(prepared: PreparedRun, *, progress_bar: bool) -> RunResult:
+    """
+    :param prepared: the trained run.
+    :param progress_bar: show the final evaluation's progress.
+    :return: what :func:`end_training` returns for an interrupted run, else :func:`evaluate_run`'s summary.
+    """
+    interrupted = end_training(prepared)
+    return interrupted if interrupted is not None else evaluate_run(prepared, progress_bar=progress_bar)
+
+
+def evaluate_run(prepared: PreparedRun, *, progress_bar: bool) -> RunResult:
+    """
+    Evaluate a completed run (after :func:`end_training`): ``final_eval.json``, the zero-shot tests, then
+    ``done.json``.
+
+    :param prepared: the run.
+    :param progress_bar: show the evaluation's progress.
+    :return: the summary written to ``done.json``.
+    """
+    from metarim_sb3.experiments.training.evaluate import evaluate_model
+
+    config, seed, model, folder, env = prepared.config, prepared.seed, prepared.model, prepared.folder, prepared.env
+    out_dir, start = folder.path, prepared.start
     eval_start = time.perf_counter()
     final = evaluate_model(
         model,
@@ -342,12 +511,13 @@ def _run_locked(
     )
     folder.write_json(FINAL_EVAL, final)
     tested: list[generalization.GeneralizationRow] = []
-    if tests is not None:  # zero-shot on each test stage; the held-out one reuses ``final`` if it ran the same episodes
+    if prepared.tests is not None:  # zero-shot on each test stage; the held-out one reuses ``final`` if it ran the same
         results = generalization.evaluate_test_stages(model, config, seed, final=final, progress=progress_bar)
-        tested = generalization.write_run_files(out_dir, config, seed, tests, results)
+        tested = generalization.write_run_files(out_dir, config, seed, prepared.tests, results)
     eval_s = time.perf_counter() - eval_start
     final_stage = int(env.env_method("get_stage", indices=[0])[0])
     env.close()
+    train_wall = prepared.train_wall
     summary: RunResult = {
         "status": "done",
         "agent": config.agent,
@@ -356,7 +526,7 @@ def _run_locked(
         "timesteps": int(model.num_timesteps),
         "wall_time_s": round(train_wall, 2),
         "fps": round((model.num_timesteps) / max(train_wall, 1e-9), 1),
-        "this_segment_s": round(train_segment, 2),
+        "this_segment_s": round(prepared.train_segment, 2),
         "this_segment_steps": int(model.num_timesteps) - start,
         "final_eval_s": round(eval_s, 2),
         "final_stage": final_stage,
