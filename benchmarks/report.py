@@ -32,6 +32,17 @@ def _load(folder: Path, name: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def _train_sizes(meta: dict[str, Any]) -> str:
+    """:return: the cores' sizes of a ``bench_train.json`` (recorded since they are the agents'), or nothing."""
+    rim, hidden = meta.get("rim"), meta.get("lstm_hidden_size")
+    if not rim or not hidden:
+        return ""
+    return (
+        f" Core sizes: the agents' (`presets/agents.yaml`): RIM {rim['n_units']} units x {rim['unit_size']}, "
+        f"k {rim['k']}; LSTM and GRU hidden size {hidden}."
+    )
+
+
 def _verdict(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
@@ -104,7 +115,8 @@ def train_section(data: dict[str, Any] | None) -> list[str]:
     lines += [
         f"RecurrentPPO on `{meta['env_id']}` stage 0, {meta['n_envs']} envs, n_steps {meta['n_steps']}, batch "
         f"{meta['batch_size']}, {meta['n_epochs']} epochs, {meta['timesteps']} steps x {meta['repeats']} "
-        f"interleaved repeats, {meta['threads']} torch thread(s); medians. Targets: `rim` >= {TRAIN_TARGET_LSTM}x "
+        f"interleaved repeats, {meta['threads']} torch thread(s); medians.{_train_sizes(meta)} "
+        f"Targets: `rim` >= {TRAIN_TARGET_LSTM}x "
         f"`lstm_sb3` — {_verdict(rim / lstm >= TRAIN_TARGET_LSTM)} ({rim / lstm:.2f}x); `rim` >= "
         f"{TRAIN_TARGET_PPO}x `ppo` — {_verdict(rim / ppo >= TRAIN_TARGET_PPO)} ({rim / ppo:.2f}x). The fastest "
         f"RIM layout, `{best}`: {fast / lstm:.2f}x `lstm_sb3` ({_verdict(fast / lstm >= TRAIN_TARGET_LSTM)}), "
