@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-__all__ = ["EvalResult", "EvalSummary", "RunResult", "done_lines"]
+__all__ = ["EvalResult", "EvalStats", "EvalSummary", "RunResult", "done_lines"]
 
 
 class RunResult(TypedDict, total=False):
@@ -51,8 +51,8 @@ class RunResult(TypedDict, total=False):
     out_dir: str
 
 
-class EvalResult(TypedDict):
-    """The result of :func:`~metarim_sb3.experiments.training.evaluate.evaluate_model`: episodes of one stage."""
+class EvalStats(TypedDict):
+    """What an evaluation of one stage measured (the part :class:`EvalResult` and :class:`EvalSummary` share)."""
 
     #: ``"heldout"`` or a training stage index.
     stage: int | str
@@ -68,13 +68,18 @@ class EvalResult(TypedDict):
     return_ci: list[float]
     #: Mean episode length, steps.
     mean_length: float
+
+
+class EvalResult(EvalStats):
+    """The result of :func:`~metarim_sb3.experiments.training.evaluate.evaluate_model`: episodes of one stage."""
+
     #: Per episode, in order: success (0/1), return, length.
     successes: list[int]
     returns: list[float]
     lengths: list[int]
 
 
-class EvalSummary(TypedDict):
+class EvalSummary(EvalStats):
     """What ``metarim evaluate`` writes to ``eval_<stage>.json``: an :class:`EvalResult` without its per-episode lists,
     with the run it evaluated."""
 
@@ -83,14 +88,6 @@ class EvalSummary(TypedDict):
     agent: str
     env: str
     seed: int
-    stage: int | str
-    episodes: int
-    deterministic: bool
-    success_rate: float
-    success_ci: list[float]
-    mean_return: float
-    return_ci: list[float]
-    mean_length: float
 
 
 def done_lines(result: RunResult, out: object) -> list[str]:

@@ -420,7 +420,10 @@ def learn_errors(runs: Sequence[PreparedRun]) -> Iterator[None]:
         for prepared in runs:
             check_finite(prepared.model)  # a NaN often surfaces first as an invalid action distribution
         steps = max(int(r.model.num_timesteps) for r in runs)
-        if isinstance(err, ValueError) and "invalid values" in str(err):  # finite but overflowing parameters
+        overflow = (isinstance(err, ValueError) and "invalid values" in str(err)) or (  # torch's checks of the
+            isinstance(err, RuntimeError) and "probability tensor contains" in str(err)  # logits, or of the probs
+        )
+        if overflow:  # finite but overflowing parameters: NaN/inf logits, or inf logits and NaN probabilities
             raise NonFiniteError(
                 f"the policy's outputs became NaN/inf at {steps} steps (lower ppo.learning_rate "
                 "or ppo.max_grad_norm); the last good checkpoint is kept"

@@ -101,6 +101,24 @@ def test_a_diverged_run_exits_3(tmp_path: Path, tiny_config: Path, capsys: pytes
     assert len(lines) == 1 and "diverged" in lines[0] and "NaN" in lines[0], result.stderr
 
 
+def test_overflowing_probabilities_also_exit_3(
+    tmp_path: Path, tiny_config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Finite parameters whose logits overflow to inf give NaN probabilities: torch's sampler raises a RuntimeError
+    (not the distribution's ValueError); the run still reports divergence (exit 3), not a traceback."""
+    import torch
+
+    def multinomial(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
+
+    monkeypatch.setattr(torch, "multinomial", multinomial)
+    args = ["train", "--agent", "lstm", "--env", ENV_ID, "--timesteps", "512", "--out", tmp_path / "run"]
+    result = main_in_process([*args, "--config", tiny_config], capsys)
+    assert result.returncode == 3, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "diverged" in lines[0] and "NaN" in lines[0], result.stderr
+
+
 def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(
     tmp_path: Path, tiny_config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
