@@ -320,8 +320,10 @@ class CurriculumSettings(Section):
     first: int | None = setting(_callback_default("CurriculumCallback", "first"), low=1)
 
     def callback_kwargs(self) -> dict[str, YamlValue]:
-        """:return: the keyword arguments of :class:`~metarim_sb3.callbacks.CurriculumCallback` (the fixed schedule's
-        only when set)."""
+        """
+        :return: the keyword arguments of :class:`~metarim_sb3.callbacks.CurriculumCallback` (the fixed schedule's
+            only when set).
+        """
         kwargs = {k: v for k, v in self.to_dict().items() if k != "enabled"}
         return {k: v for k, v in kwargs.items() if v is not None or k not in ("every", "first")}
 
