@@ -33,6 +33,8 @@ with their Holm-corrected p beside. Ten runs a side detect only large shifts: th
 the primary metric, in its pooled standard deviations, that a two-sided t test at 0.05 detects with 80 % power.
 
     python studies/seed_batch_equivalence.py [--runs results/seed_batch/runs] [--out results/seed_batch]
+
+It writes ``<out>/report.md`` and ``<out>/equivalence.csv`` (one row per run).
 """
 
 from __future__ import annotations
@@ -209,7 +211,7 @@ def _fmt(x: float, digits: int = 3) -> str:
 
 def report(batched: list[RunMetrics], separate: list[RunMetrics], out: Path) -> str:
     """
-    Write ``out/equivalence.csv`` (one row per run) and ``out/equivalence.md``.
+    Write ``out/equivalence.csv`` (one row per run) and ``out/report.md``.
 
     :param batched: the batched arm.
     :param separate: the separate arm.
@@ -270,7 +272,7 @@ def report(batched: list[RunMetrics], separate: list[RunMetrics], out: Path) -> 
         "The cost per seed is measured by `benchmarks/bench_seed_batch.py` (`results/bench`).",
         "",
     ]
-    (out / "equivalence.md").write_text("\n".join(lines))
+    (out / "report.md").write_text("\n".join(lines))
     return verdict
 
 
@@ -309,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         if len(runs) < 3:
             parser.error(f"--runs: {args.runs / arm} holds {len(runs)} finished runs; at least 3 a side are needed")
     verdict = report(arms["batched"], arms["separate"], args.out)
-    print(f"{verdict}; wrote {args.out / 'equivalence.md'} and {args.out / 'equivalence.csv'}")
+    print(f"{verdict}; wrote {args.out / 'report.md'} and {args.out / 'equivalence.csv'}")
     return 0
 
 

@@ -159,6 +159,10 @@ RESULT_SETS = {
     "quick": "what `make demo` runs: Meta-RIMs, RIMs, reversed Meta-RIMs and an LSTM on the GoTo family, briefly",
     "calibrate": "the fast/slow calibration sweep: the slow group's learning rate and the meta-sequence length",
     "layout": "the minibatch layout comparison: the RIM agents with padded whole sequences or fixed-length chunks",
+    "generalization": "zero-shot to larger rooms: RIM, Meta-RIM, LSTM and GRU agents trained on one small env and "
+    "tested on larger ones never trained on (the RIMs paper's MiniGrid protocol, with seeds and intervals)",
+    "seed_batch": "many seeds in one process: the whole-run equivalence check of the seed-batched trainer against "
+    "separate runs (`studies/seed_batch_equivalence.py`)",
     "critic": "how the critic is wired to the RIM core (`studies/critic_wiring.py`)",
     "bench": "the benchmarks of `make bench`: speed of the environments, the RIM core and training",
 }

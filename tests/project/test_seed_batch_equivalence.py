@@ -42,7 +42,7 @@ def test_same_values_detect_no_difference_and_write_one_row_per_run(tmp_path: Pa
     values = [0.5, 0.6, 0.7, 0.8, 0.55]
     runs = make_arms(tmp_path, values, list(reversed(values)))
     assert eq.main(["--runs", str(runs), "--out", str(tmp_path / "out")]) == 0
-    text = (tmp_path / "out" / "equivalence.md").read_text()
+    text = (tmp_path / "out" / "report.md").read_text()
     assert "**Verdict: no difference detected**" in text
     with open(tmp_path / "out" / "equivalence.csv") as f:
         rows = list(csv.DictReader(f))
@@ -53,14 +53,14 @@ def test_same_values_detect_no_difference_and_write_one_row_per_run(tmp_path: Pa
 def test_a_large_shift_is_reported_as_a_difference(tmp_path: Path) -> None:
     runs = make_arms(tmp_path, [0.9, 0.92, 0.95, 0.91, 0.93, 0.94], [0.1, 0.12, 0.15, 0.11, 0.13, 0.14])
     eq.main(["--runs", str(runs), "--out", str(tmp_path / "out")])
-    text = (tmp_path / "out" / "equivalence.md").read_text()
+    text = (tmp_path / "out" / "report.md").read_text()
     assert "**Verdict: differs on heldout_success, heldout_return, heldout_curve_mean, last_train_success**" in text
 
 
 def test_censored_frames_are_never_averaged(tmp_path: Path) -> None:
     runs = make_arms(tmp_path, [0.5, 0.6, 0.7], [0.5, 0.6, 0.7], censored=2)  # 2 of 3 never left stage 0
     eq.main(["--runs", str(runs), "--out", str(tmp_path / "out")])
-    text = (tmp_path / "out" / "equivalence.md").read_text()
+    text = (tmp_path / "out" / "report.md").read_text()
     assert "median >= 150,000" in text
     assert "batched 2, separate 2" in text
 
