@@ -206,6 +206,14 @@ def _build_parser() -> argparse.ArgumentParser:
         help="worker processes of the local backend (default: number of CPU cores)",
     )
     p.add_argument(
+        "--seed-batch",
+        type=int,
+        default=1,
+        metavar="S",
+        help="with --backend local: train up to S seeds of one agent and env in one worker process (configs with "
+        "ppo.chunk_len null run one seed per process) (default: %(default)s, one seed per process)",
+    )
+    p.add_argument(
         "--backend",
         choices=("local", "ray"),
         default="local",
@@ -449,6 +457,7 @@ def _compare(args: argparse.Namespace) -> int:
     from metarim_sb3.experiments.grid.compare import plan, run_grid, run_grid_ray
     from metarim_sb3.experiments.grid.presets import MAX_SEEDS, compare_preset
     from metarim_sb3.experiments.grid.ray_backend import RayConnectionError
+    from metarim_sb3.experiments.grid.seed_packs import SEED_BATCH_DRY_RUN, check_seed_batch_option
     from metarim_sb3.experiments.reporting.report import build_report
     from metarim_sb3.experiments.training.config import parse_set
     from metarim_sb3.experiments.training.provenance import check_results_tree
@@ -458,6 +467,7 @@ def _compare(args: argparse.Namespace) -> int:
         raise ConfigError(f"--seeds must be an integer from 1 to {MAX_SEEDS}, got {args.seeds}")
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be a positive integer, got {args.workers}")
+    check_seed_batch_option(args.seed_batch, args.backend)
     _check_backend_args(args)
     name = Path(args.preset).stem if args.preset.endswith((".yaml", ".yml")) else args.preset
     out = args.out or Path("results") / name
@@ -472,6 +482,8 @@ def _compare(args: argparse.Namespace) -> int:
         runs = [(j.config.variant_of or j.agent, j.env, j.config.timesteps) for j in jobs]
         print(f"dry run of preset {args.preset} -> {out} (nothing is run or written)")
         print(describe_plan(runs, args.workers or default_workers(), costs))
+        if args.seed_batch > 1:
+            print(SEED_BATCH_DRY_RUN)
         return 0
     check_results_tree(out, allow_dirty=args.allow_dirty)
     jobs = plan(args.preset, out, args.seeds, parse_set(args.set))
@@ -483,7 +495,7 @@ def _compare(args: argparse.Namespace) -> int:
         except RayConnectionError as err:
             raise ConfigError(str(err)) from None
     else:
-        results, interrupted = run_grid(jobs, args.workers)
+        results, interrupted = run_grid(jobs, args.workers, seed_batch=args.seed_batch)
     if interrupted:
         print(f"interrupted: run the same command again to resume ({_command()})", file=sys.stderr)
         return 130

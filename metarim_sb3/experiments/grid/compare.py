@@ -4,7 +4,9 @@ Each cell is one :func:`metarim_sb3.experiments.training.runner.run` call in a w
 one torch thread per worker; :func:`run_grid`) or in a Ray Tune trial (:func:`run_grid_ray`), writing to
 ``OUT/runs/<env>/<agent>/seed_<s>``. Cells with a ``done.json`` are skipped and cells with a checkpoint are
 resumed, so an interrupted compare continues where it stopped. A run's output goes to ``train.log`` in its run
-folder; a failed cell leaves its traceback in ``error.log`` and does not stop the others.
+folder; a failed cell leaves its traceback in ``error.log`` and does not stop the others. With ``seed_batch`` above
+1 (``--seed-batch``), a worker trains several seeds of one agent, env and config at once
+(:mod:`~metarim_sb3.experiments.grid.seed_packs`), in the same run folders.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 
 from metarim_sb3.experiments.grid.presets import GridPreset, compare_preset
 from metarim_sb3.experiments.grid.progress import eta_text
+from metarim_sb3.experiments.grid.seed_packs import Pack, _run_pack, plan_packs, refusal_lines
 from metarim_sb3.experiments.training.config import merge, resolve_config
 from metarim_sb3.experiments.training.folder import (
     CHECKPOINT,
@@ -198,13 +201,22 @@ def _describe(result: RunResult) -> str:
     return f"FAILED: {result.get('error', '?')} (see {ERROR_LOG} if there is one)"
 
 
-def run_grid(jobs: list[Job], workers: int | None = None, log: Any = None) -> tuple[list[RunResult], bool]:
+def run_grid(
+    jobs: list[Job], workers: int | None = None, log: Any = None, seed_batch: int = 1
+) -> tuple[list[RunResult], bool]:
     """
     Run the jobs that are not complete yet, ``workers`` at a time.
 
+    With ``seed_batch`` above 1, the cells to run are packed into seed batches of at most that many seeds of one
+    agent, env and config, each trained in one worker process
+    (:func:`~metarim_sb3.experiments.grid.seed_packs.plan_packs`); cells the seed-batched trainer cannot run go one
+    per process, as with 1, after one line per agent and env saying why.
+
     :param jobs: from :func:`plan`.
-    :param workers: worker processes (``None``: :func:`default_workers`), capped by the number of jobs to run.
+    :param workers: worker processes, each running one pack at a time (``None``: :func:`default_workers`), capped by
+        the number of packs to run.
     :param log: stream for progress lines (default ``sys.stdout``).
+    :param seed_batch: the most seeds per worker process (1: one run per process).
     :return: one result per job (the ``done.json`` of skipped ones) and whether the grid was interrupted.
     """
     log = log or sys.stdout
@@ -218,13 +230,24 @@ def run_grid(jobs: list[Job], workers: int | None = None, log: Any = None) -> tu
             todo.append(i)
     if not todo:
         return [results[i] for i in range(len(jobs))], False
-    n_workers = max(1, min(workers or default_workers(), len(todo)))
-    print(f"running {len(todo)} of {len(jobs)} runs on {n_workers} worker(s)", file=log, flush=True)
+    packs, refused = plan_packs(jobs, seed_batch, checkpoint_step, todo)
+    for line in refusal_lines(refused):
+        print(line, file=log, flush=True)
+    n_workers = max(1, min(workers or default_workers(), len(packs)))
+    batches = f", {len(packs)} task(s) of up to {seed_batch} seeds" if seed_batch > 1 else ""
+    print(f"running {len(todo)} of {len(jobs)} runs on {n_workers} worker(s){batches}", file=log, flush=True)
     prepare_run_dirs([jobs[i] for i in todo])
+    slots = max(1, round(n_workers * len(todo) / len(packs)))  # cells running side by side, for the ETA
 
     interrupted = False
     executor = ProcessPoolExecutor(max_workers=n_workers, mp_context=mp.get_context("spawn"), initializer=_init_worker)
-    futures: dict[Future[RunResult], int] = {}
+    futures: dict[Future[Any], Pack] = {}
+
+    def submit(pack: Pack) -> None:
+        if pack.batched:
+            futures[executor.submit(_run_pack, [jobs[i] for i in pack.cells])] = pack
+        else:
+            futures[executor.submit(_run_job, jobs[pack.cells[0]])] = pack
 
     def stop() -> None:
         nonlocal interrupted
@@ -238,33 +261,34 @@ def run_grid(jobs: list[Job], workers: int | None = None, log: Any = None) -> tu
     start = time.perf_counter()
     with stop_on_signals(stop, "stopping the runs (they save checkpoints)..."):
         try:
-            # At most one job per worker is submitted at a time: the executor hands submitted jobs to its workers
-            # ahead of time, where cancelling no longer reaches them, so a queue of all jobs would go on starting
+            # At most one pack per worker is submitted at a time: the executor hands submitted work to its workers
+            # ahead of time, where cancelling no longer reaches it, so a queue of all packs would go on starting
             # runs after Ctrl-C.
-            queue = list(todo)
+            queue = list(packs)
             finished = len(results)
             while queue and len(futures) < n_workers:
-                i = queue.pop(0)
-                futures[executor.submit(_run_job, jobs[i])] = i
+                submit(queue.pop(0))
             while futures:
                 done, _ = wait(futures, return_when=FIRST_COMPLETED)
                 future = next(iter(done))
-                i = futures.pop(future)
+                pack = futures.pop(future)
                 if queue and not interrupted:
-                    nxt = queue.pop(0)
-                    futures[executor.submit(_run_job, jobs[nxt])] = nxt
+                    submit(queue.pop(0))
                 if future.cancelled():
                     continue
                 try:
-                    results[i] = future.result()
+                    out = future.result()
+                    cell_results = list(out) if pack.batched else [out]
                 except Exception as err:  # a worker died (e.g. killed)
-                    results[i] = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
-                finished += 1
-                elapsed = time.perf_counter() - start
-                ran = finished - (len(jobs) - len(todo))  # runs of this call (skipped ones took no time)
-                eta = eta_text(elapsed, ran, len(todo) - ran, n_workers)
-                line = f"[{finished}/{len(jobs)} {elapsed:5.0f}s{eta}] {jobs[i].label}: {_describe(results[i])}"
-                print(line, file=log, flush=True)
+                    cell_results = [{"status": "failed", "error": f"{type(err).__name__}: {err}"} for _ in pack.cells]
+                for i, result in zip(pack.cells, cell_results, strict=True):
+                    results[i] = result
+                    finished += 1
+                    elapsed = time.perf_counter() - start
+                    ran = finished - (len(jobs) - len(todo))  # runs of this call (skipped ones took no time)
+                    eta = eta_text(elapsed, ran, len(todo) - ran, slots)
+                    line = f"[{finished}/{len(jobs)} {elapsed:5.0f}s{eta}] {jobs[i].label}: {_describe(result)}"
+                    print(line, file=log, flush=True)
         finally:
             executor.shutdown(wait=True, cancel_futures=True)
     for i in range(len(jobs)):
