@@ -70,6 +70,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_compile.py --json $(BENCH_OUT)/bench_compile.json
 	$(PY) benchmarks/bench_callbacks.py --json $(BENCH_OUT)/bench_callbacks.json
 	$(PY) benchmarks/bench_seed_batch.py --json $(BENCH_OUT)/bench_seed_batch.json
+	$(PY) benchmarks/profile_seed_batch.py --out $(BENCH_OUT)/profile_seed_batch.txt
 	$(PY) benchmarks/report.py --dir $(BENCH_OUT)
 
 # Whole GoTo runs at the study preset's full budget (about 10 min): what a study run costs once setup is spread out.

@@ -239,7 +239,13 @@ def seed_batch_section(data: dict[str, Any] | None) -> list[str]:
     ]
     header = ["agent", "S", "ratio", "rollout ratio", "update ratio", "separate s/seed", "batched s/seed",
               "peak MiB/seed (batched / separate)"]  # fmt: skip
-    return lines + _table(header, rows)
+    return [
+        *lines,
+        *_table(header, rows),
+        "Where a seed's time goes (per category, separate vs batched, at S = 8): `profile_seed_batch.txt`, written by "
+        "`benchmarks/profile_seed_batch.py`.",
+        "",
+    ]
 
 
 def main() -> None:

@@ -26,7 +26,17 @@ def check_names(batched: nn.Module, module: nn.Module) -> None:
     :param module: one ordinary module.
     :raises ValueError: naming the parameters that differ.
     """
-    ours, theirs = _params(batched), _params(module)
+    _check_params(_params(batched), _params(module))
+
+
+def _check_params(ours: dict[str, nn.Parameter], theirs: dict[str, nn.Parameter]) -> None:
+    """Check the parameters as :func:`check_names` does, from the modules' parameter dicts (read once by callers
+    that check many modules).
+
+    :param ours: the seed-batched module's parameters by name.
+    :param theirs: one ordinary module's parameters by name.
+    :raises ValueError: naming the parameters that differ.
+    """
     missing, extra = sorted(set(theirs) - set(ours)), sorted(set(ours) - set(theirs))
     if missing or extra:
         raise ValueError(f"parameter names differ: missing in the batched module {missing}, extra {extra}")
@@ -64,11 +74,12 @@ def stack_into(batched: nn.Module, modules: Sequence[nn.Module]) -> None:
     :param modules: ``S`` ordinary modules with the same parameter names.
     """
     ours = _params(batched)
-    for module in modules:
-        check_names(batched, module)
+    theirs = [_params(module) for module in modules]
+    for params in theirs:
+        _check_params(ours, params)
     with torch.no_grad():
-        for s, module in enumerate(modules):
-            for name, p in _params(module).items():
+        for s, params in enumerate(theirs):
+            for name, p in params.items():
                 if ours[name].shape[0] != len(modules):
                     raise ValueError(f"{name} holds {ours[name].shape[0]} seeds, {len(modules)} modules given")
                 ours[name][s].copy_(p)
@@ -81,8 +92,10 @@ def unstack_into(batched: nn.Module, modules: Sequence[nn.Module]) -> None:
     :param modules: ``S`` ordinary modules with the same parameter names.
     """
     ours = _params(batched)
+    theirs = [_params(module) for module in modules]
+    for params in theirs:  # every module checked before any is written
+        _check_params(ours, params)
     with torch.no_grad():
-        for s, module in enumerate(modules):
-            check_names(batched, module)
-            for name, p in _params(module).items():
+        for s, params in enumerate(theirs):
+            for name, p in params.items():
                 p.copy_(ours[name][s])

@@ -100,6 +100,7 @@ class _Seed:
     fast_slow: FastSlowCallback | None
     iteration: int = 0
     ended: bool = False  # on_training_end has run
+    slow_names: list[str] | None = None  # the FastSlowCallback's slow parameter names, once looked up
 
     def end(self) -> None:
         if not self.ended:
@@ -182,17 +183,22 @@ def _stack_states(states: Sequence[RNNStates]) -> RNNStates:
     )
 
 
-def _seed_states(states: RNNStates, s: int) -> RNNStates:
-    """Seed ``s``'s slice of stacked states, shaped as its model keeps them."""
-    return RNNStates((states.pi[0][s], states.pi[1][s]), (states.vf[0][s], states.vf[1][s]))
+def _unbind_states(states: RNNStates) -> list[RNNStates]:
+    """Every seed's slice of stacked states (views), shaped as its model keeps them: four ``unbind`` calls, not
+    four indexings per seed."""
+    parts = (states.pi[0].unbind(0), states.pi[1].unbind(0), states.vf[0].unbind(0), states.vf[1].unbind(0))
+    return [RNNStates((h_pi, c_pi), (h_vf, c_vf)) for h_pi, c_pi, h_vf, c_vf in zip(*parts, strict=True)]
 
 
 def _slow_param_names(seed: _Seed) -> list[str]:
-    """The names of the parameters the seed's FastSlowCallback accumulates, in its order."""
+    """The names of the parameters the seed's FastSlowCallback accumulates, in its order (looked up once per call of
+    :func:`learn_seed_batch`: the model's optimizer groups do not change during it)."""
     assert seed.fast_slow is not None
-    names = {id(p): n for n, p in seed.model.policy.named_parameters()}
-    seed.fast_slow._split_groups(seed.model.policy.optimizer)
-    return [names[id(p)] for p in seed.fast_slow._slow_params]
+    if seed.slow_names is None:
+        names = {id(p): n for n, p in seed.model.policy.named_parameters()}
+        seed.fast_slow._split_groups(seed.model.policy.optimizer)
+        seed.slow_names = [names[id(p)] for p in seed.fast_slow._slow_params]
+    return seed.slow_names
 
 
 def _prepare_fast_slow(seed: _Seed) -> None:
@@ -255,16 +261,21 @@ def write_torch_states(
     :param optimizers: ``S`` ``torch.optim.Adam``, one per ordinary policy.
     :param policies: the ordinary policies (parameter names match the batched policy's).
     """
-    batched = dict(policy.named_parameters())
+    states: dict[str, tuple[list[float], tuple[Tensor, ...], tuple[Tensor, ...]]] = {}
+    for name, batched in policy.named_parameters():  # each state read once: steps as floats, moments per seed
+        st = adam.state.get(id(batched))
+        if st is not None:
+            states[name] = (st["step"].tolist(), st["exp_avg"].detach().unbind(0), st["exp_avg_sq"].detach().unbind(0))
     for s, (opt, pol) in enumerate(zip(optimizers, policies, strict=True)):
         for name, p in pol.named_parameters():
-            st = adam.state.get(id(batched[name]))
-            if st is None or float(st["step"][s]) == 0.0:
+            found = states.get(name)
+            if found is None or found[0][s] == 0.0:
                 continue
+            steps, exp_avg, exp_avg_sq = found
             opt.state[p] = {
-                "step": torch.tensor(float(st["step"][s]), dtype=torch.float32),
-                "exp_avg": st["exp_avg"][s].detach().clone(),
-                "exp_avg_sq": st["exp_avg_sq"][s].detach().clone(),
+                "step": torch.tensor(steps[s], dtype=torch.float32),
+                "exp_avg": exp_avg[s].clone(),
+                "exp_avg_sq": exp_avg_sq[s].clone(),
             }
 
 
@@ -291,6 +302,8 @@ def _collect(batch: _Batch) -> list[_Seed]:
         actions_all = actions_t.numpy()
         for s in running:
             seeds[s].model.env.step_async(actions_all[s])
+        per_seed_states = _unbind_states(states)  # views, seed by seed
+        values_s, log_probs_s = values.unsqueeze(-1).unbind(0), log_probs.unbind(0)
         still = []
         for s in running:
             sd = seeds[s]
@@ -298,7 +311,7 @@ def _collect(batch: _Batch) -> list[_Seed]:
             env = model.env
             new_obs, rewards, dones, infos = env.step_wait()
             model.num_timesteps += env.num_envs
-            lstm_states = _seed_states(states, s)
+            lstm_states = per_seed_states[s]
             actions = actions_all[s]
             sd.callback.update_locals(
                 {
@@ -310,8 +323,8 @@ def _collect(batch: _Batch) -> list[_Seed]:
                     "n_steps": n,
                     "actions": actions,
                     "clipped_actions": actions,
-                    "values": values[s].unsqueeze(-1),
-                    "log_probs": log_probs[s],
+                    "values": values_s[s],
+                    "log_probs": log_probs_s[s],
                     "lstm_states": lstm_states,
                     "new_obs": new_obs,
                     "rewards": rewards,
@@ -396,6 +409,7 @@ def _train(batch: _Batch) -> None:
     lr = float(first.lr_schedule(progress))
     lrs = fs.lrs(first.lr_schedule, progress) if fs is not None else (lr, lr)
     slow_done = fs is not None and fs.slow_updates > slow_before
+    named = dict(batch.policy.named_parameters()) if fs is not None else {}
     for s, sd in enumerate(seeds):
         model = sd.model
         log = model.logger.record
@@ -414,7 +428,6 @@ def _train(batch: _Batch) -> None:
             assert acc_before is not None
             if slow_done and int(acc_before[s]) + grad_steps > 0:
                 cb.slow_updates += 1
-            named = dict(batch.policy.named_parameters())
             cb._acc = [
                 fs.acc[id(named[n])][s].clone() if id(named[n]) in fs.acc else torch.zeros_like(named[n][s])
                 for n in _slow_param_names(sd)
