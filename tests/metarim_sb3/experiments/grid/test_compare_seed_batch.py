@@ -75,7 +75,7 @@ def test_compare_with_seed_batches(tmp_path: Path) -> None:
     seed trained by ``run_seeds`` alone."""
     preset = _preset(tmp_path, ["rim", "lstm"], 3)
     out = tmp_path / "results"
-    result = metarim("compare", "--preset", preset, "--seed-batch", "2", "--workers", "1", "--out", out)
+    result = metarim("compare", "--preset", preset, "--seed-batch", "2", "--workers", "1", "--out", out, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     notices = [line for line in lines if "one seed per process" in line]
