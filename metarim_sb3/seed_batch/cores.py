@@ -7,8 +7,9 @@ in front of everything: ``x [S, T, B, input_size]``, ``h`` and ``c`` ``[S, 1, B,
 ``episode_starts [S, T, B]``. The cells are written so that the seed dimension is native (batched matmuls over
 seeds, no ``vmap``: ``nn.LSTM``/``nn.GRU`` have no batching rules); every op of a time step serves all seeds.
 
-The RIM here is the plain-autograd specification (:mod:`metarim_sb3.cores.rim.reference`) with a seed dimension, step
-for step; the fused kernel is not used yet.
+The RIM runs through the fused kernel with the seeds as its groups (:mod:`metarim_sb3.seed_batch.rim_kernel`);
+``SeedRIM(..., fused=False)`` runs the plain-autograd specification (:mod:`metarim_sb3.cores.rim.reference`) with a
+seed dimension, step for step, instead.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from metarim_sb3.cores.gru import GRUCore
 from metarim_sb3.cores.lstm import LSTMCore
 from metarim_sb3.cores.protocol import ATTENTION, MODULES
 from metarim_sb3.cores.rim import RIM
+from metarim_sb3.cores.rim._fused import Params, Weights
+from metarim_sb3.seed_batch.rim_kernel import folded_weights, run_seeds
 
 __all__ = ["SeedGRU", "SeedLSTM", "SeedRIM", "seed_core"]
 
@@ -390,13 +393,17 @@ class SeedRIM(nn.Module):
 
     :param template: an ordinary RIM giving the sizes (its weights are not copied).
     :param n_seeds: ``S``.
+    :param fused: run the seeds through the fused kernel as its groups (:mod:`metarim_sb3.seed_batch.rim_kernel`;
+        first-order gradients only); ``False`` for the plain autograd loop.
     """
 
-    def __init__(self, template: RIM, n_seeds: int) -> None:
+    def __init__(self, template: RIM, n_seeds: int, *, fused: bool = True) -> None:
         super().__init__()
         if template.dropout > 0.0:
             raise ValueError(f"SeedRIM does not support dropout yet (got dropout={template.dropout})")
-        self.n_seeds = n_seeds
+        self.n_seeds, self.fused = n_seeds, fused
+        self._cfg, self._in_scale = template._cfg._replace(groups=n_seeds), template._in_scale
+        self._cache: tuple[tuple[object, ...], Weights] | None = None
         self.input_size, self.n_units, self.unit_size = template.input_size, template.n_units, template.unit_size
         self.k, self.cell = template.k, template.cell
         self.hidden_size, self.num_layers = template.hidden_size, 1
@@ -415,6 +422,53 @@ class SeedRIM(nn.Module):
         :return: ``{MODULES: [...], ATTENTION: [...]}``.
         """
         return {role: [getattr(self, n) for n in names] for role, names in self._roles.items()}
+
+    def __getstate__(self) -> dict[str, object]:
+        state = super().__getstate__()
+        state["_cache"] = None  # derived weights are rebuilt on demand, never pickled
+        return state
+
+    def _params(self) -> Params:
+        """The stacked parameters as the fused kernel reads them."""
+        gru, p = self.cell == "gru", self._p
+        return Params(
+            weight_ih=p("weight_ih"),
+            value_weight=p("value_weight"),
+            weight_hh=p("weight_hh"),
+            query_weight=p("query_weight"),
+            bias=p("bias_hh") if gru else p("bias"),
+            query_bias=p("query_bias"),
+            bias_ih=p("bias_ih") if gru else None,
+            comm_query=p("comm_query"),
+            comm_key=p("comm_key"),
+            comm_value=p("comm_value"),
+            comm_out=p("comm_out"),
+        )
+
+    def _cached_weights(self, params: Params) -> Weights:
+        """The no-grad kernel weights, reused while no parameter changed (every rollout step reads them)."""
+        key = tuple((q.data_ptr(), q._version, q.dtype, q.device) for q in params if q is not None)
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, folded_weights(self._cfg, params))
+        return self._cache[1]
+
+    def _forward_fused(self, x: Tensor, state: State, episode_starts: Tensor | None) -> tuple[Tensor, State]:
+        """:meth:`forward` through the fused kernel, the seeds as its groups (unit-major packed states per seed)."""
+        s, t_len, b, _ = x.shape
+        n, hidden = self.n_units, self.hidden_size
+        h0, c0 = (st.reshape(s, b, hidden).transpose(0, 1).reshape(b, s * hidden) for st in state)
+        keep = None
+        if episode_starts is not None:
+            keep = (episode_starts == 0).to(x.dtype).transpose(0, 1).unsqueeze(2).expand(t_len, s, n, b)
+            keep = keep.reshape(t_len, s * n, b)
+        params = self._params()
+        cached = None if torch.is_grad_enabled() else self._cached_weights(params)
+        key_weight = self._p("key_weight")
+        out, h_t, c_t, m = run_seeds(self._cfg, params, key_weight, x, keep, h0, c0, self._in_scale, cached)
+        self.last_active = m.view(t_len, s, n, b).permute(1, 0, 3, 2).detach()
+        out = out.view(t_len, b, s, hidden).permute(2, 0, 1, 3)
+        h, c = (st.view(b, s, hidden).transpose(0, 1).unsqueeze(1) for st in (h_t, c_t))
+        return out, (h, c)
 
     def _p(self, name: str) -> Tensor:
         p: Tensor = getattr(self, name)
@@ -482,6 +536,8 @@ class SeedRIM(nn.Module):
         :return: outputs ``[S, T, B, n_units * unit_size]`` and the final ``(h, c)``.
         """
         _check(x, state, self.n_seeds, self.input_size, self.hidden_size)
+        if self.fused:
+            return self._forward_fused(x, state, episode_starts)
         s, t_len, b, d = x.shape
         n, hs = self.n_units, self.unit_size
         rows = x.reshape(s, t_len * b, d)

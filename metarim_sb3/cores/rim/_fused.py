@@ -24,7 +24,9 @@ faults, not FLOPs, so the loop issues few, cheap ops:
   batch entry (a few small batched matmuls, see :func:`_head_mask`); its query weights arrive pre-multiplied by
   the score scale and its projection columns ordered by head, so one copy per step lays out every head's matrix;
 * several RIMs of equal sizes on the same input (``CellConfig.groups``) run as one set of stacked units, with
-  selection and communication kept within each RIM;
+  selection and communication kept within each RIM; RIMs with inputs of their own (the seeds of
+  :mod:`metarim_sb3.seed_batch.rim_kernel`) run as groups too, handing :func:`forward_loop` their cell inputs ``u``
+  and per-unit reset factors;
 * the backward first forms every per-step derivative factor for all steps at once, then walks the steps in
   reverse with only the recurrent ops, and finally forms each weight gradient as one matmul over all
   ``T * B`` rows (as fused LSTM kernels do);
@@ -76,7 +78,8 @@ class Weights(NamedTuple):
 
     Tanh-gate columns are doubled (``tanh(x) = 2 sigmoid(2x) - 1``; doubling is exact).
 
-    :param w_in: input-to-cell weights ``[D', U * G]`` (the value projection folded in, or not).
+    :param w_in: input-to-cell weights ``[D', U * G]`` (the value projection folded in, or not); ``None`` where the
+        caller gives the kernel the cell inputs ``u`` themselves (seed-batched RIMs, each with its own inputs).
     :param w_hq: recurrent and input-query weights side by side ``[U, H, G + dk]``.
     :param b_hq: their bias ``[U, 1, G + dk]`` (for GRU cells the ``r``/``z`` input biases are added in).
     :param b_in: the GRU candidate's input bias ``[U, 1, H]``; ``None`` for LSTM cells.
@@ -85,7 +88,7 @@ class Weights(NamedTuple):
     :param w_o: communication output weights ``[U, heads * dv, H]``.
     """
 
-    w_in: Tensor
+    w_in: Tensor | None
     w_hq: Tensor
     b_hq: Tensor
     b_in: Tensor | None
@@ -190,27 +193,32 @@ def _head_mask(nh: int, n: int, like: Tensor) -> Tensor:
 
 def forward_loop(
     cfg: CellConfig,
-    x2: Tensor,
+    x2: Tensor | None,
     kq: Tensor,
     keep: Tensor | None,
     drop: Tensor | None,
     h0: Tensor,
     c0: Tensor,
     weights: Weights,
+    u: Tensor | None = None,
 ) -> Saved:
     """Run the cell over ``T`` steps without autograd recording (fast formulation).
 
     ``U = cfg.groups * cfg.n`` units in all (one group per independent RIM, group-major).
 
     :param cfg: static sizes.
-    :param x2: input rows ``[T * B, D']`` (raw inputs, or their values when ``w_in`` holds only the cell weights).
+    :param x2: input rows ``[T * B, D']`` (raw inputs, or their values when ``w_in`` holds only the cell weights);
+        ``None`` when ``u`` is given.
     :param kq: scaled input keys ``[T, groups, B, dk]``.
-    :param keep: ``[T, B]`` 0/1 factors (0 where an episode starts), or ``None`` when no step resets.
+    :param keep: ``[T, B]`` 0/1 factors (0 where an episode starts), or per unit ``[T, U, B]``, or ``None`` when no
+        step resets.
     :param drop: ``[T, U, B]`` dropout factors on the input-row attention, or ``None``.
     :param h0: initial hidden states ``[B, U, H]``.
     :param c0: initial cell states ``[B, U, H]`` (ignored for GRU cells, whose ``c`` is zeros).
     :param weights: from :func:`derive_weights` (and :func:`cat_groups`); ``x2 @ weights.w_in`` gives every unit's
         cell input.
+    :param u: the cell inputs ``[T, B, U, G]`` (tanh-gate columns doubled) instead of ``x2 @ weights.w_in``; kept
+        as they are (saved for the backward, never pooled).
     :return: the outputs and what the backward needs; give ``pooled`` back to the pool when done.
     """
     w_in, w_hq, b_hq, b_in, w_c, w_o = weights
@@ -218,7 +226,10 @@ def forward_loop(
     t_len, b = kq.shape[0], kq.shape[2]
     nu, nq, nv = gr * n, nh * dq, nh * dv
     take = POOL.take
-    u = torch.mm(x2, w_in, out=take((t_len * b, nu * g), kq)).view(t_len, b, nu, g)
+    own_u = u is None
+    if u is None:
+        assert x2 is not None and w_in is not None
+        u = torch.mm(x2, w_in, out=take((t_len * b, nu * g), kq)).view(t_len, b, nu, g)
     hout = torch.empty(t_len, b, nu, hs, dtype=kq.dtype, device=kq.device)
     cseq = take((t_len + 1, b, nu, hs), kq)
     if cfg.gru:
@@ -235,7 +246,8 @@ def forward_loop(
     hm_all = take((t_len, gr * b, nh * n, 2 * dq + dv), kq)  # the same, one [heads * n, q | k | v] matrix
     oc_all = take((nu, t_len, b, nv), kq)
     tc_all = take((t_len, nu, b, hs), kq)  # tanh of the communication output (bounds the residual)
-    resets = keep.eq(0).any(1).tolist() if keep is not None else [False] * t_len
+    resets = keep.eq(0).flatten(1).any(1).tolist() if keep is not None else [False] * t_len
+    keeps = _step_keeps(keep, t_len, b)
     pcs: list[Tensor] = []
     # per-step views, made in bulk; [groups, n, ...] views where selection and attention stay within a group
     us, kqs, ahs = u.transpose(1, 2).unbind(0), kq.unsqueeze(2).unbind(0), ah_all.unbind(0)
@@ -259,7 +271,7 @@ def forward_loop(
     for t in range(t_len):
         c = cs[t]
         if resets[t]:
-            kt = keep[t].view(1, b, 1)  # type: ignore[index]
+            kt = keeps[t]
             h = h * kt
             c.mul_(kt)
         torch.baddbmm(b_hq, h, w_hq, out=ahs[t])
@@ -305,41 +317,54 @@ def forward_loop(
         tc=tc_all,
         pc=pcs,
         resets=resets,
-        pooled=[u, cseq, ah_all, s2_all, p_all, z_all, qkv_all, hm_all, oc_all, tc_all],
+        pooled=[u, cseq, ah_all, s2_all, p_all, z_all, qkv_all, hm_all, oc_all, tc_all][0 if own_u else 1 :],
     )
+
+
+def _step_keeps(keep: Tensor | None, t_len: int, b: int) -> list[Tensor]:
+    """Per step, the reset factors as they multiply unit-first states ``[U, B, H]``: ``[1, B, 1]`` from ``[T, B]``,
+    ``[U, B, 1]`` from per-unit ``[T, U, B]``."""
+    if keep is None:
+        return []
+    return list((keep.view(t_len, 1, b, 1) if keep.dim() == 2 else keep.unsqueeze(-1)).unbind(0))
 
 
 def rollout_step(
     cfg: CellConfig,
-    x: Tensor,
+    x: Tensor | None,
     kq: Tensor,
     keep: Tensor | None,
     drop: Tensor | None,
     h0: Tensor,
     c0: Tensor,
     weights: Weights,
+    u: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """One step without autograd and without saving anything: :func:`forward_loop` at ``T = 1`` with fewer ops
     (every rollout step takes this path, where per-op overhead is the whole cost).
 
     :param cfg: static sizes.
-    :param x: input rows ``[B, D]``.
+    :param x: input rows ``[B, D]`` (``None`` when ``u`` is given).
     :param kq: scaled keys ``[groups, B, dk]``.
-    :param keep: ``[B]`` 0/1 factors (0 where an episode starts), or ``None``.
+    :param keep: ``[B]`` 0/1 factors (0 where an episode starts), or per unit ``[U, B]``, or ``None``.
     :param drop: ``[U, B]`` dropout factors, or ``None``.
     :param h0: hidden states ``[B, U, H]``.
     :param c0: cell states ``[B, U, H]`` (ignored for GRU cells).
     :param weights: as for :func:`forward_loop`, with the value projection folded into ``w_in``.
+    :param u: the cell inputs ``[U, B, G]`` (tanh-gate columns doubled) instead of ``x @ weights.w_in``.
     :return: new ``h`` and ``c`` ``[B, U, H]`` and the active mask ``[U, B]``.
     """
     w_in, w_hq, b_hq, b_in, w_c, w_o = weights
     n, gr, hs, g, nh, dq, dv = cfg.n, cfg.groups, cfg.hs, cfg.g, cfg.nh, cfg.dq, cfg.dv
-    b, nu = x.shape[0], gr * n
-    u = torch.mm(x, w_in).view(b, nu, g).transpose(0, 1)
+    b, nu = kq.shape[1], gr * n
+    if u is None:
+        assert x is not None and w_in is not None
+        u = torch.mm(x, w_in).view(b, nu, g).transpose(0, 1)
     h = h0.transpose(0, 1)
     c = torch.zeros_like(h) if cfg.gru else c0.transpose(0, 1)
     if keep is not None:
-        h, c = h * keep.view(1, b, 1), c * keep.view(1, b, 1)
+        kt = keep.view(1, b, 1) if keep.dim() == 1 else keep.unsqueeze(-1)
+        h, c = h * kt, c * kt
     ah = torch.baddbmm(b_hq, h, w_hq)
     s = torch.linalg.vecdot(ah[..., g:].view(gr, n, b, -1), kq.unsqueeze(1))
     m = _select(s, cfg.k).view(nu, b)
@@ -408,8 +433,8 @@ def run_no_grad(
 def backward_loop(
     cfg: CellConfig,
     sv: Saved,
-    x2: Tensor,
-    w_in: Tensor,
+    x2: Tensor | None,
+    w_in: Tensor | None,
     kq: Tensor,
     keep: Tensor | None,
     drop: Tensor | None,
@@ -424,6 +449,9 @@ def backward_loop(
 ) -> tuple[Tensor | None, Tensor, Tensor, Tensor, Weights]:
     """Reverse pass of :func:`forward_loop` (``need_x2``: whether the input rows need a gradient).
 
+    With ``x2`` and ``w_in`` ``None`` (the forward was given the cell inputs ``u``), the first gradient is that of
+    ``u``, ``[T, B, U, G]``, and the weight gradients' ``w_in`` is ``None``.
+
     :return: gradients for ``x2`` (``None`` unless ``need_x2``), ``kq``, ``h0`` and ``c0``, and for the weights (a
         :class:`Weights` of gradients; ``b_in`` is ``None`` for LSTM cells).
     """
@@ -434,7 +462,7 @@ def backward_loop(
     # states before each step (after the episode resets)
     hold = torch.cat((h0.view(1, b, nu, hs), sv.hout[:-1]), out=take((t_len, b, nu, hs), kq))
     if keep is not None and any(sv.resets):
-        hold.mul_(keep.view(t_len, b, 1, 1))
+        hold.mul_(keep.view(t_len, b, 1, 1) if keep.dim() == 2 else keep.transpose(1, 2).unsqueeze(-1))
     mf = sv.m.to(kq.dtype).unsqueeze(-1)
     p, ah, s2, u = sv.p, sv.ah, sv.s2, sv.u
     pd = (p * drop if drop is not None else p).unsqueeze(-1)
@@ -478,8 +506,15 @@ def backward_loop(
     d_hm = take((gr * b, nh * n, c_h), kq)
     d_comm = take((nu, rows, hs), kq)
     d_s = take((t_len, nu, b), kq)
-    d_u = take((t_len, b, nu, g), kq)
-    scratch += [d_ah, d_gi, d_qkv, d_hm, d_comm, d_s, d_u] if cfg.gru else [d_ah, d_qkv, d_hm, d_comm, d_s, d_u]
+    d_u = (
+        take((t_len, b, nu, g), kq)
+        if x2 is not None
+        else torch.empty(t_len, b, nu, g, dtype=kq.dtype, device=kq.device)
+    )
+    scratch += [d_ah, d_gi, d_qkv, d_hm, d_comm, d_s] if cfg.gru else [d_ah, d_qkv, d_hm, d_comm, d_s]
+    if x2 is not None:
+        scratch.append(d_u)
+    keeps = _step_keeps(keep, t_len, b)
     w_hq_t, w_c_t, w_o_t = w_hq.transpose(1, 2), w_c.transpose(1, 2), w_o.transpose(1, 2)
     # per-step views, made in bulk; [groups, n, ...] views where selection and attention stay within a group
     d_outs = d_out.reshape(t_len, b, nu, hs).transpose(1, 2).unbind(0)
@@ -491,7 +526,9 @@ def backward_loop(
     d_comms = d_comm.view(nu, t_len, b, hs).unbind(1)
     d_qkvs = d_qkv.unbind(1)
     d_qkv_heads = d_qkv.view(gr, n, t_len, b, nh, c_h).permute(2, 0, 3, 4, 1, 5).unbind(0)
-    d_hq, d_hk, d_hv = d_hm[..., :dq], d_hm[..., dq : 2 * dq], d_hm[..., 2 * dq :]
+    # bmm into a strided slice takes a slow per-matrix path: each part has its own buffer, joined by one cat a step
+    d_hq, d_hk, d_hv = take((gr * b, nh * n, dq), kq), take((gr * b, nh * n, dq), kq), take((gr * b, nh * n, dv), kq)
+    scratch += [d_hq, d_hk, d_hv]
     d_hm5 = d_hm.view(gr, b, nh, n, c_h)
     hm = sv.hm
     hqs, hks, hvs = hm[..., :dq].unbind(0), hm[..., dq : 2 * dq].unbind(0), hm[..., 2 * dq :].transpose(2, 3).unbind(0)
@@ -517,6 +554,7 @@ def backward_loop(
         d_sc = torch.addcmul(d_pc, pc, d_pc.sum(2, keepdim=True), value=-1.0)
         torch.bmm(d_sc, hks[t], out=d_hq)
         torch.bmm(d_sc.transpose(1, 2), hqs[t], out=d_hk)
+        torch.cat((d_hq, d_hk, d_hv), 2, out=d_hm)
         d_qkv_heads[t].copy_(d_hm5)
         d_h = torch.addcmul(dhm, torch.bmm(d_qkvs[t], w_c_t), m_f)  # inactive units get nothing
         dgh = dghs[t]
@@ -541,14 +579,18 @@ def backward_loop(
         torch.mul(d_sgs[t], kqs[t], out=dqs[t])
         dh = torch.baddbmm(dh_old, d_ahs[t], w_hq_t)
         if sv.resets[t]:
-            kt = keep[t].view(1, b, 1)  # type: ignore[index]
+            kt = keeps[t]
             dh = dh * kt
             dc = dc * kt
     # weight gradients, once over all T * B rows
     torch.mul(d_gi.transpose(0, 1), pd, out=d_u.transpose(1, 2))
     d_u2 = d_u.view(rows, nu * g)
-    d_x2 = torch.mm(d_u2, w_in.t()) if need_x2 else None
-    d_w_in = torch.mm(x2.t(), d_u2)
+    d_x2: Tensor | None = d_u
+    d_w_in = None
+    if x2 is not None:
+        assert w_in is not None
+        d_x2 = torch.mm(d_u2, w_in.t()) if need_x2 else None
+        d_w_in = torch.mm(x2.t(), d_u2)
     d_w_hq = torch.bmm(hold.view(rows, nu, hs).transpose(0, 1).transpose(1, 2), d_ah.view(nu, rows, g + dk))
     d_b_hq = d_ah.sum((1, 2)).unsqueeze(1)
     d_w_c = torch.bmm(sv.z.transpose(1, 2), d_qkv.view(nu, rows, -1))
@@ -597,6 +639,7 @@ def derive_weights_backward(cfg: CellConfig, fuse: bool, params: Params, grads: 
     n, hs, g = cfg.n, cfg.hs, cfg.g
     nq = cfg.nh * cfg.dq
     d_w_in, d_w_hq, d_b_hq = grads.w_in, grads.w_hq, grads.b_hq
+    assert d_w_in is not None
     d_w_in.view(-1, n, g)[..., 2 * hs : 3 * hs] *= 2.0
     d_w_v = None
     if fuse:
@@ -628,7 +671,7 @@ def cat_groups(parts: list[Weights]) -> Weights:
         return parts[0]
     b_in = None if parts[0].b_in is None else torch.cat([p.b_in for p in parts if p.b_in is not None])
     return Weights(
-        w_in=torch.cat([p.w_in for p in parts], 1),
+        w_in=torch.cat([p.w_in for p in parts if p.w_in is not None], 1),
         w_hq=torch.cat([p.w_hq for p in parts]),
         b_hq=torch.cat([p.b_hq for p in parts]),
         b_in=b_in,
@@ -687,7 +730,7 @@ class RIMSequence(torch.autograd.Function):
         for i, params in enumerate(ctx.groups):
             units, cols = slice(i * n, (i + 1) * n), slice(i * n * g, (i + 1) * n * g)
             grads = Weights(
-                w_in=d_w.w_in[:, cols],
+                w_in=None if d_w.w_in is None else d_w.w_in[:, cols],
                 w_hq=d_w.w_hq[units],
                 b_hq=d_w.b_hq[units],
                 b_in=None if d_w.b_in is None else d_w.b_in[units],
