@@ -8,5 +8,7 @@ metarim compare --preset results/generalization/pilot/preset.yaml --out results/
 # The pilot's report (its "Training plateau" table decides whether the budget stands), in a clean clone of the commit
 # that adds the runs:
 metarim report results/generalization/pilot/runs --out results/generalization/pilot
+# The repeated DoorKey pilot (pilot-doorkey/preset.yaml, declared before it ran), from a clean clone of its commit:
+metarim compare --preset results/generalization/pilot-doorkey/preset.yaml --out results/generalization/pilot-doorkey --workers 1 --no-report
 # The runs (not started yet):
 # metarim compare --preset generalization --out results/generalization --no-report

@@ -84,3 +84,12 @@ def test_too_few_runs_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as err:
         eq.main(["--runs", str(runs), "--out", str(tmp_path / "out")])
     assert err.value.code == 2
+
+
+def test_the_committed_report_regenerates_identically(tmp_path: Path) -> None:
+    committed = ROOT / "results" / "seed_batch"
+    if not (committed / "runs").is_dir():
+        pytest.skip("results/seed_batch/runs is not in this checkout")
+    eq.main(["--runs", str(committed / "runs"), "--out", str(tmp_path)])
+    for name in ("report.md", "equivalence.csv"):
+        assert (tmp_path / name).read_text() == (committed / name).read_text(), f"results/seed_batch/{name} differs"
