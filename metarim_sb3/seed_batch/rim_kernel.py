@@ -30,12 +30,13 @@ from metarim_sb3.cores.rim._fused import (
     Params,
     Weights,
     backward_loop,
+    fold_value,
     forward_loop,
     rollout_step,
 )
 from metarim_sb3.cores.rim._pool import POOL
 
-__all__ = ["fold_value", "folded_weights", "run_seeds", "seed_inputs", "seed_weights"]
+__all__ = ["folded_weights", "run_seeds", "seed_inputs", "seed_weights"]
 
 _SCALES: dict[tuple[int, int, torch.dtype, torch.device], Tensor] = {}
 
@@ -72,19 +73,6 @@ def seed_weights(cfg: CellConfig, p: Params) -> Weights:
     heads = [w.reshape(s * n, hs, cfg.nh, -1) for w in (p.comm_query, p.comm_key, p.comm_value)]
     w_c = torch.cat((heads[0] * cfg.cscale, heads[1], heads[2]), -1).reshape(s * n, hs, -1)
     return Weights(w_in, w_hq, b_hq, b_in, w_c, p.comm_out.reshape(s * n, -1, hs))
-
-
-def fold_value(cfg: CellConfig, rows: int, d_in: int, d_v: int) -> bool:
-    """Whether to fold the value projection into the cell input weights (fewer flops), as the RIM decides.
-
-    :param cfg: one RIM's sizes.
-    :param rows: ``T * B``.
-    :param d_in: input features.
-    :param d_v: input value size.
-    :return: true to multiply the inputs by ``W_v W_ih`` rather than by ``W_v``, then ``W_ih``.
-    """
-    ng = cfg.n * cfg.g
-    return d_in * d_v * ng + rows * d_in * ng < rows * d_v * (d_in + ng)
 
 
 def seed_inputs(

@@ -603,6 +603,20 @@ def backward_loop(
     return d_x2, d_kq, d_h0, d_c0, Weights(d_w_in, d_w_hq, d_b_hq, d_b_in, d_w_c, d_w_o)
 
 
+def fold_value(cfg: CellConfig, rows: int, d_in: int, d_v: int) -> bool:
+    """Whether to fold the value projection into the cell input weights: fewer flops to multiply the inputs by
+    ``W_v W_ih`` than by ``W_v`` and then ``W_ih``.
+
+    :param cfg: one RIM's sizes.
+    :param rows: ``T * B``.
+    :param d_in: input features.
+    :param d_v: input value size.
+    :return: true to fold.
+    """
+    ng = cfg.n * cfg.g
+    return d_in * d_v * ng + rows * d_in * ng < rows * d_v * (d_in + ng)
+
+
 def derive_weights(cfg: CellConfig, fuse: bool, params: Params) -> Weights:
     """The kernel's weights (:class:`Weights`) from one RIM's parameters (no autograd).
 

@@ -58,6 +58,7 @@ from metarim_sb3.cores.rim._fused import (
     Weights,
     cat_groups,
     derive_weights,
+    fold_value,
     run_no_grad,
 )
 from metarim_sb3.cores.rim.reference import rim_sequence
@@ -367,11 +368,10 @@ def _kernel(
     """
     if not needs_grad:
         return run_no_grad(cfg, rows, kq, keep, drop, h0, c0, _group_weights(cores))
-    lead, n, g = cores[0], cores[0].n_units, cfg.g
-    t_len, b = kq.shape[0], kq.shape[2]
-    d_in, d_v = lead.input_size, lead.value_weight.shape[1]
+    lead = cores[0]
+    rows_n = kq.shape[0] * kq.shape[2]
     # several RIMs have several value projections: fold them into the cell weights
-    fuse = len(cores) > 1 or d_in * d_v * n * g + t_len * b * d_in * n * g < t_len * b * d_v * (d_in + n * g)
+    fuse = len(cores) > 1 or fold_value(cfg, rows_n, lead.input_size, lead.value_weight.shape[1])
     x2 = rows if fuse else rows @ lead.value_weight
     params = [p for core in cores for p in core._params()]
     return RIMSequence.apply(cfg, fuse, keep, drop, x2, kq, h0, c0, *params)  # type: ignore[no-any-return]
