@@ -259,6 +259,11 @@ class PlateauRow(TypedDict):
     last: float
     #: Seeds whose two quarters differ by less than :data:`PLATEAU_TOLERANCE` (count).
     flat: int
+    #: Seeds whose last quarter is at least :data:`PLATEAU_TOLERANCE` above their third (still rising; count).
+    rising: int
+    #: Seeds whose last quarter is at least :data:`PLATEAU_TOLERANCE` below their third (fell, e.g. a collapse after
+    #: mastery; count).
+    falling: int
 
 
 def success_rows(rows: Sequence[TestRow]) -> list[SuccessRow]:
@@ -341,7 +346,8 @@ def plateau_rows(runs: Sequence[RunData], train_envs: Mapping[Path, str]) -> lis
     :param train_envs: each run's training env name, by run folder.
     :return: one :class:`PlateauRow` per (train env, agent): seeds, the mean training success over the third and
         over the last quarter of the budget, and the seeds whose two quarters differ by less than
-        :data:`PLATEAU_TOLERANCE`.
+        :data:`PLATEAU_TOLERANCE` (flat), whose last quarter is higher by at least that (rising) or lower by at least
+        that (falling). A seed without training episodes in either quarter is in none of the three.
     """
     groups: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     bases: dict[str, str] = {}
@@ -354,7 +360,7 @@ def plateau_rows(runs: Sequence[RunData], train_envs: Mapping[Path, str]) -> lis
     for train_env, agent in sorted(groups, key=lambda k: (k[0], _agent_key(k[1], bases[k[1]]))):
         pairs = groups[(train_env, agent)]
         q3s, q4s = [p[0] for p in pairs], [p[1] for p in pairs]
-        flat = sum(abs(b - a) < PLATEAU_TOLERANCE for a, b in pairs if not (math.isnan(a) or math.isnan(b)))
+        changes = [b - a for a, b in pairs if not (math.isnan(a) or math.isnan(b))]
         out.append(
             {
                 "train_env": train_env,
@@ -362,7 +368,9 @@ def plateau_rows(runs: Sequence[RunData], train_envs: Mapping[Path, str]) -> lis
                 "seeds": len(pairs),
                 "third": float(np.nanmean(q3s)) if not all(map(math.isnan, q3s)) else math.nan,
                 "last": float(np.nanmean(q4s)) if not all(map(math.isnan, q4s)) else math.nan,
-                "flat": flat,
+                "flat": sum(abs(c) < PLATEAU_TOLERANCE for c in changes),
+                "rising": sum(c >= PLATEAU_TOLERANCE for c in changes),
+                "falling": sum(c <= -PLATEAU_TOLERANCE for c in changes),
             }
         )
     return out
@@ -451,16 +459,19 @@ def _markdown(
         "### Training plateau",
         "",
         "Training success (`curve.csv`, episodes of the training env) over the third and over the last quarter of "
-        f"the budget, mean over seeds; a seed counts as flat when the two differ by less than {PLATEAU_TOLERANCE}.",
+        f"the budget, mean over seeds; a seed counts as flat when the two differ by less than {PLATEAU_TOLERANCE}, "
+        "as rising when its last quarter is higher by at least that, and as falling when it is lower by at least "
+        "that.",
         "",
-        "| train env | agent | seeds | third quarter | last quarter | flat seeds |",
-        "|---|---|---|---|---|---|",
+        "| train env | agent | seeds | third quarter | last quarter | flat seeds | rising seeds | falling seeds |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for p in plateau:
         third = "n/a" if math.isnan(p["third"]) else f"{p['third']:.2f}"
         last = "n/a" if math.isnan(p["last"]) else f"{p['last']:.2f}"
         lines.append(
-            f"| {p['train_env']} | {p['agent']} | {p['seeds']} | {third} | {last} | {p['flat']}/{p['seeds']} |"
+            f"| {p['train_env']} | {p['agent']} | {p['seeds']} | {third} | {last} | {p['flat']}/{p['seeds']} "
+            f"| {p['rising']}/{p['seeds']} | {p['falling']}/{p['seeds']} |"
         )
     budgets = sorted({r.config.timesteps for r in runs})
     lines += [
