@@ -23,10 +23,8 @@ REPORTS: dict[str, str | None] = {
     "generalization/pilot": None,
     "generalization/pilot-doorkey": None,
 }
-#: The files compared byte for byte (the plots are not: matplotlib's output may differ between versions), and the
-#: test table of a set with zero-shot tests, compared where the set has one.
+#: The files compared byte for byte (the plots are not: matplotlib's output may differ between versions).
 COMPARED = ("report.md", "summary.csv", "aggregate.csv")
-COMPARED_IF_PRESENT = ("generalization.csv",)
 
 
 def _without_produced_by(text: str) -> list[str]:
@@ -44,8 +42,7 @@ def test_committed_report_regenerates_identically(name: str, tmp_path: Path) -> 
     extra = ("--claims", claims) if claims is not None else ()
     result = metarim("report", committed / "runs", "--out", out, *extra, cwd=ROOT, timeout=1800)
     assert result.returncode == 0, result.stderr
-    present = tuple(f for f in COMPARED_IF_PRESENT if (committed / f).exists())
-    for file in COMPARED + present:
+    for file in COMPARED:
         expected = (committed / file).read_text(encoding="utf-8")
         got = (out / file).read_text(encoding="utf-8")
         assert _without_produced_by(got) == _without_produced_by(expected), f"results/{name}/{file} differs"

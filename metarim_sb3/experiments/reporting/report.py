@@ -208,7 +208,8 @@ def build_report(
             verdict = verdict_v2(runs, claims, missing)
         else:
             verdict = verdict_markdown(claims, judge(claims, comparisons), envs, by_env, missing)
-    tests, files = report_section(runs, out, command)  # zero-shot tests of one-stage runs
+    # zero-shot tests of one-stage runs: where there are any, summary.csv is rewritten with a row per run and test env
+    tests, files = report_section(runs, out, command)
     written.update(files)
     verdict += tests  # after the summary table: the result of a grid that tests each run on several envs
     extra += paired_markdown(comparisons, reference)

@@ -2,13 +2,13 @@
 ``generalization.csv``, written by :mod:`metarim_sb3.experiments.training.generalization`).
 
 **In the report** (:func:`report_section`, called by :func:`~metarim_sb3.experiments.reporting.report.build_report`
-when a run wrote ``generalization.csv``): ``generalization.csv`` in the report folder, one row per run and test env,
-with the columns :data:`REPORT_COLUMNS`; in ``report.md``, per training env and test env, each agent's mean success over
-seeds with a 95 % t interval (none under 3 seeds), the paired difference of each RIM agent (an agent or variant of
-``rim``, ``meta-rim`` or ``reversed``) against the LSTM and against the GRU on common seeds (mean with a 95 % t
-interval, two-sided paired t test, Holm-corrected over all the comparisons of one training env), the training
-success over the third and the last quarter of the budget (the plateau check), and ``generalization.png`` (success
-against the test env, ordered by size, per agent).
+when a run wrote ``generalization.csv``): the report folder's ``summary.csv`` has one row per run and test env, the
+columns :data:`REPORT_COLUMNS` first, then the run's own summary columns; in ``report.md``, per training env and
+test env, each agent's mean success over seeds with a 95 % t interval (none under 3 seeds), the paired difference
+of each RIM agent (an agent or variant of ``rim``, ``meta-rim`` or ``reversed``) against the LSTM and against the
+GRU on common seeds (mean with a 95 % t interval, two-sided paired t test, Holm-corrected over all the comparisons
+of one training env), the training success over the third and the last quarter of the budget (the plateau check),
+and ``generalization.png`` (success against the test env, ordered by size, per agent).
 """
 
 from __future__ import annotations
@@ -27,8 +27,12 @@ from metarim_sb3.callbacks._common import write_csv
 from metarim_sb3.experiments.reporting.comparisons import holm
 from metarim_sb3.experiments.reporting.formatting import MIN_SEEDS_FOR_INTERVAL, format_estimate
 from metarim_sb3.experiments.reporting.runs import RunData
+from metarim_sb3.experiments.reporting.sections.summary import run_table
 from metarim_sb3.experiments.training.config import AGENTS, RIM_AGENTS
 from metarim_sb3.experiments.training.generalization import GENERALIZATION, HELDOUT
+
+#: The report's table of runs, one row per run and test env where runs have zero-shot tests.
+SUMMARY = "summary.csv"
 
 __all__ = [
     "BASELINES",
@@ -51,7 +55,8 @@ __all__ = [
 ]
 
 
-#: Columns of the report's ``generalization.csv``: one row per run and test env.
+#: The first columns of the report's ``summary.csv`` when runs have zero-shot tests: one row per run and test env
+#: (the run's own summary columns follow, but for ``agent`` and ``seed``).
 REPORT_COLUMNS = (
     "agent",
     "train_env",
@@ -74,7 +79,7 @@ PLATEAU_TOLERANCE = 0.05
 
 @dataclass(frozen=True)
 class TestRow:
-    """One run on one test env (a row of the report's ``generalization.csv``)."""
+    """One run on one test env (a row of the report's ``summary.csv``)."""
 
     agent: str
     #: The preset agent it is (its ``variant_of``, else itself).
@@ -144,18 +149,29 @@ def read_run_rows(run: RunData) -> list[TestRow] | None:
     return out
 
 
-def write_report_csv(rows: Sequence[TestRow], path: Path) -> Path:
+def write_report_csv(runs: Sequence[RunData], tests: Mapping[Path, Sequence[TestRow]], path: Path) -> Path:
     """
-    :param rows: every run's test rows.
-    :param path: the CSV to write: one row per run and test env, columns :data:`REPORT_COLUMNS`; the success
-        interval is the run's 95 % Wilson interval over its episodes (with the one CSV writer,
-        :func:`metarim_sb3.callbacks._common.write_csv`).
+    Write the report's ``summary.csv`` for runs with zero-shot tests.
+
+    :param runs: the report's runs.
+    :param tests: each run's test rows, by run folder (a run missing here, or with none, has no tests).
+    :param path: the CSV to write: one row per run and test env, the columns :data:`REPORT_COLUMNS` first (the
+        success interval is the run's 95 % Wilson interval over its episodes), then the run's summary columns
+        (:func:`~metarim_sb3.experiments.reporting.sections.summary.run_table`) but for ``agent`` and ``seed``;
+        the rows of tests in size order, then one row per run without tests, its test columns empty (with the one
+        CSV writer, :func:`metarim_sb3.callbacks._common.write_csv`).
     :return: ``path``.
     """
-    table: list[list[Any]] = [list(REPORT_COLUMNS)]
-    for r in _sorted(rows):
+    header, run_rows = run_table(runs)
+    keep = [i for i, name in enumerate(header) if name not in ("agent", "seed")]
+    by_key = {(run.env, run.agent, run.seed): [row[i] for i in keep] for run, row in zip(runs, run_rows, strict=True)}
+    table: list[list[Any]] = [[*REPORT_COLUMNS, *(header[i] for i in keep)]]
+    for r in _sorted([row for rows in tests.values() for row in rows]):
         table.append([r.agent, r.train_env, r.test_env, r.seed, r.episodes, r.success, r.ret,
-                      r.success_low, r.success_high])  # fmt: skip
+                      r.success_low, r.success_high, *by_key[(r.env, r.agent, r.seed)]])  # fmt: skip
+    for run, row in zip(runs, run_rows, strict=True):
+        if not tests.get(run.path):
+            table.append([run.agent, "", "", run.seed, "", "", "", "", "", *(row[i] for i in keep)])
     write_csv(path, table)
     return path
 
@@ -413,10 +429,10 @@ def _markdown(
         "Each run trained on one env (its training stage, no curriculum) and was then tested, with no further "
         f"training, on each listed stage of its family: {', '.join(map(str, episodes))} episodes per test env, the "
         "same episodes (env seeds: the run seed + 20,000) for every agent with the same seed; actions sampled as in "
-        "training. `generalization.csv`: one row per run and test env (success rate, mean return, the run's 95 % "
-        "Wilson interval over its episodes). Below, per test env (in size order; * = the training env, the "
-        "in-distribution reference): mean success over seeds with a 95 % t interval (clipped to [0, 1]; no "
-        "interval under 3 seeds).",
+        "training. `summary.csv`: one row per run and test env (success rate, mean return, the run's 95 % "
+        "Wilson interval over its episodes, then the run's own summary columns). Below, per test env (in size "
+        "order; * = the training env, the in-distribution reference): mean success over seeds with a 95 % t "
+        "interval (clipped to [0, 1]; no interval under 3 seeds).",
         "",
         f"| train env | test env | {' | '.join(names)} |",
         f"|---|---|{'---|' * len(names)}",
@@ -544,7 +560,8 @@ def report_section(runs: Sequence[RunData], out: Path, command: str = "") -> tup
     The report's zero-shot section, if any run wrote ``generalization.csv``.
 
     :param runs: the loaded runs of the report.
-    :param out: the report folder (``generalization.csv`` and ``generalization.png`` are written there).
+    :param out: the report folder (``summary.csv``, one row per run and test env, and ``generalization.png`` are
+        written there).
     :param command: the command that made the report.
     :return: the lines of ``report.md`` and the files written by name (both empty when no run has test rows).
     """
@@ -555,7 +572,7 @@ def report_section(runs: Sequence[RunData], out: Path, command: str = "") -> tup
     rows = [row for run in with_rows for row in per_run[run.path] or []]
     train_envs = {run.path: (per_run[run.path] or [])[0].train_env for run in with_rows}
     written = {
-        "generalization": write_report_csv(rows, out / GENERALIZATION),
+        "summary": write_report_csv(runs, {run.path: per_run[run.path] or [] for run in runs}, out / SUMMARY),
         "generalization_plot": plot(rows, out / "generalization.png"),
     }
     lines = _markdown(

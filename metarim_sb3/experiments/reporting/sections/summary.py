@@ -20,7 +20,7 @@ from metarim_sb3.experiments.reporting.sections.adaptation import shift_kms
 from metarim_sb3.experiments.reporting.stats import bootstrap_ci
 from metarim_sb3.experiments.training.result import RunResult
 
-__all__ = ["AggregateRow", "aggregate", "limits", "summary_table", "write_aggregate", "write_summary"]
+__all__ = ["AggregateRow", "aggregate", "limits", "run_table", "summary_table", "write_aggregate", "write_summary"]
 
 
 class AggregateRow(TypedDict):
@@ -89,11 +89,20 @@ def _fmt_stages(stages: list[int]) -> str:
 
 def write_summary(runs: list[RunData], path: Path) -> None:
     """
-    Write ``summary.csv``: one row per run (status, budget, speed, final stage, held-out success, and the frames
-    of each stage visit with whether it reached the success threshold).
+    Write ``summary.csv``: one row per run (:func:`run_table`).
 
     :param runs: loaded runs.
     :param path: the CSV to write (with the one CSV writer, :func:`metarim_sb3.callbacks._common.write_csv`).
+    """
+    header, rows = run_table(runs)
+    write_csv(path, [header, *rows])
+
+
+def run_table(runs: Sequence[RunData]) -> tuple[list[str], list[list[Any]]]:
+    """
+    :param runs: loaded runs.
+    :return: the header of ``summary.csv`` and one row per run, in ``runs`` order: status, budget, speed, final
+        stage, held-out success, and the frames of each stage visit with whether it reached the success threshold.
     """
     n_visits = max((len(r.visits) for r in runs), default=0)
     header = ["env", "agent", "seed", "status", "timesteps", "wall_time_s", "fps", "final_stage", "shifts"]
@@ -111,7 +120,7 @@ def write_summary(runs: list[RunData], path: Path) -> None:
         for frames, mastered in r.adaptation():
             row += [int(frames), int(mastered)]
         rows.append(row)
-    write_csv(path, rows)
+    return rows[0], rows[1:]
 
 
 def aggregate(runs: list[RunData]) -> list[AggregateRow]:

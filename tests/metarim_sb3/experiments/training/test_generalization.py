@@ -183,15 +183,19 @@ def test_report_table_and_section(tmp_path: Path) -> None:
             synthetic_run(runs, agent, seed)
     synthetic_run(runs, "lstm", 3)  # a seed no RIM agent has: never paired
     paths = build_report([runs], tmp_path / "rep", command="metarim report runs --out rep")
-    table = _rows(paths["generalization"])
-    assert tuple(table[0]) == REPORT_COLUMNS
+    table = _rows(paths["summary"])
+    assert paths["summary"] == tmp_path / "rep" / "summary.csv"
+    assert tuple(table[0])[: len(REPORT_COLUMNS)] == REPORT_COLUMNS
+    assert tuple(table[0])[len(REPORT_COLUMNS) :][:3] == ("env", "status", "timesteps")  # the run's own columns
     assert len(table) == (len(agents) * 3 + 1) * len(TESTS)
+    assert {(r["env"], r["status"], r["timesteps"]) for r in table} == {("MetaRIM-DoorKey-v0", "done", "4000")}
     first = table[0]  # sorted by train env, size, agent (baselines first), seed
     assert (first["agent"], first["train_env"], first["test_env"], first["seed"]) == ("lstm", "DoorKey-5x5",
                                                                                     "DoorKey-5x5", "0")  # fmt: skip
     rim = [r for r in table if r["agent"] == "rim" and r["test_env"] == "DoorKey-6x6"]
     assert [float(r["success"]) for r in rim] == [_success("rim", 0.5, s) for s in range(3)]
     assert {r["episodes"] for r in table} == {"100"} and paths["generalization_plot"].stat().st_size > 0
+    assert not (tmp_path / "rep" / "generalization.csv").exists()  # one table of runs: summary.csv
     report = paths["report"].read_text()
     section = report.split("## Zero-shot to larger envs")[1].split("\n## ")[0]
     assert section.index("| DoorKey-5x5 | DoorKey-5x5 * |") < section.index("| DoorKey-5x5 | DoorKey-16x16 |")
@@ -228,6 +232,16 @@ def test_report_without_tests_has_no_section(tmp_path: Path) -> None:
     paths = build_report([tmp_path / "runs"], tmp_path / "rep")
     assert "generalization" not in paths and not (tmp_path / "rep" / "generalization.csv").exists()
     assert "Zero-shot to larger envs" not in paths["report"].read_text()
+
+
+def test_a_run_without_tests_keeps_one_summary_row(tmp_path: Path) -> None:
+    synthetic_run(tmp_path / "runs", "lstm", 0)
+    synthetic_run(tmp_path / "runs", "rim", 0, tests=False)
+    table = _rows(build_report([tmp_path / "runs"], tmp_path / "rep")["summary"])
+    assert [r["agent"] for r in table] == ["lstm"] * len(TESTS) + ["rim"]
+    untested = table[-1]
+    assert untested["seed"] == "0" and untested["status"] == "done" and untested["test_env"] == ""
+    assert untested["success"] == "" and untested["env"] == "MetaRIM-DoorKey-v0"
 
 
 def test_two_seeds_print_no_interval(tmp_path: Path) -> None:
@@ -293,8 +307,8 @@ def test_tiny_grid_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "results"
     result = metarim("compare", "--preset", preset, "--out", out, "--workers", "2", "--allow-dirty", timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
-    table = _rows(out / "generalization.csv")
-    assert tuple(table[0]) == REPORT_COLUMNS and len(table) == 2 * 3 * 3
+    table = _rows(out / "summary.csv")
+    assert tuple(table[0])[: len(REPORT_COLUMNS)] == REPORT_COLUMNS and len(table) == 2 * 3 * 3
     assert {(r["agent"], r["test_env"]) for r in table} == {
         (a, e) for a in ("rim-k2", "lstm") for e in ("GoToObjS4", "GoToLocalS6N2", "GoToLocalS8N7")
     }
