@@ -8,7 +8,15 @@ metarim compare --preset results/generalization/pilot/preset.yaml --out results/
 # The pilot's report (its "Training plateau" table decides whether the budget stands), in a clean clone of the commit
 # that adds the runs:
 metarim report results/generalization/pilot/runs --out results/generalization/pilot
-# The repeated DoorKey pilot (pilot-doorkey/preset.yaml, declared before it ran), from a clean clone of its commit:
+# The repeated DoorKey pilot (pilot-doorkey/preset.yaml, declared before it ran), from a clean clone of its commit
+# (592f700):
 metarim compare --preset results/generalization/pilot-doorkey/preset.yaml --out results/generalization/pilot-doorkey --workers 1 --no-report
-# The runs (not started yet):
-# metarim compare --preset generalization --out results/generalization --no-report
+# Its report, in a clean clone of the commit that adds its runs (regenerated at 097a151 when summary.csv took one row
+# per run and test env):
+metarim report results/generalization/pilot-doorkey/runs --out results/generalization/pilot-doorkey
+# The runs (not started yet; they start when the study's runs leave the cores free), from a clean clone of the commit
+# that fixes the budgets (bf1d788, the AMENDMENT) or a later one, one seed per process for every agent (no
+# --seed-batch: lstm and gru cannot be batched with chunk_len null, and every agent is trained the same way):
+# metarim compare --preset generalization --out results/generalization --workers 2 --no-report
+# The report, in a clean clone of the commit that adds the last runs:
+# metarim report results/generalization/runs --out results/generalization
