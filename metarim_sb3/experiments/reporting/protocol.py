@@ -359,6 +359,25 @@ _HEADER = [
 ]
 
 
+def _scores_sentence(claims: Any) -> str:
+    """
+    :param claims: the preset's claims (``margin``, ``tau``).
+    :return: what each run's scores are and their scale, the scale the margin is in.
+    """
+    taus = ", ".join(f"{env} {frames:,}" for env, frames in claims.tau) or "not declared"
+    return (
+        "**Scores** (one per run, each between 0 and 1 or -1 and 1, so the margin "
+        f"{claims.margin:g} is in their units): *adaptation AUC* and *re-adaptation AUC*, the evaluation success "
+        "rate on the stage trained on, averaged over the adaptation horizon after a shift (first visits after a "
+        "shift and returns apart, each the mean over the run's visits of that kind); *time to threshold*, the "
+        "frames from a shift to the success threshold on a first visit (mean over them), capped at tau and divided "
+        f"by tau (a visit that did not reach it within tau counts 1; tau: {taus} frames); *forgetting*, success on "
+        "a stage when training left it minus its success when training returned to it (mean over stages); "
+        "*zero-shot success*, the success rate on the held-out stage at the end of training and, for *zero-shot at "
+        "mastery*, when the last training stage was first mastered (a run that never mastered it has no score)."
+    )
+
+
 def verdict_markdown_v2(
     claims: Any,
     by_family: Mapping[str, list[ClaimResult]],
@@ -391,6 +410,8 @@ def verdict_markdown_v2(
         "tests are on; the IQM and the paired probability of improvement (bootstrap CIs) are robustness lines. "
         "Power: of each claim's test at the Bonferroni level to detect an advantage of the margin, given the "
         "observed SD of the differences; 'pairs for 80 %' is the number of paired seeds that would give 80 %.",
+        "",
+        _scores_sentence(claims),
         "",
     ]
     every = [r for rs in by_family.values() for r in rs] + (pooled or [])

@@ -174,3 +174,14 @@ def test_power_at_the_standard_error_equals_power_from_the_sd() -> None:
     assert power_at(t.se, t.df, 0.05, 0.01) == pytest.approx(power(t.n, t.sd, 0.05, 0.01))
     pooled = pooled_test([t, t], [1, 1], 0.05)
     assert pooled.se == pytest.approx(t.se / math.sqrt(2)) and power_at(pooled.se, pooled.df, 0.05, 0.01) > 0
+
+
+def test_the_v2_verdict_says_what_each_score_is_and_its_tau() -> None:
+    from metarim_sb3.experiments.grid.presets import compare_preset
+    from metarim_sb3.experiments.reporting.protocol import verdict_markdown_v2
+
+    claims = compare_preset("study")["claims"]
+    text = "\n".join(verdict_markdown_v2(claims, {}, None, "not computed", {}))
+    assert f"so the margin {claims.margin:g} is in their units" in text
+    assert "capped at tau and divided by tau" in text and "MetaRIM-DoorKey-v0 40,960" in text
+    assert all(name in text for name in ("*adaptation AUC*", "*time to threshold*", "*forgetting*", "*zero-shot"))

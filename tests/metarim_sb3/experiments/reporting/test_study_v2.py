@@ -91,6 +91,7 @@ def test_tiny_v2_grid_end_to_end(tmp_path: Path) -> None:
     assert "(rule v2)" in report and "### Pooled (weights fixed in the preset" in report
     assert "| adapts faster | MetaRIM-GoTo-v0 | 3 |" in report
     assert "Secondary metrics (no verdict)" in report
+    assert "**Scores** (one per run" in report and "capped at tau and divided by tau" in report
 
 
 def test_committed_v2_preset_declares_the_protocol() -> None:
