@@ -29,7 +29,7 @@ from metarim_sb3.experiments.reporting.sections.adaptation import adaptation_auc
 from metarim_sb3.experiments.reporting.sections.cost import cost_markdown
 from metarim_sb3.experiments.reporting.sections.drift import drift_groups, drift_markdown
 from metarim_sb3.experiments.reporting.sections.forgetting import forgetting_markdown, forgetting_rows
-from metarim_sb3.experiments.reporting.sections.generalization import report_section
+from metarim_sb3.experiments.reporting.sections.generalization import report_section, run_tests, write_report_csv
 from metarim_sb3.experiments.reporting.sections.paired import paired_markdown, paired_rows
 from metarim_sb3.experiments.reporting.sections.summary import (
     AggregateRow,
@@ -169,7 +169,11 @@ def build_report(
     runs = [load_run(p) for p in find_runs(paths)]
     out.mkdir(parents=True, exist_ok=True)
     written = {"summary": out / "summary.csv", "aggregate": out / "aggregate.csv"}
-    write_summary(runs, written["summary"])
+    tests = run_tests(runs)  # zero-shot tests of one-stage runs: then summary.csv has a row per run and test env
+    if tests:
+        write_report_csv(runs, tests, written["summary"])
+    else:
+        write_summary(runs, written["summary"])
     rows = aggregate(runs)
     write_aggregate(rows, written["aggregate"])
     images = {}
@@ -208,10 +212,9 @@ def build_report(
             verdict = verdict_v2(runs, claims, missing)
         else:
             verdict = verdict_markdown(claims, judge(claims, comparisons), envs, by_env, missing)
-    # zero-shot tests of one-stage runs: where there are any, summary.csv is rewritten with a row per run and test env
-    tests, files = report_section(runs, out, command)
+    test_lines, files = report_section(runs, tests, out, command)
     written.update(files)
-    verdict += tests  # after the summary table: the result of a grid that tests each run on several envs
+    verdict += test_lines  # after the summary table: the result of a grid that tests each run on several envs
     extra += paired_markdown(comparisons, reference)
     extra += drift_markdown(runs, "drift.png")
     extra += cost_markdown(runs)

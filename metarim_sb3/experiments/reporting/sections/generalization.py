@@ -31,9 +31,6 @@ from metarim_sb3.experiments.reporting.sections.summary import run_table
 from metarim_sb3.experiments.training.config import AGENTS, RIM_AGENTS
 from metarim_sb3.experiments.training.generalization import GENERALIZATION, HELDOUT
 
-#: The report's table of runs, one row per run and test env where runs have zero-shot tests.
-SUMMARY = "summary.csv"
-
 __all__ = [
     "BASELINES",
     "PLATEAU_TOLERANCE",
@@ -50,6 +47,7 @@ __all__ = [
     "plot",
     "read_run_rows",
     "report_section",
+    "run_tests",
     "success_rows",
     "write_report_csv",
 ]
@@ -164,15 +162,18 @@ def write_report_csv(runs: Sequence[RunData], tests: Mapping[Path, Sequence[Test
     """
     header, run_rows = run_table(runs)
     keep = [i for i, name in enumerate(header) if name not in ("agent", "seed")]
-    by_key = {(run.env, run.agent, run.seed): [row[i] for i in keep] for run, row in zip(runs, run_rows, strict=True)}
-    table: list[list[Any]] = [[*REPORT_COLUMNS, *(header[i] for i in keep)]]
-    for r in _sorted([row for rows in tests.values() for row in rows]):
-        table.append([r.agent, r.train_env, r.test_env, r.seed, r.episodes, r.success, r.ret,
-                      r.success_low, r.success_high, *by_key[(r.env, r.agent, r.seed)]])  # fmt: skip
+    tested: list[tuple[TestRow, list[Any]]] = []
+    untested: list[list[Any]] = []
     for run, row in zip(runs, run_rows, strict=True):
+        own = [row[i] for i in keep]
+        tested += [(r, own) for r in tests.get(run.path, ())]
         if not tests.get(run.path):
-            table.append([run.agent, "", "", run.seed, "", "", "", "", "", *(row[i] for i in keep)])
-    write_csv(path, table)
+            untested.append([run.agent, "", "", run.seed, "", "", "", "", "", *own])
+    table: list[list[Any]] = [[*REPORT_COLUMNS, *(header[i] for i in keep)]]
+    for r, own in sorted(tested, key=lambda pair: _size_order(pair[0])):
+        table.append([r.agent, r.train_env, r.test_env, r.seed, r.episodes, r.success, r.ret,
+                      r.success_low, r.success_high, *own])  # fmt: skip
+    write_csv(path, table + untested)
     return path
 
 
@@ -181,8 +182,12 @@ def _agent_key(agent: str, base: str) -> tuple[int, str]:
     return (order.index(base) if base in order else len(order), agent)
 
 
+def _size_order(r: TestRow) -> tuple[str, int, tuple[int, str], int]:
+    return (r.train_env, r.order, _agent_key(r.agent, r.base), r.seed)
+
+
 def _sorted(rows: Sequence[TestRow]) -> list[TestRow]:
-    return sorted(rows, key=lambda r: (r.train_env, r.order, _agent_key(r.agent, r.base), r.seed))
+    return sorted(rows, key=_size_order)
 
 
 def mean_interval(values: Sequence[float]) -> tuple[float, float, float]:
@@ -555,26 +560,33 @@ def plot(rows: Sequence[TestRow], path: Path) -> Path:
     return path
 
 
-def report_section(runs: Sequence[RunData], out: Path, command: str = "") -> tuple[list[str], dict[str, Path]]:
+def run_tests(runs: Sequence[RunData]) -> dict[Path, list[TestRow]]:
     """
-    The report's zero-shot section, if any run wrote ``generalization.csv``.
+    :param runs: the loaded runs of the report.
+    :return: the test rows of each run that has some (:func:`read_run_rows`), by run folder; empty when none has.
+    """
+    return {run.path: rows for run in runs if (rows := read_run_rows(run))}
+
+
+def report_section(
+    runs: Sequence[RunData], tests: Mapping[Path, Sequence[TestRow]], out: Path, command: str = ""
+) -> tuple[list[str], dict[str, Path]]:
+    """
+    The report's zero-shot section, if any run wrote ``generalization.csv`` (its ``summary.csv`` is
+    :func:`write_report_csv`'s, written by the report).
 
     :param runs: the loaded runs of the report.
-    :param out: the report folder (``summary.csv``, one row per run and test env, and ``generalization.png`` are
-        written there).
+    :param tests: from :func:`run_tests`.
+    :param out: the report folder (``generalization.png`` is written there).
     :param command: the command that made the report.
     :return: the lines of ``report.md`` and the files written by name (both empty when no run has test rows).
     """
-    per_run = {run.path: read_run_rows(run) for run in runs}
-    with_rows = [run for run in runs if per_run[run.path]]
+    with_rows = [run for run in runs if run.path in tests]
     if not with_rows:
         return [], {}
-    rows = [row for run in with_rows for row in per_run[run.path] or []]
-    train_envs = {run.path: (per_run[run.path] or [])[0].train_env for run in with_rows}
-    written = {
-        "summary": write_report_csv(runs, {run.path: per_run[run.path] or [] for run in runs}, out / SUMMARY),
-        "generalization_plot": plot(rows, out / "generalization.png"),
-    }
+    rows = [row for run in with_rows for row in tests[run.path]]
+    train_envs = {run.path: tests[run.path][0].train_env for run in with_rows}
+    written = {"generalization_plot": plot(rows, out / "generalization.png")}
     lines = _markdown(
         rows, success_rows(rows), paired_rows(rows), plateau_rows(with_rows, train_envs), "generalization.png",
         command, with_rows,
