@@ -48,6 +48,7 @@ __all__ = [
     "Paired",
     "forgetting_on_return",
     "judge_family",
+    "judge_pooled",
     "paired_test",
     "pooled_test",
     "power",
@@ -338,6 +339,30 @@ def judge_family(
     return out
 
 
+def judge_pooled(claims: Any, by_family: Mapping[str, list[ClaimResult]]) -> tuple[list[ClaimResult] | None, str]:
+    """
+    The pooled verdict: per claim the families' mean advantages weighted by the declared weights
+    (:func:`pooled_test`), Holm over the claims (:func:`judge_family`). A claim with fewer than 3 pairs in any family
+    of the pooling gets no pooled test (0 pairs, inconclusive).
+
+    :param claims: the preset's claims (``items``, ``alpha``, ``margin``, ``weights``: env -> weight).
+    :param by_family: env -> the results of every claim on that env, in the order of ``claims.items``.
+    :return: the pooled results (``None`` when a weighted family has no complete runs) and one sentence on the
+        pooling (its weights, and why it was not computed).
+    """
+    weights = dict(claims.weights)
+    absent = [e for e in weights if e not in by_family]
+    note = "weights fixed in the preset: " + ", ".join(f"{e} {w:g}" for e, w in weights.items())
+    if absent:
+        return None, note + f"; not computed: no complete runs of {', '.join(absent)}"
+    tests = []
+    for i in range(len(claims.items)):
+        families = [by_family[e][i].paired for e in weights]
+        enough = min(f.n for f in families) >= 3
+        tests.append(pooled_test(families, list(weights.values()), claims.margin) if enough else paired_test([], 0))
+    return judge_family(claims.items, tests, claims.alpha, claims.margin), note
+
+
 def _row(r: ClaimResult, label: str, verdict: bool = True) -> str:
     t = r.paired
     est = format_estimate(t.mean, t.low, t.high, t.n, digits=3)
@@ -406,7 +431,10 @@ def verdict_markdown_v2(
         f"mean advantage <= 0 rejected at Holm-adjusted p < {claims.alpha:g}. **Not supported**: the one-sided t "
         f"test of a mean advantage >= the margin {claims.margin:g} rejected at Holm-adjusted p < {claims.alpha:g} "
         "(the same correction). **Inconclusive**: neither, or fewer than 3 pairs. Holm runs over the claims of each "
-        "family (env) and of the pooled verdict. The interval is the 95 % t interval of the mean, the statistic the "
+        "family (env) and of the pooled verdict. **Pooled**: the families' mean advantages weighted by the weights "
+        "declared in the preset, with a Welch-Satterthwaite t test and interval ('pairs' is the sum over the "
+        "families); a claim with fewer than 3 pairs in any family of the pooling gets no pooled test (0 pairs, "
+        "inconclusive). The interval is the 95 % t interval of the mean, the statistic the "
         "tests are on; the IQM and the paired probability of improvement (bootstrap CIs) are robustness lines. "
         "Power: of each claim's test at the Bonferroni level to detect an advantage of the margin, given the "
         "observed SD of the differences; 'pairs for 80 %' is the number of paired seeds that would give 80 %.",

@@ -12,8 +12,7 @@ from metarim_sb3.experiments.reporting.protocol import (
     HIGHER_IS_BETTER,
     forgetting_on_return,
     judge_family,
-    paired_test,
-    pooled_test,
+    judge_pooled,
     score_run,
     verdict_markdown_v2,
 )
@@ -70,21 +69,7 @@ def verdict_v2(runs: list[RunData], claims: Claims, missing: str) -> list[str]:
 
     by_family = {e: judge_family(claims.items, [diffs(e, c.metric, c.against) for c in claims.items],
                                  claims.alpha, claims.margin) for e in envs}  # fmt: skip
-    weights = dict(claims.weights)
-    absent = [e for e in weights if e not in by_family]
-    note = "weights fixed in the preset: " + ", ".join(f"{e} {w:g}" for e, w in weights.items())
-    pooled = None
-    if absent:
-        note += f"; not computed: no complete runs of {', '.join(absent)}"
-    else:  # a claim with fewer than 3 pairs in some family gets no pooled test (inconclusive)
-        pooled_tests = []
-        for i in range(len(claims.items)):
-            families = [by_family[e][i].paired for e in weights]
-            fewest = min(families, key=lambda f: f.n)
-            pooled_tests.append(
-                pooled_test(families, list(weights.values()), claims.margin) if fewest.n >= 3 else paired_test([], 0)
-            )
-        pooled = judge_family(claims.items, pooled_tests, claims.alpha, claims.margin)
+    pooled, note = judge_pooled(claims, by_family)
     secondary_items = [
         Claim(f"{claims.reference} vs {a}: {m}", m, a) for m in claims.secondary for a in agent_order(
             {c.against for c in claims.items})

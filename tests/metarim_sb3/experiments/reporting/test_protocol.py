@@ -16,6 +16,7 @@ from metarim_sb3.experiments.reporting.metrics import AdaptationAUC, Visit, visi
 from metarim_sb3.experiments.reporting.protocol import (
     forgetting_on_return,
     judge_family,
+    judge_pooled,
     paired_test,
     pooled_test,
     power,
@@ -185,3 +186,33 @@ def test_the_v2_verdict_says_what_each_score_is_and_its_tau() -> None:
     assert f"so the margin {claims.margin:g} is in their units" in text
     assert "capped at tau and divided by tau" in text and "MetaRIM-DoorKey-v0 40,960" in text
     assert all(name in text for name in ("*adaptation AUC*", "*time to threshold*", "*forgetting*", "*zero-shot"))
+
+
+def test_the_v2_verdict_says_how_the_pooled_verdict_is_formed() -> None:
+    """The pooled rows' mean, interval and 'pairs' differ from the families' (a weighted mean of family means, a
+    Welch-Satterthwaite interval, the pairs summed), and a claim with too few pairs in one family has none: the
+    verdict's text says so, beside the rows it explains."""
+    from metarim_sb3.experiments.grid.presets import compare_preset
+    from metarim_sb3.experiments.reporting.protocol import verdict_markdown_v2
+
+    text = "\n".join(verdict_markdown_v2(compare_preset("study")["claims"], {}, None, "not computed", {}))
+    assert "**Pooled**: the families' mean advantages weighted by the weights declared in the preset" in text
+    assert "Welch-Satterthwaite" in text and "'pairs' is the sum over the families" in text
+    assert "fewer than 3 pairs in any family of the pooling gets no pooled test" in text
+
+
+def test_judge_pooled_pools_weighted_families_and_skips_claims_with_too_few_pairs() -> None:
+    from types import SimpleNamespace
+
+    items = [Claim("a", "adaptation AUC", "lstm"), Claim("b", "forgetting", "lstm")]
+    claims = SimpleNamespace(items=items, alpha=0.05, margin=0.05, weights=(("E1", 1.0), ("E2", 1.0)))
+    e1 = [[0.3, 0.2, 0.25, 0.35], [0.1, 0.2, 0.15]]
+    e2 = [[0.1, 0.0, 0.05], [0.1, 0.2]]  # claim b: 2 pairs on E2
+    by_family = {"E1": judge_family(items, e1, 0.05, 0.05), "E2": judge_family(items, e2, 0.05, 0.05)}
+    pooled, note = judge_pooled(claims, by_family)
+    assert pooled is not None and note == "weights fixed in the preset: E1 1, E2 1"
+    assert pooled[0].paired.n == 7 and pooled[0].paired.mean == pytest.approx((np.mean(e1[0]) + np.mean(e2[0])) / 2)
+    assert pooled[0].paired == pooled_test([by_family["E1"][0].paired, by_family["E2"][0].paired], [1, 1], 0.05)
+    assert pooled[1].paired.n == 0 and pooled[1].verdict == "inconclusive"
+    missing, why = judge_pooled(claims, {"E1": by_family["E1"]})
+    assert missing is None and why.endswith("; not computed: no complete runs of E2")
