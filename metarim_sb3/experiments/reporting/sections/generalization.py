@@ -166,8 +166,9 @@ def write_report_csv(runs: Sequence[RunData], tests: Mapping[Path, Sequence[Test
     untested: list[list[Any]] = []
     for run, row in zip(runs, run_rows, strict=True):
         own = [row[i] for i in keep]
-        tested += [(r, own) for r in tests.get(run.path, ())]
-        if not tests.get(run.path):
+        its_tests = tests.get(run.path, ())
+        tested += [(r, own) for r in its_tests]
+        if not its_tests:
             untested.append([run.agent, "", "", run.seed, "", "", "", "", "", *own])
     table: list[list[Any]] = [[*REPORT_COLUMNS, *(header[i] for i in keep)]]
     for r, own in sorted(tested, key=lambda pair: _size_order(pair[0])):
