@@ -7,8 +7,9 @@ columns :data:`REPORT_COLUMNS` first, then the run's own summary columns; in ``r
 test env, each agent's mean success over seeds with a 95 % t interval (none under 3 seeds), the paired difference
 of each RIM agent (an agent or variant of ``rim``, ``meta-rim`` or ``reversed``) against the LSTM and against the
 GRU on common seeds (mean with a 95 % t interval, two-sided paired t test, Holm-corrected over all the comparisons
-of one training env), the training success over the third and the last quarter of the budget (the plateau check),
-and ``generalization.png`` (success against the test env, ordered by size, per agent).
+of one training env) with the verdict of the preset's rule (:mod:`.generalization_verdict`), the training success
+over the third and the last quarter of the budget (the plateau check), and ``generalization.png`` (success against
+the test env, ordered by size, per agent).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from metarim_sb3.callbacks._common import write_csv
 from metarim_sb3.experiments.reporting.comparisons import holm
 from metarim_sb3.experiments.reporting.formatting import MIN_SEEDS_FOR_INTERVAL, format_estimate
 from metarim_sb3.experiments.reporting.runs import RunData
+from metarim_sb3.experiments.reporting.sections.generalization_verdict import direction, verdict_markdown
 from metarim_sb3.experiments.reporting.sections.summary import run_table
 from metarim_sb3.experiments.training.config import AGENTS, RIM_AGENTS
 from metarim_sb3.experiments.training.generalization import GENERALIZATION, HELDOUT
@@ -236,6 +238,8 @@ class PairedRow:
 
     train_env: str
     test_env: str
+    #: Whether the test env is the training env.
+    in_distribution: bool
     agent: str
     baseline: str
     n: int
@@ -328,9 +332,9 @@ def paired_rows(rows: Sequence[TestRow]) -> list[PairedRow]:
     agents = sorted({(r.agent, r.base) for r in rows}, key=lambda a: _agent_key(*a))
     rims = [a for a, base in agents if base in RIM_AGENTS]
     baselines = [b for b in BASELINES if any(a == b for a, _ in agents)]
-    tests = sorted({(r.train_env, r.order, r.test_env) for r in rows})
-    raw: list[tuple[str, str, str, str, tuple[int, float, float, float, float]]] = []
-    for train_env, _, test_env in tests:
+    tests = sorted({(r.train_env, r.order, r.test_env, r.in_distribution) for r in rows})
+    raw: list[tuple[str, str, bool, str, str, tuple[int, float, float, float, float]]] = []
+    for train_env, _, test_env, in_dist in tests:
         for agent in rims:
             for baseline in baselines:
                 seeds = sorted(
@@ -342,13 +346,13 @@ def paired_rows(rows: Sequence[TestRow]) -> list[PairedRow]:
                     for s in seeds
                 ]
                 if d:
-                    raw.append((train_env, test_env, agent, baseline, paired_t(d)))
+                    raw.append((train_env, test_env, in_dist, agent, baseline, paired_t(d)))
     out = []
     for train_env in sorted({t for t, *_ in raw}):
         family = [item for item in raw if item[0] == train_env]
-        adjusted = holm([item[4][4] for item in family])
-        for (t, e, a, b, (n, mean, low, high, p)), p_holm in zip(family, adjusted, strict=True):
-            out.append(PairedRow(t, e, a, b, n, mean, low, high, p, float(p_holm)))
+        adjusted = holm([item[5][4] for item in family])
+        for (t, e, i, a, b, (n, mean, low, high, p)), p_holm in zip(family, adjusted, strict=True):
+            out.append(PairedRow(t, e, i, a, b, n, mean, low, high, p, float(p_holm)))
     return out
 
 
@@ -465,15 +469,16 @@ def _markdown(
     ]
     if paired:
         lines += [
-            "| train env | test env | agent | against | pairs | mean difference [95% CI] | p | Holm p |",
-            "|---|---|---|---|---|---|---|---|",
+            "| train env | test env | agent | against | pairs | mean difference [95% CI] | p | Holm p | result |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for c in paired:
             estimate = format_estimate(c.mean, c.low, c.high, c.n)
             lines.append(
                 f"| {c.train_env} | {c.test_env} | {c.agent} | {c.baseline} | {c.n} | {estimate} "
-                f"| {_fmt_p(c.p)} | {_fmt_p(c.p_holm)} |"
+                f"| {_fmt_p(c.p)} | {_fmt_p(c.p_holm)} | {direction(c)} |"
             )
+        lines += verdict_markdown(paired, BASELINES)
     else:
         lines.append("No comparison: the runs hold no RIM agent with an `lstm` or `gru` run of the same seed.")
     lines += [

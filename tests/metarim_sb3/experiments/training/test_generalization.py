@@ -214,8 +214,17 @@ def test_report_table_and_section(tmp_path: Path) -> None:
     assert float(cells[6]) == pytest.approx(p, abs=1e-3)
     # Holm over the 3 test envs x 3 RIM agents x 2 baselines of the training env
     comparisons = [x for x in section.splitlines() if x.startswith("| DoorKey-5x5 | DoorKey-")]
-    paired = [x for x in comparisons if x.count("|") == 9]
+    paired = [x for x in comparisons if x.count("|") == 10]
     assert len(paired) == 3 * 3 * 2
+    for x in paired:  # each row's result is its Holm p and sign read by the preset's rule
+        row = [c.strip() for c in x.split("|")[1:-1]]
+        resolved = row[7] == "<0.001" or float(row[7]) < 0.05
+        sign = "better" if float(row[5].split()[0]) > 0 else "worse"
+        assert row[8] == (sign if resolved else "no difference resolved"), x
+    verdicts = section.split("### Verdict: does a RIM agent generalize")[1].split("### Training plateau")[0]
+    verdict_rows = [x for x in verdicts.splitlines() if x.startswith("| DoorKey-5x5 | ")]
+    assert [x.split("|")[2].strip() for x in verdict_rows] == ["meta-rim", "rim", "rim-k2"]
+    assert all(x.endswith(("| **supported** |", "| **not supported** |", "| **inconclusive** |")) for x in verdict_rows)
     assert not any("| lstm | gru |" in x or x.split("|")[3].strip() in ("lstm", "gru") for x in paired)
     holm = float(cells[7]) if cells[7] != "<0.001" else 0.0
     assert holm >= float(cells[6]) - 1e-3 and holm <= min(1.0, 18 * p) + 1e-3
