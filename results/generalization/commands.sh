@@ -14,9 +14,13 @@ metarim compare --preset results/generalization/pilot-doorkey/preset.yaml --out 
 # Its report, in a clean clone of the commit that adds its runs (regenerated at 097a151 when summary.csv took one row
 # per run and test env):
 metarim report results/generalization/pilot-doorkey/runs --out results/generalization/pilot-doorkey
-# The runs (not started yet; they start when the study's runs leave the cores free), from a clean clone of the commit
-# that fixes the budgets (bf1d788, the AMENDMENT) or a later one, one seed per process for every agent (no
-# --seed-batch: lstm and gru cannot be batched with chunk_len null, and every agent is trained the same way):
-# metarim compare --preset generalization --out results/generalization --workers 2 --no-report
-# The report, in a clean clone of the commit that adds the last runs:
+# The runs: from a clean clone at e0cff30, a later commit than the one that fixes the budgets (bf1d788, the
+# AMENDMENT): since bf1d788 only the report code changed (the declared decision rule, c01795d, before any run) and
+# the preset's text was rewrapped; training, envs and settings are the same. Started 2026-12-07 09:10 UTC, 2 workers, one
+# seed per process for every agent (no --seed-batch: lstm and gru cannot be batched with chunk_len null, and every
+# agent is trained the same way). Each finished run's summary files are committed under runs/ as it finishes (model
+# zips, checkpoints, logs and tensorboard files are not). Resumable: the same command continues the grid.
+git clone <this repository> gen && cd gen && git checkout e0cff30
+metarim compare --preset generalization --out results/generalization --workers 2 --no-report
+# The report (not written yet: the runs are not all finished), in a clean clone of the commit that adds the last runs:
 # metarim report results/generalization/runs --out results/generalization
