@@ -29,8 +29,8 @@ rule, fixed before the runs are read:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -50,6 +50,7 @@ __all__ = [
     "judge_family",
     "judge_pooled",
     "paired_test",
+    "pooled_seeds_needed",
     "pooled_test",
     "power",
     "power_at",
@@ -273,14 +274,54 @@ def seeds_needed(sd: float, effect: float, alpha: float, target: float = 0.8, mo
     """
     if not sd > 0:
         return None
+    return _fewest(lambda n: power(n, sd, effect, alpha), target, most)
+
+
+def pooled_seeds_needed(
+    sds: Sequence[float],
+    weights: Sequence[float],
+    effect: float,
+    alpha: float,
+    target: float = 0.8,
+    most: int = 100_000,
+) -> int | None:
+    """
+    The pairs a pooled claim (:func:`pooled_test`) would need: the same number in every family, each family keeping
+    its observed SD; the Welch-Satterthwaite t test of the weighted mean.
+
+    :param sds: SD of the paired differences, per family.
+    :param weights: the declared weight of each family (normalised here).
+    :param effect: the true mean advantage to detect.
+    :param alpha: one-sided level.
+    :param target: the power wanted.
+    :param most: give up above this many pairs per family.
+    :return: the pairs summed over the families (as the pooled 'pairs' column counts them), ``None`` if no SD is
+        > 0, one is not a number, or it is over ``most`` per family.
+    """
+    w = np.asarray(weights, dtype=float)
+    terms = (w / w.sum()) ** 2 * np.asarray(sds, dtype=float) ** 2  # each family's share of n * se^2
+    if np.isnan(terms).any() or not terms.sum() > 0:
+        return None
+
+    def pooled_power(n: int) -> float:
+        se2 = float(terms.sum()) / n
+        df = se2**2 / float(np.sum((terms / n) ** 2) / (n - 1))
+        return power_at(math.sqrt(se2), df, effect, alpha)
+
+    per_family = _fewest(pooled_power, target, most)
+    return None if per_family is None else per_family * len(terms)
+
+
+def _fewest(power_of: Callable[[int], float], target: float, most: int) -> int | None:
+    """The smallest ``n >= 2`` with ``power_of(n) >= target`` (power rises with ``n``), ``None`` above ``most``."""
     low, high = 2, 2
-    while power(high, sd, effect, alpha) < target:
+    while power_of(high) < target:
         if high >= most:
             return None
         low, high = high, min(high * 2, most)
     while low < high:
         mid = (low + high) // 2
-        if power(mid, sd, effect, alpha) >= target:
+        if power_of(mid) >= target:
             high = mid
         else:
             low = mid + 1
@@ -355,12 +396,21 @@ def judge_pooled(claims: Any, by_family: Mapping[str, list[ClaimResult]]) -> tup
     note = "weights fixed in the preset: " + ", ".join(f"{e} {w:g}" for e, w in weights.items())
     if absent:
         return None, note + f"; not computed: no complete runs of {', '.join(absent)}"
-    tests = []
+    tests, sds = [], []
     for i in range(len(claims.items)):
         families = [by_family[e][i].paired for e in weights]
         enough = min(f.n for f in families) >= 3
         tests.append(pooled_test(families, list(weights.values()), claims.margin) if enough else paired_test([], 0))
-    return judge_family(claims.items, tests, claims.alpha, claims.margin), note
+        sds.append([f.sd for f in families])
+    results = judge_family(claims.items, tests, claims.alpha, claims.margin)
+    # judge_family has no single SD to size a pooled claim by: size it by the families' SDs, at the same level
+    tested = [t.n >= 3 and not math.isnan(t.p_above_zero) for t in tests]
+    level = claims.alpha / max(sum(tested), 1)
+    needed = [
+        pooled_seeds_needed(s, list(weights.values()), claims.margin, level) if ok else None
+        for s, ok in zip(sds, tested, strict=True)
+    ]
+    return [replace(r, needed=n) for r, n in zip(results, needed, strict=True)], note
 
 
 def _row(r: ClaimResult, label: str, verdict: bool = True) -> str:
@@ -437,7 +487,8 @@ def verdict_markdown_v2(
         "inconclusive). The interval is the 95 % t interval of the mean, the statistic the "
         "tests are on; the IQM and the paired probability of improvement (bootstrap CIs) are robustness lines. "
         "Power: of each claim's test at the Bonferroni level to detect an advantage of the margin, given the "
-        "observed SD of the differences; 'pairs for 80 %' is the number of paired seeds that would give 80 %.",
+        "observed SD of the differences; 'pairs for 80 %' is the number of paired seeds that would give 80 % (pooled: "
+        "the sum over the families, with as many pairs in each and each family's observed SD).",
         "",
         _scores_sentence(claims),
         "",

@@ -18,6 +18,7 @@ from metarim_sb3.experiments.reporting.protocol import (
     judge_family,
     judge_pooled,
     paired_test,
+    pooled_seeds_needed,
     pooled_test,
     power,
     power_at,
@@ -67,6 +68,26 @@ def test_power_and_seeds_needed_agree() -> None:
     assert n is not None and approx <= n <= approx + 3
     assert power(n, 0.1, 0.05, 0.05) >= 0.8 > power(n - 1, 0.1, 0.05, 0.05)
     assert seeds_needed(0.0, 0.05, 0.05) is None and math.isnan(power(1, 0.1, 0.05, 0.05))
+
+
+def test_pooled_seeds_needed_is_the_paired_calculation_for_one_family_and_counts_every_family() -> None:
+    # one family: the weighted mean is that family's mean, and Welch's df is n - 1: the paired t test itself
+    assert pooled_seeds_needed([0.3], [2.0], 0.05, 0.01) == seeds_needed(0.3, 0.05, 0.01)
+    # two families with the same SD, equal weights: the pooled mean has SD 0.3 / sqrt(2 n), so about as many pairs in
+    # all as one family alone (Welch's df 2 n - 2 instead of 2 n - 1), split evenly
+    one, both = seeds_needed(0.3, 0.05, 0.01), pooled_seeds_needed([0.3, 0.3], [1, 1], 0.05, 0.01)
+    assert both is not None and one is not None and both % 2 == 0 and one <= both <= one + 3
+    # a noisy family with half the weight of a quiet one: more pairs in all than the quiet one alone needs in each of
+    # two families, fewer than the noisy one alone
+    mixed, quiet, noisy = (
+        pooled_seeds_needed([0.6, 0.1], [1, 2], 0.05, 0.01),
+        seeds_needed(0.1, 0.05, 0.01),
+        seeds_needed(0.6, 0.05, 0.01),
+    )
+    assert mixed is not None and quiet is not None and noisy is not None and 2 * quiet < mixed < noisy
+    assert pooled_seeds_needed([0.0, 0.0], [1, 1], 0.05, 0.01) is None
+    assert pooled_seeds_needed([0.3, math.nan], [1, 1], 0.05, 0.01) is None
+    assert pooled_seeds_needed([0.3], [1], 0.05, 0.01, most=10) is None
 
 
 CLAIMS = [Claim("a", "adaptation AUC", "lstm"), Claim("b", "adaptation AUC", "gru"), Claim("c", "x", "rim")]
@@ -213,6 +234,9 @@ def test_judge_pooled_pools_weighted_families_and_skips_claims_with_too_few_pair
     assert pooled is not None and note == "weights fixed in the preset: E1 1, E2 1"
     assert pooled[0].paired.n == 7 and pooled[0].paired.mean == pytest.approx((np.mean(e1[0]) + np.mean(e2[0])) / 2)
     assert pooled[0].paired == pooled_test([by_family["E1"][0].paired, by_family["E2"][0].paired], [1, 1], 0.05)
-    assert pooled[1].paired.n == 0 and pooled[1].verdict == "inconclusive"
+    assert pooled[1].paired.n == 0 and pooled[1].verdict == "inconclusive" and pooled[1].needed is None
+    # one pooled claim tested, so at the full level; sized by the families' SDs, not left blank
+    sds = [by_family[e][0].paired.sd for e in ("E1", "E2")]
+    assert pooled[0].needed == pooled_seeds_needed(sds, [1, 1], 0.05, 0.05) is not None
     missing, why = judge_pooled(claims, {"E1": by_family["E1"]})
     assert missing is None and why.endswith("; not computed: no complete runs of E2")
