@@ -406,10 +406,6 @@ def _fmt_p(p: float) -> str:
     return "n/a" if math.isnan(p) else ("<0.001" if p < 0.001 else f"{p:.3f}")
 
 
-def _fmt_mean(estimate: tuple[float, float, float], n: int) -> str:
-    return format_estimate(*estimate, n)
-
-
 def _markdown(
     rows: Sequence[TestRow],
     means: Sequence[SuccessRow],
@@ -453,7 +449,8 @@ def _markdown(
         key = (m["train_env"], m["test_env"])
         if (*key, m["in_distribution"]) not in tests:
             tests.append((*key, m["in_distribution"]))
-        cells[key][m["agent"]] = f"{_fmt_mean(m['success'], m['seeds'])} (n={m['seeds']})"
+        text = format_estimate(*m["success"], m["seeds"])  # under 3 seeds it names n itself: "(n=1: no interval)"
+        cells[key][m["agent"]] = text if "no interval" in text else f"{text} (n={m['seeds']})"
     for train_env, test_env, in_dist in tests:
         row = [cells[(train_env, test_env)].get(a, "-") for a in names]
         lines.append(f"| {train_env} | {test_env}{' *' if in_dist else ''} | {' | '.join(row)} |")

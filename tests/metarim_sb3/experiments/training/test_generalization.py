@@ -175,6 +175,17 @@ def test_mean_interval_and_paired_t_match_scipy() -> None:
     assert math.isnan(paired_t([0.3])[4])
 
 
+def test_a_mean_under_3_seeds_names_its_seeds_once(tmp_path: Path) -> None:
+    for agent in ("lstm", "rim"):
+        synthetic_run(tmp_path / "runs", agent, 0)
+    report = build_report([tmp_path / "runs"], tmp_path / "rep")["report"].read_text()
+    line = next(x for x in report.splitlines() if x.startswith("| DoorKey-5x5 | DoorKey-6x6 |"))
+    assert (
+        line == f"| DoorKey-5x5 | DoorKey-6x6 | {_success('lstm', 0.5, 0):.2f} (n=1: no interval) | "
+        f"{_success('rim', 0.5, 0):.2f} (n=1: no interval) |"
+    )
+
+
 def test_report_table_and_section(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     agents = list(OFFSETS)
