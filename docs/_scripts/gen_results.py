@@ -2,8 +2,9 @@
 
 Each folder of ``results/`` (e.g. ``results/quick/``, written by ``metarim compare``) becomes a page of its own,
 ``results/<name>.md``: its ``report.md`` if it has one, then every plot, every small CSV as a table (larger ones as
-downloads), and every small text file (commands, configs) verbatim. ``results/index.md`` lists the pages; a result
-set the docs expect (:data:`RESULT_SETS`) that has no committed files yet, or no report, gets a page that says so.
+downloads), and every small text file (commands, configs) verbatim. ``results/index.md`` lists the pages, each
+with its report's one-line verdict where it has one; a result set the docs expect (:data:`RESULT_SETS`) that has no
+committed files yet, or no report, gets a page that says so.
 Only files tracked by git are used, so a local, uncommitted run never shows up by accident; set
 ``METARIM_DOCS_RESULTS=all`` to preview one. Outside a git checkout all files are used.
 
@@ -65,6 +66,22 @@ def _first_heading_level(markdown: str) -> int | None:
         match = None if in_code else re.match(r"(#{1,6}) ", line)
         if match:
             return len(match.group(1))
+    return None
+
+
+#: The line a report with a verdict starts its summary with (``metarim report --claims``).
+IN_SHORT = "**In short:** "
+
+
+def verdict_in_short(report: Path) -> str | None:
+    """The verdict's one-line summary in a committed ``report.md`` (its ``**In short:**`` line), for the index.
+
+    :param report: the report file.
+    :return: the summary after ``**In short:**``, or ``None`` if the report has no verdict.
+    """
+    for line in report.read_text().splitlines():
+        if line.startswith(IN_SHORT):
+            return line[len(IN_SHORT) :].strip()
     return None
 
 
@@ -234,7 +251,10 @@ def generate(results_dir: Path, out_dir: Path) -> Path:
         page = out_dir / f"{_page_name(name)}.md"
         write_if_changed(page, header + "\n".join(page_lines))
         kept.add(page.resolve())
-        lines.append(f"- {{doc}}`{folder} <{_page_name(name)}>`{': ' + what if what else ''}{state}")
+        entry = f"- {{doc}}`{folder} <{_page_name(name)}>`{': ' + what if what else ''}{state}"
+        report = next((f for f in groups.get(name, []) if f.relative_to(results_dir).parts[1:] == ("report.md",)), None)
+        short = verdict_in_short(report) if report is not None else None
+        lines.append(entry + (f". **Verdict, in short:** {short}" if short else ""))
         entries.append(_page_name(name))
     lines += ["", "```{toctree}", ":hidden:", "", *entries, "```", ""]
     index = out_dir / "index.md"

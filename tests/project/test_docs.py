@@ -235,6 +235,23 @@ def test_results_pages_one_per_set_study_first(tmp_path: Path, monkeypatch: pyte
     assert "{download}" not in v1 and "No `report.md`" not in v1
 
 
+def test_results_index_gives_each_verdict_in_short(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(gen_results.RESULTS_ENV, "all")
+    study = tmp_path / "results" / "study"
+    (study / "runs").mkdir(parents=True)
+    (study / "report.md").write_text(
+        "# metarim report\n\n## Verdict\n\n**In short:** GoTo: 1 supported, 2 inconclusive.\n"
+    )
+    (study / "runs" / "report.md").write_text("**In short:** not the set's report\n")  # only the set's own report
+    (tmp_path / "results" / "quick").mkdir()
+    (tmp_path / "results" / "quick" / "report.md").write_text("# metarim report\n\nNo claims here.\n")
+    index = gen_results.generate(tmp_path / "results", tmp_path / "out").read_text()
+    entries = {line.split("<")[1].split(">")[0]: line for line in index.splitlines() if line.startswith("- {doc}")}
+    assert entries["study"].endswith(". **Verdict, in short:** GoTo: 1 supported, 2 inconclusive.")
+    assert "in short" not in entries["quick"] and "in short" not in entries["bench"]
+    assert index.count("Verdict, in short") == 1
+
+
 def _site(root: Path, pages: dict[str, str]) -> Path:
     for name, body in pages.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
