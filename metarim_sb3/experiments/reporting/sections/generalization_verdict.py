@@ -76,6 +76,10 @@ ALPHA = 0.05
 BETTER, WORSE, UNRESOLVED = "better", "worse", "no difference resolved"
 
 
+#: The claim's verdicts, in the order the report counts them.
+VERDICTS = ("supported", "not supported", "inconclusive")
+
+
 def direction(row: Comparison) -> str:
     """
     :param row: one RIM agent against one baseline on one test env.
@@ -184,4 +188,22 @@ def verdict_markdown(paired: Sequence[Comparison], baselines: Sequence[str]) -> 
         lines.append(
             f"| {r['train_env']} | {r['agent']} | {better} | {worse} | {r['training_env']} | **{r['verdict']}** |"
         )
-    return lines
+    return [*lines, "", in_short(rows)]
+
+
+def in_short(rows: Sequence[ClaimRow]) -> str:
+    """
+    The verdict in one line (the docs' results index shows it): the count of each verdict, then which training env
+    and agent got it.
+
+    :param rows: from :func:`claim_rows` (not empty).
+    :return: ``"**In short:** N supported, N not supported, N inconclusive (of N claims: one per training env and
+        RIM agent); supported: AGENT on ENV, ...; not supported: ..."``.
+    """
+    counts = ", ".join(f"{sum(r['verdict'] == v for r in rows)} {v}" for v in VERDICTS)
+    parts = [f"**In short:** {counts} (of {len(rows)} claims: one per training env and RIM agent)"]
+    for v in VERDICTS:
+        named = [f"{r['agent']} on {r['train_env']}" for r in rows if r["verdict"] == v]
+        if named and v != VERDICTS[-1]:
+            parts.append(f"{v}: {', '.join(named)}")
+    return "; ".join(parts) + "."

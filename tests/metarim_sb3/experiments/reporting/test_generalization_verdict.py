@@ -73,3 +73,8 @@ def test_the_verdict_table() -> None:
     assert "Holm p above is below 0.05" in text and "better than `lstm` and `gru`" in text
     assert "| S | rim | 2 of 2 (M, L) | none | no difference resolved | **supported** |" in lines
     assert "| S | meta-rim | 0 of 2 | M (gru) | no difference resolved | **not supported** |" in lines
+    # the last line sums it up (the docs' results index quotes it)
+    assert lines[-1] == (
+        "**In short:** 1 supported, 1 not supported, 0 inconclusive (of 2 claims: one per training env and RIM agent); "
+        "supported: rim on S; not supported: meta-rim on S."
+    )
