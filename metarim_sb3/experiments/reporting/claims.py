@@ -36,6 +36,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from metarim_sb3.experiments.reporting.claim_set import Claim, Claims
 from metarim_sb3.experiments.reporting.comparisons import PAIRED_METRICS, PairedComparison
 from metarim_sb3.experiments.reporting.formatting import format_estimate, interval_allowed
 from metarim_sb3.experiments.reporting.protocol import METRICS as V2_METRICS
@@ -43,33 +44,6 @@ from metarim_sb3.experiments.reporting.protocol import METRICS as V2_METRICS
 SUPPORTED = "supported"
 NOT_SUPPORTED = "not supported"
 INCONCLUSIVE = "inconclusive"
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One claim: ``reference`` is better than ``against`` on ``metric``."""
-
-    text: str
-    metric: str
-    against: str
-
-
-@dataclass(frozen=True)
-class Claims:
-    """The claims of a preset with their decision rule."""
-
-    reference: str
-    alpha: float
-    margin: float
-    items: tuple[Claim, ...]
-    #: ``v1`` (the rule above) or ``v2`` (:mod:`~metarim_sb3.experiments.reporting.protocol`).
-    rule: str = "v1"
-    #: v2: env -> weight of the pooled verdict.
-    weights: tuple[tuple[str, float], ...] = ()
-    #: v2: metrics reported without a verdict.
-    secondary: tuple[str, ...] = ()
-    #: v2: env -> frames the time to threshold is capped at.
-    tau: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)

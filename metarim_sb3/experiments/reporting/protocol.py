@@ -31,11 +31,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 from scipy import stats as sps
 
+from metarim_sb3.experiments.reporting.claim_set import Claim, Claims
 from metarim_sb3.experiments.reporting.comparisons import holm
 from metarim_sb3.experiments.reporting.formatting import format_estimate
 from metarim_sb3.experiments.reporting.metrics import AdaptationAUC, Visit
@@ -346,7 +346,7 @@ class ClaimResult:
 
 
 def judge_family(
-    items: Sequence[Any], diffs: Sequence[Sequence[float] | Paired], alpha: float, margin: float
+    items: Sequence[Claim], diffs: Sequence[Sequence[float] | Paired], alpha: float, margin: float
 ) -> list[ClaimResult]:
     """
     The verdict of each claim on one family (or pooled), Holm over the claims for each of the two tests.
@@ -380,7 +380,7 @@ def judge_family(
     return out
 
 
-def judge_pooled(claims: Any, by_family: Mapping[str, list[ClaimResult]]) -> tuple[list[ClaimResult] | None, str]:
+def judge_pooled(claims: Claims, by_family: Mapping[str, list[ClaimResult]]) -> tuple[list[ClaimResult] | None, str]:
     """
     The pooled verdict: per claim the families' mean advantages weighted by the declared weights
     (:func:`pooled_test`), Holm over the claims (:func:`judge_family`). A claim with fewer than 3 pairs in any family
@@ -434,7 +434,7 @@ _HEADER = [
 ]
 
 
-def _scores_sentence(claims: Any) -> str:
+def _scores_sentence(claims: Claims) -> str:
     """
     :param claims: the preset's claims (``margin``, ``tau``).
     :return: what each run's scores are and their scale, the scale the margin is in.
@@ -454,7 +454,7 @@ def _scores_sentence(claims: Any) -> str:
 
 
 def verdict_markdown_v2(
-    claims: Any,
+    claims: Claims,
     by_family: Mapping[str, list[ClaimResult]],
     pooled: list[ClaimResult] | None,
     pooled_note: str,
