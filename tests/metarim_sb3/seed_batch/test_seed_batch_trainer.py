@@ -138,10 +138,14 @@ def assert_same_run(got: ChunkedRecurrentPPO, got_rec: Recorder, want: ChunkedRe
 
 
 def assert_params_close(got: ChunkedRecurrentPPO, want: ChunkedRecurrentPPO) -> None:
-    """Equal up to float rounding (the cores are bitwise independent across seeds: test_seed_batch_cores)."""
+    """
+    Equal up to float rounding (the cores are bitwise independent across seeds: test_seed_batch_cores), at the
+    tolerance of :func:`assert_same_run`: summed in another order, a bias gradient near 0 moves a parameter by about
+    2e-6 after one Adam step on some CPUs (measured on ``action_net.bias``), where an update's step is about 1e-3.
+    """
     want_params = params(want)
     for name, p in params(got).items():
-        torch.testing.assert_close(p, want_params[name], rtol=1e-5, atol=1e-6, msg=name)
+        torch.testing.assert_close(p, want_params[name], rtol=1e-4, atol=1e-5, msg=name)
 
 
 _INITIAL: dict[tuple[str, int], ChunkedRecurrentPPO] = {}
