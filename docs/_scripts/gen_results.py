@@ -252,8 +252,8 @@ def generate(results_dir: Path, out_dir: Path) -> Path:
         write_if_changed(page, header + "\n".join(page_lines))
         kept.add(page.resolve())
         entry = f"- {{doc}}`{folder} <{_page_name(name)}>`{': ' + what if what else ''}{state}"
-        report = next((f for f in groups.get(name, []) if f.relative_to(results_dir).parts[1:] == ("report.md",)), None)
-        short = verdict_in_short(report) if report is not None else None
+        report = results_dir / name / "report.md"
+        short = verdict_in_short(report) if name and report in groups.get(name, []) else None
         lines.append(entry + (f". **Verdict, in short:** {short}" if short else ""))
         entries.append(_page_name(name))
     lines += ["", "```{toctree}", ":hidden:", "", *entries, "```", ""]

@@ -497,10 +497,7 @@ def verdict_markdown_v2(
     lines.append(
         "**In short:** "
         + "; ".join(
-            f"{label}: "
-            + ", ".join(
-                f"{sum(r.verdict == v for r in rs)} {v}" for v in ("supported", "not supported", "inconclusive")
-            )
+            f"{label}: " + ", ".join(f"{sum(r.verdict == v for r in rs)} {v}" for v in VERDICTS)
             for label, rs in [*by_family.items(), *([("pooled", pooled)] if pooled else [])]
         )
         + f" (of {len(claims.items)} claims each)."

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Protocol, TypedDict
 
 from metarim_sb3.experiments.reporting.formatting import MIN_SEEDS_FOR_INTERVAL
+from metarim_sb3.experiments.reporting.protocol import VERDICTS
 
 __all__ = [
     "ALPHA",
@@ -74,10 +75,6 @@ class Comparison(Protocol):
 ALPHA = 0.05
 #: The results of one comparison (:func:`direction`).
 BETTER, WORSE, UNRESOLVED = "better", "worse", "no difference resolved"
-
-
-#: The claim's verdicts, in the order the report counts them.
-VERDICTS = ("supported", "not supported", "inconclusive")
 
 
 def direction(row: Comparison) -> str:
