@@ -59,6 +59,7 @@ def _markdown(
     command: str,
     extra: list[str],
     verdict: list[str],
+    summary_rows: str = "one row per run",
 ) -> str:
     """
     :param runs: the loaded runs of the report.
@@ -67,6 +68,7 @@ def _markdown(
     :param command: the command that produced the report (``""``: no ``Produced by`` line).
     :param extra: the lines of the sections after the figures.
     :param verdict: the lines right after the summary table (the claims' verdict, the zero-shot tests).
+    :param summary_rows: what a row of ``summary.csv`` is, for the Files section.
     :return: the text of ``report.md``.
     """
     seeds = sorted({r.seed for r in runs})
@@ -129,7 +131,7 @@ def _markdown(
     for key, (title, text) in sections.items():
         lines += ["", f"## {title}", "", text, "", f"![{title}]({images[key]})"]
     lines += extra
-    lines += ["", "## Files", "", "`summary.csv`: one row per run; `aggregate.csv`: the table above.", ""]
+    lines += ["", "## Files", "", f"`summary.csv`: {summary_rows}; `aggregate.csv`: the table above.", ""]
     if versions:
         lines += ["## Versions", "", ", ".join(f"{k} {v}" for k, v in versions.items()), ""]
     if not lines[0]:
@@ -219,5 +221,7 @@ def build_report(
     extra += drift_markdown(runs, "drift.png")
     extra += cost_markdown(runs)
     written["report"] = out / "report.md"
-    written["report"].write_text(_markdown(runs, rows, images, command, extra, verdict), encoding="utf-8")
+    summary_rows = "one row per run and test env" if tests else "one row per run"
+    markdown = _markdown(runs, rows, images, command, extra, verdict, summary_rows)
+    written["report"].write_text(markdown, encoding="utf-8")
     return written

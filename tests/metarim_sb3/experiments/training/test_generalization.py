@@ -245,6 +245,7 @@ def test_report_table_and_section(tmp_path: Path) -> None:
     assert "| DoorKey-5x5 | rim | 3 | 0.80 | 0.95 | 0/3 | 3/3 | 0/3 |" in section
     assert "`metarim report runs --out rep`" in section
     assert report.index("## Zero-shot to larger envs") < report.index("## Learning curves")
+    assert "`summary.csv`: one row per run and test env;" in report.split("## Files")[1]
 
 
 def test_report_without_tests_has_no_section(tmp_path: Path) -> None:
@@ -252,6 +253,7 @@ def test_report_without_tests_has_no_section(tmp_path: Path) -> None:
     paths = build_report([tmp_path / "runs"], tmp_path / "rep")
     assert "generalization" not in paths and not (tmp_path / "rep" / "generalization.csv").exists()
     assert "Zero-shot to larger envs" not in paths["report"].read_text()
+    assert "`summary.csv`: one row per run;" in paths["report"].read_text().split("## Files")[1]
 
 
 def test_a_run_without_tests_keeps_one_summary_row(tmp_path: Path) -> None:
