@@ -6,7 +6,8 @@
 git clone <this repository> gp && cd gp && git checkout eaffa90
 metarim compare --preset results/generalization/pilot/preset.yaml --out results/generalization/pilot --workers 1 --no-report
 # The pilot's report (its "Training plateau" table decides whether the budget stands), in a clean clone of the commit
-# that adds the runs:
+# that adds the runs (both pilots' reports regenerated at 1684b9d, whose report names summary.csv's rows rightly; no
+# number changed):
 metarim report results/generalization/pilot/runs --out results/generalization/pilot
 # The repeated DoorKey pilot (pilot-doorkey/preset.yaml, declared before it ran), from a clean clone of its commit
 # (592f700):
