@@ -23,5 +23,8 @@ metarim report results/generalization/pilot-doorkey/runs --out results/generaliz
 # zips, checkpoints, logs and tensorboard files are not). Resumable: the same command continues the grid.
 git clone <this repository> gen && cd gen && git checkout e0cff30
 metarim compare --preset generalization --out results/generalization --workers 2 --no-report
-# The report (not written yet: the runs are not all finished), in a clean clone of the commit that adds the last runs:
-# metarim report results/generalization/runs --out results/generalization
+# The grid finished on 2026-12-07 at 15:54 UTC (100 of 100 runs; runs interrupted between sessions resumed from
+# their checkpoints, and their progress_from_<frames>.csv files are committed beside progress.csv).
+# The report, in a clean clone of the commit that adds the last run (5da62ea):
+git clone <this repository> genr && cd genr && git checkout 5da62ea
+metarim report results/generalization/runs --out results/generalization
