@@ -59,7 +59,7 @@ def _markdown(
     command: str,
     extra: list[str],
     verdict: list[str],
-    summary_rows: str = "one row per run",
+    summary_rows: str,
 ) -> str:
     """
     :param runs: the loaded runs of the report.
@@ -221,7 +221,7 @@ def build_report(
     extra += drift_markdown(runs, "drift.png")
     extra += cost_markdown(runs)
     written["report"] = out / "report.md"
-    summary_rows = "one row per run and test env" if tests else "one row per run"
+    summary_rows = "one row per run" + (" and test env" if tests else "")
     markdown = _markdown(runs, rows, images, command, extra, verdict, summary_rows)
     written["report"].write_text(markdown, encoding="utf-8")
     return written
